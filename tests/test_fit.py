@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from annealscope.fit import FitSettings, fit_table
+
+
+def synthetic_table(curves: dict, budgets=(1, 2, 4, 8, 16), noise=0.002, seed=0) -> pd.DataFrame:
+    """Metric rows for sources with known saturating curves y = E + A (C/1e12)^-alpha (lower is better)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for source, (asymptote, scale, exponent, flops_per_token) in curves.items():
+        for budget in budgets:
+            flops = budget * 1e12 * flops_per_token
+            value = asymptote + scale * (flops / 1e12) ** -exponent + rng.normal(0, noise)
+            rows.append({"source": source, "budget_tokens": budget, "seed": 0, "total_flops": flops,
+                         "task": "t", "metric": "nll", "value": value, "stderr": noise})
+    return pd.DataFrame(rows)
+
+
+def test_fit_recovers_known_exponents_and_picks_the_best_source():
+    table = synthetic_table({"steep": (1.0, 2.0, 0.6, 1.0), "flat": (1.5, 0.5, 0.3, 1.0)})
+    result = fit_table(table, FitSettings(forms=["saturating_power_law"], bootstrap=50, micro_anneal_budget=1))
+    fits = result.fits.set_index("source")
+    assert (fits["status"] == "ok").all()
+    steep = json.loads(fits.loc["steep", "params"])
+    assert steep["alpha"] == pytest.approx(0.6, abs=0.1)
+    fitted = result.decisions[result.decisions["kind"] == "fitted"]
+    assert fitted.iloc[-1]["best_source"] == "steep"
+
+
+def test_micro_annealing_and_the_fitted_ranking_can_disagree():
+    # "flat" wins at the smallest budget, "steep" at the largest: the ranking flips.
+    table = synthetic_table({"steep": (1.0, 3.0, 0.8, 1.0), "flat": (1.6, 0.5, 0.3, 1.0)})
+    result = fit_table(table, FitSettings(forms=["saturating_power_law"], bootstrap=20, micro_anneal_budget=1))
+    decisions = result.decisions.set_index("kind")
+    assert decisions.loc["micro_anneal", "best_source"] == "flat"
+    assert decisions.loc["fitted_at_largest", "best_source"] == "steep"
+    assert decisions.loc["fitted_at_largest", "kendall_tau_vs_micro"] == pytest.approx(-1.0)
+
+
+def test_a_source_with_too_few_points_says_why_and_the_rest_still_fit():
+    table = synthetic_table({"good": (1.0, 2.0, 0.5, 1.0)})
+    sparse = synthetic_table({"sparse": (1.0, 1.0, 0.5, 2.0)}, budgets=(1, 2))
+    result = fit_table(pd.concat([table, sparse]), FitSettings(forms=["saturating_power_law"], bootstrap=10))
+    fits = result.fits.set_index("source")
+    assert fits.loc["good", "status"] == "ok"
+    assert "too few points" in fits.loc["sparse", "status"]
+    assert set(result.predictions["source"]) == {"good"}
+
+
+def test_intervals_bracket_the_prediction_and_widen_when_extrapolating():
+    table = synthetic_table({"a": (1.0, 2.0, 0.5, 1.0)}, noise=0.02)
+    result = fit_table(table, FitSettings(forms=["saturating_power_law"], bootstrap=100, target_flops=[1e15]))
+    predictions = result.predictions
+    assert (predictions["lower"] <= predictions["predicted"] + 1e-9).all()
+    assert (predictions["upper"] >= predictions["predicted"] - 1e-9).all()
+    width = (predictions["upper"] - predictions["lower"]).to_numpy()
+    assert predictions["extrapolated"].iloc[-1]
+    assert width[-1] > width[len(width) // 2]
+
+
+def test_model_choice_prefers_the_form_that_extrapolates_better():
+    table = synthetic_table({"a": (1.0, 2.0, 0.7, 1.0)}, budgets=(1, 2, 4, 8, 16, 32))
+    result = fit_table(table, FitSettings(forms=["saturating_power_law", "log_linear"], bootstrap=5))
+    row = result.fits.iloc[0]
+    assert row["form"] == "saturating_power_law"
+    assert "log_linear" in row["forms_tried"]
+
+
+def test_unknown_metric_direction_is_a_clear_error():
+    table = synthetic_table({"a": (1.0, 2.0, 0.5, 1.0)})
+    table["metric"] = "mystery"
+    with pytest.raises(ValueError, match=r"fit\.higher_is_better"):
+        fit_table(table, FitSettings(bootstrap=0))
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match="total_flops"):
+        fit_table(pd.DataFrame({"source": ["a"]}), FitSettings())

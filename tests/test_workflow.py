@@ -1,0 +1,153 @@
+"""End to end: the test grid through every stage with real DeepSpeed, lm-eval and Snakemake, then the
+incremental behaviour (new budget, new source, new fit settings) checked by Snakemake's own plan."""
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from annealscope.collect import COLUMNS
+from annealscope.fit import FitSettings, fit_table
+
+pytestmark = pytest.mark.slow
+RUN = "test-grid"
+
+
+def snakemake(root: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--configfile", str(config), "--directory", str(root), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=root)
+
+
+def planned_jobs(root: Path, config: Path) -> dict[str, list[str]]:
+    """Rule -> outputs of every job a dry-run plans."""
+    result = snakemake(root, config, "-n", "--cores", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule )", result.stdout):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if match:
+            output = re.search(r"output: (.*)", block)
+            jobs.setdefault(match[1], []).append(output[1] if output else "")
+    jobs.pop("all", None)
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Run the test grid once, end to end, from a clean results directory."""
+    root = Path(__file__).resolve().parent.parent
+    config = tmp_path_factory.mktemp("grid") / "config.yaml"
+    config.write_text((root / "tests" / "config" / "test_grid.yaml").read_text())
+    results = root / "results" / RUN
+    subprocess.run(["rm", "-rf", str(results)], check=True)
+    run = snakemake(root, config, "--cores", "2")
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    return root, config, results
+
+
+def test_every_stage_produced_its_artifacts(grid):
+    _, _, results = grid
+    metrics = pd.read_csv(results / "metrics.csv")
+    assert list(metrics.columns[: len(COLUMNS)]) == COLUMNS
+    assert set(metrics["source"]) == {"base", "program_problems", "teacher_problems", "filtered_web"}
+    assert set(metrics["metric"]) == {"acc", "brier", "nll"}
+    assert (metrics.loc[metrics["source"] == "base", "total_flops"] == 0).all()
+    annealed = metrics[metrics["source"] != "base"]
+    assert (annealed["total_flops"] >= annealed["train_flops"]).all()
+    teacher = annealed[annealed["source"] == "teacher_problems"]
+    assert (teacher["acquisition_flops"] > 0).all() and (teacher["epochs"] > 1).any()
+    for name in ("fits.csv", "predictions.csv", "decisions.csv", "curves.png"):
+        assert (results / "fit" / name).stat().st_size > 0
+    assert "<img" in (results / "report.html").read_text()
+
+
+def test_anneal_exports_load_and_logs_decay_to_zero(grid):
+    from transformers import AutoModelForCausalLM
+
+    _, _, results = grid
+    cell = results / "anneal" / "program_problems" / "16384" / "seed0"
+    model = AutoModelForCausalLM.from_pretrained(cell / "model")
+    assert model.config.model_type == "llama"
+    log = [json.loads(line) for line in (cell / "train_log.jsonl").read_text().splitlines()]
+    assert {"step", "lr", "loss", "tokens", "tokens_per_s"} <= set(log[0])
+    assert log[-1]["lr"] < log[len(log) // 2]["lr"] <= max(entry["lr"] for entry in log)
+    summary = json.loads((cell / "summary.json").read_text())
+    assert summary["source_tokens"] >= 16384 and summary["replay_tokens"] > 0
+
+
+def test_manifests_account_for_acquisition(grid):
+    _, _, results = grid
+    teacher = json.loads((results / "curate" / "teacher_problems" / "manifest.json").read_text())
+    acquisition = teacher["acquisition"]
+    assert teacher["acquisition_flops"] == pytest.approx(
+        2 * acquisition["generator_parameters"] * (acquisition["prompt_tokens"] + acquisition["generated_tokens"]))
+    web = json.loads((results / "curate" / "filtered_web" / "manifest.json").read_text())
+    assert 0 < web["acquisition"]["pass_rate"] < 1
+    assert web["acquisition_flops"] == pytest.approx(
+        web["acquisition"]["flops_per_token"] * web["acquisition"]["scanned_tokens"])
+    program = json.loads((results / "curate" / "program_problems" / "manifest.json").read_text())
+    assert program["acquisition_flops"] == 0 and program["tokens"] > 0
+
+
+def test_nothing_left_to_do_after_the_run(grid):
+    root, config, _ = grid
+    assert planned_jobs(root, config) == {}
+
+
+def test_adding_a_budget_reruns_only_the_new_cells(grid, tmp_path):
+    root, config, _ = grid
+    changed = yaml.safe_load(config.read_text())
+    changed["grid"]["budgets"].append(32768)
+    path = tmp_path / "more_budget.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(root, path)
+    assert sorted(jobs) == ["anneal", "collect", "evaluate", "fit", "report"]
+    assert len(jobs["anneal"]) == 3 and all("/32768/" in output for output in jobs["anneal"])
+    assert len(jobs["evaluate"]) == 3 and all("/32768/" in output for output in jobs["evaluate"])
+
+
+def test_adding_a_source_reruns_only_its_cells(grid, tmp_path):
+    root, config, _ = grid
+    changed = yaml.safe_load(config.read_text())
+    changed["sources"]["more_problems"] = {"curation": "synthesize",
+                                           "generator": {"kind": "program", "documents": 300, "seed": 7}}
+    path = tmp_path / "more_source.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(root, path)
+    assert sorted(jobs) == ["anneal", "collect", "curate", "evaluate", "fit", "report", "tokenize"]
+    for rule in ("curate", "tokenize", "anneal", "evaluate"):
+        assert all("more_problems" in output for output in jobs[rule]), (rule, jobs[rule])
+    assert len(jobs["anneal"]) == 3
+
+
+def test_changing_fit_settings_reruns_only_fit_and_report(grid, tmp_path):
+    root, config, _ = grid
+    changed = yaml.safe_load(config.read_text())
+    changed["fit"] = {"bootstrap": 7, "forms": ["log_linear"]}
+    path = tmp_path / "refit.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    assert sorted(planned_jobs(root, path)) == ["fit", "report"]
+
+
+def test_fit_cli_accepts_the_collected_table(grid, tmp_path):
+    _, _, results = grid
+    out = tmp_path / "fit"
+    command = ["annealscope", "fit", str(results / "metrics.csv"), "--out", str(out), "--target-flops", "1e13",
+               "--bootstrap", "10"]
+    subprocess.run(command, check=True, capture_output=True)
+    decisions = pd.read_csv(out / "decisions.csv")
+    assert 1e13 in set(decisions["total_flops"].dropna())
+    assert {"fitted", "micro_anneal"} <= set(decisions["kind"])
+
+
+def test_the_fit_is_a_pure_function_of_the_table(grid):
+    _, _, results = grid
+    metrics = pd.read_csv(results / "metrics.csv")
+    first = fit_table(copy.deepcopy(metrics), FitSettings(bootstrap=5))
+    second = fit_table(metrics, FitSettings(bootstrap=5))
+    pd.testing.assert_frame_equal(first.fits, second.fits)

@@ -1,0 +1,215 @@
+"""The `annealscope` command: one subcommand per stage; the Snakemake rules call these."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    for key, value in OFFLINE.items():
+        os.environ.setdefault(key, value)
+    parser = argparse.ArgumentParser(prog="annealscope", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    command = commands.add_parser("init-base", help="train the demo tokenizer and build the untrained base model")
+    command.add_argument("--settings", required=True, help="JSON of base_model.build")
+    command.add_argument("--out", required=True)
+    command.set_defaults(run=_init_base)
+
+    command = commands.add_parser("corpus", help="write the documents of corpus references as JSONL")
+    command.add_argument("references", nargs="+")
+    command.add_argument("--out", required=True)
+    command.set_defaults(run=_corpus)
+
+    command = commands.add_parser("curate", help="curate one source: documents and manifest")
+    command.add_argument("--name", required=True)
+    command.add_argument("--settings", required=True, help="JSON of sources.<name>")
+    command.add_argument("--tokenizer", required=True)
+    command.add_argument("--tasks", required=True, help="prepared evaluation tasks, for decontamination")
+    command.add_argument("--documents", required=True)
+    command.add_argument("--manifest", required=True)
+    command.set_defaults(run=_curate)
+
+    command = commands.add_parser("tokenize", help="tokenize documents to a .bin token array and .json sidecar")
+    command.add_argument("--documents", required=True)
+    command.add_argument("--tokenizer", required=True)
+    command.add_argument("--out", required=True, help="the .bin path; the sidecar is the same name with .json")
+    command.set_defaults(run=_tokenize)
+
+    command = commands.add_parser("train", help="launch one DeepSpeed training job (pre-training or anneal)")
+    command.add_argument("--settings", required=True, help="JSON of the training settings")
+    command.add_argument("--init", required=True, help="checkpoint to start from")
+    command.add_argument("--source", required=True, help="token array of the data to train on")
+    command.add_argument("--replay", help="token array of replay data")
+    command.add_argument("--out", required=True)
+    command.add_argument("--log", required=True)
+    command.add_argument("--summary", required=True)
+    command.set_defaults(run=_train)
+
+    command = commands.add_parser("prepare-tasks", help="write the local evaluation tasks for lm-eval")
+    command.add_argument("tasks", nargs="*")
+    command.add_argument("--resources", default="resources")
+    command.add_argument("--out", required=True)
+    command.set_defaults(run=_prepare_tasks)
+
+    command = commands.add_parser("evaluate", help="evaluate checkpoints with lm-evaluation-harness")
+    command.add_argument("--tasks-dir", required=True)
+    command.add_argument("--settings", required=True, help="JSON of eval")
+    command.add_argument("--job", nargs=3, action="append", required=True, metavar=("CHECKPOINT", "SCORES", "ITEMS"))
+    command.add_argument("--trust-remote-code", action="store_true")
+    command.set_defaults(run=_evaluate)
+
+    command = commands.add_parser("collect", help="collect evaluated cells into metrics.csv")
+    command.add_argument("scores", nargs="+")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("--out", required=True)
+    command.set_defaults(run=_collect)
+
+    command = commands.add_parser("fit", help="fit curves per source to a metrics table")
+    command.add_argument("metrics")
+    command.add_argument("--out", required=True)
+    command.add_argument("--target-flops", type=float, nargs="*", default=None)
+    command.add_argument("--forms", nargs="+")
+    command.add_argument("--bootstrap", type=int)
+    command.add_argument("--micro-anneal-budget", type=int)
+    command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
+    command.add_argument("--settings", help="JSON of fit (command-line options take precedence)")
+    command.set_defaults(run=_fit)
+
+    command = commands.add_parser("report", help="render the HTML report of a fit")
+    command.add_argument("--fit", required=True)
+    command.add_argument("--metrics", required=True)
+    command.add_argument("--out", required=True)
+    command.add_argument("--title", default="annealscope")
+    command.set_defaults(run=_report)
+
+    command = commands.add_parser("plan", help="print the grid's cells, FLOPs and GPU-hours without Snakemake")
+    command.add_argument("config", nargs="?", default="config/config.yaml")
+    command.add_argument("--resources", default="resources")
+    command.set_defaults(run=_plan)
+
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"annealscope {args.command}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _init_base(args) -> None:
+    from annealscope.base import initialise_base
+
+    settings = json.loads(args.settings)
+    parameters = initialise_base(settings["corpus"], settings, args.out)
+    print(f"built the base tokenizer and a {parameters:,}-parameter Llama in {args.out}")
+
+
+def _corpus(args) -> None:
+    from annealscope.corpora import read_corpora
+    from annealscope.io import write_jsonl
+
+    count = write_jsonl(args.out, (document.as_record() for document in read_corpora(args.references)))
+    print(f"wrote {count:,} documents of {', '.join(args.references)} to {args.out}")
+
+
+def _curate(args) -> None:
+    from annealscope.curate import curate_source
+
+    curate_source(args.name, json.loads(args.settings), args.tokenizer, args.tasks, args.documents, args.manifest)
+
+
+def _tokenize(args) -> None:
+    from annealscope.tokens import tokenize_documents
+
+    meta = tokenize_documents(args.documents, args.tokenizer, args.out, Path(args.out).with_suffix(".json"))
+    print(f"tokenized {meta['documents']:,} documents to {meta['tokens']:,} {meta['dtype']} tokens in {args.out}")
+
+
+def _train(args) -> None:
+    from annealscope.launch import run_training
+    from annealscope.spec import TrainSpec
+
+    spec = TrainSpec.from_settings(json.loads(args.settings), init_model=args.init, out_dir=args.out,
+                                   log_path=args.log, summary_path=args.summary, source_tokens=args.source,
+                                   replay_tokens=args.replay)
+    run_training(spec)
+
+
+def _prepare_tasks(args) -> None:
+    from annealscope.tasks import prepare_tasks
+
+    counts = prepare_tasks(args.tasks, args.resources, args.out)
+    print("prepared tasks: " + ", ".join(f"{task} ({count:,} items)" for task, count in counts.items()))
+
+
+def _evaluate(args) -> None:
+    from annealscope.evaluate import EvalRequest, evaluate_checkpoints
+
+    settings = json.loads(args.settings)
+    requests = [EvalRequest(*job) for job in args.job]
+    evaluate_checkpoints(requests, settings["tasks"], args.tasks_dir, settings.get("limit"),
+                         settings.get("batch_size", 32), args.trust_remote_code)
+
+
+def _collect(args) -> None:
+    from annealscope.collect import collect, write_metrics
+
+    table = collect(args.scores, args.run_dir)
+    write_metrics(table, args.out)
+    cells = table[["source", "budget_tokens", "seed"]].drop_duplicates()
+    print(f"collected {len(cells)} cells, {len(table)} rows into {args.out}")
+
+
+def _fit(args) -> None:
+    import pandas as pd
+
+    from annealscope.fit import FitSettings, fit_table
+    from annealscope.io import atomic_path
+    from annealscope.plot import curves_figure, save_figure
+
+    settings = json.loads(args.settings) if args.settings else {}
+    directions = dict(settings.get("higher_is_better", {}))
+    for item in args.higher_is_better:
+        metric, _, flag = item.partition("=")
+        if flag not in ("true", "false"):
+            raise ValueError(f"--higher-is-better {item}: write METRIC=true or METRIC=false")
+        directions[metric] = flag == "true"
+    fit_settings = FitSettings(
+        forms=args.forms or settings.get("forms", FitSettings().forms),
+        target_flops=args.target_flops if args.target_flops is not None else settings.get("target_flops", []),
+        bootstrap=args.bootstrap if args.bootstrap is not None else settings.get("bootstrap", 200),
+        micro_anneal_budget=args.micro_anneal_budget or settings.get("micro_anneal_budget"),
+        higher_is_better=directions)
+    metrics = pd.read_csv(args.metrics)
+    result = fit_table(metrics, fit_settings)
+    out = Path(args.out)
+    for name, frame in (("fits", result.fits), ("predictions", result.predictions), ("decisions", result.decisions)):
+        with atomic_path(out / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+    save_figure(curves_figure(metrics, result.curves), out / "curves.png")
+    ok = int((result.fits["status"] == "ok").sum())
+    print(f"fitted {ok} of {len(result.fits)} curves ({', '.join(fit_settings.forms)}); outputs in {out}")
+
+
+def _report(args) -> None:
+    from annealscope.report import render_report
+
+    render_report(args.fit, args.metrics, args.out, args.title)
+    print(f"wrote the report to {args.out}")
+
+
+def _plan(args) -> None:
+    from annealscope.config import load_config
+    from annealscope.grid import print_plan
+
+    print_plan(load_config(args.config, args.resources))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Collect every evaluated cell into the tidy `metrics.csv` of DESIGN.md.
+
+Acquisition compute is charged per cell for the unique source tokens it trained on
+(acquisition FLOPs per curated token × unique tokens): repeating data costs training, not acquisition.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from annealscope.io import atomic_path, read_json
+from annealscope.layout import ANNEAL_SUMMARY, BASE_SOURCE, MANIFEST, cell_from_scores_path, cell_path
+
+COLUMNS = ["source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens", "epochs", "train_flops",
+           "acquisition_flops", "total_flops", "task", "metric", "value", "stderr", "n_items", "checkpoint",
+           "replay_tokens", "replay_flops", "acquisition_usd"]
+
+
+def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
+    """Tokens and compute of one cell, from its training summary and its source's manifest."""
+    if source == BASE_SOURCE:
+        return {"curation": BASE_SOURCE, "train_tokens": 0, "unique_tokens": 0, "epochs": 0.0, "train_flops": 0.0,
+                "acquisition_flops": 0.0, "replay_tokens": 0, "replay_flops": 0.0, "acquisition_usd": 0.0}
+    summary = read_json(cell_path(ANNEAL_SUMMARY, run_dir, source, budget, seed))
+    manifest = read_json(Path(run_dir) / MANIFEST.removeprefix("results/{run}/").format(source=source))
+    share = summary["unique_source_tokens"] / manifest["tokens"] if manifest["tokens"] else 0.0
+    usd = manifest.get("acquisition_usd")
+    return {"curation": manifest["curation"], "train_tokens": summary["source_tokens"],
+            "unique_tokens": summary["unique_source_tokens"], "epochs": summary["epochs"],
+            "train_flops": summary["train_flops"], "acquisition_flops": manifest["acquisition_flops"] * min(share, 1.0),
+            "replay_tokens": summary["replay_tokens"], "replay_flops": summary["replay_flops"],
+            "acquisition_usd": usd * min(share, 1.0) if usd is not None else None}
+
+
+def collect(scores_paths: list[str | Path], run_dir: str | Path) -> pd.DataFrame:
+    rows = []
+    for scores_path in scores_paths:
+        source, budget, seed = cell_from_scores_path(scores_path)
+        scores = read_json(scores_path)
+        costs = cell_costs(Path(run_dir), source, budget, seed)
+        for task, metrics in scores["tasks"].items():
+            for metric, result in metrics.items():
+                rows.append({"source": source, "budget_tokens": budget, "seed": seed, **costs,
+                             "total_flops": costs["train_flops"] + costs["acquisition_flops"], "task": task,
+                             "metric": metric, "value": result["value"], "stderr": result["stderr"],
+                             "n_items": result["n_items"], "checkpoint": scores["checkpoint"]})
+    if not rows:
+        raise ValueError("no evaluation scores to collect")
+    return pd.DataFrame(rows, columns=COLUMNS).sort_values(["task", "metric", "source", "budget_tokens", "seed"])
+
+
+def write_metrics(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)

@@ -1,0 +1,131 @@
+"""Configuration: schema validation with defaults (Snakemake's `validate`) and the checks a schema
+cannot express, all before any job runs; every error names the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from annealscope.corpora import CorpusError, check_reference, resolve_path
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, naming the key."""
+
+
+def validate_schema(config: dict) -> None:
+    """Validate against the JSON schema with Snakemake's `validate`, filling in defaults, in place."""
+    from jsonschema import ValidationError
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA), set_default=True)
+    except WorkflowError as error:
+        cause = next((arg for arg in error.args if isinstance(arg, ValidationError)), None)
+        raise ConfigError(schema_message(cause) if cause else str(error)) from None
+
+
+def schema_message(error) -> str:
+    """One line naming the key (dotted path) and what the schema wants there."""
+    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    if error.validator == "oneOf":
+        choices = " or ".join("/".join(option.get("required", [])) for option in error.validator_value)
+        return f"{key}: set exactly one of {choices}"
+    message = error.message if len(error.message) < 300 else error.message[:300] + "..."
+    return f"{key}: {message}"
+
+
+def check_config(config: dict, resources_dir: str | Path = "resources") -> None:
+    """Semantic checks: files exist, corpora resolve, tasks are known, the grid is consistent."""
+    build = config["base_model"].get("build")
+    for index, reference in enumerate(build["corpus"] if build else []):
+        _check_corpus(f"base_model.build.corpus[{index}]", reference)
+    replay = config["replay"]
+    if replay["fraction"] > 0 and not replay["corpus"]:
+        raise ConfigError("replay.corpus: empty while replay.fraction > 0; list corpora or set replay.fraction: 0")
+    for index, reference in enumerate(replay["corpus"]):
+        _check_corpus(f"replay.corpus[{index}]", reference)
+    for name, source in config["sources"].items():
+        _check_source(name, source, config)
+    budgets = config["grid"]["budgets"]
+    micro = config["grid"].setdefault("micro_anneal_budget", min(budgets))
+    if micro not in budgets:
+        raise ConfigError(f"grid.micro_anneal_budget: {micro} is not one of grid.budgets {budgets}")
+    anneal = config["anneal"]
+    if anneal["global_batch"] % anneal["ranks"]:
+        raise ConfigError(f"anneal.global_batch: {anneal['global_batch']} is not divisible by anneal.ranks "
+                          f"({anneal['ranks']})")
+    _check_tasks(config["eval"]["tasks"], resources_dir)
+
+
+def load_config(path: str | Path, resources_dir: str | Path = "resources") -> dict:
+    """Read, validate and check a config file, as the Snakefile does."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    config = yaml.safe_load(path.read_text()) or {}
+    validate_schema(config)
+    check_config(config, resources_dir)
+    return config
+
+
+def _check_corpus(key: str, reference: str) -> None:
+    try:
+        check_reference(reference)
+    except CorpusError as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
+def _check_source(name: str, source: dict, config: dict) -> None:
+    key = f"sources.{name}"
+    if source["curation"] == "filter":
+        for index, reference in enumerate(source["pool"]):
+            _check_corpus(f"{key}.pool[{index}]", reference)
+        _check_corpus(f"{key}.seeds", source["seeds"])
+    elif source["curation"] == "given":
+        for index, reference in enumerate(source["corpus"]):
+            _check_corpus(f"{key}.corpus[{index}]", reference)
+    elif source["generator"]["kind"] == "teacher":
+        generator = source["generator"]
+        if not Path(generator["template"]).is_file():
+            raise ConfigError(f"{key}.generator.template: {generator['template']} does not exist; "
+                              "point it at a Jinja file such as resources/prompts/word_problem.jinja")
+        for index, reference in enumerate(generator.get("seed_corpus", [])):
+            _check_corpus(f"{key}.generator.seed_corpus[{index}]", reference)
+        model = generator["model"]
+        if model == "base":
+            return
+        if model.startswith("pkgdata:"):
+            _check_local_model(f"{key}.generator.model", model, generator.get("gguf_file"))
+        elif model.startswith((".", "/")) and not Path(model).exists():
+            raise ConfigError(f"{key}.generator.model: {model} does not exist")
+
+
+def _check_local_model(key: str, model: str, gguf_file: str | None) -> None:
+    try:
+        location = resolve_path(model)
+    except CorpusError as error:
+        raise ConfigError(f"{key}: {error}") from None
+    if gguf_file and not (location / gguf_file).is_file():
+        raise ConfigError(f"{key}: {location} holds no {gguf_file}")
+
+
+def _check_tasks(tasks: list[str], resources_dir: str | Path) -> None:
+    from annealscope.tasks import LOCAL_TASKS, local_task_names
+
+    local = local_task_names(resources_dir) & set(LOCAL_TASKS)
+    unknown = [task for task in tasks if task not in local]
+    if not unknown:
+        return
+    from lm_eval.tasks import TaskManager
+
+    registered = set(TaskManager().all_tasks)
+    missing = [task for task in unknown if task not in registered]
+    if missing:
+        raise ConfigError(f"eval.tasks: unknown task(s) {missing}; use a local task {sorted(local)} or an "
+                          "lm-evaluation-harness task name (lm-eval ls tasks)")
+

@@ -1,0 +1,82 @@
+"""The anneal data plan: which windows of the source and of replay data each step trains on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SOURCE, REPLAY = 0, 1
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """Every sequence of a run, in training order, as (kind, window index) rows; deterministic per seed."""
+
+    order: np.ndarray
+    seq_len: int
+    global_batch: int
+    source_windows: int
+
+    @property
+    def steps(self) -> int:
+        return len(self.order) // self.global_batch
+
+    def count(self, kind: int) -> int:
+        return int((self.order[:, 0] == kind).sum())
+
+    @property
+    def source_tokens(self) -> int:
+        return self.count(SOURCE) * self.seq_len
+
+    @property
+    def replay_tokens(self) -> int:
+        return self.count(REPLAY) * self.seq_len
+
+    @property
+    def unique_source_tokens(self) -> int:
+        return len(np.unique(self.order[self.order[:, 0] == SOURCE, 1])) * self.seq_len
+
+    @property
+    def epochs(self) -> float:
+        return self.count(SOURCE) / self.source_windows if self.source_windows else 0.0
+
+    def batch(self, step: int, rank: int, world_size: int) -> np.ndarray:
+        """The rows of `step` that `rank` trains on: a contiguous share of the global batch."""
+        rows = self.order[step * self.global_batch:(step + 1) * self.global_batch]
+        share = self.global_batch // world_size
+        return rows[rank * share:(rank + 1) * share]
+
+
+def epoch_permutations(available: int, needed: int, rng: np.random.Generator) -> np.ndarray:
+    """`needed` window indices: whole fresh permutations of `available` windows, repeating only when needed."""
+    if available <= 0:
+        raise ValueError("the token array is shorter than one sequence")
+    repeats = math.ceil(needed / available)
+    return np.concatenate([rng.permutation(available) for _ in range(repeats)])[:needed]
+
+
+def plan_data(source_budget_tokens: int, replay_fraction: float, source_windows: int, replay_windows: int,
+              seq_len: int, global_batch: int, seed: int) -> DataPlan:
+    """Plan a run of at least `source_budget_tokens` source tokens plus replay at `replay_fraction` of all.
+
+    The source count is rounded up to whole sequences; replay (or, without replay, the source) fills
+    the last global batch so every step is full and the tokens of each kind are exact.
+    """
+    if not 0 <= replay_fraction < 1:
+        raise ValueError(f"replay fraction must be in [0, 1), got {replay_fraction}")
+    rng = np.random.default_rng(seed)
+    n_source = math.ceil(source_budget_tokens / seq_len)
+    if replay_windows == 0 or replay_fraction == 0:
+        n_source = math.ceil(n_source / global_batch) * global_batch
+    n_replay_wanted = round(n_source * replay_fraction / (1 - replay_fraction))
+    total = math.ceil((n_source + n_replay_wanted) / global_batch) * global_batch
+    n_replay = total - n_source
+    source = np.stack([np.full(n_source, SOURCE), epoch_permutations(source_windows, n_source, rng)], axis=1)
+    rows = [source]
+    if n_replay:
+        rows.append(np.stack([np.full(n_replay, REPLAY), epoch_permutations(replay_windows, n_replay, rng)], axis=1))
+    order = np.concatenate(rows)
+    order = order[rng.permutation(len(order))]
+    return DataPlan(order=order, seq_len=seq_len, global_batch=global_batch, source_windows=source_windows)

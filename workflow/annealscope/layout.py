@@ -1,0 +1,47 @@
+"""Artifact paths: one place, used by the Snakemake rules and by the package (collect, plan).
+
+Every path names its cell, in a fixed wildcard order, so adding a budget or a source only adds files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+BASE_SOURCE = "base"
+BASE_INIT = "results/{run}/base/init"
+BASE_MODEL = "results/{run}/base/model"
+BASE_LOG = "results/{run}/base/train_log.jsonl"
+BASE_SUMMARY = "results/{run}/base/summary.json"
+DOCUMENTS = "results/{run}/curate/{source}/documents.jsonl"
+MANIFEST = "results/{run}/curate/{source}/manifest.json"
+TOKENS = "results/{run}/tokens/{source}.bin"
+TOKENS_META = "results/{run}/tokens/{source}.json"
+TASKS = "results/{run}/tasks"
+CELL = "{source}/{budget}/seed{seed}"
+ANNEAL_MODEL = "results/{run}/anneal/" + CELL + "/model"
+ANNEAL_LOG = "results/{run}/anneal/" + CELL + "/train_log.jsonl"
+ANNEAL_SUMMARY = "results/{run}/anneal/" + CELL + "/summary.json"
+SCORES = "results/{run}/eval/" + CELL + "/scores.json"
+ITEMS = "results/{run}/eval/" + CELL + "/items.jsonl.gz"
+METRICS = "results/{run}/metrics.csv"
+FIT_DIR = "results/{run}/fit"
+FIT_OUTPUTS = ("fits.csv", "predictions.csv", "decisions.csv", "curves.png")
+REPORT = "results/{run}/report.html"
+LOGS = "results/{run}/logs"
+
+SCORES_PATTERN = re.compile(r"eval/(?P<source>[^/]+)/(?P<budget>\d+)/seed(?P<seed>\d+)/scores\.json$")
+
+
+def cell_from_scores_path(path: str | Path) -> tuple[str, int, int]:
+    """(source, budget, seed) named by a scores path."""
+    match = SCORES_PATTERN.search(str(path))
+    if match is None:
+        raise ValueError(f"{path} is not a scores path of the form {SCORES}")
+    return match["source"], int(match["budget"]), int(match["seed"])
+
+
+def cell_path(pattern: str, run_dir: str | Path, source: str, budget: int, seed: int) -> Path:
+    """A cell's artifact under `run_dir` (the results/<run> directory), by its pattern."""
+    relative = pattern.removeprefix("results/{run}/").format(source=source, budget=budget, seed=seed)
+    return Path(run_dir) / relative

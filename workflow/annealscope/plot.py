@@ -1,0 +1,53 @@
+"""The scaling-curve figure: observations, fitted curves and 90% bands per source, log compute axis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from annealscope.io import atomic_path
+
+
+def curves_figure(metrics: pd.DataFrame, curves: pd.DataFrame):
+    from plotnine import (
+        aes,
+        facet_wrap,
+        geom_errorbar,
+        geom_hline,
+        geom_line,
+        geom_point,
+        geom_ribbon,
+        ggplot,
+        labs,
+        scale_x_log10,
+        theme,
+        theme_bw,
+    )
+
+    observed = metrics[metrics["source"] != "base"].copy()
+    observed["panel"] = observed["task"] + " · " + observed["metric"]
+    base = metrics[metrics["source"] == "base"].copy()
+    base["panel"] = base["task"] + " · " + base["metric"]
+    figure = (ggplot(observed, aes("total_flops", "value", color="source"))
+              + geom_point(size=2)
+              + geom_errorbar(aes(ymin="value - stderr", ymax="value + stderr"), width=0.02)
+              + scale_x_log10()
+              + facet_wrap("panel", scales="free_y", ncol=3)
+              + labs(x="total compute (acquisition + training FLOPs)", y="metric", color="source",
+                     title="annealscope: metric against total compute per source (dashed: base model)")
+              + theme_bw() + theme(figure_size=(12, 6.5)))
+    if not curves.empty:
+        fitted = curves.copy()
+        fitted["panel"] = fitted["task"] + " · " + fitted["metric"]
+        figure += geom_ribbon(aes("total_flops", ymin="lower", ymax="upper", fill="source"), data=fitted,
+                              alpha=0.15, inherit_aes=False)
+        figure += geom_line(aes("total_flops", "predicted", color="source"), data=fitted, inherit_aes=False)
+    if not base.empty:
+        figure += geom_hline(aes(yintercept="value"), data=base, linetype="dashed", color="grey")
+    return figure
+
+
+def save_figure(figure, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.save(tmp, format="png", dpi=110, verbose=False)

@@ -1,0 +1,50 @@
+"""The training job specification passed from the rule's front command to every DeepSpeed rank."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from annealscope.io import read_json, write_json
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    init_model: str
+    out_dir: str
+    log_path: str
+    summary_path: str
+    source_tokens: str
+    replay_tokens: str | None
+    source_budget_tokens: int
+    replay_fraction: float
+    seed: int
+    seq_len: int
+    global_batch: int
+    lr: float
+    warmup_steps: int
+    schedule: str
+    weight_decay: float
+    gradient_clipping: float
+    zero_stage: int
+    dtype: str
+    ranks: int
+    threads: int
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainSpec:
+        data = read_json(path)
+        known = {field.name for field in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown training spec keys {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_settings(cls, settings: dict, **paths: str | None) -> TrainSpec:
+        """Build a spec from a rule's settings dict (the config's `anneal` block plus the cell) and paths."""
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in settings.items() if key in known}, **paths)

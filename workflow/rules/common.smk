@@ -1,0 +1,169 @@
+# Config validation, paths, grid expansion and every input function; rules never build paths inline.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from annealscope import layout
+from annealscope.config import ConfigError, check_config, validate_schema
+from annealscope.grid import cells, print_plan
+from annealscope.tasks import LOCAL_TASKS
+
+
+try:
+    validate_schema(config)  # Snakemake's validate against ../schemas/config.schema.yaml, with defaults
+    check_config(config, resources_dir=Path(workflow.basedir) / "resources")
+except ConfigError as error:
+    raise WorkflowError(f"invalid configuration: {error}") from None
+
+RUN = config["run"]
+RESOURCES = Path(workflow.basedir) / "resources"
+SOURCE_NAMES = "|".join(config["sources"])
+
+
+wildcard_constraints:
+    source="[A-Za-z0-9_-]+",
+    budget="[0-9]+",
+    seed="[0-9]+",
+
+
+def path(pattern, **wildcards):
+    """A layout pattern for this run, with the given wildcards filled and the rest left for Snakemake."""
+    return pattern.replace("{run}", RUN).format_map(_Keep(wildcards))
+
+
+class _Keep(dict):
+    def __missing__(self, key):
+        return f"{{{key}}}"
+
+
+def log_path(name):
+    return f"{path(layout.LOGS)}/{name}.log"
+
+
+def benchmark_path(name):
+    return f"{path(layout.LOGS)}/{name}.benchmark.tsv"
+
+
+def built_base():
+    return "build" in config["base_model"]
+
+
+def base_checkpoint():
+    """The model every anneal starts from: the demo's pre-trained build, or a hub id / local path."""
+    return path(layout.BASE_MODEL) if built_base() else config["base_model"]["pretrained"]
+
+
+def input_or_pretrained(name):
+    """A param naming the input `name` when the base is built here, else the pretrained model id."""
+
+    def choose(wildcards, input):
+        files = input.get(name) or []
+        return files if isinstance(files, str) else (files[0] if files else config["base_model"]["pretrained"])
+
+    return choose
+
+
+def tokenizer_input(wildcards=None):
+    return [path(layout.BASE_INIT)] if built_base() else []
+
+
+def base_input(wildcards=None):
+    return [path(layout.BASE_MODEL)] if built_base() else []
+
+
+def corpus_references(wildcards):
+    if wildcards.source == "pretrain":
+        return config["base_model"]["build"]["corpus"]
+    return config["replay"]["corpus"]
+
+
+def uses_base_as_teacher(source):
+    generator = config["sources"][source].get("generator", {})
+    return generator.get("kind") == "teacher" and generator.get("model") == "base"
+
+
+def curate_inputs(wildcards):
+    inputs = {"tokenizer": tokenizer_input(), "tasks": path(layout.TASKS)}
+    if uses_base_as_teacher(wildcards.source):
+        inputs["teacher"] = base_input()
+    return inputs
+
+
+def source_settings(wildcards):
+    """The source's config block, with a teacher named 'base' resolved to the base checkpoint."""
+    settings = json.loads(json.dumps(config["sources"][wildcards.source]))
+    if uses_base_as_teacher(wildcards.source):
+        settings["generator"]["model"] = base_checkpoint()
+    return json.dumps(settings)
+
+
+def local_tasks():
+    return [task for task in config["eval"]["tasks"] if task in LOCAL_TASKS]
+
+
+def training_settings(**cell):
+    anneal = config["anneal"]
+    return json.dumps({**anneal, "schedule": "linear_decay", **cell})
+
+
+def pretrain_settings():
+    build = config["base_model"]["build"]
+    return json.dumps({**config["anneal"], "lr": build["lr"], "warmup_steps": build["warmup_steps"],
+                       "schedule": "constant", "source_budget_tokens": build["pretrain_tokens"],
+                       "replay_fraction": 0.0, "seed": build["init_seed"]})
+
+
+def anneal_settings(wildcards):
+    return training_settings(source_budget_tokens=int(wildcards.budget), seed=int(wildcards.seed),
+                             replay_fraction=config["replay"]["fraction"])
+
+
+def replay_input(wildcards):
+    return [path(layout.TOKENS, source="replay")] if config["replay"]["fraction"] > 0 else []
+
+
+def replay_argument(wildcards, input):
+    return f"--replay {input.replay}" if input.replay else ""
+
+
+def checkpoint_input(wildcards):
+    """The checkpoint a scores file evaluates: the base model for budget 0, else the anneal's export."""
+    if wildcards.source == layout.BASE_SOURCE:
+        return base_input()
+    return [path(layout.ANNEAL_MODEL, **wildcards)]
+
+
+def eval_settings():
+    return json.dumps(config["eval"])
+
+
+def all_scores():
+    scores = [path(layout.SCORES, source=layout.BASE_SOURCE, budget=0, seed=0)]
+    for cell in cells(config):
+        scores.append(path(layout.SCORES, source=cell.source, budget=cell.budget, seed=cell.seed))
+    return scores
+
+
+def fit_settings():
+    return json.dumps({**config["fit"], "micro_anneal_budget": config["grid"]["micro_anneal_budget"]})
+
+
+def fit_outputs():
+    return [f"{path(layout.FIT_DIR)}/{name}" for name in layout.FIT_OUTPUTS]
+
+
+def final_outputs():
+    return [path(layout.METRICS), *fit_outputs(), path(layout.REPORT)]
+
+
+def job_resources(rule_name):
+    """A rule's resources from config `resources.<rule>`, falling back to `resources.default`."""
+    configured = config["resources"]
+    chosen = configured.get(rule_name) or configured["default"]
+    return {"gpus": chosen["gpus"], "cpus": chosen["cpus"], "mem_mb": chosen["mem_mb"], "runtime": chosen["runtime"]}
+
+
+if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run
+    print_plan(config, sys.stderr)

@@ -1,0 +1,59 @@
+# Curation (synthesize, filter, given) and tokenization of every source and of the replay corpus.
+
+
+rule prepare_tasks:
+    output:
+        directory(path(layout.TASKS)),
+    params:
+        tasks=local_tasks(),
+        resources=RESOURCES,
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("prepare_tasks"),
+    shell:
+        "annealscope prepare-tasks {params.tasks} --resources {params.resources} --out {output} > {log} 2>&1"
+
+
+rule curate:
+    input:
+        unpack(curate_inputs),
+    output:
+        documents=path(layout.DOCUMENTS),
+        manifest=path(layout.MANIFEST),
+    wildcard_constraints:
+        source=SOURCE_NAMES,
+    params:
+        settings=source_settings,
+        tokenizer=input_or_pretrained("tokenizer"),
+    threads: 2
+    resources:
+        **job_resources("curate"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("curate_{source}"),
+    benchmark:
+        benchmark_path("curate_{source}")
+    shell:
+        "annealscope curate --name {wildcards.source} --settings {params.settings:q}"
+        " --tokenizer {params.tokenizer} --tasks {input.tasks} --documents {output.documents}"
+        " --manifest {output.manifest} > {log} 2>&1"
+
+
+rule tokenize:
+    input:
+        documents=path(layout.DOCUMENTS),
+        tokenizer=tokenizer_input(),
+    output:
+        tokens=path(layout.TOKENS),
+        meta=path(layout.TOKENS_META),
+    params:
+        tokenizer=input_or_pretrained("tokenizer"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("tokenize_{source}"),
+    shell:
+        "annealscope tokenize --documents {input.documents} --tokenizer {params.tokenizer}"
+        " --out {output.tokens} > {log} 2>&1"

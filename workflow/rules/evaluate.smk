@@ -1,0 +1,41 @@
+# lm-evaluation-harness on every checkpoint (the base model once, as budget 0), then the tidy table.
+
+
+rule evaluate:
+    input:
+        checkpoint=checkpoint_input,
+        tasks=path(layout.TASKS),
+    output:
+        scores=path(layout.SCORES),
+        per_item=path(layout.ITEMS),
+    params:
+        settings=eval_settings(),
+        checkpoint=input_or_pretrained("checkpoint"),
+        trust="--trust-remote-code" if config["base_model"]["trust_remote_code"] else "",
+    threads: 2
+    resources:
+        **job_resources("evaluate"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("evaluate_{source}_{budget}_seed{seed}"),
+    benchmark:
+        benchmark_path("evaluate_{source}_{budget}_seed{seed}")
+    shell:
+        "annealscope evaluate --tasks-dir {input.tasks} --settings {params.settings:q} {params.trust}"
+        " --job {params.checkpoint} {output.scores} {output.per_item} > {log} 2>&1"
+
+
+rule collect:
+    input:
+        scores=all_scores(),
+    output:
+        report(path(layout.METRICS), caption="../report/metrics.rst", category="Results"),
+    params:
+        run_dir=lambda wildcards, output: Path(output[0]).parent,
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("collect"),
+    shell:
+        "annealscope collect {input.scores} --run-dir {params.run_dir} --out {output} > {log} 2>&1"
