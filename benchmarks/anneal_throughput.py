@@ -2,7 +2,7 @@
 
 Both sides train the demo's Llama shape on the same batches for the same number of steps, in the same
 process, alternating rounds so machine noise hits both; the best round of each is compared.
-Goal: ratio >= 0.95.  Run: python benchmarks/anneal_throughput.py [--steps 40] [--dtype fp32|bf16]
+Goal: ratio >= 0.95.  Run: python benchmarks/anneal_throughput.py [--steps 40] [--rounds 3] [--dtype bf16|fp32]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import time
 
 import torch
+
 from annealscope.deepspeed_config import deepspeed_config
 from annealscope.schedule import learning_rate
 from annealscope.spec import TrainSpec
@@ -73,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="bf16")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

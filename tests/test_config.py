@@ -4,6 +4,7 @@ import sys
 
 import pytest
 import yaml
+
 from annealscope.config import ConfigError, check_config, load_config, validate_schema
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from annealscope.data import REPLAY, SOURCE, epoch_permutations, plan_data
 
 

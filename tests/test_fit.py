@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from annealscope.fit import FitSettings, fit_table
 
 
@@ -38,6 +39,12 @@ def test_micro_annealing_and_the_fitted_ranking_can_disagree():
     assert decisions.loc["micro_anneal", "best_source"] == "flat"
     assert decisions.loc["fitted_at_largest", "best_source"] == "steep"
     assert decisions.loc["fitted_at_largest", "kendall_tau_vs_micro"] == pytest.approx(-1.0)
+
+
+def test_micro_anneal_budget_defaults_to_the_smallest_budget():
+    table = synthetic_table({"steep": (1.0, 3.0, 0.8, 1.0), "flat": (1.6, 0.5, 0.3, 1.0)})
+    decisions = fit_table(table, FitSettings(forms=["saturating_power_law"], bootstrap=5)).decisions
+    assert decisions.set_index("kind").loc["micro_anneal", "best_source"] == "flat"
 
 
 def test_a_source_with_too_few_points_says_why_and_the_rest_still_fit():

@@ -1,6 +1,7 @@
 from itertools import pairwise
 
 import pytest
+
 from annealscope.schedule import learning_rate
 
 

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+
 from annealscope.scoring import aggregate, item_scores
 
 

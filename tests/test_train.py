@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from annealscope.base import initialise_base
 from annealscope.io import write_jsonl
 from annealscope.launch import deepspeed_command, run_training
@@ -76,7 +77,7 @@ def test_zero3_weights_are_gathered_for_the_export(tiny):
 
 
 def test_a_failed_job_names_its_outputs_and_leaves_none(tiny):
-    spec = spec_for(tiny, "broken", seq_len=100_000)
+    spec = spec_for(tiny, "broken", seq_len=4096)
     with pytest.raises(RuntimeError, match="training job"):
         run_training(spec)
     assert not Path(spec.out_dir).exists() and not Path(spec.summary_path).exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
 from annealscope.collect import COLUMNS
 from annealscope.fit import FitSettings, fit_table
 

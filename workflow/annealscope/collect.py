@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from annealscope.io import atomic_path, read_json
-from annealscope.layout import ANNEAL_SUMMARY, BASE_SOURCE, MANIFEST, cell_from_scores_path, cell_path
+from annealscope.layout import ANNEAL_SUMMARY, BASE_SOURCE, MANIFEST, cell_from_scores_path, run_path
 
 COLUMNS = ["source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens", "epochs", "train_flops",
            "acquisition_flops", "total_flops", "task", "metric", "value", "stderr", "n_items", "checkpoint",
@@ -23,8 +23,8 @@ def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
     if source == BASE_SOURCE:
         return {"curation": BASE_SOURCE, "train_tokens": 0, "unique_tokens": 0, "epochs": 0.0, "train_flops": 0.0,
                 "acquisition_flops": 0.0, "replay_tokens": 0, "replay_flops": 0.0, "acquisition_usd": 0.0}
-    summary = read_json(cell_path(ANNEAL_SUMMARY, run_dir, source, budget, seed))
-    manifest = read_json(Path(run_dir) / MANIFEST.removeprefix("results/{run}/").format(source=source))
+    summary = read_json(run_path(ANNEAL_SUMMARY, run_dir, source=source, budget=budget, seed=seed))
+    manifest = read_json(run_path(MANIFEST, run_dir, source=source))
     share = summary["unique_source_tokens"] / manifest["tokens"] if manifest["tokens"] else 0.0
     usd = manifest.get("acquisition_usd")
     return {"curation": manifest["curation"], "train_tokens": summary["source_tokens"],

@@ -56,6 +56,9 @@ def check_config(config: dict, resources_dir: str | Path = "resources") -> None:
     if micro not in budgets:
         raise ConfigError(f"grid.micro_anneal_budget: {micro} is not one of grid.budgets {budgets}")
     anneal = config["anneal"]
+    if build and anneal["seq_len"] > build["max_position_embeddings"]:
+        raise ConfigError(f"anneal.seq_len: {anneal['seq_len']} exceeds base_model.build.max_position_embeddings "
+                          f"({build['max_position_embeddings']})")
     if anneal["global_batch"] % anneal["ranks"]:
         raise ConfigError(f"anneal.global_batch: {anneal['global_batch']} is not divisible by anneal.ranks "
                           f"({anneal['ranks']})")

@@ -73,11 +73,12 @@ def check_table(table: pd.DataFrame) -> None:
         raise ValueError(f"metrics table lacks column(s) {missing}; see DESIGN.md 'The tidy results table'")
 
 
-def fit_form(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray, sign: float) -> np.ndarray | None:
-    """Best of several robust fits from different starts, or None if none converged."""
+def fit_form(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray, sign: float,
+             starts: list[np.ndarray] | None = None) -> np.ndarray | None:
+    """Best of several robust fits from different starts (the form's own unless given), or None."""
     lower, upper = form.bounds(sign)
     best = None
-    for start in form.initial(x, y, sign):
+    for start in starts if starts is not None else form.initial(x, y, sign):
         start = np.clip(start, np.asarray(lower) + 1e-9, np.asarray(upper) - 1e-9)
         try:
             result = least_squares(lambda p: (form.predict(p, x, sign) - y) / sigma, start, bounds=(lower, upper),
@@ -145,10 +146,11 @@ def _leave_largest_out(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarr
 
 def _bootstrap(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray, sign: float, params: np.ndarray,
                draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Refits on observations redrawn from their evaluation noise; the point fit when draws is 0."""
+    """Refits on observations redrawn from their evaluation noise, warm-started at the point fit;
+    the point fit alone when draws is 0."""
     refits = [params]
     for _ in range(draws):
-        refit = fit_form(form, x, y + rng.normal(0.0, sigma), sigma, sign)
+        refit = fit_form(form, x, y + rng.normal(0.0, sigma), sigma, sign, starts=[params])
         if refit is not None:
             refits.append(refit)
     return np.stack(refits[1:] if len(refits) > 1 else refits)
@@ -228,10 +230,10 @@ def _decisions(task: str, metric: str, group: pd.DataFrame, fits: list[CurveFit]
 
 
 def _micro_anneal_ranking(group: pd.DataFrame, metric: str, settings: FitSettings) -> list[str]:
-    """Sources ordered by their observed value at the micro-anneal budget (mean over seeds)."""
-    if settings.micro_anneal_budget is None:
-        return []
-    at_budget = group[group["budget_tokens"] == settings.micro_anneal_budget]
+    """Sources ordered by their observed value at the micro-anneal budget (mean over seeds); the budget
+    defaults to the smallest one in the table."""
+    budget = settings.micro_anneal_budget or group.loc[group["budget_tokens"] > 0, "budget_tokens"].min()
+    at_budget = group[group["budget_tokens"] == budget]
     means = at_budget.groupby("source")["value"].mean()
     return list(means.sort_values(ascending=not higher_is_better(metric, settings.higher_is_better)).index)
 

@@ -26,6 +26,7 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        tmp.chmod(_default_mode(directory))
         if directory and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -35,6 +36,13 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _default_mode(directory: bool) -> int:
+    """The permissions a plain open() or mkdir() would give under the current umask (mkstemp uses 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -41,7 +41,6 @@ def cell_from_scores_path(path: str | Path) -> tuple[str, int, int]:
     return match["source"], int(match["budget"]), int(match["seed"])
 
 
-def cell_path(pattern: str, run_dir: str | Path, source: str, budget: int, seed: int) -> Path:
-    """A cell's artifact under `run_dir` (the results/<run> directory), by its pattern."""
-    relative = pattern.removeprefix("results/{run}/").format(source=source, budget=budget, seed=seed)
-    return Path(run_dir) / relative
+def run_path(pattern: str, run_dir: str | Path, **wildcards: str | int) -> Path:
+    """An artifact under `run_dir` (the results/<run> directory), by its pattern and wildcards."""
+    return Path(run_dir) / pattern.removeprefix("results/{run}/").format(**wildcards)

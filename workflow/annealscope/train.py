@@ -54,6 +54,9 @@ def train(spec: TrainSpec) -> None:
     arrays = {SOURCE: source, REPLAY: replay}
 
     model = AutoModelForCausalLM.from_pretrained(spec.init_model, dtype=torch.float32)
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context is not None and spec.seq_len > context:
+        raise ValueError(f"anneal.seq_len {spec.seq_len} exceeds the model's max_position_embeddings {context}")
     parameters = sum(parameter.numel() for parameter in model.parameters())
     decay = [p for name, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for name, p in model.named_parameters() if p.ndim < 2]

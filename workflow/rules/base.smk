@@ -5,7 +5,7 @@ rule base_init:
     output:
         directory(path(layout.BASE_INIT)),
     params:
-        settings=lambda wildcards: json.dumps(config["base_model"]["build"]),
+        settings=lambda wildcards: as_json(config["base_model"]["build"]),
     conda:
         "../../envs/annealscope.yaml"
     log:

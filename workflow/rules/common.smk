@@ -1,4 +1,5 @@
 # Config validation, paths, grid expansion and every input function; rules never build paths inline.
+import copy
 import json
 import sys
 from pathlib import Path
@@ -26,6 +27,11 @@ wildcard_constraints:
     source="[A-Za-z0-9_-]+",
     budget="[0-9]+",
     seed="[0-9]+",
+
+
+def as_json(value):
+    """A param's JSON text; sorted keys, so reordering a config file reruns nothing."""
+    return json.dumps(value, sort_keys=True)
 
 
 def path(pattern, **wildcards):
@@ -93,10 +99,10 @@ def curate_inputs(wildcards):
 
 def source_settings(wildcards):
     """The source's config block, with a teacher named 'base' resolved to the base checkpoint."""
-    settings = json.loads(json.dumps(config["sources"][wildcards.source]))
+    settings = copy.deepcopy(config["sources"][wildcards.source])
     if uses_base_as_teacher(wildcards.source):
         settings["generator"]["model"] = base_checkpoint()
-    return json.dumps(settings)
+    return as_json(settings)
 
 
 def local_tasks():
@@ -105,12 +111,12 @@ def local_tasks():
 
 def training_settings(**cell):
     anneal = config["anneal"]
-    return json.dumps({**anneal, "schedule": "linear_decay", **cell})
+    return as_json({**anneal, "schedule": "linear_decay", **cell})
 
 
 def pretrain_settings():
     build = config["base_model"]["build"]
-    return json.dumps({**config["anneal"], "lr": build["lr"], "warmup_steps": build["warmup_steps"],
+    return as_json({**config["anneal"], "lr": build["lr"], "warmup_steps": build["warmup_steps"],
                        "schedule": "constant", "source_budget_tokens": build["pretrain_tokens"],
                        "replay_fraction": 0.0, "seed": build["init_seed"]})
 
@@ -136,7 +142,7 @@ def checkpoint_input(wildcards):
 
 
 def eval_settings():
-    return json.dumps(config["eval"])
+    return as_json(config["eval"])
 
 
 def all_scores():
@@ -147,7 +153,7 @@ def all_scores():
 
 
 def fit_settings():
-    return json.dumps({**config["fit"], "micro_anneal_budget": config["grid"]["micro_anneal_budget"]})
+    return as_json({**config["fit"], "micro_anneal_budget": config["grid"]["micro_anneal_budget"]})
 
 
 def fit_outputs():

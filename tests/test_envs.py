@@ -1,0 +1,20 @@
+"""No conda channel is reachable here, so the rules' conda environment is kept consistent by this test."""
+
+import tomllib
+
+import yaml
+
+
+def test_conda_environment_lists_the_package_dependencies(root):
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    environment = yaml.safe_load((root / "envs" / "annealscope.yaml").read_text())
+    pip = next(entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict))
+    assert sorted(requirement for requirement in pip if not requirement.startswith("-e")) == sorted(
+        project["dependencies"])
+
+
+def test_every_rule_declares_the_environment(root):
+    for rules in (root / "workflow" / "rules").glob("*.smk"):
+        text = rules.read_text()
+        assert text.count("rule ") == text.count('conda:\n        "../../envs/annealscope.yaml"') or \
+            rules.name == "common.smk", rules.name

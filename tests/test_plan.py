@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+from annealscope.base import build_model, train_tokenizer
+from annealscope.config import check_config, validate_schema
+from annealscope.grid import base_parameters, cells, plan
+
+
+def test_dry_run_lists_the_planned_cells_with_their_cost(root):
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--directory", str(root)], capture_output=True,
+                            text=True, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "annealscope plan: run demo, 12 anneal cells" in output
+    for source in ("program_problems", "teacher_problems", "filtered_web"):
+        assert source in output
+    assert "train FLOPs" in output and "GPU-hours" in output
+    assert "This was a dry-run" in output
+
+
+def test_plan_counts_replay_and_the_demo_model_exactly(demo_config, root):
+    validate_schema(demo_config)
+    check_config(demo_config, root / "resources")
+    planned = plan(demo_config)
+    assert len(planned) == len(cells(demo_config)) == 12
+    assert all(row.replay_tokens == row.train_tokens for row in planned)  # replay fraction 0.5
+    build = demo_config["base_model"]["build"]
+    tokenizer = train_tokenizer(["a tiny corpus for a tokenizer of any size"] * 10, build["vocab_size"])
+    model = build_model(build, tokenizer)
+    expected = base_parameters({"base_model": {"build": {**build, "vocab_size": len(tokenizer)}}})
+    assert expected == sum(parameter.numel() for parameter in model.parameters())
