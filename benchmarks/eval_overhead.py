@@ -38,8 +38,8 @@ def plain_simple_evaluate(checkpoint: str, tasks_dir: Path) -> float:
 
     started = time.perf_counter()
     lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={checkpoint},dtype=float32", tasks=[TASK],
-                            task_manager=TaskManager(include_path=str(tasks_dir)), batch_size=32, log_samples=True,
-                            verbosity="ERROR")
+                            task_manager=TaskManager(include_path=str(tasks_dir)), batch_size=32, device="cpu",
+                            log_samples=True, verbosity="ERROR")
     return time.perf_counter() - started
 
 

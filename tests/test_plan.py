@@ -1,17 +1,22 @@
 import subprocess
 import sys
 
+import yaml
+
 from annealscope.base import build_model, train_tokenizer
 from annealscope.config import check_config, validate_schema
 from annealscope.grid import base_parameters, cells, plan
 
 
-def test_dry_run_lists_the_planned_cells_with_their_cost(root):
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--directory", str(root)], capture_output=True,
-                            text=True, cwd=root)
+def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_path):
+    demo_config["run"] = "plan-check"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(demo_config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(config), "--directory",
+                             str(root)], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert "annealscope plan: run demo, 12 anneal cells" in output
+    assert "annealscope plan: run plan-check, 12 anneal cells" in output
     for source in ("program_problems", "teacher_problems", "filtered_web"):
         assert source in output
     assert "train FLOPs" in output and "GPU-hours" in output

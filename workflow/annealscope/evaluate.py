@@ -2,11 +2,16 @@
 
 lm-eval's start-up (task indexing, dataset building) is paid once per process: the task manager
 indexes only the prepared local tasks (``include_defaults=False`` when every task is local), the
-task dictionary is built once, and each checkpoint reuses it.
+task dictionary is built once, and each checkpoint reuses it. ``evaluate_in_process`` keeps one
+evaluator per settings for the life of the process, so the Snakemake rule (a ``run:`` job, executed
+inside the Snakemake process on local runs) pays imports and start-up once per workflow run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +69,30 @@ class Evaluator:
         write_jsonl(request.items_path, items)
         write_json(request.scores_path, {"checkpoint": request.checkpoint, "tasks": scores, "seconds": seconds})
         return scores
+
+
+_EVALUATORS: dict[tuple, Evaluator] = {}
+_LOCK = threading.Lock()
+
+
+def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, settings_json: str, tasks_dir: str,
+                        log_path: str, trust_remote_code: bool = False) -> None:
+    """Evaluate one cell with an evaluator shared by every call in this process; output goes to `log_path`.
+
+    Calls are serialised: lm-eval task objects hold per-run state and are not safe to share concurrently.
+    """
+    settings = json.loads(settings_json)
+    key = (tuple(settings["tasks"]), str(Path(tasks_dir).resolve()), settings.get("limit"),
+           settings.get("batch_size", 32), trust_remote_code)
+    with _LOCK, open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        started = time.perf_counter()
+        evaluator = _EVALUATORS.get(key)
+        if evaluator is None:
+            evaluator = _EVALUATORS[key] = Evaluator(settings["tasks"], tasks_dir, settings.get("limit"),
+                                                     settings.get("batch_size", 32), trust_remote_code)
+            print(f"built the evaluator for {', '.join(settings['tasks'])} (shared by later jobs)")
+        evaluator.evaluate(EvalRequest(checkpoint, scores_path, items_path))
+        print(f"evaluated {checkpoint} in {time.perf_counter() - started:.1f} s")
 
 
 def evaluate_checkpoints(requests: list[EvalRequest], tasks: list[str], tasks_dir: str | Path,

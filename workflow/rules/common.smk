@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from annealscope import layout
 from annealscope.config import ConfigError, check_config, validate_schema
+from annealscope.evaluate import evaluate_in_process
 from annealscope.grid import cells, print_plan
 from annealscope.tasks import LOCAL_TASKS
 

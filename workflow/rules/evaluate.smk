@@ -11,19 +11,18 @@ rule evaluate:
     params:
         settings=eval_settings(),
         checkpoint=input_or_pretrained("checkpoint"),
-        trust="--trust-remote-code" if config["base_model"]["trust_remote_code"] else "",
+        trust=config["base_model"]["trust_remote_code"],
     threads: 2
     resources:
         **job_resources("evaluate"),
-    conda:
-        "../../envs/annealscope.yaml"
     log:
         log_path("evaluate_{source}_{budget}_seed{seed}"),
     benchmark:
         benchmark_path("evaluate_{source}_{budget}_seed{seed}")
-    shell:
-        "annealscope evaluate --tasks-dir {input.tasks} --settings {params.settings:q} {params.trust}"
-        " --job {params.checkpoint} {output.scores} {output.per_item} > {log} 2>&1"
+    run:
+        # In-process on local runs: one lm-eval start-up serves every checkpoint (annealscope.evaluate).
+        evaluate_in_process(params.checkpoint, output.scores, output.per_item, params.settings, input.tasks,
+                            log[0], params.trust)
 
 
 rule collect:
