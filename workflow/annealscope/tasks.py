@@ -62,6 +62,3 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path) 
             (tmp / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return counts
 
-
-def task_items(tasks_dir: str | Path, name: str) -> list[dict]:
-    return list(read_jsonl(Path(tasks_dir, f"{name}.jsonl")))
