@@ -17,9 +17,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def deepspeed_command(spec_path: str | Path, ranks: int, master_port: int) -> list[str]:
+def deepspeed_launcher() -> str:
+    """The `deepspeed` launcher beside this interpreter (the active environment), else the one on PATH."""
+    launcher = Path(sys.executable).with_name("deepspeed")
+    return str(launcher) if launcher.exists() else "deepspeed"
+
+
+def deepspeed_command(spec_path: str | Path, ranks: int, master_port: int, launcher: str = "deepspeed") -> list[str]:
     """The single-node launch: one process per rank (GPU, or CPU core group)."""
-    return ["deepspeed", "--num_gpus", str(ranks), "--master_port", str(master_port),
+    return [launcher, "--num_gpus", str(ranks), "--master_port", str(master_port),
             "--module", "annealscope.train", "--spec", str(spec_path)]
 
 
@@ -28,9 +34,7 @@ def run_training(spec: TrainSpec) -> None:
     spec_path = Path(spec.summary_path).with_name("train_spec.json")
     spec.save(spec_path)
     environment = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), PYTHONUNBUFFERED="1")
-    launcher = str(Path(sys.executable).with_name("deepspeed"))
-    command = deepspeed_command(spec_path, spec.ranks, free_port())
-    command[0] = launcher if Path(launcher).exists() else command[0]
+    command = deepspeed_command(spec_path, spec.ranks, free_port(), deepspeed_launcher())
     print("launch:", " ".join(command), flush=True)
     completed = subprocess.run(command, env=environment, check=False)
     missing = [path for path in (spec.out_dir, spec.log_path, spec.summary_path) if not Path(path).exists()]

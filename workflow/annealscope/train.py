@@ -18,7 +18,7 @@ import torch
 from annealscope.data import REPLAY, SOURCE, plan_data
 from annealscope.deepspeed_config import deepspeed_config
 from annealscope.flops import training_flops
-from annealscope.io import atomic_path, write_json
+from annealscope.io import atomic_path, write_json, write_jsonl
 from annealscope.schedule import learning_rate
 from annealscope.spec import TrainSpec
 from annealscope.tokens import TokenArray
@@ -101,8 +101,6 @@ def train(spec: TrainSpec) -> None:
     if rank == 0:
         _export(spec, checkpoint_dir, AutoModelForCausalLM, AutoTokenizer)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        from annealscope.io import write_jsonl
-
         write_jsonl(spec.log_path, log_records)
         write_json(spec.summary_path, {
             "steps": plan.steps, "world_size": world_size, "zero_stage": spec.zero_stage, "dtype": spec.dtype,
