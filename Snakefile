@@ -12,6 +12,7 @@ if not config:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
 include: "workflow/rules/base.smk"
 include: "workflow/rules/curate.smk"
 include: "workflow/rules/anneal.smk"

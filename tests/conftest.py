@@ -18,3 +18,17 @@ def root() -> Path:
 @pytest.fixture
 def demo_config() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+TINY = dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
+            max_position_embeddings=128, init_seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tokenizer trained on pydoc topics and an untrained tiny Llama, saved together."""
+    from annealscope.base import initialise_base
+
+    directory = tmp_path_factory.mktemp("tiny_base") / "init"
+    initialise_base(["pydoc:topics"], TINY, directory)
+    return directory

@@ -16,7 +16,8 @@ def check(config: dict, root) -> None:
 def test_demo_config_validates_and_gets_defaults(demo_config, root):
     check(demo_config, root)
     assert demo_config["anneal"]["zero_stage"] == 1
-    assert demo_config["sources"]["filtered_web"]["ngram_max"] == 2
+    assert demo_config["sources"]["filtered_web"]["classifier"]["ngram_max"] == 2
+    assert demo_config["sources"]["filtered_web"]["near_dedup"]["threshold"] == 0.8
     assert demo_config["sources"]["teacher_problems"]["generator"]["max_new_tokens"] == 128
     assert "ngram_max" not in demo_config["sources"]["program_problems"]
 

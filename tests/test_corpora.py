@@ -24,7 +24,7 @@ def test_local_jsonl_and_text_corpora(tmp_path):
 
 def test_a_jsonl_line_without_text_is_named(tmp_path):
     write_jsonl(tmp_path / "bad.jsonl", [{"body": "no text here"}])
-    with pytest.raises(CorpusError, match="line 1 has no 'text'"):
+    with pytest.raises(CorpusError, match="record 1 has no 'text'"):
         list(read_corpus(str(tmp_path / "bad.jsonl")))
 
 

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -34,3 +35,16 @@ def test_plan_counts_replay_and_the_demo_model_exactly(demo_config, root):
     model = build_model(build, tokenizer)
     expected = base_parameters({"base_model": {"build": {**build, "vocab_size": len(tokenizer)}}})
     assert expected == sum(parameter.numel() for parameter in model.parameters())
+
+
+def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
+    for name, sources, fetches in (("math-7b", 4, 7), ("medical-7b", 4, 8)):
+        result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile",
+                                 f"config/examples/{name}.yaml", "--directory", str(root)],
+                                capture_output=True, text=True, cwd=root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        output = result.stdout + result.stderr
+        assert f"annealscope plan: run {name}, {sources * 4 * 2} anneal cells" in output
+        assert "GPU-hours" in output and "This was a dry-run" in output
+        jobs = dict(re.findall(r"^(fetch_\w+)\s+(\d+)$", output, flags=re.MULTILINE))
+        assert int(jobs["fetch_dataset"]) + int(jobs["fetch_model"]) == fetches, jobs

@@ -5,28 +5,23 @@ from pathlib import Path
 
 import pytest
 
-from annealscope.base import initialise_base
 from annealscope.io import write_jsonl
 from annealscope.launch import deepspeed_command, run_training
 from annealscope.spec import TrainSpec
 from annealscope.tokens import TokenArray, tokenize_documents
 
 pytestmark = pytest.mark.slow
-TINY = dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
-            max_position_embeddings=128, init_seed=0)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict:
+def tiny(tmp_path_factory, tiny_base) -> dict:
     """A tiny base model and a token array of real text."""
     directory = tmp_path_factory.mktemp("tiny")
-    initialise_base(["pydoc:topics"], TINY, directory / "init")
     from annealscope.corpora import read_corpus
 
     write_jsonl(directory / "docs.jsonl", (document.as_record() for document in read_corpus("pydoc:topics")))
-    tokenize_documents(directory / "docs.jsonl", directory / "init", directory / "tokens.bin",
-                       directory / "tokens.json")
-    return {"dir": directory, "init": str(directory / "init"), "tokens": str(directory / "tokens.bin")}
+    tokenize_documents(directory / "docs.jsonl", tiny_base, directory / "tokens.bin", directory / "tokens.json")
+    return {"dir": directory, "init": str(tiny_base), "tokens": str(directory / "tokens.bin")}
 
 
 def spec_for(tiny: dict, name: str, **overrides) -> TrainSpec:

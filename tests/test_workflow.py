@@ -95,6 +95,22 @@ def test_manifests_account_for_acquisition(grid):
     assert program["acquisition_flops"] == 0 and program["tokens"] > 0
 
 
+def test_hub_datasets_are_fetched_once_and_curation_steps_are_recorded(grid):
+    _, _, results = grid
+    fetched = list((results / "cache" / "datasets").glob("*/fetch.json"))
+    assert len(fetched) == 1 and json.loads(fetched[0].read_text())["rows"] == 8
+    teacher = json.loads((results / "curate" / "teacher_problems" / "manifest.json").read_text())
+    assert teacher["provenance"][0]["rows"] == 8 and "train.jsonl" in teacher["provenance"][0]["local_files"]
+    assert teacher["acquisition"]["shards"] == 2 and teacher["acquisition"]["prompts"] == 8
+    web = json.loads((results / "curate" / "filtered_web" / "manifest.json").read_text())
+    steps = [step["step"] for step in web["steps"]]
+    assert steps == ["read", "heuristics", "classify", "exact_dedup", "near_dedup", "decontaminate"]
+    assert set(web["steps"][1]["removed_by_rule"]) == {"min_words", "max_symbol_ratio"}
+    for manifest in (teacher, web):
+        assert 0 < manifest["diversity"]["distinct_2"] <= 1 and manifest["diversity"]["length_histogram"]
+        assert manifest["tokens"] == manifest["steps"][-1]["tokens_out"]
+
+
 def test_nothing_left_to_do_after_the_run(grid):
     root, config, _ = grid
     assert planned_jobs(root, config) == {}

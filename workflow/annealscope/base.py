@@ -49,9 +49,10 @@ def build_model(settings: dict, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def initialise_base(corpus: list[str], settings: dict, out_dir: str | Path) -> int:
+def initialise_base(corpus: list[str], settings: dict, out_dir: str | Path, cache_dir: str | Path | None = None
+                    ) -> int:
     """Write a tokenizer and an untrained model to `out_dir`; return the parameter count."""
-    texts = [document.text for document in read_corpora(corpus)]
+    texts = [document.text for document in read_corpora(corpus, cache_dir)]
     if not texts:
         raise ValueError(f"base_model.build.corpus {corpus} holds no documents")
     tokenizer = train_tokenizer(texts, settings["vocab_size"])

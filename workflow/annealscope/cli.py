@@ -9,21 +9,34 @@ import sys
 from pathlib import Path
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+ONLINE_COMMANDS = {"fetch-dataset", "fetch-model"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    for key, value in OFFLINE.items():
-        os.environ.setdefault(key, value)
     parser = argparse.ArgumentParser(prog="annealscope", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     command = commands.add_parser("init-base", help="train the demo tokenizer and build the untrained base model")
     command.add_argument("--settings", required=True, help="JSON of base_model.build")
+    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
     command.add_argument("--out", required=True)
     command.set_defaults(run=_init_base)
 
+    command = commands.add_parser("fetch-dataset", help="cache a hf: corpus reference for offline use")
+    command.add_argument("reference")
+    command.add_argument("--out", required=True)
+    command.set_defaults(run=_fetch_dataset)
+
+    command = commands.add_parser("fetch-model", help="cache a hub model snapshot for offline use")
+    command.add_argument("name")
+    command.add_argument("--revision", default="")
+    command.add_argument("--out", required=True)
+    command.set_defaults(run=_fetch_model)
+
     command = commands.add_parser("corpus", help="write the documents of corpus references as JSONL")
     command.add_argument("references", nargs="+")
+    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
+    command.add_argument("--tokenizer", help="the base tokenizer, to apply max_tokens caps")
     command.add_argument("--out", required=True)
     command.set_defaults(run=_corpus)
 
@@ -32,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--settings", required=True, help="JSON of sources.<name>")
     command.add_argument("--tokenizer", required=True)
     command.add_argument("--tasks", required=True, help="prepared evaluation tasks, for decontamination")
+    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
+    command.add_argument("--work-dir", required=True, help="resumable intermediate files (generation shards)")
     command.add_argument("--documents", required=True)
     command.add_argument("--manifest", required=True)
     command.set_defaults(run=_curate)
@@ -40,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--documents", required=True)
     command.add_argument("--tokenizer", required=True)
     command.add_argument("--out", required=True, help="the .bin path; the sidecar is the same name with .json")
+    command.add_argument("--threads", type=int, help="cores for the tokenizer (default: all)")
     command.set_defaults(run=_tokenize)
 
     command = commands.add_parser("train", help="launch one DeepSpeed training job (pre-training or anneal)")
@@ -95,6 +111,11 @@ def main(argv: list[str] | None = None) -> None:
     command.set_defaults(run=_plan)
 
     args = parser.parse_args(argv)
+    for key, value in OFFLINE.items():
+        if args.command in ONLINE_COMMANDS and key.endswith("OFFLINE"):
+            os.environ[key] = "0"
+        else:
+            os.environ.setdefault(key, value)
     try:
         args.run(args)
     except (ValueError, FileNotFoundError) as error:
@@ -106,28 +127,45 @@ def _init_base(args) -> None:
     from annealscope.base import initialise_base
 
     settings = json.loads(args.settings)
-    parameters = initialise_base(settings["corpus"], settings, args.out)
+    parameters = initialise_base(settings["corpus"], settings, args.out, args.cache_dir)
     print(f"built the base tokenizer and a {parameters:,}-parameter Llama in {args.out}")
+
+
+def _fetch_dataset(args) -> None:
+    from annealscope.fetch import fetch_dataset
+
+    fetch_dataset(args.reference, args.out)
+
+
+def _fetch_model(args) -> None:
+    from annealscope.fetch import fetch_model
+
+    fetch_model(args.name, args.revision or None, args.out)
 
 
 def _corpus(args) -> None:
     from annealscope.corpora import read_corpora
     from annealscope.io import write_jsonl
+    from annealscope.tokens import token_counter
 
-    count = write_jsonl(args.out, (document.as_record() for document in read_corpora(args.references)))
+    count_tokens = token_counter(args.tokenizer) if args.tokenizer else None
+    documents = read_corpora(args.references, args.cache_dir, count_tokens)
+    count = write_jsonl(args.out, (document.as_record() for document in documents))
     print(f"wrote {count:,} documents of {', '.join(args.references)} to {args.out}")
 
 
 def _curate(args) -> None:
     from annealscope.curate import curate_source
 
-    curate_source(args.name, json.loads(args.settings), args.tokenizer, args.tasks, args.documents, args.manifest)
+    curate_source(args.name, json.loads(args.settings), args.tokenizer, args.tasks, args.documents, args.manifest,
+                  cache_dir=args.cache_dir, work_dir=args.work_dir)
 
 
 def _tokenize(args) -> None:
     from annealscope.tokens import tokenize_documents
 
-    meta = tokenize_documents(args.documents, args.tokenizer, args.out, Path(args.out).with_suffix(".json"))
+    meta = tokenize_documents(args.documents, args.tokenizer, args.out, Path(args.out).with_suffix(".json"),
+                              args.threads)
     print(f"tokenized {meta['documents']:,} documents to {meta['tokens']:,} {meta['dtype']} tokens in {args.out}")
 
 

@@ -84,28 +84,34 @@ def _check_corpus(key: str, reference: str) -> None:
 
 
 def _check_source(name: str, source: dict, config: dict) -> None:
+    from annealscope.fetch import source_corpus_keys
+
     key = f"sources.{name}"
-    if source["curation"] == "filter":
-        for index, reference in enumerate(source["pool"]):
-            _check_corpus(f"{key}.pool[{index}]", reference)
-        _check_corpus(f"{key}.seeds", source["seeds"])
-    elif source["curation"] == "given":
-        for index, reference in enumerate(source["corpus"]):
-            _check_corpus(f"{key}.corpus[{index}]", reference)
-    elif source["generator"]["kind"] == "teacher":
-        generator = source["generator"]
-        if not Path(generator["template"]).is_file():
-            raise ConfigError(f"{key}.generator.template: {generator['template']} does not exist; "
-                              "point it at a Jinja file such as resources/prompts/word_problem.jinja")
-        for index, reference in enumerate(generator.get("seed_corpus", [])):
-            _check_corpus(f"{key}.generator.seed_corpus[{index}]", reference)
-        model = generator["model"]
-        if model == "base":
-            return
-        if model.startswith("pkgdata:"):
-            _check_local_model(f"{key}.generator.model", model, generator.get("gguf_file"))
-        elif model.startswith((".", "/")) and not Path(model).exists():
-            raise ConfigError(f"{key}.generator.model: {model} does not exist")
+    for corpus_key, reference in source_corpus_keys(source):
+        _check_corpus(f"{key}.{corpus_key}", reference)
+    if source.get("curation") == "synthesize" and source["generator"]["kind"] == "teacher":
+        _check_teacher(f"{key}.generator", source["generator"])
+    classifier = source.get("classifier") or {}
+    model = classifier.get("model", "")
+    if classifier.get("backend") == "transformers" and model.startswith((".", "/")) and not Path(model).exists():
+        raise ConfigError(f"{key}.classifier.model: {classifier['model']} does not exist")
+
+
+def _check_teacher(key: str, generator: dict) -> None:
+    if not Path(generator["template"]).is_file():
+        raise ConfigError(f"{key}.template: {generator['template']} does not exist; point it at a Jinja file "
+                          "such as resources/prompts/rephrase.jinja")
+    if generator["backend"] == "openai":
+        for required in ("base_url", "parameters"):
+            if required not in generator:
+                raise ConfigError(f"{key}.{required}: required by backend openai (the endpoint URL, and the "
+                                  "teacher's parameter count to charge FLOPs)")
+        return
+    model = generator["model"]
+    if model.startswith("pkgdata:"):
+        _check_local_model(f"{key}.model", model, generator.get("gguf_file"))
+    elif model.startswith((".", "/")) and not Path(model).exists():
+        raise ConfigError(f"{key}.model: {model} does not exist")
 
 
 def _check_local_model(key: str, model: str, gguf_file: str | None) -> None:

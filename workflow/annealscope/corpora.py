@@ -8,21 +8,29 @@ A corpus is named by a reference string:
   (to train classifiers); every document carries its topic as ``label``.
 - ``docstrings:numpy|scipy|sympy|python``: public docstrings of installed libraries (BSD / PSF).
 - ``pydoc:topics``: Python's ``pydoc_data.topics`` help texts (PSF).
-- ``hf:NAME?name=CONFIG&split=train&text=text&label=LABEL&max_documents=N&revision=REV``: a Hugging
-  Face dataset, streamed, capped at ``max_documents`` (the hub must be reachable, or the dataset cached).
-- a path to a ``.jsonl`` file (one ``{"text": ...}`` per line, optional ``id`` and ``label``) or a
-  ``.txt`` file (documents separated by blank lines).
+- ``hf:NAME?name=CONFIG&split=train&text=text&label=LABEL&max_documents=N&max_tokens=T&revision=REV``:
+  a Hugging Face dataset (a hub name, or a local dataset directory), streamed and capped. The ``fetch``
+  rule caches it under the cache directory once, so compute nodes read it offline.
+- local shards: a file, a directory or a glob of ``.jsonl``, ``.jsonl.gz``, ``.parquet`` (one
+  ``text`` field per row, optional ``id`` and ``label``) or ``.txt`` files (documents separated by
+  blank lines).
+
+``max_tokens`` counts tokens of the base model's tokenizer, so it is applied where one is at hand
+(curation and replay); the fetch stops early at a safe bound of FETCH_BYTES_PER_TOKEN bytes a token.
 """
 
 from __future__ import annotations
 
+import glob
+import gzip
 import hashlib
 import importlib
 import importlib.metadata
 import inspect
 import json
+import re
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +46,12 @@ DOCSTRING_PACKAGES = {
                "collections", "string", "re", "json", "pathlib", "random", "datetime", "textwrap"],
 }
 MIN_DOCSTRING_CHARS = 200
-HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "revision"}
+HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", "revision"}
+LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
+FETCH_BYTES_PER_TOKEN = 8
+CACHED_DOCUMENTS = "documents.jsonl.gz"
+CACHED_PROVENANCE = "fetch.json"
+TokenCounter = Callable[[list[str]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -98,15 +111,34 @@ def check_reference(reference: str) -> None:
     elif kind == "hf":
         hub_options(reference)
     else:
-        path = resolve_path(reference)
-        if path.suffix not in {".jsonl", ".txt"}:
-            raise CorpusError(f"{reference}: a local corpus must be a .jsonl or .txt file")
-        if not path.is_file():
+        local_shards(reference)
+
+
+def local_shards(reference: str) -> list[Path]:
+    """The files a local reference names (a file, a directory or a glob), sorted; errors say why none."""
+    if reference.startswith("pkgdata:"):
+        candidates = [resolve_package_path(reference)]
+    elif glob.has_magic(reference):
+        candidates = [Path(name) for name in glob.glob(reference, recursive=True)]
+    elif Path(reference).is_dir():
+        candidates = [path for path in Path(reference).rglob("*") if path.is_file()]
+    else:
+        candidates = [Path(reference)]
+        if not candidates[0].is_file():
             raise CorpusError(f"{reference}: no such file; fix the path or create it")
+    shards = sorted(path for path in candidates if path.name.endswith(LOCAL_SUFFIXES))
+    if not shards:
+        raise CorpusError(f"{reference}: names no {'/'.join(LOCAL_SUFFIXES)} file; a local corpus is a file, "
+                          "a directory or a glob of such shards")
+    return shards
 
 
-def read_corpus(reference: str) -> Iterator[Document]:
-    """Yield the documents of one corpus reference, in a deterministic order."""
+def read_corpus(reference: str, cache_dir: str | Path | None = None,
+                count_tokens: TokenCounter | None = None) -> Iterator[Document]:
+    """Yield the documents of one corpus reference, in a deterministic order.
+
+    A ``hf:`` reference is read from `cache_dir` when the fetch rule has cached it there, else streamed.
+    A ``max_tokens`` cap needs `count_tokens` (the base model's tokenizer)."""
     check_reference(reference)
     kind, _, part = reference.partition(":")
     if kind == "wikipedia":
@@ -116,17 +148,52 @@ def read_corpus(reference: str) -> Iterator[Document]:
     elif kind == "pydoc":
         yield from _pydoc_topics()
     elif kind == "hf":
-        yield from _hub_dataset(reference)
+        cached = cached_dataset(reference, cache_dir)
+        documents = _local_file(cached / CACHED_DOCUMENTS) if cached else hub_dataset_rows(reference)
+        yield from _capped(reference, documents, count_tokens)
     else:
-        yield from _local_file(resolve_path(reference))
+        for shard in local_shards(reference):
+            yield from _local_file(shard)
 
 
-def read_corpora(references: list[str]) -> Iterator[Document]:
+def read_corpora(references: list[str], cache_dir: str | Path | None = None,
+                 count_tokens: TokenCounter | None = None) -> Iterator[Document]:
     for reference in references:
-        yield from read_corpus(reference)
+        yield from read_corpus(reference, cache_dir, count_tokens)
 
 
-def describe_reference(reference: str) -> dict:
+def dataset_slug(reference: str) -> str:
+    """A file-system name for a hub reference: readable, and unique by a hash of the whole reference."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", hub_options(reference)["dataset"]).strip("-")[-60:]
+    return f"{readable}-{hashlib.sha1(reference.encode()).hexdigest()[:10]}"
+
+
+def cached_dataset(reference: str, cache_dir: str | Path | None) -> Path | None:
+    """The fetch rule's directory for `reference` under `cache_dir`, if it has been fetched."""
+    if cache_dir is None:
+        return None
+    directory = Path(cache_dir) / "datasets" / dataset_slug(reference)
+    return directory if (directory / CACHED_PROVENANCE).is_file() else None
+
+
+def _capped(reference: str, documents: Iterator[Document], count_tokens: TokenCounter | None) -> Iterator[Document]:
+    """Stop at the reference's max_documents and max_tokens (counted by `count_tokens`)."""
+    options = hub_options(reference)
+    max_documents = int(options.get("max_documents", 0)) or None
+    max_tokens = int(options.get("max_tokens", 0)) or None
+    if max_tokens and count_tokens is None:
+        raise CorpusError(f"{reference}: max_tokens needs the base model's tokenizer, which this step lacks "
+                          "(the tokenizer is trained on base_model.build.corpus); use max_documents here")
+    tokens = 0
+    for index, document in enumerate(documents):
+        if (max_documents is not None and index >= max_documents) or (max_tokens and tokens >= max_tokens):
+            return
+        if max_tokens:
+            tokens += count_tokens([document.text])[0]
+        yield document
+
+
+def describe_reference(reference: str, cache_dir: str | Path | None = None) -> dict:
     """Provenance of a corpus: where it comes from, its version and, for files, a content hash."""
     kind, _, part = reference.partition(":")
     if kind == "wikipedia":
@@ -142,9 +209,11 @@ def describe_reference(reference: str) -> dict:
     if kind == "pydoc":
         return {"reference": reference, "version": _python_version(), "licence": "PSF"}
     if kind == "hf":
-        return {"reference": reference, **hub_options(reference)}
-    path = resolve_path(reference)
-    return {"reference": reference, "path": str(path), "sha256": file_sha256(path)}
+        cached = cached_dataset(reference, cache_dir)
+        fetched = json.loads((cached / CACHED_PROVENANCE).read_text()) if cached else {"cached": False}
+        return {"reference": reference, **hub_options(reference), **fetched}
+    return {"reference": reference,
+            "shards": [{"path": str(shard), "sha256": file_sha256(shard)} for shard in local_shards(reference)]}
 
 
 def file_sha256(path: Path) -> str:
@@ -206,22 +275,22 @@ def hub_options(reference: str) -> dict:
     if not parsed.path or unknown:
         raise CorpusError(f"{reference}: write hf:DATASET?key=value with keys among {sorted(HUB_OPTIONS)}"
                           + (f"; unknown {sorted(unknown)}" if unknown else ""))
-    if not options.get("max_documents", "1").isdigit():
-        raise CorpusError(f"{reference}: max_documents must be a whole number")
+    for cap in ("max_documents", "max_tokens"):
+        if not options.get(cap, "1").isdigit():
+            raise CorpusError(f"{reference}: {cap} must be a whole number")
     return {"dataset": parsed.path, "split": options.get("split", "train"), "text": options.get("text", "text"),
-            **{key: options[key] for key in ("name", "label", "revision", "max_documents") if key in options}}
+            **{key: options[key] for key in ("name", "label", "revision", "max_documents", "max_tokens")
+               if key in options}}
 
 
-def _hub_dataset(reference: str) -> Iterator[Document]:
+def hub_dataset_rows(reference: str) -> Iterator[Document]:
+    """Every row of a hub dataset (or a local dataset directory), streamed; caps are applied by the caller."""
     from datasets import load_dataset
 
     options = hub_options(reference)
     dataset = load_dataset(options["dataset"], options.get("name"), split=options["split"], streaming=True,
                            revision=options.get("revision"))
-    cap = int(options.get("max_documents", 0)) or None
     for index, row in enumerate(dataset):
-        if cap is not None and index >= cap:
-            break
         if options["text"] not in row:
             raise CorpusError(f"{reference}: rows have no {options['text']!r} field; set text=FIELD")
         label = row.get(options["label"]) if "label" in options else None
@@ -230,15 +299,30 @@ def _hub_dataset(reference: str) -> Iterator[Document]:
 
 
 def _local_file(path: Path) -> Iterator[Document]:
-    if path.suffix == ".jsonl":
+    """The documents of one shard; a shard that cannot be read is a CorpusError naming it."""
+    try:
+        for index, record in enumerate(_records(path)):
+            if not isinstance(record.get("text"), str):
+                raise CorpusError(f"{path}: record {index + 1} has no 'text' field")
+            label = record.get("label")
+            yield Document(id=str(record.get("id") or f"{path.name}/{index}"), text=record["text"],
+                           label=None if label is None else str(label))
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile) as error:
+        if isinstance(error, CorpusError):
+            raise
+        raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from error
+
+
+def _records(path: Path) -> Iterator[dict]:
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
         from annealscope.io import read_jsonl
 
-        for index, record in enumerate(read_jsonl(path)):
-            if "text" not in record:
-                raise CorpusError(f"{path}: line {index + 1} has no 'text' field")
-            yield Document(id=str(record.get("id", f"{path.name}/{index}")), text=record["text"],
-                           label=record.get("label"))
+        yield from read_jsonl(path)
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as parquet
+
+        for batch in parquet.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
     else:
         blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
-        for index, block in enumerate(block for block in blocks if block):
-            yield Document(id=f"{path.name}/{index}", text=block)
+        yield from ({"text": block} for block in blocks if block)

@@ -57,12 +57,25 @@ def epoch_permutations(available: int, needed: int, rng: np.random.Generator) ->
     return np.concatenate([rng.permutation(available) for _ in range(repeats)])[:needed]
 
 
+class EpochLimitError(ValueError):
+    """A budget would repeat the source more often than its `max_epochs` allows."""
+
+
+def check_epochs(budget_tokens: int, unique_tokens: int, max_epochs: float | None, source: str = "the source") -> None:
+    if max_epochs is not None and budget_tokens > max_epochs * unique_tokens:
+        raise EpochLimitError(
+            f"budget {budget_tokens:,} tokens needs {budget_tokens / unique_tokens:.2f} epochs of {source}'s "
+            f"{unique_tokens:,} unique tokens, above sources.{source}.max_epochs = {max_epochs}; lower the "
+            "budget, raise max_epochs or curate more data")
+
+
 def plan_data(source_budget_tokens: int, replay_fraction: float, source_windows: int, replay_windows: int,
-              seq_len: int, global_batch: int, seed: int) -> DataPlan:
+              seq_len: int, global_batch: int, seed: int, max_epochs: float | None = None) -> DataPlan:
     """Plan a run of at least `source_budget_tokens` source tokens plus replay at `replay_fraction` of all.
 
     The source count is rounded up to whole sequences; replay (or, without replay, the source) fills
-    the last global batch so every step is full and the tokens of each kind are exact.
+    the last global batch so every step is full and the tokens of each kind are exact. A plan needing
+    more than `max_epochs` passes over the source is refused.
     """
     if not 0 <= replay_fraction < 1:
         raise ValueError(f"replay fraction must be in [0, 1), got {replay_fraction}")
@@ -70,6 +83,7 @@ def plan_data(source_budget_tokens: int, replay_fraction: float, source_windows:
     n_source = math.ceil(source_budget_tokens / seq_len)
     if replay_windows == 0 or replay_fraction == 0:
         n_source = math.ceil(n_source / global_batch) * global_batch
+    check_epochs(n_source * seq_len, source_windows * seq_len, max_epochs)
     n_replay_wanted = round(n_source * replay_fraction / (1 - replay_fraction))
     total = math.ceil((n_source + n_replay_wanted) / global_batch) * global_batch
     n_replay = total - n_source

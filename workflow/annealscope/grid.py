@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from annealscope.data import check_epochs
 from annealscope.flops import training_flops
+from annealscope.io import read_json
+from annealscope.layout import MANIFEST, run_path
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,16 @@ def cells(config: dict) -> list[Cell]:
     grid = config["grid"]
     return [Cell(source, budget, seed) for source in config["sources"] for budget in grid["budgets"]
             for seed in grid["seeds"]]
+
+
+def check_epoch_limits(config: dict, run_dir: str | Path) -> None:
+    """Refuse, before any job runs, a cell whose budget repeats its source beyond `max_epochs`, for every
+    source already curated (its manifest gives the unique tokens); anneal jobs check again."""
+    for cell in cells(config):
+        max_epochs = config["sources"][cell.source]["max_epochs"]
+        manifest = run_path(MANIFEST, run_dir, source=cell.source)
+        if max_epochs is not None and manifest.is_file():
+            check_epochs(cell.budget, read_json(manifest)["tokens"], max_epochs, cell.source)
 
 
 def base_parameters(config: dict) -> int | None:

@@ -30,6 +30,7 @@ class TrainSpec:
     dtype: str
     ranks: int
     threads: int
+    max_epochs: float | None = None
 
     def save(self, path: str | Path) -> None:
         write_json(path, asdict(self))

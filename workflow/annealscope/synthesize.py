@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
+import time
 from pathlib import Path
 
 from tqdm import tqdm
 
-from annealscope.corpora import resolve_path
 from annealscope.flops import generation_flops
+from annealscope.heuristics import words
+from annealscope.io import read_json, read_jsonl, write_json, write_jsonl
+from annealscope.teachers import load_teacher
 from annealscope.wordproblems import training_document
 
 MIN_DISTINCT_TRIGRAM_RATIO = 0.3
+SHARD_KEY_IGNORES = {"batch_size", "concurrency", "timeout", "base_url", "api_key_env"}  # how, not what
 
 
 def program_documents(count: int, seed: int) -> tuple[list[dict], dict]:
@@ -42,65 +47,75 @@ def render_prompts(template_path: str | Path, seeds: list[str], params: dict) ->
         raise ValueError(f"prompt template {template_path}: {error}") from error
 
 
-def distinct_trigram_ratio(token_ids: list[int]) -> float:
-    grams = [tuple(token_ids[i:i + 3]) for i in range(len(token_ids) - 2)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+def distinct_trigram_ratio(text: str) -> float:
+    """Distinct word trigrams per trigram: low values flag a teacher stuck in a loop (short texts: 1)."""
+    tokens = words(text.lower())
+    grams = [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+    return len(set(grams)) / len(grams) if grams else 1.0
 
 
-def load_teacher(model: str, gguf_file: str | None, trust_remote_code: bool):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    location = str(resolve_path(model))
-    extra = {"gguf_file": gguf_file} if gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code, **extra)
-    teacher = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, trust_remote_code=trust_remote_code,
-                                                   **extra)
-    teacher.eval()
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return teacher, tokenizer
+def shard_key(settings: dict, prompts: list[str]) -> str:
+    """Finished shards are reused only by a run with the same prompts and generation settings."""
+    relevant = {key: value for key, value in settings.items() if key not in SHARD_KEY_IGNORES}
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode())
+    for prompt in prompts:
+        digest.update(prompt.encode())
+    return digest.hexdigest()[:16]
 
 
-def teacher_documents(settings: dict, seeds: list[str], name: str) -> tuple[list[dict], dict]:
-    """Generate one document per rendered prompt with `transformers` `generate`, batched; count the cost."""
-    import torch
+def generate_shards(settings: dict, prompts: list[str], shard_dir: Path, name: str) -> list[dict]:
+    """Generate in shards of `shard_prompts` prompts, each written atomically (documents, then its stats);
+    a rerun skips every shard whose stats exist, so a killed job loses at most the shard in progress.
+    The teacher is loaded only if a shard is left to generate. Returns the stats of every shard."""
+    size = settings["shard_prompts"]
+    shards = [prompts[start:start + size] for start in range(0, len(prompts), size)]
+    pending = [index for index in range(len(shards)) if not (shard_dir / f"shard-{index:05d}.json").is_file()]
+    if len(pending) < len(shards):
+        print(f"{name}: resuming, {len(shards) - len(pending)} of {len(shards)} shards already generated", flush=True)
+    teacher = load_teacher(settings) if pending else None
+    for index in tqdm(pending, desc=f"generate {name}", unit="shard"):
+        started = time.perf_counter()
+        generations = teacher.generate(shards[index], seed=settings["seed"] + index)
+        records = [{"id": f"teacher/{index * size + offset}", "text": generation.text,
+                    "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
+                    "kept": generation.completion_tokens >= settings["min_tokens"]
+                    and distinct_trigram_ratio(generation.text) >= MIN_DISTINCT_TRIGRAM_RATIO}
+                   for offset, generation in enumerate(generations)]
+        write_jsonl(shard_dir / f"shard-{index:05d}.jsonl.gz", records)
+        write_json(shard_dir / f"shard-{index:05d}.json", {
+            "prompts": len(records), "prompt_tokens": sum(record["prompt_tokens"] for record in records),
+            "generated_tokens": sum(record["completion_tokens"] for record in records),
+            "kept": sum(record["kept"] for record in records),
+            "kept_generated_tokens": sum(record["completion_tokens"] for record in records if record["kept"]),
+            "seconds": time.perf_counter() - started, "parameters": teacher.parameters})
+    return [read_json(shard_dir / f"shard-{index:05d}.json") for index in range(len(shards))]
 
+
+def teacher_documents(settings: dict, seeds: list[str], name: str, work_dir: str | Path) -> tuple[list[dict], dict]:
+    """One generation per rendered prompt, in resumable shards under `work_dir`; the cost is counted."""
     prompts = render_prompts(settings["template"], seeds, settings.get("params", {}))
-    teacher, tokenizer = load_teacher(settings["model"], settings.get("gguf_file"),
-                                      settings.get("trust_remote_code", False))
-    parameters = sum(parameter.numel() for parameter in teacher.parameters())
-    if tokenizer.chat_template:
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                 add_generation_prompt=True) for prompt in prompts]
-    torch.manual_seed(settings["seed"])
-    documents, prompt_tokens, generated_tokens, kept_tokens = [], 0, 0, 0
-    batch_size = settings["batch_size"]
-    for start in tqdm(range(0, len(prompts), batch_size), desc=f"generate {name}", unit="batch"):
-        encoded = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=False)
-        with torch.no_grad():
-            output = teacher.generate(**encoded, max_new_tokens=settings["max_new_tokens"], do_sample=True,
-                                      temperature=settings["temperature"], top_p=settings["top_p"],
-                                      repetition_penalty=settings["repetition_penalty"],
-                                      pad_token_id=tokenizer.pad_token_id)
-        prompt_tokens += int(encoded["attention_mask"].sum())
-        for offset, row in enumerate(output[:, encoded["input_ids"].shape[1]:].tolist()):
-            ids = [token for token in row if token != tokenizer.pad_token_id]
-            generated_tokens += len(ids)
-            text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-            if len(ids) >= settings["min_tokens"] and distinct_trigram_ratio(ids) >= MIN_DISTINCT_TRIGRAM_RATIO:
-                kept_tokens += len(ids)
-                documents.append({"id": f"teacher/{start + offset}", "text": text})
+    shard_dir = Path(work_dir) / "shards" / shard_key(settings, prompts)
+    stats = generate_shards(settings, prompts, shard_dir, name)
+    documents = [{"id": record["id"], "text": record["text"]}
+                 for index in range(len(stats)) for record in read_jsonl(shard_dir / f"shard-{index:05d}.jsonl.gz")
+                 if record["kept"]]
+    totals = {key: sum(shard[key] for shard in stats)
+              for key in ("prompt_tokens", "generated_tokens", "kept", "kept_generated_tokens", "seconds")}
+    if not totals["generated_tokens"]:
+        raise ValueError(f"the teacher {settings['model']} returned nothing for {len(prompts)} prompts; "
+                         "check the endpoint or model and max_new_tokens")
     if not documents:
-        raise ValueError(f"source {name}: the teacher {settings['model']} returned no usable text for "
-                         f"{len(prompts)} prompts; check the template and generation settings")
+        raise ValueError(f"the teacher {settings['model']} returned no usable text for {len(prompts)} prompts "
+                         f"(each needs {settings['min_tokens']}+ tokens, not looping); check the template")
+    parameters = stats[0]["parameters"]
     template_hash = hashlib.sha256(Path(settings["template"]).read_bytes()).hexdigest()
     return documents, {
-        "generator": settings["model"], "gguf_file": settings.get("gguf_file"), "generator_parameters": parameters,
-        "template": str(settings["template"]), "template_sha256": template_hash, "prompts": len(prompts),
-        "prompt_tokens": prompt_tokens, "generated_tokens": generated_tokens, "kept_generated_tokens": kept_tokens,
-        "yield": kept_tokens / generated_tokens if generated_tokens else 0.0,
-        "acquisition_flops": generation_flops(parameters, prompt_tokens, generated_tokens),
+        "generator": settings["model"], "backend": settings["backend"], "gguf_file": settings.get("gguf_file"),
+        "generator_parameters": parameters, "template": str(settings["template"]), "template_sha256": template_hash,
+        "prompts": len(prompts), "shards": len(stats), "shard_dir": str(shard_dir),
+        "prompt_tokens": totals["prompt_tokens"], "generated_tokens": totals["generated_tokens"],
+        "kept_generations": totals["kept"], "kept_generated_tokens": totals["kept_generated_tokens"],
+        "yield": totals["kept_generated_tokens"] / totals["generated_tokens"],
+        "generation_seconds": totals["seconds"],
+        "acquisition_flops": generation_flops(parameters, totals["prompt_tokens"], totals["generated_tokens"]),
     }

@@ -50,7 +50,7 @@ def train(spec: TrainSpec) -> None:
     replay = TokenArray.open(spec.replay_tokens) if spec.replay_tokens else None
     plan = plan_data(spec.source_budget_tokens, spec.replay_fraction if replay else 0.0,
                      source.windows(spec.seq_len), replay.windows(spec.seq_len) if replay else 0,
-                     spec.seq_len, spec.global_batch, spec.seed)
+                     spec.seq_len, spec.global_batch, spec.seed, spec.max_epochs)
     arrays = {SOURCE: source, REPLAY: replay}
 
     model = AutoModelForCausalLM.from_pretrained(spec.init_model, dtype=torch.float32)

@@ -2,31 +2,39 @@
 
 
 rule base_init:
+    input:
+        datasets=cached_datasets(config["base_model"].get("build", {}).get("corpus", [])),
     output:
         directory(path(layout.BASE_INIT)),
     params:
         settings=lambda wildcards: as_json(config["base_model"]["build"]),
+        cache=CACHE,
     conda:
         "../../envs/annealscope.yaml"
     log:
         log_path("base_init"),
     shell:
-        "annealscope init-base --settings {params.settings:q} --out {output} > {log} 2>&1"
+        "annealscope init-base --settings {params.settings:q} --cache-dir {params.cache} --out {output} > {log} 2>&1"
 
 
 rule corpus_documents:
+    input:
+        unpack(corpus_inputs),
     output:
         path(layout.DOCUMENTS),
     wildcard_constraints:
         source="pretrain|replay",
     params:
         references=corpus_references,
+        tokenizer=tokenizer_argument,
+        cache=CACHE,
     conda:
         "../../envs/annealscope.yaml"
     log:
         log_path("corpus_{source}"),
     shell:
-        "annealscope corpus {params.references:q} --out {output} > {log} 2>&1"
+        "annealscope corpus {params.references:q} {params.tokenizer} --cache-dir {params.cache} --out {output}"
+        " > {log} 2>&1"
 
 
 rule pretrain_base:

@@ -8,8 +8,11 @@ from snakemake.exceptions import WorkflowError
 
 from annealscope import layout
 from annealscope.config import ConfigError, check_config, validate_schema
+from annealscope.corpora import dataset_slug
 from annealscope.evaluate import evaluate_in_process
-from annealscope.grid import cells, print_plan
+from annealscope.fetch import hub_datasets, hub_models, model_slug, source_corpus_references
+from annealscope.data import EpochLimitError
+from annealscope.grid import cells, check_epoch_limits, print_plan
 from annealscope.tasks import LOCAL_TASKS
 
 
@@ -20,8 +23,15 @@ except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 
 RUN = config["run"]
+try:
+    check_epoch_limits(config, Path("results") / RUN)
+except EpochLimitError as error:
+    raise WorkflowError(f"invalid grid: {error}") from None
 RESOURCES = Path(workflow.basedir) / "resources"
 SOURCE_NAMES = "|".join(config["sources"])
+CACHE = config["cache_dir"]
+HUB_DATASETS = {dataset_slug(reference): reference for reference in hub_datasets(config)}
+HUB_MODELS = {model_slug(name, revision): (name, revision) for name, revision in hub_models(config)}
 
 
 wildcard_constraints:
@@ -57,9 +67,24 @@ def built_base():
     return "build" in config["base_model"]
 
 
+def cached_model(name, revision=None):
+    """Where the fetch rule puts hub model `name`; other names (local paths) are returned unchanged."""
+    slug = model_slug(name, revision)
+    return f"{CACHE}/models/{slug}" if slug in HUB_MODELS else name
+
+
+def cached_datasets(references):
+    """The fetch rule's directories for the hub datasets among `references`."""
+    return [f"{CACHE}/datasets/{dataset_slug(reference)}" for reference in references if reference.startswith("hf:")]
+
+
+def pretrained_base():
+    return cached_model(config["base_model"]["pretrained"], config["base_model"].get("revision"))
+
+
 def base_checkpoint():
     """The model every anneal starts from: the demo's pre-trained build, or a hub id / local path."""
-    return path(layout.BASE_MODEL) if built_base() else config["base_model"]["pretrained"]
+    return path(layout.BASE_MODEL) if built_base() else pretrained_base()
 
 
 def input_or_pretrained(name):
@@ -72,12 +97,18 @@ def input_or_pretrained(name):
     return choose
 
 
+def fetched_base():
+    """The fetched base model directory as an input, when the base is a hub model."""
+    base = pretrained_base()
+    return [base] if base.startswith(f"{CACHE}/models/") else []
+
+
 def tokenizer_input(wildcards=None):
-    return [path(layout.BASE_INIT)] if built_base() else []
+    return [path(layout.BASE_INIT)] if built_base() else fetched_base()
 
 
 def base_input(wildcards=None):
-    return [path(layout.BASE_MODEL)] if built_base() else []
+    return [path(layout.BASE_MODEL)] if built_base() else fetched_base()
 
 
 def corpus_references(wildcards):
@@ -86,23 +117,45 @@ def corpus_references(wildcards):
     return config["replay"]["corpus"]
 
 
+def corpus_inputs(wildcards):
+    inputs = {"datasets": cached_datasets(corpus_references(wildcards))}
+    if wildcards.source == "replay":
+        inputs["tokenizer"] = tokenizer_input()
+    return inputs
+
+
+def tokenizer_argument(wildcards, input):
+    return f"--tokenizer {input.tokenizer}" if input.get("tokenizer") else ""
+
+
 def uses_base_as_teacher(source):
     generator = config["sources"][source].get("generator", {})
     return generator.get("kind") == "teacher" and generator.get("model") == "base"
 
 
+def source_models(source):
+    """The models a source runs (a teacher, a classifier), by their settings key."""
+    settings = config["sources"][source]
+    return {key: block["model"] for key in ("generator", "classifier")
+            if (block := settings.get(key)) and "model" in block}
+
+
 def curate_inputs(wildcards):
-    inputs = {"tokenizer": tokenizer_input(), "tasks": path(layout.TASKS)}
+    inputs = {"tokenizer": tokenizer_input(), "tasks": path(layout.TASKS),
+              "datasets": cached_datasets(source_corpus_references(config["sources"][wildcards.source]))}
     if uses_base_as_teacher(wildcards.source):
         inputs["teacher"] = base_input()
+    models = [cached_model(name) for name in source_models(wildcards.source).values()]
+    inputs["models"] = [model for model in models if model.startswith(f"{CACHE}/models/")]
     return inputs
 
 
 def source_settings(wildcards):
-    """The source's config block, with a teacher named 'base' resolved to the base checkpoint."""
+    """The source's config block, with its models resolved to local paths: the fetched copy of a hub
+    model, and the base checkpoint for a teacher named 'base'."""
     settings = copy.deepcopy(config["sources"][wildcards.source])
-    if uses_base_as_teacher(wildcards.source):
-        settings["generator"]["model"] = base_checkpoint()
+    for key, name in source_models(wildcards.source).items():
+        settings[key]["model"] = base_checkpoint() if name == "base" else cached_model(name)
     return as_json(settings)
 
 
@@ -123,8 +176,10 @@ def pretrain_settings():
 
 
 def anneal_settings(wildcards):
+    max_epochs = config["sources"][wildcards.source]["max_epochs"]
     return training_settings(source_budget_tokens=int(wildcards.budget), seed=int(wildcards.seed),
-                             replay_fraction=config["replay"]["fraction"])
+                             replay_fraction=config["replay"]["fraction"],
+                             **({"max_epochs": max_epochs} if max_epochs is not None else {}))
 
 
 def replay_input(wildcards):

@@ -26,6 +26,8 @@ rule curate:
     params:
         settings=source_settings,
         tokenizer=input_or_pretrained("tokenizer"),
+        cache=CACHE,
+        work=lambda wildcards: path(layout.CURATE_WORK, source=wildcards.source),
     threads: 2
     resources:
         **job_resources("curate"),
@@ -38,7 +40,7 @@ rule curate:
     shell:
         "annealscope curate --name {wildcards.source} --settings {params.settings:q}"
         " --tokenizer {params.tokenizer} --tasks {input.tasks} --documents {output.documents}"
-        " --manifest {output.manifest} > {log} 2>&1"
+        " --manifest {output.manifest} --cache-dir {params.cache} --work-dir {params.work} > {log} 2>&1"
 
 
 rule tokenize:
@@ -50,10 +52,13 @@ rule tokenize:
         meta=path(layout.TOKENS_META),
     params:
         tokenizer=input_or_pretrained("tokenizer"),
+    threads: 2
     conda:
         "../../envs/annealscope.yaml"
     log:
         log_path("tokenize_{source}"),
+    benchmark:
+        benchmark_path("tokenize_{source}")
     shell:
         "annealscope tokenize --documents {input.documents} --tokenizer {params.tokenizer}"
-        " --out {output.tokens} > {log} 2>&1"
+        " --threads {threads} --out {output.tokens} > {log} 2>&1"

@@ -1,0 +1,273 @@
+"""Curation at production depth: inputs, heuristics, dedup, classifiers, teacher backends and resume."""
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from annealscope.corpora import CorpusError, cached_dataset, describe_reference, read_corpus
+from annealscope.curate import CurationError, acquisition_dollars, curate_source
+from annealscope.data import EpochLimitError, plan_data
+from annealscope.dedup import exact_dedup, near_dedup
+from annealscope.diversity import distinct_n, length_histogram
+from annealscope.fetch import fetch_dataset
+from annealscope.heuristics import apply_heuristics
+from annealscope.io import read_jsonl, write_jsonl
+from annealscope.synthesize import render_prompts, teacher_documents
+from annealscope.teachers import TeacherError
+from annealscope.tokens import TokenArray, token_counter, token_dtype, tokenize_documents
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB = f"hf:{ROOT}/tests/data/hub_dataset?split=train&text=question&label=topic"
+TEMPLATES = sorted((ROOT / "resources" / "prompts").glob("*.jinja"))
+
+
+def test_parquet_gzip_and_directory_shards_are_read_in_order(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    pq.write_table(pa.table({"text": ["alpha", "beta"], "label": ["x", "y"]}), shards / "a.parquet")
+    write_jsonl(shards / "b.jsonl.gz", [{"text": "gamma", "id": "g"}])
+    (shards / "notes.md").write_text("ignored")
+    documents = list(read_corpus(str(shards)))
+    assert [document.text for document in documents] == ["alpha", "beta", "gamma"]
+    assert documents[1].label == "y" and documents[2].id == "g"
+    assert [document.text for document in read_corpus(str(shards / "*.parquet"))] == ["alpha", "beta"]
+    assert len(describe_reference(str(shards))["shards"]) == 2
+
+
+def test_an_unreadable_shard_is_named(tmp_path):
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(CorpusError, match=r"broken\.jsonl\.gz: cannot read this shard"):
+        list(read_corpus(str(tmp_path / "broken.jsonl.gz")))
+
+
+def test_fetch_caches_a_dataset_and_reads_it_back_with_provenance(tmp_path):
+    out = tmp_path / "datasets" / "x"
+    provenance = fetch_dataset(HUB + "&max_documents=5", out)
+    assert provenance["rows"] == 5 and "train.jsonl" in provenance["local_files"]
+    with gzip.open(out / "documents.jsonl.gz", "rt") as handle:
+        assert len(handle.readlines()) == 5
+    cached = cached_dataset(HUB, tmp_path)
+    assert cached is None  # the cache is keyed by the whole reference, caps included
+    fetch_dataset(HUB, tmp_path / "datasets" / Path(str(cached_dataset_name(HUB))))
+    documents = list(read_corpus(HUB, cache_dir=tmp_path))
+    assert len(documents) == 8 and documents[0].label == "arithmetic"
+    assert describe_reference(HUB, tmp_path)["rows"] == 8
+
+
+def cached_dataset_name(reference):
+    from annealscope.corpora import dataset_slug
+
+    return dataset_slug(reference)
+
+
+def test_max_tokens_caps_a_hub_reference_with_the_base_tokenizer(tiny_base):
+    count = token_counter(tiny_base)
+    documents = list(read_corpus(HUB + "&max_tokens=40", count_tokens=count))
+    assert 1 <= len(documents) < 8
+    assert sum(count([document.text for document in documents[:-1]])) < 40
+    with pytest.raises(CorpusError, match="max_tokens needs the base model's tokenizer"):
+        list(read_corpus(HUB + "&max_tokens=40"))
+
+
+def test_each_heuristic_rule_removes_and_counts_its_own_failures():
+    documents = [{"text": "short"}, {"text": "word " * 30}, {"text": "$#@! " * 10 + "fine words here ok"},
+                 {"text": "1234567890 " * 10 + "some text"}, {"text": "a normal sentence with several words in it"},
+                 {"text": "same line\nsame line\nsame line\nother line"}]
+    kept, removed = apply_heuristics(documents, {"min_words": 3, "max_top_bigram_fraction": 0.5,
+                                                 "max_symbol_ratio": 0.3, "max_digit_ratio": 0.5,
+                                                 "max_duplicate_line_fraction": 0.4, "max_words": None})
+    assert [document["text"] for document in kept] == ["a normal sentence with several words in it"]
+    assert removed == {"min_words": 1, "max_top_bigram_fraction": 1, "max_symbol_ratio": 1, "max_digit_ratio": 1,
+                       "max_duplicate_line_fraction": 1}
+    with pytest.raises(ValueError, match="unknown rule"):
+        apply_heuristics(documents, {"max_colour": 1})
+
+
+def test_near_duplicates_go_and_distinct_documents_stay():
+    base = "the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat by the door " * 3
+    documents = [{"text": base}, {"text": base + " today"}, {"text": base.replace("fox", "wolf", 1)},
+                 {"text": "an entirely different document about prime numbers and their distribution " * 3},
+                 {"text": base}]
+    assert len(exact_dedup(documents)) == 4
+    kept = near_dedup(exact_dedup(documents), threshold=0.8)
+    assert [document["text"][:6] for document in kept] == ["the qu", "an ent"]
+
+
+def test_diversity_and_length_statistics():
+    assert distinct_n(["a b a b", "a b"], 1) == pytest.approx(2 / 6)
+    assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
+    assert length_histogram([1, 3, 4, 5, 100]) == {"[1, 2)": 1, "[2, 4)": 1, "[4, 8)": 2, "[64, 128)": 1}
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda path: path.stem)
+def test_every_prompt_template_renders_a_document(template):
+    prompts = render_prompts(template, ["The derivative of x squared is two x."], {})
+    assert "derivative of x squared" in prompts[0] and "{{" not in prompts[0]
+
+
+def test_a_template_error_names_the_template(tmp_path):
+    template = tmp_path / "bad.jinja"
+    template.write_text("{{ document }} {{ params.missing_key }}")
+    with pytest.raises(ValueError, match=r"bad\.jinja.*missing_key"):
+        render_prompts(template, ["text"], {})
+    template.write_text("{{ ''.__class__.__mro__ }}")
+    with pytest.raises(ValueError, match=r"unsafe|access"):
+        render_prompts(template, ["text"], {})
+
+
+def test_token_dtype_follows_the_vocabulary():
+    assert token_dtype(65536) == np.uint16 and token_dtype(65537) == np.uint32
+
+
+def test_tokenize_counts_exactly_and_matches_the_tokenizer(tmp_path, tiny_base):
+    from transformers import AutoTokenizer
+
+    texts = [document.text for document in read_corpus("pydoc:topics")]
+    write_jsonl(tmp_path / "docs.jsonl", ({"text": text} for text in texts))
+    meta = tokenize_documents(tmp_path / "docs.jsonl", tiny_base, tmp_path / "t.bin", tmp_path / "t.json", threads=2)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
+    expected = [token for text in texts for token in [*tokenizer(text, add_special_tokens=False)["input_ids"],
+                                                      tokenizer.eos_token_id]]
+    array = TokenArray.open(tmp_path / "t.bin")
+    assert meta["documents"] == len(texts) and meta["tokens"] == len(expected)
+    assert np.array_equal(np.asarray(array.tokens), expected)
+
+
+def sequence_classifier(tiny_base, directory: Path) -> Path:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_labels=2, id2label={0: "low", 1: "high"},
+                         label2id={"low": 0, "high": 1}, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_a_transformers_classifier_filters_a_pool_and_is_charged_per_token(tmp_path, tiny_base):
+    from annealscope.classifiers import transformers_scores
+
+    model = sequence_classifier(tiny_base, tmp_path / "classifier")
+    texts = [document.text for document in read_corpus("pydoc:topics")][:20]
+    scores = transformers_scores({"model": str(model), "label": "high", "batch_size": 8, "max_length": 64}, texts)
+    assert scores.values.shape == (20,) and np.all((scores.values > 0) & (scores.values < 1))
+    assert 20 * 8 < scores.scanned_tokens <= 20 * 64
+    parameters = scores.description["classifier_parameters"]
+    assert scores.flops_per_token == 2.0 * parameters
+    with pytest.raises(ValueError, match=r"classifier\.label"):
+        transformers_scores({"model": str(model), "label": "medium", "batch_size": 8, "max_length": 64}, texts)
+
+
+def teacher_settings(server, **overrides) -> dict:
+    settings = {"kind": "teacher", "backend": "openai", "model": "tiny", "base_url": server.base_url,
+                "api_key_env": "TEST_TEACHER_KEY", "parameters": 1.0e5, "template": str(ROOT / "resources/prompts"
+                                                                                          / "question_answer.jinja"),
+                "prompts": 6, "params": {"pairs": 1}, "max_new_tokens": 12, "temperature": 0.8, "top_p": 0.95,
+                "repetition_penalty": 1.0, "min_tokens": 1, "seed": 0, "concurrency": 1, "timeout": 60,
+                "shard_prompts": 2, "batch_size": 4}
+    return {**settings, **overrides}
+
+
+@pytest.mark.slow
+def test_openai_teacher_generation_resumes_from_finished_shards(tmp_path, tiny_base, monkeypatch):
+    from teacher_server import TeacherServer
+
+    monkeypatch.setenv("TEST_TEACHER_KEY", "secret-key")
+    seeds = [f"Document {index} says that {index} squared is {index * index}." for index in range(6)]
+    with TeacherServer(str(tiny_base), fail_after=3) as server, pytest.raises(TeacherError, match="500"):
+        teacher_documents(teacher_settings(server), seeds, "qa", tmp_path)
+    shards = sorted(path.name for path in tmp_path.glob("shards/*/*"))
+    assert shards == ["shard-00000.json", "shard-00000.jsonl.gz"]  # the failed shard left nothing behind
+    with TeacherServer(str(tiny_base)) as server:
+        documents, acquisition = teacher_documents(teacher_settings(server), seeds, "qa", tmp_path)
+        assert server.requests == 4  # shards 1 and 2 only
+        assert set(server.authorization) == {"Bearer secret-key"}
+    assert acquisition["prompts"] == 6 and acquisition["shards"] == 3 and len(documents) >= 1
+    assert acquisition["acquisition_flops"] == 2 * 1.0e5 * (acquisition["prompt_tokens"]
+                                                            + acquisition["generated_tokens"])
+    assert "secret-key" not in json.dumps(acquisition)
+
+
+def test_an_openai_teacher_needs_its_size_and_an_endpoint_that_answers(tmp_path):
+    from annealscope.teachers import load_teacher
+
+    class Closed:
+        base_url = "http://127.0.0.1:9/v1"
+
+    with pytest.raises(TeacherError, match=r"generator\.parameters"):
+        load_teacher(teacher_settings(Closed, parameters=None))
+    with pytest.raises(TeacherError, match=r"127\.0\.0\.1:9"):
+        load_teacher(teacher_settings(Closed, timeout=2)).generate(["hello"], seed=0)
+
+
+def test_vllm_missing_is_a_clear_error():
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        from annealscope.teachers import load_teacher
+
+        with pytest.raises(TeacherError, match="annealscope\\[vllm\\]"):
+            load_teacher({"backend": "vllm", "model": "x", "seed": 0})
+
+
+def given_settings(corpus, **overrides) -> dict:
+    settings = {"curation": "given", "corpus": corpus, "acquisition_flops": 0.0, "decontamination_ngram": 13,
+                "heuristics": {}, "near_dedup": {"threshold": 0.8, "num_perm": 64, "shingle": 3},
+                "acquisition_usd": None}
+    return {**settings, **overrides}
+
+
+def test_curation_counts_every_step_and_decontaminates_by_task(tmp_path, tiny_base):
+    item = "What is the value of seven times eight when both are multiplied together in a product"
+    tasks = tmp_path / "tasks"
+    write_jsonl(tasks / "quiz.jsonl", [{"question": item, "choices": ["56", "54"], "gold": 0}])
+    corpus = [{"text": f"Text {index}: " + "numbers and sums and products " * (index + 2)} for index in range(6)]
+    corpus += [{"text": corpus[0]["text"]}, {"text": f"Leaked: {item} 56. More words follow here."}, {"text": "tiny"}]
+    write_jsonl(tmp_path / "corpus.jsonl", corpus)
+    settings = given_settings([str(tmp_path / "corpus.jsonl")], heuristics={"min_words": 2})
+    manifest = curate_source("mine", settings, tiny_base, tasks, tmp_path / "docs.jsonl", tmp_path / "m.json")
+    steps = {step["step"]: step for step in manifest["steps"]}
+    assert [step["step"] for step in manifest["steps"]] == ["read", "heuristics", "exact_dedup", "near_dedup",
+                                                             "decontaminate"]
+    assert steps["heuristics"]["removed_by_rule"] == {"min_words": 1}
+    assert steps["exact_dedup"]["documents_in"] - steps["exact_dedup"]["documents_out"] == 1
+    assert steps["decontaminate"]["removed_by_task"] == {"quiz": 1}
+    assert manifest["documents"] == steps["decontaminate"]["documents_out"] == len(list(read_jsonl(
+        tmp_path / "docs.jsonl")))
+    assert manifest["tokens"] == steps["decontaminate"]["tokens_out"] > 0
+    assert manifest["contamination_rate"] == pytest.approx(1 / 9)
+    assert manifest["provenance"][0]["shards"][0]["sha256"]
+
+
+def test_a_source_emptied_by_a_step_names_the_source_and_step(tmp_path, tiny_base):
+    write_jsonl(tmp_path / "corpus.jsonl", [{"text": "one two"}, {"text": "three four"}])
+    (tmp_path / "tasks").mkdir()
+    settings = given_settings([str(tmp_path / "corpus.jsonl")], heuristics={"min_words": 50})
+    with pytest.raises(CurationError, match="source mine, step heuristics: no documents left"):
+        curate_source("mine", settings, tiny_base, tmp_path / "tasks", tmp_path / "d.jsonl", tmp_path / "m.json")
+    assert not (tmp_path / "d.jsonl").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_dollars_come_from_a_fixed_price_or_from_pricing():
+    acquisition = {"generation_seconds": 7200, "prompt_tokens": 2_000_000, "generated_tokens": 1_000_000}
+    assert acquisition_dollars({"acquisition_usd": 5.0}, acquisition) == 5.0
+    assert acquisition_dollars({"pricing": {"gpu_hour_usd": 2.0, "gpus": 4}}, acquisition) == pytest.approx(16.0)
+    assert acquisition_dollars({"pricing": {"usd_per_million_input_tokens": 0.5,
+                                            "usd_per_million_output_tokens": 2.0}}, acquisition) == pytest.approx(3.0)
+    assert acquisition_dollars({}, acquisition) is None
+
+
+def test_budgets_beyond_max_epochs_are_refused():
+    plan_data(4096, 0.5, source_windows=64, replay_windows=64, seq_len=32, global_batch=8, seed=0, max_epochs=2)
+    with pytest.raises(EpochLimitError, match=r"needs 4\.00 epochs.*max_epochs = 2"):
+        plan_data(8192, 0.5, source_windows=64, replay_windows=64, seq_len=32, global_batch=8, seed=0, max_epochs=2)

@@ -1,0 +1,129 @@
+"""The pre-stage: hub datasets and models downloaded once into a cache, so compute nodes run offline.
+
+A dataset is cached as ``datasets/<slug>/documents.jsonl.gz`` plus ``fetch.json`` (what was read: the
+reference, the resolved revision, rows and bytes); a model as ``models/<slug>/`` (a snapshot of its
+repository) plus the same provenance file. Each is written as a directory, atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from annealscope.corpora import (
+    CACHED_DOCUMENTS,
+    CACHED_PROVENANCE,
+    FETCH_BYTES_PER_TOKEN,
+    file_sha256,
+    hub_dataset_rows,
+    hub_options,
+)
+from annealscope.io import atomic_path, write_json, write_jsonl
+
+HUB_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_hub_model(name: str) -> bool:
+    """A hub repository id (org/name) rather than a local directory, a pkgdata: path or 'base'."""
+    return bool(HUB_REPO_ID.match(name)) and not Path(name).exists()
+
+
+def source_corpus_keys(source: dict) -> list[tuple[str, str]]:
+    """(config key, reference) of every corpus a source reads: pool and seeds, a given corpus, teacher seeds."""
+    generator, classifier = source.get("generator") or {}, source.get("classifier") or {}
+    keyed = [(f"pool[{index}]", reference) for index, reference in enumerate(source.get("pool", []))]
+    keyed += [("classifier.seeds", classifier["seeds"])] if "seeds" in classifier else []
+    keyed += [(f"corpus[{index}]", reference) for index, reference in enumerate(source.get("corpus", []))]
+    keyed += [(f"generator.seed_corpus[{index}]", reference)
+              for index, reference in enumerate(generator.get("seed_corpus", []))]
+    return keyed
+
+
+def source_corpus_references(source: dict) -> list[str]:
+    return [reference for _, reference in source_corpus_keys(source)]
+
+
+def hub_datasets(config: dict) -> list[str]:
+    """The distinct ``hf:`` references of a config, in order of appearance: the fetch rule's work list."""
+    build = config["base_model"].get("build") or {}
+    references = [*build.get("corpus", []), *config["replay"]["corpus"]]
+    for source in config["sources"].values():
+        references += source_corpus_references(source)
+    return list(dict.fromkeys(reference for reference in references if reference.startswith("hf:")))
+
+
+def hub_models(config: dict) -> list[tuple[str, str | None]]:
+    """The distinct hub models of a config (base, teachers, classifiers) with their pinned revisions."""
+    models = []
+    base = config["base_model"]
+    if "pretrained" in base:
+        models.append((base["pretrained"], base.get("revision")))
+    for source in config["sources"].values():
+        for key in ("generator", "classifier"):
+            block = source.get(key) or {}
+            if "model" in block and block.get("backend", "transformers") != "openai":
+                models.append((block["model"], None))
+    return list(dict.fromkeys((name, revision) for name, revision in models if is_hub_model(name)))
+
+
+def model_slug(name: str, revision: str | None = None) -> str:
+    reference = f"{name}@{revision}" if revision else name
+    return f"{re.sub(r'[^A-Za-z0-9]+', '-', name).strip('-')}-{hashlib.sha1(reference.encode()).hexdigest()[:10]}"
+
+
+def dataset_revision(dataset: str, revision: str | None) -> dict:
+    """What identifies the data read: file hashes for a local dataset directory, else the hub commit."""
+    local = Path(dataset)
+    if local.is_dir():
+        files = sorted(path for path in local.rglob("*") if path.is_file())
+        return {"local_files": {str(path.relative_to(local)): file_sha256(path) for path in files}}
+    from huggingface_hub import HfApi
+
+    return {"revision": HfApi().dataset_info(dataset, revision=revision).sha}
+
+
+def fetch_dataset(reference: str, out_dir: str | Path) -> dict:
+    """Stream `reference` up to its caps into ``out_dir/documents.jsonl.gz`` and record its provenance."""
+    options = hub_options(reference)
+    max_documents = int(options.get("max_documents", 0)) or None
+    max_bytes = int(options.get("max_tokens", 0)) * FETCH_BYTES_PER_TOKEN or None
+    started = time.perf_counter()
+    counts = {"rows": 0, "bytes": 0}
+
+    def rows():
+        for document in tqdm(hub_dataset_rows(reference), desc=f"fetch {options['dataset']}", unit="doc"):
+            if (max_documents and counts["rows"] >= max_documents) or (max_bytes and counts["bytes"] >= max_bytes):
+                return
+            counts["rows"] += 1
+            counts["bytes"] += len(document.text.encode())
+            yield document.as_record()
+
+    with atomic_path(out_dir, directory=True) as tmp:
+        write_jsonl(tmp / CACHED_DOCUMENTS, rows())
+        provenance = {"fetched": reference, **dataset_revision(options["dataset"], options.get("revision")),
+                      **counts, "fetch_seconds": round(time.perf_counter() - started, 3),
+                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_json(tmp / CACHED_PROVENANCE, provenance)
+    if not counts["rows"]:
+        raise ValueError(f"{reference}: the dataset yielded no rows; check split= and name=")
+    print(f"fetched {counts['rows']:,} rows ({counts['bytes'] / 1e6:.1f} MB) of {reference} into {out_dir}")
+    return provenance
+
+
+def fetch_model(name: str, revision: str | None, out_dir: str | Path) -> dict:
+    """Download a hub model repository snapshot into `out_dir`, with its resolved commit."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    started = time.perf_counter()
+    commit = HfApi().model_info(name, revision=revision).sha
+    with atomic_path(out_dir, directory=True) as tmp:
+        snapshot_download(name, revision=commit, local_dir=tmp)
+        provenance = {"fetched": name, "revision": commit, "fetch_seconds": round(time.perf_counter() - started, 3),
+                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_json(tmp / CACHED_PROVENANCE, provenance)
+    print(f"fetched {name}@{commit} into {out_dir}")
+    return provenance

@@ -1,0 +1,33 @@
+# The pre-stage: every hub dataset and model of the config, downloaded once into config `cache_dir`,
+# so that curation, annealing and evaluation run offline on compute nodes.
+
+
+rule fetch_dataset:
+    output:
+        directory(f"{CACHE}/datasets/{{slug}}"),
+    wildcard_constraints:
+        slug="|".join(HUB_DATASETS) or "(?!)",
+    params:
+        reference=lambda wildcards: HUB_DATASETS[wildcards.slug],
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("fetch_dataset_{slug}"),
+    shell:
+        "annealscope fetch-dataset {params.reference:q} --out {output} > {log} 2>&1"
+
+
+rule fetch_model:
+    output:
+        directory(f"{CACHE}/models/{{slug}}"),
+    wildcard_constraints:
+        slug="|".join(HUB_MODELS) or "(?!)",
+    params:
+        name=lambda wildcards: HUB_MODELS[wildcards.slug][0],
+        revision=lambda wildcards: HUB_MODELS[wildcards.slug][1] or "",
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("fetch_model_{slug}"),
+    shell:
+        "annealscope fetch-model {params.name:q} --revision {params.revision:q} --out {output} > {log} 2>&1"
