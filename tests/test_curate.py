@@ -258,6 +258,17 @@ def test_a_source_emptied_by_a_step_names_the_source_and_step(tmp_path, tiny_bas
     assert not (tmp_path / "d.jsonl").exists() and not (tmp_path / "m.json").exists()
 
 
+def test_a_template_error_stops_curation_naming_source_and_step(tmp_path, tiny_base):
+    (tmp_path / "tasks").mkdir()
+    template = tmp_path / "broken.jinja"
+    template.write_text("{{ document }} {% if %}")
+    generator = teacher_settings(type("Unused", (), {"base_url": "http://127.0.0.1:9/v1"}), template=str(template))
+    settings = {**given_settings([]), "curation": "synthesize", "generator": generator}
+    with pytest.raises(CurationError, match=r"source qa, step generate: prompt template .*broken\.jinja"):
+        curate_source("qa", settings, tiny_base, tmp_path / "tasks", tmp_path / "d.jsonl", tmp_path / "m.json")
+    assert not list(tmp_path.glob("d.jsonl*")) and not (tmp_path / "work").exists()
+
+
 def test_dollars_come_from_a_fixed_price_or_from_pricing():
     acquisition = {"generation_seconds": 7200, "prompt_tokens": 2_000_000, "generated_tokens": 1_000_000}
     assert acquisition_dollars({"acquisition_usd": 5.0}, acquisition) == 5.0

@@ -75,8 +75,11 @@ def transformers_scores(settings: dict, texts: list[str]) -> Scores:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     trust = settings.get("trust_remote_code", False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(settings["model"], trust_remote_code=trust)
-    model = AutoModelForSequenceClassification.from_pretrained(settings["model"], trust_remote_code=trust).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        settings["model"], trust_remote_code=trust, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+    model.to(device).eval()
     parameters = sum(parameter.numel() for parameter in model.parameters())
     column = _score_column(model.config, settings.get("label", "regression"))
     order = np.argsort([-len(text) for text in texts], kind="stable")
@@ -86,11 +89,11 @@ def transformers_scores(settings: dict, texts: list[str]) -> Scores:
     for start in tqdm(range(0, len(texts), batch_size), desc="classify", unit="batch", mininterval=5):
         batch = order[start:start + batch_size]
         encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
-                            max_length=settings["max_length"])
+                            max_length=settings["max_length"]).to(device)
         scanned += int(encoded["attention_mask"].sum())
         with torch.no_grad():
             logits = model(**encoded).logits.float()
-        values[batch] = (logits[:, 0] if column is None else logits.softmax(-1)[:, column]).numpy()
+        values[batch] = (logits[:, 0] if column is None else logits.softmax(-1)[:, column]).cpu().numpy()
     return Scores(values=values, scanned_tokens=scanned, flops_per_token=2.0 * parameters,
                   description={"classifier": settings["model"], "classifier_parameters": parameters,
                                "score": "regression" if column is None else f"p({settings.get('label')})"})

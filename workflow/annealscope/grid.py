@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.data import check_epochs
-from annealscope.flops import training_flops
+from annealscope.corpora import hub_options
+from annealscope.flops import classifier_flops, generation_flops, training_flops
 from annealscope.io import read_json
 from annealscope.layout import MANIFEST, run_path
 
@@ -95,7 +96,54 @@ def print_plan(config: dict, stream=None) -> None:
     """Print the plan table, wide enough for 7B-scale numbers, to `stream` (stdout by default)."""
     from rich.console import Console
 
-    Console(file=stream, width=140).print(plan_table(config))
+    console = Console(file=stream, width=140)
+    console.print(plan_table(config))
+    console.print(acquisition_table(config))
+
+
+def acquisition_estimate(config: dict, source: dict) -> str:
+    """What acquiring a source will cost, as far as the config alone tells, before anything runs."""
+    if source["acquisition_usd"] is not None:
+        priced = f"; ${source['acquisition_usd']:,.0f} fixed"
+    else:
+        priced = ""
+    if source["curation"] == "given":
+        return f"{source['acquisition_flops']:.3e} FLOPs (given){priced}"
+    generator = source.get("generator") or {}
+    if generator.get("kind") == "program":
+        return f"0 FLOPs (a program){priced}"
+    if generator.get("kind") == "teacher":
+        parameters = base_parameters(config) if generator["model"] == "base" else generator.get("parameters")
+        if not parameters:
+            return f"n/a (set generator.parameters){priced}"
+        generated = generator["prompts"] * generator["max_new_tokens"]
+        return (f"<= {generation_flops(parameters, 0, generated):.3e} FLOPs for <= {generated:,} generated tokens, "
+                f"plus 2·N per prompt token{priced}")
+    classifier = source["classifier"]
+    caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
+            for reference in source["pool"]]
+    if classifier["backend"] == "hashed_ngram":
+        flops_per_token = classifier["flops_per_token"] or 2.0 * classifier["ngram_max"]
+    elif classifier.get("parameters"):
+        flops_per_token = 2.0 * classifier["parameters"]
+    else:
+        return f"n/a (set classifier.parameters){priced}"
+    if None in caps:
+        return f"{flops_per_token:.3g} FLOPs per scanned token; cap every pool reference with max_tokens{priced}"
+    scanned = sum(int(cap) for cap in caps)
+    return f"<= {classifier_flops(flops_per_token, scanned):.3e} FLOPs for <= {scanned:,} scanned tokens{priced}"
+
+
+def acquisition_table(config: dict):
+    from rich.table import Table
+
+    table = Table(title="acquisition, planned (manifests record what was spent)")
+    table.add_column("source")
+    table.add_column("curation")
+    table.add_column("estimate")
+    for name, source in config["sources"].items():
+        table.add_row(name, source["curation"], acquisition_estimate(config, source))
+    return table
 
 
 def _number(value: float | None, form: str = "{:.3e}") -> str:
