@@ -1,12 +1,14 @@
 """Real DeepSpeed training on CPU: two data-parallel ranks (gloo), ZeRO stages, Hugging Face export."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from annealscope.deepspeed_config import deepspeed_config
 from annealscope.io import write_jsonl
-from annealscope.launch import deepspeed_command, run_training
+from annealscope.launch import deepspeed_command, launch_command, run_training, srun_command
 from annealscope.spec import TrainSpec
 from annealscope.tokens import TokenArray, tokenize_documents
 
@@ -40,26 +42,31 @@ def check_run(spec: TrainSpec, world_size: int) -> dict:
 
     summary = json.loads(Path(spec.summary_path).read_text())
     assert summary["world_size"] == world_size
-    assert summary["source_tokens"] == 8192
+    assert summary["source_tokens"] == spec.source_budget_tokens
     log = [json.loads(line) for line in Path(spec.log_path).read_text().splitlines()]
     assert len(log) == summary["steps"]
     assert log[-1]["loss"] < log[0]["loss"]
     model = AutoModelForCausalLM.from_pretrained(spec.out_dir)
     assert AutoTokenizer.from_pretrained(spec.out_dir).eos_token == "<|endoftext|>"
-    assert not any(path.name.endswith(".deepspeed") for path in Path(spec.out_dir).parent.iterdir())
-    return {"summary": summary, "model": model}
+    assert (Path(spec.out_dir).parent / "checkpoints").exists() == spec.keep_checkpoints
+    assert log[-1]["source_tokens"] == summary["source_tokens"] and log[-1]["replay_tokens"] == summary["replay_tokens"]
+    return {"summary": summary, "model": model, "log": log}
 
 
 def test_two_data_parallel_ranks_train_and_export(tiny):
-    spec = spec_for(tiny, "two_ranks", ranks=2, zero_stage=2)
+    spec = spec_for(tiny, "two_ranks", ranks=2, zero_stage=2, micro_batch=2, activation_checkpointing=True,
+                    schedule="cosine", peak_flops=1e12)
     run_training(spec)
-    check_run(spec, world_size=2)
+    run = check_run(spec, world_size=2)
+    assert run["summary"]["gradient_accumulation"] == 2
+    assert 0 < run["log"][0]["mfu"] < 1 and run["summary"]["mfu"] > 0
+    assert run["log"][-1]["lr"] < 1e-4 * spec.lr
 
 
 def test_zero3_weights_are_gathered_for_the_export(tiny):
     import torch
 
-    spec = spec_for(tiny, "zero3", zero_stage=3, dtype="fp32")
+    spec = spec_for(tiny, "zero3", zero_stage=3, dtype="fp32", keep_checkpoints=True)
     run_training(spec)
     exported = check_run(spec, world_size=1)["model"]
     from transformers import AutoModelForCausalLM
@@ -82,6 +89,72 @@ def test_token_array_sidecar_is_exact(tiny):
     array = TokenArray.open(tiny["tokens"])
     assert array.tokens.size == array.meta["tokens"]
     assert array.tokens.dtype.name == "uint16"
+
+
+def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_where_an_uninterrupted_run_does(tiny):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    settings = dict(ranks=2, source_budget_tokens=49152, checkpoint_every=10, dtype="fp32")
+    reference = spec_for(tiny, "uninterrupted", **settings)
+    run_training(reference)
+    spec = spec_for(tiny, "killed", **settings)
+    marker = Path(spec.out_dir).parent / "checkpoints" / "resumable.json"
+    code = (f"from annealscope.spec import TrainSpec; from annealscope.launch import run_training; "
+            f"run_training(TrainSpec.load({str(Path(spec.out_dir).parent / 'spec.json')!r}))")
+    spec.save(Path(spec.out_dir).parent / "spec.json")
+    job = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (marker.is_file() and json.loads(marker.read_text())["tag"] == "step20") and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not Path(spec.summary_path).exists(), "the job finished before it could be killed"
+    run_training(spec)
+    resumed = check_run(spec, world_size=2)
+    expected = json.loads(Path(reference.summary_path).read_text())
+    assert 20 <= resumed["summary"]["resumed_from_step"] < expected["steps"]
+    assert resumed["summary"]["steps"] == expected["steps"]
+    assert resumed["summary"]["final_loss"] == pytest.approx(expected["final_loss"], rel=1e-3)
+
+
+def test_divergence_stops_the_job_naming_the_step_and_keeps_the_last_good_checkpoint(tiny, capfd):
+    spec = spec_for(tiny, "diverging", lr=30.0, warmup_steps=0, dtype="fp32", checkpoint_every=1)
+    with pytest.raises(RuntimeError, match="training job"):
+        run_training(spec)
+    output = capfd.readouterr()
+    assert re.search(r"training diverged at step [1-9]\d*: the loss", output.out + output.err)
+    assert re.search(r"the last good checkpoint is \S+/checkpoints/step\d+", output.out + output.err)
+    assert (Path(spec.out_dir).parent / "checkpoints" / "resumable.json").is_file()
+    assert not Path(spec.out_dir).exists()
+
+
+def test_deepspeed_config_derives_accumulation_offload_and_takes_overrides(tiny):
+    spec = spec_for(tiny, "config", global_batch=32, micro_batch=4, offload_optimizer=True, zero_stage=2,
+                    deepspeed={"zero_optimization": {"overlap_comm": True}, "gradient_clipping": 0.5})
+    config = deepspeed_config(spec, world_size=2)
+    assert config["gradient_accumulation_steps"] == 4 and config["train_micro_batch_size_per_gpu"] == 4
+    assert config["zero_optimization"] == {"stage": 2, "offload_optimizer": {"device": "cpu", "pin_memory": False},
+                                           "overlap_comm": True}
+    assert config["gradient_clipping"] == 0.5 and config["optimizer"]["params"]["torch_adam"] is False
+    with pytest.raises(ValueError, match="micro_batch"):
+        deepspeed_config(spec_for(tiny, "config", global_batch=32, micro_batch=3), world_size=2)
+
+
+def test_multi_node_launch_is_srun_torchrun_from_the_slurm_allocation(tiny):
+    command = srun_command("spec.json", nodes=4, ranks_per_node=8, master_addr="gpu01", master_port=29600,
+                           job_id="123")
+    assert command == ["srun", "--nodes=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "torchrun",
+                       "--nnodes=4", "--nproc-per-node=8", "--rdzv-id=123", "--rdzv-backend=c10d",
+                       "--rdzv-endpoint=gpu01:29600", "-m", "annealscope.train", "--spec", "spec.json"]
+    spec = spec_for(tiny, "nodes", nodes=2, ranks=8, global_batch=16)
+    with pytest.raises(RuntimeError, match=r"anneal\.nodes is 2, but this job holds no SLURM nodes"):
+        launch_command("spec.json", spec, {})
+    assert launch_command("spec.json", spec_for(tiny, "one"), {})[0].endswith("deepspeed")
 
 
 def test_deepspeed_command_line():

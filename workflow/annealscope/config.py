@@ -59,10 +59,27 @@ def check_config(config: dict, resources_dir: str | Path = "resources") -> None:
     if build and anneal["seq_len"] > build["max_position_embeddings"]:
         raise ConfigError(f"anneal.seq_len: {anneal['seq_len']} exceeds base_model.build.max_position_embeddings "
                           f"({build['max_position_embeddings']})")
-    if anneal["global_batch"] % anneal["ranks"]:
-        raise ConfigError(f"anneal.global_batch: {anneal['global_batch']} is not divisible by anneal.ranks "
-                          f"({anneal['ranks']})")
+    _check_batch(anneal)
     _check_tasks(config["eval"]["tasks"], resources_dir)
+
+
+def _check_batch(anneal: dict) -> None:
+    """Resolve `global_batch_tokens` into sequences and check the split across ranks and micro-batches."""
+    if anneal["global_batch_tokens"] is not None:
+        if anneal["global_batch_tokens"] % anneal["seq_len"]:
+            raise ConfigError(f"anneal.global_batch_tokens: {anneal['global_batch_tokens']} is not a multiple of "
+                              f"anneal.seq_len ({anneal['seq_len']})")
+        anneal["global_batch"] = anneal["global_batch_tokens"] // anneal["seq_len"]
+    world = anneal["ranks"] * anneal["nodes"]
+    if anneal["global_batch"] % world:
+        raise ConfigError(f"anneal.global_batch: {anneal['global_batch']} sequences are not divisible by the "
+                          f"{world} ranks (anneal.ranks x anneal.nodes)")
+    micro = anneal["micro_batch"]
+    if micro is not None and (anneal["global_batch"] // world) % micro:
+        raise ConfigError(f"anneal.micro_batch: {micro} does not divide the {anneal['global_batch'] // world} "
+                          "sequences per rank per step")
+    if anneal["offload_optimizer"] and anneal["zero_stage"] == 0:
+        raise ConfigError("anneal.offload_optimizer: needs anneal.zero_stage 1, 2 or 3")
 
 
 def load_config(path: str | Path, resources_dir: str | Path = "resources") -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from annealscope.data import check_epochs
 from annealscope.corpora import hub_options
+from annealscope.data import check_epochs
 from annealscope.flops import classifier_flops, generation_flops, training_flops
 from annealscope.io import read_json
 from annealscope.layout import MANIFEST, run_path
@@ -103,10 +103,7 @@ def print_plan(config: dict, stream=None) -> None:
 
 def acquisition_estimate(config: dict, source: dict) -> str:
     """What acquiring a source will cost, as far as the config alone tells, before anything runs."""
-    if source["acquisition_usd"] is not None:
-        priced = f"; ${source['acquisition_usd']:,.0f} fixed"
-    else:
-        priced = ""
+    priced = f"; ${source['acquisition_usd']:,.0f} fixed" if source["acquisition_usd"] is not None else ""
     if source["curation"] == "given":
         return f"{source['acquisition_flops']:.3e} FLOPs (given){priced}"
     generator = source.get("generator") or {}

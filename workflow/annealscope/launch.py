@@ -29,12 +29,40 @@ def deepspeed_command(spec_path: str | Path, ranks: int, master_port: int, launc
             "--module", "annealscope.train", "--spec", str(spec_path)]
 
 
+def srun_command(spec_path: str | Path, nodes: int, ranks_per_node: int, master_addr: str, master_port: int,
+                 job_id: str) -> list[str]:
+    """The multi-node launch under SLURM: one `torchrun` per node started by `srun`, meeting at the first
+    node by c10d rendezvous; each starts `ranks_per_node` ranks (one per GPU)."""
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={ranks_per_node}", f"--rdzv-id={job_id}",
+            "--rdzv-backend=c10d", f"--rdzv-endpoint={master_addr}:{master_port}",
+            "-m", "annealscope.train", "--spec", str(spec_path)]
+
+
+def slurm_hosts(nodelist: str) -> list[str]:
+    """SLURM's compressed node list (e.g. ``gpu[01-04]``) expanded by `scontrol show hostnames`."""
+    result = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def launch_command(spec_path: str | Path, spec: TrainSpec, environment: dict[str, str]) -> list[str]:
+    """`deepspeed` on one node; `srun` + `torchrun` across `spec.nodes` nodes of the SLURM allocation."""
+    if spec.nodes == 1:
+        return deepspeed_command(spec_path, spec.ranks, free_port(), deepspeed_launcher())
+    allocated = int(environment.get("SLURM_NNODES", "0"))
+    if allocated != spec.nodes:
+        raise RuntimeError(f"anneal.nodes is {spec.nodes}, but this job holds {allocated or 'no'} SLURM nodes; "
+                           "multi-node anneals run under SLURM (snakemake --profile slurm) with the rule's nodes")
+    master = slurm_hosts(environment["SLURM_JOB_NODELIST"])[0]
+    return srun_command(spec_path, spec.nodes, spec.ranks, master, free_port(), environment["SLURM_JOB_ID"])
+
+
 def run_training(spec: TrainSpec) -> None:
-    """Write the spec beside the outputs, launch DeepSpeed, and check that the outputs appeared."""
+    """Write the spec beside the outputs, launch the ranks, and check that the outputs appeared."""
     spec_path = Path(spec.summary_path).with_name("train_spec.json")
     spec.save(spec_path)
     environment = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), PYTHONUNBUFFERED="1")
-    command = deepspeed_command(spec_path, spec.ranks, free_port(), deepspeed_launcher())
+    command = launch_command(spec_path, spec, environment)
     print("launch:", " ".join(command), flush=True)
     completed = subprocess.run(command, env=environment, check=False)
     missing = [path for path in (spec.out_dir, spec.log_path, spec.summary_path) if not Path(path).exists()]

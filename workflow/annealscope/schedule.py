@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-SCHEDULES = ("linear_decay", "constant")
+import math
+
+SCHEDULES = ("linear_decay", "cosine", "wsd", "constant")
 
 
-def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, kind: str) -> float:
-    """LR at `step` (0-based): linear warmup to `peak`, then constant or linear decay to zero at the end.
+def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, kind: str,
+                  cooldown_fraction: float = 0.2) -> float:
+    """LR at `step` (0-based): linear warmup to `peak`, then the schedule's shape, reaching exactly zero
+    after the last step for every decaying kind.
 
-    ``linear_decay`` is the annealing schedule of Llama 3: the rate reaches exactly zero after the
-    last step. ``constant`` is the stable phase used to pre-train the demo base model.
+    - ``linear_decay``: the annealing schedule of Llama 3, linear to zero.
+    - ``cosine``: half a cosine from the peak to zero.
+    - ``wsd``: warmup-stable-decay; the peak holds until the last `cooldown_fraction` of the steps, which
+      cool down as 1 − sqrt(progress) (Hägele et al. 2024).
+    - ``constant``: the stable phase, used to pre-train the demo base model.
     """
     if kind not in SCHEDULES:
         raise ValueError(f"unknown schedule {kind!r}; use one of {SCHEDULES}")
@@ -17,5 +24,11 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, k
         return peak * (step + 1) / warmup_steps
     if kind == "constant":
         return peak
-    decay_steps = max(total_steps - warmup_steps, 1)
-    return peak * max(0.0, 1.0 - (step - warmup_steps + 1) / decay_steps)
+    if kind == "wsd":
+        cooldown = max(round(total_steps * cooldown_fraction), 1)
+        start = total_steps - cooldown
+        return peak if step < start else peak * (1.0 - math.sqrt(min((step - start + 1) / cooldown, 1.0)))
+    progress = min((step - warmup_steps + 1) / max(total_steps - warmup_steps, 1), 1.0)
+    if kind == "cosine":
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return peak * max(0.0, 1.0 - progress)

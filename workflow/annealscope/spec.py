@@ -31,6 +31,16 @@ class TrainSpec:
     ranks: int
     threads: int
     max_epochs: float | None = None
+    cooldown_fraction: float = 0.2
+    micro_batch: int | None = None
+    activation_checkpointing: bool = False
+    offload_optimizer: bool = False
+    deepspeed: dict | None = None
+    checkpoint_every: int = 0
+    keep_checkpoints: bool = False
+    max_loss_ratio: float = 4.0
+    peak_flops: float | None = None
+    nodes: int = 1
 
     def save(self, path: str | Path) -> None:
         write_json(path, asdict(self))

@@ -17,6 +17,7 @@ rule anneal:
     threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
     resources:
         **job_resources("anneal"),
+        nodes=config["anneal"]["nodes"],
     conda:
         "../../envs/annealscope.yaml"
     log:

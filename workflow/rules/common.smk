@@ -165,7 +165,7 @@ def local_tasks():
 
 def training_settings(**cell):
     anneal = config["anneal"]
-    return as_json({**anneal, "schedule": "linear_decay", **cell})
+    return as_json({**anneal, "peak_flops": anneal["peak_flops"] or config["plan"]["gpu_peak_flops"], **cell})
 
 
 def pretrain_settings():

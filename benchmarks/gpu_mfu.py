@@ -1,0 +1,75 @@
+"""Tokens/s and model FLOPs utilisation of annealscope's anneal step on one GPU, for a 1B-parameter Llama
+at sequence length 2048 (the shape of TinyLlama-1.1B / Llama 3.2 1B class models), bf16, ZeRO-1.
+
+MFU = tokens/s x (6N + 12·L·d·seq) / peak, with the peak of the GPU in dense bf16 (default: H100/H200,
+989 TFLOP/s). The model is built from a config (no download) and trained on random tokens with the same
+DeepSpeed configuration and `train_step` the anneal jobs use. Goal: MFU >= 50% on an H200.
+Run (GPU only): python benchmarks/gpu_mfu.py [--micro-batch 8] [--steps 30] [--peak-flops 9.89e14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from annealscope.deepspeed_config import deepspeed_config
+from annealscope.spec import TrainSpec
+from annealscope.train import model_flops_per_token, train_step
+
+SHAPE = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+             num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--micro-batch", type=int, default=8, help="sequences per forward pass")
+    parser.add_argument("--accumulation", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=30, help="measured optimizer steps, after 5 warm-up steps")
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--peak-flops", type=float, default=9.89e14)
+    parser.add_argument("--activation-checkpointing", action="store_true")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu_mfu.py needs a CUDA GPU; on CPU use benchmarks/anneal_throughput.py")
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29534", RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    import deepspeed
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    deepspeed.init_distributed(dist_backend="nccl")
+    torch.manual_seed(0)
+    config = LlamaConfig(**SHAPE, tie_word_embeddings=False, attn_implementation="sdpa")
+    model = LlamaForCausalLM(config)
+    if args.activation_checkpointing:
+        model.gradient_checkpointing_enable()
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    global_batch = args.micro_batch * args.accumulation
+    spec = TrainSpec(init_model="", out_dir="", log_path="", summary_path="", source_tokens="", replay_tokens=None,
+                     source_budget_tokens=0, replay_fraction=0.0, seed=0, seq_len=args.seq_len,
+                     global_batch=global_batch, lr=3e-4, warmup_steps=0, schedule="linear_decay", weight_decay=0.1,
+                     gradient_clipping=1.0, zero_stage=1, dtype="bf16", ranks=1, threads=8,
+                     micro_batch=args.micro_batch)
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
+                                           config=deepspeed_config(spec, 1))
+    batch = torch.randint(0, SHAPE["vocab_size"], (global_batch, args.seq_len), device=engine.device)
+    for _ in range(5):
+        train_step(engine, batch, args.accumulation)
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        loss = train_step(engine, batch, args.accumulation)
+    loss.item()
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    tokens_per_s = args.steps * global_batch * args.seq_len / seconds
+    mfu = tokens_per_s * model_flops_per_token(parameters, config, args.seq_len) / args.peak_flops
+    print(f"{torch.cuda.get_device_name()}: {parameters / 1e9:.2f}B-parameter Llama, seq {args.seq_len}, "
+          f"micro-batch {args.micro_batch} x {args.accumulation}: {tokens_per_s:,.0f} tokens/s, "
+          f"MFU {mfu:.1%} of {args.peak_flops:.3g} FLOP/s (goal >= 50%), "
+          f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+
+
+if __name__ == "__main__":
+    main()
