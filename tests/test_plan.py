@@ -38,7 +38,7 @@ def test_plan_counts_replay_and_the_demo_model_exactly(demo_config, root):
 
 
 def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
-    for name, sources, fetches in (("math-7b", 4, 7), ("medical-7b", 4, 8)):
+    for name, sources, fetches in (("math-7b", 4, 8), ("medical-7b", 4, 9)):
         result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile",
                                  f"config/examples/{name}.yaml", "--directory", str(root)],
                                 capture_output=True, text=True, cwd=root)
@@ -48,3 +48,4 @@ def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
         assert "GPU-hours" in output and "This was a dry-run" in output
         jobs = dict(re.findall(r"^(fetch_\w+)\s+(\d+)$", output, flags=re.MULTILINE))
         assert int(jobs["fetch_dataset"]) + int(jobs["fetch_model"]) == fetches, jobs
+        assert int(jobs["fetch_tasks"]) == 1

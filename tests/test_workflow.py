@@ -56,7 +56,14 @@ def test_every_stage_produced_its_artifacts(grid):
     metrics = pd.read_csv(results / "metrics.csv")
     assert list(metrics.columns[: len(COLUMNS)]) == COLUMNS
     assert set(metrics["source"]) == {"base", "program_problems", "teacher_problems", "filtered_web"}
-    assert set(metrics["metric"]) == {"acc", "brier", "nll"}
+    assert set(metrics["task"]) == {"arith_mc", "arith_gen", "mmlu_math", "heldout_sympy_docs"}
+    assert set(metrics.loc[metrics["task"] == "arith_mc", "metric"]) == {"acc", "brier", "nll", "nll_token",
+                                                                         "nll_byte", "p_gold"}
+    assert set(metrics.loc[metrics["task"] == "arith_gen", "metric"]) == {"exact_match", "nll", "nll_token",
+                                                                          "nll_byte"}
+    assert set(metrics.loc[metrics["task"] == "heldout_sympy_docs", "metric"]) == {"bpb"}
+    assert set(pd.read_csv(results / "fit" / "fits.csv")["metric"]) == {"acc", "brier", "nll_byte", "bpb",
+                                                                        "exact_match"}
     assert (metrics.loc[metrics["source"] == "base", "total_flops"] == 0).all()
     annealed = metrics[metrics["source"] != "base"]
     assert (annealed["total_flops"] >= annealed["train_flops"]).all()

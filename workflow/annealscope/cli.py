@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-ONLINE_COMMANDS = {"fetch-dataset", "fetch-model"}
+ONLINE_COMMANDS = {"fetch-dataset", "fetch-model", "fetch-tasks"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--revision", default="")
     command.add_argument("--out", required=True)
     command.set_defaults(run=_fetch_model)
+
+    command = commands.add_parser("fetch-tasks", help="cache the datasets of lm-eval tasks for offline use")
+    command.add_argument("tasks", nargs="+")
+    command.add_argument("--hf-home", required=True, help="the Hugging Face cache evaluation jobs read")
+    command.add_argument("--out", required=True)
+    command.set_defaults(run=_fetch_tasks)
 
     command = commands.add_parser("corpus", help="write the documents of corpus references as JSONL")
     command.add_argument("references", nargs="+")
@@ -71,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     command = commands.add_parser("prepare-tasks", help="write the local evaluation tasks for lm-eval")
     command.add_argument("tasks", nargs="*")
     command.add_argument("--resources", default="resources")
+    command.add_argument("--heldout", default="{}", help="JSON of eval.heldout: {domain: [corpus references]}")
+    command.add_argument("--heldout-documents", type=int, default=200)
+    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
     command.add_argument("--out", required=True)
     command.set_defaults(run=_prepare_tasks)
 
@@ -79,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--settings", required=True, help="JSON of eval")
     command.add_argument("--job", nargs=3, action="append", required=True, metavar=("CHECKPOINT", "SCORES", "ITEMS"))
     command.add_argument("--trust-remote-code", action="store_true")
+    command.add_argument("--hf-home", help="the Hugging Face cache fetch-tasks filled")
     command.set_defaults(run=_evaluate)
 
     command = commands.add_parser("collect", help="collect evaluated cells into metrics.csv")
@@ -92,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--out", required=True)
     command.add_argument("--target-flops", type=float, nargs="*", default=None)
     command.add_argument("--forms", nargs="+")
+    command.add_argument("--fit-metrics", nargs="+", help="metrics to fit (default: fit.metrics, else all)")
     command.add_argument("--bootstrap", type=int)
     command.add_argument("--micro-anneal-budget", type=int)
     command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
@@ -111,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     command.set_defaults(run=_plan)
 
     args = parser.parse_args(argv)
+    if getattr(args, "hf_home", None):
+        os.environ["HF_HOME"] = str(Path(args.hf_home).resolve())
     for key, value in OFFLINE.items():
         if args.command in ONLINE_COMMANDS and key.endswith("OFFLINE"):
             os.environ[key] = "0"
@@ -141,6 +154,12 @@ def _fetch_model(args) -> None:
     from annealscope.fetch import fetch_model
 
     fetch_model(args.name, args.revision or None, args.out)
+
+
+def _fetch_tasks(args) -> None:
+    from annealscope.fetch import fetch_tasks
+
+    fetch_tasks(args.tasks, args.out)
 
 
 def _corpus(args) -> None:
@@ -182,7 +201,8 @@ def _train(args) -> None:
 def _prepare_tasks(args) -> None:
     from annealscope.tasks import prepare_tasks
 
-    counts = prepare_tasks(args.tasks, args.resources, args.out)
+    counts = prepare_tasks(args.tasks, args.resources, args.out, json.loads(args.heldout), args.heldout_documents,
+                           args.cache_dir)
     print("prepared tasks: " + ", ".join(f"{task} ({count:,} items)" for task, count in counts.items()))
 
 
@@ -192,16 +212,22 @@ def _evaluate(args) -> None:
     settings = json.loads(args.settings)
     requests = [EvalRequest(*job) for job in args.job]
     evaluate_checkpoints(requests, settings["tasks"], args.tasks_dir, settings.get("limit"),
-                         settings.get("batch_size", 32), args.trust_remote_code)
+                         settings.get("batch_size", 32), args.trust_remote_code, settings.get("backend", "hf"))
 
 
 def _collect(args) -> None:
-    from annealscope.collect import collect, write_metrics
+    from annealscope.collect import collect, missing_tasks, write_metrics
 
     table = collect(args.scores, args.run_dir)
     write_metrics(table, args.out)
     cells = table[["source", "budget_tokens", "seed"]].drop_duplicates()
-    print(f"collected {len(cells)} cells, {len(table)} rows into {args.out}")
+    missing = missing_tasks(args.scores)
+    for hole in missing:
+        print(f"MISSING: {hole['source']} budget {hole['budget_tokens']} seed {hole['seed']}, task {hole['task']}: "
+              f"{hole['why']} (its curve has a hole here; fix the task and rerun `snakemake --forcerun evaluate`)",
+              file=sys.stderr)
+    print(f"collected {len(cells)} cells, {len(table)} rows into {args.out}"
+          + (f"; {len(missing)} (cell, task) pairs MISSING, listed above" if missing else ""))
 
 
 def _fit(args) -> None:
@@ -223,7 +249,7 @@ def _fit(args) -> None:
         target_flops=args.target_flops if args.target_flops is not None else settings.get("target_flops", []),
         bootstrap=args.bootstrap if args.bootstrap is not None else settings.get("bootstrap", 200),
         micro_anneal_budget=args.micro_anneal_budget or settings.get("micro_anneal_budget"),
-        higher_is_better=directions)
+        higher_is_better=directions, metrics=args.fit_metrics or settings.get("metrics"))
     metrics = pd.read_csv(args.metrics)
     result = fit_table(metrics, fit_settings)
     out = Path(args.out)

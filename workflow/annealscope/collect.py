@@ -34,7 +34,20 @@ def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
             "acquisition_usd": usd * min(share, 1.0) if usd is not None else None}
 
 
+def missing_tasks(scores_paths: list[str | Path]) -> list[dict]:
+    """(cell, task, why) for every task a cell lacks: failed in evaluation, or absent where others have it."""
+    by_cell = {cell_from_scores_path(path): read_json(path) for path in scores_paths}
+    every_task = {task for scores in by_cell.values() for task in (*scores["tasks"], *scores.get("failed", {}))}
+    missing = []
+    for (source, budget, seed), scores in sorted(by_cell.items()):
+        for task in sorted(every_task - set(scores["tasks"])):
+            why = scores.get("failed", {}).get(task, "not evaluated")
+            missing.append({"source": source, "budget_tokens": budget, "seed": seed, "task": task, "why": why})
+    return missing
+
+
 def collect(scores_paths: list[str | Path], run_dir: str | Path) -> pd.DataFrame:
+    """The tidy table of every evaluated (cell, task, metric); missing tasks are left out (see missing_tasks)."""
     rows = []
     for scores_path in scores_paths:
         source, budget, seed = cell_from_scores_path(scores_path)

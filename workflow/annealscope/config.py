@@ -60,6 +60,9 @@ def check_config(config: dict, resources_dir: str | Path = "resources") -> None:
         raise ConfigError(f"anneal.seq_len: {anneal['seq_len']} exceeds base_model.build.max_position_embeddings "
                           f"({build['max_position_embeddings']})")
     _check_batch(anneal)
+    for domain, references in config["eval"]["heldout"].items():
+        for index, reference in enumerate(references):
+            _check_corpus(f"eval.heldout.{domain}[{index}]", reference)
     _check_tasks(config["eval"]["tasks"], resources_dir)
 
 

@@ -29,10 +29,11 @@ class CurationError(ValueError):
 
 
 def eval_item_texts(tasks_dir: str | Path) -> dict[str, list[str]]:
-    """Question plus gold answer of every prepared evaluation item, by task."""
+    """Question plus gold answer of every prepared evaluation item, and every held-out document, by task."""
     texts = {}
     for path in sorted(Path(tasks_dir).glob("*.jsonl")):
-        texts[path.stem] = [f"{item['question']} {item['choices'][item['gold']]}" for item in read_jsonl(path)]
+        texts[path.stem] = [item["text"] if "text" in item else f"{item['question']} {item['choices'][item['gold']]}"
+                            for item in read_jsonl(path)]
     return texts
 
 

@@ -51,6 +51,7 @@ def hub_datasets(config: dict) -> list[str]:
     """The distinct ``hf:`` references of a config, in order of appearance: the fetch rule's work list."""
     build = config["base_model"].get("build") or {}
     references = [*build.get("corpus", []), *config["replay"]["corpus"]]
+    references += [reference for corpus in config["eval"]["heldout"].values() for reference in corpus]
     for source in config["sources"].values():
         references += source_corpus_references(source)
     return list(dict.fromkeys(reference for reference in references if reference.startswith("hf:")))
@@ -126,4 +127,20 @@ def fetch_model(name: str, revision: str | None, out_dir: str | Path) -> dict:
                       "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_json(tmp / CACHED_PROVENANCE, provenance)
     print(f"fetched {name}@{commit} into {out_dir}")
+    return provenance
+
+
+def fetch_tasks(tasks: list[str], out_dir: str | Path) -> dict:
+    """Build lm-evaluation-harness tasks once with the hub reachable, so their datasets land in the
+    Hugging Face cache (``HF_HOME``, set by the caller before any Hugging Face import); record what was done."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    started = time.perf_counter()
+    task_dict = get_task_dict(tasks, TaskManager())
+    with atomic_path(out_dir, directory=True) as tmp:
+        provenance = {"fetched": tasks, "built": sorted(str(name) for name in task_dict),
+                      "fetch_seconds": round(time.perf_counter() - started, 3),
+                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_json(tmp / CACHED_PROVENANCE, provenance)
+    print(f"fetched the datasets of {len(tasks)} lm-eval task(s) into the cache")
     return provenance

@@ -31,6 +31,7 @@ class FitSettings:
     micro_anneal_budget: int | None = None
     higher_is_better: dict[str, bool] = field(default_factory=dict)
     seed: int = 0
+    metrics: list[str] | None = None
 
 
 @dataclass
@@ -164,6 +165,11 @@ def fit_table(table: pd.DataFrame, settings: FitSettings) -> FitResult:
         raise ValueError(f"unknown fit form(s) {unknown}; registered: {sorted(FORMS)}")
     rng = np.random.default_rng(settings.seed)
     annealed = table[table["source"] != BASE_SOURCE]
+    if settings.metrics is not None:
+        annealed = annealed[annealed["metric"].isin(settings.metrics)]
+        if annealed.empty:
+            raise ValueError(f"none of the metrics {settings.metrics} is in the table; it has "
+                             f"{sorted(set(table['metric']))}")
     fits: list[CurveFit] = []
     for (task, metric, source), points in annealed.groupby(["task", "metric", "source"], sort=True):
         fits.append(fit_curve(points, source, task, metric, settings, rng))

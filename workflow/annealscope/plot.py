@@ -10,6 +10,8 @@ from annealscope.io import atomic_path
 
 
 def curves_figure(metrics: pd.DataFrame, curves: pd.DataFrame):
+    """Observed points with standard errors and fitted curves with 90% bands, one panel per fitted
+    (task, metric); the base model as a dashed line."""
     from plotnine import (
         aes,
         facet_wrap,
@@ -25,6 +27,9 @@ def curves_figure(metrics: pd.DataFrame, curves: pd.DataFrame):
         theme_bw,
     )
 
+    if not curves.empty:  # only the (task, metric) pairs that were fitted
+        fitted = set(zip(curves["task"], curves["metric"], strict=True))
+        metrics = metrics[[pair in fitted for pair in zip(metrics["task"], metrics["metric"], strict=True)]]
     observed = metrics[metrics["source"] != "base"].copy()
     observed["panel"] = observed["task"] + " · " + observed["metric"]
     base = metrics[metrics["source"] == "base"].copy()

@@ -1,33 +1,51 @@
-"""Metrics from per-item log-likelihoods of multiple-choice answers: accuracy, Brier score, gold NLL.
+"""Per-item metrics from lm-eval's logged samples, and their means with bootstrap standard errors.
 
-Continuous metrics predict better than accuracy (Schaeffer et al.; DataDecide), so every metric is
-computed here from the raw log-likelihoods lm-eval logs, in one place.
+Continuous metrics predict better than accuracy (Schaeffer et al.; DataDecide), so every task gets one:
+- multiple choice: `acc`, `brier` (multi-class Brier over the choice distribution), `nll` (negative
+  log-likelihood of the gold continuation), `nll_token` and `nll_byte` (the same per gold token and per
+  UTF-8 byte), `p_gold` (probability mass on the gold choice);
+- generative: the task's own per-item scores (e.g. `exact_match`) plus `nll`, `nll_token` and `nll_byte`
+  of the gold answer given the prompt;
+- held-out text (``loglikelihood_rolling``): `bpb`, bits per UTF-8 byte.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.special import softmax
 
-METRICS = ("acc", "brier", "nll")
+BOOTSTRAP_REPLICATES = 1000
 
 
-def item_scores(logliks: list[float], gold: int) -> dict[str, float]:
-    """Per-item scores: `acc` (argmax is gold), `brier` (multi-class Brier over the choice
-    distribution), `nll` (negative log-likelihood of the gold answer's continuation)."""
+def choice_scores(logliks: list[float], gold: int, gold_tokens: int, gold_bytes: int) -> dict[str, float]:
+    """Scores of one multiple-choice item from the log-likelihood of every choice's continuation."""
     values = np.asarray(logliks, dtype=float)
     probabilities = softmax(values)
     truth = np.zeros_like(probabilities)
     truth[gold] = 1.0
     return {"acc": float(np.argmax(values) == gold), "brier": float(np.sum((probabilities - truth) ** 2)),
-            "nll": float(-values[gold]), "p_gold": float(probabilities[gold])}
+            **gold_scores(float(values[gold]), gold_tokens, gold_bytes), "p_gold": float(probabilities[gold])}
 
 
-def aggregate(items: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and standard error of each metric over items."""
+def gold_scores(loglik: float, tokens: int, bytes_: int) -> dict[str, float]:
+    """Negative log-likelihood of a gold continuation: in total, per token and per byte."""
+    return {"nll": -loglik, "nll_token": -loglik / max(tokens, 1), "nll_byte": -loglik / max(bytes_, 1)}
+
+
+def bits_per_byte(loglik: float, bytes_: int) -> float:
+    return -loglik / (math.log(2) * max(bytes_, 1))
+
+
+def aggregate(items: list[dict[str, float]], seed: int = 0) -> dict[str, dict[str, float]]:
+    """Mean of each metric over items, with its standard error from a bootstrap over items."""
+    rng = np.random.default_rng(seed)
+    count = len(items)
+    resamples = rng.integers(0, count, size=(BOOTSTRAP_REPLICATES, count)) if count > 1 else None
     summary = {}
-    for metric in METRICS:
+    for metric in items[0]:
         values = np.asarray([item[metric] for item in items], dtype=float)
-        stderr = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-        summary[metric] = {"value": float(values.mean()), "stderr": stderr, "n_items": len(values)}
+        stderr = float(values[resamples].mean(axis=1).std(ddof=1)) if resamples is not None else float("nan")
+        summary[metric] = {"value": float(values.mean()), "stderr": stderr, "n_items": count}
     return summary

@@ -42,17 +42,49 @@ def mmlu_math_items() -> Iterator[dict]:
                    "gold": "ABCD".index(row["correct_answer"])}
 
 
-LOCAL_TASKS: dict[str, Callable[[], Iterator[dict]]] = {"arith_mc": arith_items, "mmlu_math": mmlu_math_items}
+LOCAL_TASKS: dict[str, Callable[[], Iterator[dict]]] = {"arith_mc": arith_items, "arith_gen": arith_items,
+                                                        "mmlu_math": mmlu_math_items}
 
 
 def local_task_names(resources: str | Path) -> set[str]:
     return {path.stem for path in Path(resources, "tasks").glob("*.yaml")}
 
 
-def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path) -> dict[str, int]:
-    """Write the items and YAML of each local task (others are lm-eval's own); return item counts."""
+HELDOUT_PREFIX = "heldout_"
+
+
+def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:
+    return [f"{HELDOUT_PREFIX}{domain}" for domain in heldout]
+
+
+def heldout_task(name: str, items_path: Path) -> dict:
+    """A bits-per-byte task over held-out documents of one domain (lm-eval `loglikelihood_rolling`)."""
+    return {"task": name, "dataset_path": "json", "test_split": "test", "output_type": "loglikelihood_rolling",
+            "dataset_kwargs": {"data_files": {"test": str(items_path)}}, "doc_to_text": "",
+            "doc_to_target": "{{text}}",
+            "metric_list": [{"metric": "bits_per_byte", "aggregation": "bits_per_byte", "higher_is_better": False}],
+            "metadata": {"version": 1.0}}
+
+
+def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
+                  heldout: dict[str, list[str]] | None = None, heldout_documents: int = 200,
+                  cache_dir: str | Path | None = None) -> dict[str, int]:
+    """Write the items and YAML of each local task (others are lm-eval's own) and of each held-out domain
+    (its first `heldout_documents` documents); return item counts."""
+    from itertools import islice
+
+    from annealscope.corpora import read_corpora
+
     counts = {}
     with atomic_path(out_dir, directory=True) as tmp:
+        for name, references in (heldout or {}).items():
+            task = f"{HELDOUT_PREFIX}{name}"
+            documents = islice(read_corpora(references, cache_dir), heldout_documents)
+            counts[task] = write_jsonl(tmp / f"{task}.jsonl", ({"text": document.text} for document in documents))
+            if not counts[task]:
+                raise ValueError(f"eval.heldout.{name}: {references} hold no documents")
+            spec = heldout_task(task, Path(out_dir).resolve() / f"{task}.jsonl")
+            (tmp / f"{task}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         for name in (name for name in names if name in LOCAL_TASKS):
             spec = yaml.safe_load(Path(resources, "tasks", f"{name}.yaml").read_text())
             items_name = f"{name}.jsonl"

@@ -1,5 +1,6 @@
 # Config validation, paths, grid expansion and every input function; rules never build paths inline.
 import copy
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from annealscope.evaluate import evaluate_in_process
 from annealscope.fetch import hub_datasets, hub_models, model_slug, source_corpus_references
 from annealscope.data import EpochLimitError
 from annealscope.grid import cells, check_epoch_limits, print_plan
-from annealscope.tasks import LOCAL_TASKS
+from annealscope.tasks import LOCAL_TASKS, heldout_task_names
 
 
 try:
@@ -32,6 +33,8 @@ SOURCE_NAMES = "|".join(config["sources"])
 CACHE = config["cache_dir"]
 HUB_DATASETS = {dataset_slug(reference): reference for reference in hub_datasets(config)}
 HUB_MODELS = {model_slug(name, revision): (name, revision) for name, revision in hub_models(config)}
+LM_EVAL_TASKS = sorted(task for task in config["eval"]["tasks"] if task not in LOCAL_TASKS)
+HF_HOME = str(Path(CACHE, "hf").resolve()) if LM_EVAL_TASKS else ""  # where fetch_tasks puts their datasets
 
 
 wildcard_constraints:
@@ -197,8 +200,17 @@ def checkpoint_input(wildcards):
     return [path(layout.ANNEAL_MODEL, **wildcards)]
 
 
+def fetched_tasks(wildcards=None):
+    """The fetch_tasks marker of the lm-eval (non-local) tasks, if there are any."""
+    if not LM_EVAL_TASKS:
+        return []
+    return [f"{CACHE}/lm-eval/tasks-{hashlib.sha1(' '.join(LM_EVAL_TASKS).encode()).hexdigest()[:10]}"]
+
+
 def eval_settings():
-    return as_json(config["eval"])
+    """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list."""
+    tasks = [*config["eval"]["tasks"], *heldout_task_names(config["eval"]["heldout"])]
+    return as_json({**config["eval"], "tasks": tasks})
 
 
 def all_scores():

@@ -5,6 +5,7 @@ rule evaluate:
     input:
         checkpoint=checkpoint_input,
         tasks=path(layout.TASKS),
+        fetched=fetched_tasks,
     output:
         scores=path(layout.SCORES),
         per_item=path(layout.ITEMS),
@@ -12,6 +13,7 @@ rule evaluate:
         settings=eval_settings(),
         checkpoint=input_or_pretrained("checkpoint"),
         trust=config["base_model"]["trust_remote_code"],
+        hf_home=HF_HOME,
     threads: 2
     resources:
         **job_resources("evaluate"),
@@ -22,7 +24,7 @@ rule evaluate:
     run:
         # In-process on local runs: one lm-eval start-up serves every checkpoint (annealscope.evaluate).
         evaluate_in_process(params.checkpoint, output.scores, output.per_item, params.settings, input.tasks,
-                            log[0], params.trust)
+                            log[0], params.trust, params.hf_home)
 
 
 rule collect:

@@ -31,3 +31,17 @@ rule fetch_model:
         log_path("fetch_model_{slug}"),
     shell:
         "annealscope fetch-model {params.name:q} --revision {params.revision:q} --out {output} > {log} 2>&1"
+
+
+rule fetch_tasks:
+    output:
+        directory(f"{CACHE}/lm-eval/tasks-{{key}}"),
+    params:
+        tasks=LM_EVAL_TASKS,
+        hf_home=f"{CACHE}/hf",
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("fetch_tasks_{key}"),
+    shell:
+        "annealscope fetch-tasks {params.tasks} --hf-home {params.hf_home} --out {output} > {log} 2>&1"
