@@ -60,9 +60,10 @@ class Evaluator:
         samples, failed = self._run(model)
         failed.update(self.unbuilt)
         items, scores = [], {}
+        task_objects = leaf_tasks(self.task_dict)
         for task, task_samples in samples.items():
             try:
-                task_items = score_samples(leaf_tasks(self.task_dict)[task], task_samples, model)
+                task_items = score_samples(task_objects[task], task_samples, model)
                 if not task_items:
                     raise ValueError("no items were evaluated")
             except Exception as error:  # one task's failure must not lose the others
