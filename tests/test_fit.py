@@ -86,3 +86,34 @@ def test_unknown_metric_direction_is_a_clear_error():
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="total_flops"):
         fit_table(pd.DataFrame({"source": ["a"]}), FitSettings())
+
+
+def test_a_metric_without_variance_or_with_nans_is_reported_not_fitted():
+    rows = [{"source": "flat", "curation": "given", "budget_tokens": budget, "seed": 0, "train_tokens": budget,
+             "unique_tokens": budget, "epochs": 1.0, "train_flops": 6e6 * budget, "acquisition_flops": 0.0,
+             "total_flops": 6e6 * budget, "task": "t", "metric": "exact_match", "value": 0.0, "stderr": 0.0,
+             "n_items": 100, "checkpoint": "x"} for budget in (1000, 2000, 4000, 8000)]
+    rows += [{**row, "source": "holey", "value": value, "stderr": 0.01}
+             for row, value in zip(rows, [0.1, float("nan"), 0.2, 0.25], strict=True)]
+    result = fit_table(pd.DataFrame(rows), FitSettings(bootstrap=5))
+    statuses = dict(zip(result.fits["source"], result.fits["status"], strict=True))
+    assert statuses["flat"].startswith("no variance: every value is 0")
+    holey = result.fits[result.fits["source"] == "holey"].iloc[0]
+    assert holey["n_points"] == 3 and "1 non-finite value(s) dropped" in holey["forms_tried"]
+
+
+def test_pairwise_probabilities_follow_the_curves_and_are_complementary():
+    rows = []
+    for source, level in (("strong", 0.6), ("weak", 0.3)):
+        for budget in (1000, 2000, 4000, 8000):
+            rows.append({"source": source, "curation": "given", "budget_tokens": budget, "seed": 0,
+                         "train_tokens": budget, "unique_tokens": budget, "epochs": 1.0, "train_flops": 6e6 * budget,
+                         "acquisition_flops": 0.0, "total_flops": 6e6 * budget, "task": "t", "metric": "acc",
+                         "value": level + 0.02 * np.log2(budget / 1000), "stderr": 0.01, "n_items": 500,
+                         "checkpoint": "x"})
+    result = fit_table(pd.DataFrame(rows), FitSettings(bootstrap=50))
+    pairs = result.pairwise
+    assert set(pairs.columns) == {"task", "metric", "total_flops", "source_a", "source_b", "p_a_better"}
+    strong_first = pairs["source_a"] == "strong"
+    p_strong = np.where(strong_first, pairs["p_a_better"], 1 - pairs["p_a_better"])
+    assert (p_strong > 0.95).all() and len(pairs) == len(set(pairs["total_flops"]))

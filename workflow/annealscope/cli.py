@@ -253,7 +253,8 @@ def _fit(args) -> None:
     metrics = pd.read_csv(args.metrics)
     result = fit_table(metrics, fit_settings)
     out = Path(args.out)
-    for name, frame in (("fits", result.fits), ("predictions", result.predictions), ("decisions", result.decisions)):
+    for name, frame in (("fits", result.fits), ("predictions", result.predictions), ("decisions", result.decisions),
+                        ("pairwise", result.pairwise)):
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
     save_figure(curves_figure(metrics, result.curves), out / "curves.png")

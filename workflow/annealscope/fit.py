@@ -8,6 +8,7 @@ bootstrap over the evaluation noise (each point redrawn from its standard error)
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from scipy.stats import kendalltau
 from annealscope.forms import FORMS, Form, higher_is_better
 
 REQUIRED_COLUMNS = ("source", "budget_tokens", "seed", "total_flops", "task", "metric", "value", "stderr")
+PAIRWISE_COLUMNS = ["task", "metric", "total_flops", "source_a", "source_b", "p_a_better"]
 INTERVAL = (5.0, 95.0)
 BASE_SOURCE = "base"
 
@@ -66,6 +68,7 @@ class FitResult:
     predictions: pd.DataFrame
     decisions: pd.DataFrame
     curves: pd.DataFrame
+    pairwise: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def check_table(table: pd.DataFrame) -> None:
@@ -95,13 +98,19 @@ def fit_curve(points: pd.DataFrame, source: str, task: str, metric: str, setting
               rng: np.random.Generator) -> CurveFit:
     """Fit one source's curve for one (task, metric); on failure the status says why."""
     sign = -1.0 if higher_is_better(metric, settings.higher_is_better) else 1.0
-    points = points[points["total_flops"] > 0]
+    dropped = int((~np.isfinite(points["value"].to_numpy(float))).sum())
+    points = points[(points["total_flops"] > 0) & np.isfinite(points["value"].to_numpy(float))]
     flops = points["total_flops"].to_numpy(float)
     y = points["value"].to_numpy(float)
     sigma = _sigma(points)
     reference = float(np.exp(np.mean(np.log(flops)))) if len(flops) else 1.0
     x = np.log(flops / reference) if len(flops) else flops
-    tried, candidates = [], []
+    tried = [f"{dropped} non-finite value(s) dropped"] if dropped else []
+    if len(y) and np.ptp(y) == 0:
+        why = f"no variance: every value is {y[0]:.4g}; nothing to fit"
+        return CurveFit(source, task, metric, None, None, reference, sign, len(y), np.nan, np.nan, why,
+                        "; ".join([*tried, why]))
+    candidates = []
     for name in settings.forms:
         form = FORMS[name]
         if len(np.unique(flops)) < len(form.parameters):
@@ -174,7 +183,7 @@ def fit_table(table: pd.DataFrame, settings: FitSettings) -> FitResult:
     for (task, metric, source), points in annealed.groupby(["task", "metric", "source"], sort=True):
         fits.append(fit_curve(points, source, task, metric, settings, rng))
     decision_flops = _decision_points(annealed, settings.target_flops)
-    predictions, curves, decisions = [], [], []
+    predictions, curves, decisions, pairwise = [], [], [], []
     for (task, metric), group in annealed.groupby(["task", "metric"], sort=True):
         ok = [fit for fit in fits if fit.task == task and fit.metric == metric and fit.status == "ok"]
         for fit in ok:
@@ -183,8 +192,25 @@ def fit_table(table: pd.DataFrame, settings: FitSettings) -> FitResult:
             dense = np.geomspace(span.min(), max(span.max(), decision_flops.max()), 60)
             curves.append(_prediction_rows(fit, dense, span.min(), span.max()))
         decisions += _decisions(task, metric, group, ok, decision_flops, settings)
+        pairwise += _pairwise(task, metric, ok, decision_flops)
     return FitResult(fits=_fits_frame(fits), predictions=_concat(predictions), decisions=pd.DataFrame(decisions),
-                     curves=_concat(curves))
+                     curves=_concat(curves), pairwise=pd.DataFrame(pairwise, columns=PAIRWISE_COLUMNS))
+
+
+def _pairwise(task: str, metric: str, fits: list[CurveFit], flops: np.ndarray) -> list[dict]:
+    """For each pair of sources and each compute, the bootstrap probability that the first is better."""
+    if len(fits) < 2:
+        return []
+    better = -1.0 if fits[0].sign > 0 else 1.0
+    draws = min(len(fit.draws) for fit in fits)
+    sampled = [fit.predict_draws(flops)[:draws] * better for fit in fits]
+    rows = []
+    for first, second in itertools.combinations(range(len(fits)), 2):
+        wins = np.mean(sampled[first] > sampled[second], axis=0)
+        rows += [{"task": task, "metric": metric, "total_flops": compute, "source_a": fits[first].source,
+                  "source_b": fits[second].source, "p_a_better": float(p)} for compute, p in zip(flops, wins,
+                                                                                               strict=True)]
+    return rows
 
 
 def _decision_points(table: pd.DataFrame, targets: list[float]) -> np.ndarray:

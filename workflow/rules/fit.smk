@@ -9,6 +9,7 @@ rule fit:
         predictions=fit_outputs()[1],
         decisions=report(fit_outputs()[2], caption="../report/decisions.rst", category="Fit"),
         figure=report(fit_outputs()[3], caption="../report/curves.rst", category="Fit"),
+        pairwise=fit_outputs()[4],
     params:
         settings=fit_settings(),
         out=lambda wildcards, output: Path(output.fits).parent,
