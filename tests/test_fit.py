@@ -117,3 +117,13 @@ def test_pairwise_probabilities_follow_the_curves_and_are_complementary():
     strong_first = pairs["source_a"] == "strong"
     p_strong = np.where(strong_first, pairs["p_a_better"], 1 - pairs["p_a_better"])
     assert (p_strong > 0.95).all() and len(pairs) == len(set(pairs["total_flops"]))
+
+
+def test_marginal_gain_is_positive_for_an_improving_curve_and_shrinks_with_compute():
+    rows = [{"source": "s", "curation": "given", "budget_tokens": budget, "seed": 0, "train_tokens": budget,
+             "unique_tokens": budget, "epochs": 1.0, "train_flops": 6e6 * budget, "acquisition_flops": 0.0,
+             "total_flops": 6e6 * budget, "task": "t", "metric": "nll", "value": 2.0 + 5.0 * (budget / 1000) ** -0.5,
+             "stderr": 0.01, "n_items": 500, "checkpoint": "x"} for budget in (1000, 2000, 4000, 8000, 16000)]
+    predictions = fit_table(pd.DataFrame(rows), FitSettings(bootstrap=5)).predictions.sort_values("total_flops")
+    gains = predictions["gain_per_1e18_flops"].to_numpy()
+    assert (gains > 0).all() and (np.diff(gains) < 0).all()

@@ -56,7 +56,9 @@ def check_run(spec: TrainSpec, world_size: int) -> dict:
 def test_two_data_parallel_ranks_train_and_export(tiny):
     spec = spec_for(tiny, "two_ranks", ranks=2, zero_stage=2, micro_batch=2, activation_checkpointing=True,
                     schedule="cosine", peak_flops=1e12)
+    buffers_before = set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*"))
     run_training(spec)
+    assert set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) <= buffers_before  # no shared memory leaked
     run = check_run(spec, world_size=2)
     assert run["summary"]["gradient_accumulation"] == 2
     assert 0 < run["log"][0]["mfu"] < 1 and run["summary"]["mfu"] > 0
@@ -114,7 +116,10 @@ def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_where_an_uninter
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     assert not Path(spec.summary_path).exists(), "the job finished before it could be killed"
+    port = (Path(spec.summary_path).parent / "launch_port").read_text()
+    assert list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))  # left by the killed job
     run_training(spec)
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))  # removed by the rerun
     resumed = check_run(spec, world_size=2)
     expected = json.loads(Path(reference.summary_path).read_text())
     assert 20 <= resumed["summary"]["resumed_from_step"] < expected["steps"]
@@ -153,8 +158,8 @@ def test_multi_node_launch_is_srun_torchrun_from_the_slurm_allocation(tiny):
                        "--rdzv-endpoint=gpu01:29600", "-m", "annealscope.train", "--spec", "spec.json"]
     spec = spec_for(tiny, "nodes", nodes=2, ranks=8, global_batch=16)
     with pytest.raises(RuntimeError, match=r"anneal\.nodes is 2, but this job holds no SLURM nodes"):
-        launch_command("spec.json", spec, {})
-    assert launch_command("spec.json", spec_for(tiny, "one"), {})[0].endswith("deepspeed")
+        launch_command("spec.json", spec, {}, 29600)
+    assert launch_command("spec.json", spec_for(tiny, "one"), {}, 29600)[0].endswith("deepspeed")
 
 
 def test_deepspeed_command_line():

@@ -69,7 +69,7 @@ def test_every_stage_produced_its_artifacts(grid):
     assert (annealed["total_flops"] >= annealed["train_flops"]).all()
     teacher = annealed[annealed["source"] == "teacher_problems"]
     assert (teacher["acquisition_flops"] > 0).all() and (teacher["epochs"] > 1).any()
-    for name in ("fits.csv", "predictions.csv", "decisions.csv", "curves.png", "pairwise.csv"):
+    for name in ("fits.csv", "predictions.csv", "decisions.csv", "curves.png", "pairwise.csv", "ranking.png"):
         assert (results / "fit" / name).stat().st_size > 0
     assert "<img" in (results / "report.html").read_text()
 

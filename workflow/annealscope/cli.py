@@ -235,7 +235,7 @@ def _fit(args) -> None:
 
     from annealscope.fit import FitSettings, fit_table
     from annealscope.io import atomic_path
-    from annealscope.plot import curves_figure, save_figure
+    from annealscope.plot import curves_figure, ranking_figure, save_figure
 
     settings = json.loads(args.settings) if args.settings else {}
     directions = dict(settings.get("higher_is_better", {}))
@@ -258,6 +258,7 @@ def _fit(args) -> None:
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
     save_figure(curves_figure(metrics, result.curves), out / "curves.png")
+    save_figure(ranking_figure(result.decisions), out / "ranking.png")
     ok = int((result.fits["status"] == "ok").sum())
     print(f"fitted {ok} of {len(result.fits)} curves ({', '.join(fit_settings.forms)}); outputs in {out}")
 

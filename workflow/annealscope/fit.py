@@ -223,7 +223,15 @@ def _prediction_rows(fit: CurveFit, flops: np.ndarray, lowest: float, highest: f
     lower, upper = np.percentile(draws, INTERVAL, axis=0)
     return pd.DataFrame({"source": fit.source, "task": fit.task, "metric": fit.metric, "total_flops": flops,
                          "predicted": fit.predict(flops), "lower": lower, "upper": upper,
+                         "gain_per_1e18_flops": marginal_gain(fit, flops) * 1e18,
                          "extrapolated": (flops < lowest * 0.999) | (flops > highest * 1.001)})
+
+
+def marginal_gain(fit: CurveFit, flops: np.ndarray, step: float = 1e-3) -> np.ndarray:
+    """Improvement of the fitted metric per extra FLOP at each compute (positive is better, whichever
+    direction the metric improves in), by a central difference on the point fit."""
+    better = -1.0 if fit.sign > 0 else 1.0
+    return better * (fit.predict(flops * (1 + step)) - fit.predict(flops * (1 - step))) / (2 * step * flops)
 
 
 def _decisions(task: str, metric: str, group: pd.DataFrame, fits: list[CurveFit], flops: np.ndarray,

@@ -45,16 +45,27 @@ def slurm_hosts(nodelist: str) -> list[str]:
     return result.stdout.split()
 
 
-def launch_command(spec_path: str | Path, spec: TrainSpec, environment: dict[str, str]) -> list[str]:
+def launch_command(spec_path: str | Path, spec: TrainSpec, environment: dict[str, str], port: int) -> list[str]:
     """`deepspeed` on one node; `srun` + `torchrun` across `spec.nodes` nodes of the SLURM allocation."""
     if spec.nodes == 1:
-        return deepspeed_command(spec_path, spec.ranks, free_port(), deepspeed_launcher())
+        return deepspeed_command(spec_path, spec.ranks, port, deepspeed_launcher())
     allocated = int(environment.get("SLURM_NNODES", "0"))
     if allocated != spec.nodes:
         raise RuntimeError(f"anneal.nodes is {spec.nodes}, but this job holds {allocated or 'no'} SLURM nodes; "
                            "multi-node anneals run under SLURM (snakemake --profile slurm) with the rule's nodes")
     master = slurm_hosts(environment["SLURM_JOB_NODELIST"])[0]
-    return srun_command(spec_path, spec.nodes, spec.ranks, master, free_port(), environment["SLURM_JOB_ID"])
+    return srun_command(spec_path, spec.nodes, spec.ranks, master, port, environment["SLURM_JOB_ID"])
+
+
+def remove_shm_buffers(port: int, directory: Path = Path("/dev/shm")) -> int:
+    """Delete DeepSpeed's CPU all-reduce buffers of the job that used `port`.
+
+    DeepSpeed's shared-memory all-reduce (CPU, ranks on one node) leaves a ~69 MB file per rank in
+    /dev/shm, named with the master port, and never unlinks it: without this, every job leaks RAM."""
+    buffers = list(directory.glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    for buffer in buffers:
+        buffer.unlink(missing_ok=True)
+    return len(buffers)
 
 
 def run_training(spec: TrainSpec) -> None:
@@ -62,9 +73,18 @@ def run_training(spec: TrainSpec) -> None:
     spec_path = Path(spec.summary_path).with_name("train_spec.json")
     spec.save(spec_path)
     environment = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), PYTHONUNBUFFERED="1")
-    command = launch_command(spec_path, spec, environment)
+    port_file = spec_path.with_name("launch_port")
+    if port_file.is_file():  # an earlier launch of this cell was killed before it could clean up
+        remove_shm_buffers(int(port_file.read_text()))
+    port = free_port()
+    port_file.write_text(str(port))
+    command = launch_command(spec_path, spec, environment, port)
     print("launch:", " ".join(command), flush=True)
-    completed = subprocess.run(command, env=environment, check=False)
+    try:
+        completed = subprocess.run(command, env=environment, check=False)
+    finally:
+        remove_shm_buffers(port)
+        port_file.unlink(missing_ok=True)
     missing = [path for path in (spec.out_dir, spec.log_path, spec.summary_path) if not Path(path).exists()]
     if completed.returncode != 0 or missing:
         raise RuntimeError(f"training job for {spec.out_dir} failed (exit {completed.returncode}); "

@@ -27,7 +27,7 @@ SCORES = "results/{run}/eval/" + CELL + "/scores.json"
 ITEMS = "results/{run}/eval/" + CELL + "/items.jsonl.gz"
 METRICS = "results/{run}/metrics.csv"
 FIT_DIR = "results/{run}/fit"
-FIT_OUTPUTS = ("fits.csv", "predictions.csv", "decisions.csv", "curves.png", "pairwise.csv")
+FIT_OUTPUTS = ("fits.csv", "predictions.csv", "decisions.csv", "curves.png", "pairwise.csv", "ranking.png")
 REPORT = "results/{run}/report.html"
 LOGS = "results/{run}/logs"
 

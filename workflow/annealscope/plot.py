@@ -53,6 +53,33 @@ def curves_figure(metrics: pd.DataFrame, curves: pd.DataFrame):
     return figure
 
 
+def ranking_figure(decisions: pd.DataFrame):
+    """A bump chart: each source's fitted rank (1 = best) against total compute, one panel per (task, metric)."""
+    from plotnine import (
+        aes,
+        facet_wrap,
+        geom_line,
+        geom_point,
+        ggplot,
+        labs,
+        scale_x_log10,
+        scale_y_reverse,
+        theme,
+        theme_bw,
+    )
+
+    fitted = decisions[decisions["kind"] == "fitted"]
+    rows = [{"panel": f"{row.task} · {row.metric}", "total_flops": row.total_flops, "source": source, "rank": rank}
+            for row in fitted.itertuples() for rank, source in enumerate(row.ranking.split(" > "), start=1)]
+    ranks = pd.DataFrame(rows, columns=["panel", "total_flops", "source", "rank"])
+    return (ggplot(ranks, aes("total_flops", "rank", color="source"))
+            + geom_line() + geom_point(size=2) + scale_x_log10() + scale_y_reverse(breaks=range(1, 20))
+            + facet_wrap("panel", ncol=3)
+            + labs(x="total compute (acquisition + training FLOPs)", y="fitted rank (1 = best)", color="source",
+                   title="annealscope: ranking of sources by compute (where lines cross, the ranking flips)")
+            + theme_bw() + theme(figure_size=(12, 6.5)))
+
+
 def save_figure(figure, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         figure.save(tmp, format="png", dpi=110, verbose=False)

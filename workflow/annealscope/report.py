@@ -18,6 +18,7 @@ th{background:#f3f3f3}img{max-width:100%}h1{font-size:1.5rem}"""
 def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path, title: str = "annealscope") -> None:
     fit_dir = Path(fit_dir)
     figure = base64.b64encode((fit_dir / "curves.png").read_bytes()).decode()
+    ranking = base64.b64encode((fit_dir / "ranking.png").read_bytes()).decode()
     decisions = pd.read_csv(fit_dir / "decisions.csv")
     fits = pd.read_csv(fit_dir / "fits.csv")
     metrics = pd.read_csv(metrics_path)
@@ -25,6 +26,8 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
     sections = [
         f"<h1>{html.escape(title)}</h1>",
         f'<img alt="scaling curves" src="data:image/png;base64,{figure}">',
+        "<h2>Ranking by compute</h2>",
+        f'<img alt="ranking of sources by compute" src="data:image/png;base64,{ranking}">',
         "<h2>Micro-annealing versus the fitted curves</h2>",
         "<p>The ranking a single small-budget anneal gives, next to the fitted ranking at the largest compute "
         "of the grid (Kendall's tau between them).</p>",

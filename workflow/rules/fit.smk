@@ -10,6 +10,7 @@ rule fit:
         decisions=report(fit_outputs()[2], caption="../report/decisions.rst", category="Fit"),
         figure=report(fit_outputs()[3], caption="../report/curves.rst", category="Fit"),
         pairwise=fit_outputs()[4],
+        ranking=report(fit_outputs()[5], caption="../report/ranking.rst", category="Fit"),
     params:
         settings=fit_settings(),
         out=lambda wildcards, output: Path(output.fits).parent,
