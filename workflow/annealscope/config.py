@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from annealscope.corpora import CorpusError, check_reference, resolve_path
+from annealscope.fetch import source_corpus_keys
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -104,8 +105,6 @@ def _check_corpus(key: str, reference: str) -> None:
 
 
 def _check_source(name: str, source: dict, config: dict) -> None:
-    from annealscope.fetch import source_corpus_keys
-
     key = f"sources.{name}"
     for corpus_key, reference in source_corpus_keys(source):
         _check_corpus(f"{key}.{corpus_key}", reference)

@@ -27,6 +27,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import inspect
+import itertools
 import json
 import re
 import urllib.parse
@@ -49,6 +50,7 @@ MIN_DOCSTRING_CHARS = 200
 HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", "revision"}
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
 FETCH_BYTES_PER_TOKEN = 8
+CAP_BATCH = 1024
 CACHED_DOCUMENTS = "documents.jsonl.gz"
 CACHED_PROVENANCE = "fetch.json"
 TokenCounter = Callable[[list[str]], list[int]]
@@ -184,13 +186,17 @@ def _capped(reference: str, documents: Iterator[Document], count_tokens: TokenCo
     if max_tokens and count_tokens is None:
         raise CorpusError(f"{reference}: max_tokens needs the base model's tokenizer, which this step lacks "
                           "(the tokenizer is trained on base_model.build.corpus); use max_documents here")
+    capped = itertools.islice(documents, max_documents)
+    if not max_tokens:
+        yield from capped
+        return
     tokens = 0
-    for index, document in enumerate(documents):
-        if (max_documents is not None and index >= max_documents) or (max_tokens and tokens >= max_tokens):
-            return
-        if max_tokens:
-            tokens += count_tokens([document.text])[0]
-        yield document
+    while batch := list(itertools.islice(capped, CAP_BATCH)):  # the tokenizer is called per batch, not per document
+        for document, length in zip(batch, count_tokens([document.text for document in batch]), strict=True):
+            if tokens >= max_tokens:
+                return
+            tokens += length
+            yield document
 
 
 def describe_reference(reference: str, cache_dir: str | Path | None = None) -> dict:

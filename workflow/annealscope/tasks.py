@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import yaml
 
-from annealscope.corpora import resolve_package_path
+from annealscope.corpora import read_corpora, resolve_package_path
 from annealscope.io import atomic_path, read_jsonl, write_jsonl
 from annealscope.wordproblems import evaluation_item
 
@@ -71,10 +72,6 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
                   cache_dir: str | Path | None = None) -> dict[str, int]:
     """Write the items and YAML of each local task (others are lm-eval's own) and of each held-out domain
     (its first `heldout_documents` documents); return item counts."""
-    from itertools import islice
-
-    from annealscope.corpora import read_corpora
-
     counts = {}
     with atomic_path(out_dir, directory=True) as tmp:
         for name, references in (heldout or {}).items():
