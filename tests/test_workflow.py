@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from annealscope.analysis import analyse
 from annealscope.collect import COLUMNS
-from annealscope.fit import FitSettings, fit_table
+from annealscope.fit import FitSettings
+from annealscope.layout import FIT_OUTPUTS
 
 pytestmark = pytest.mark.slow
 RUN = "test-grid"
@@ -69,8 +71,12 @@ def test_every_stage_produced_its_artifacts(grid):
     assert (annealed["total_flops"] >= annealed["train_flops"]).all()
     teacher = annealed[annealed["source"] == "teacher_problems"]
     assert (teacher["acquisition_flops"] > 0).all() and (teacher["epochs"] > 1).any()
-    for name in ("fits.csv", "predictions.csv", "decisions.csv", "curves.png", "pairwise.csv", "ranking.png"):
+    for name in FIT_OUTPUTS:
         assert (results / "fit" / name).stat().st_size > 0
+    items = pd.read_parquet(results / "items.parquet")
+    assert set(items["task"]) == set(metrics["task"]) and items["value"].notna().all()
+    assert (metrics.loc[metrics["source"] != "base", "total_usd"] > 0).all()
+    assert "bootstrap replicates over items and seeds" in (results / "logs" / "fit.log").read_text()
     assert "<img" in (results / "report.html").read_text()
 
 
@@ -162,16 +168,20 @@ def test_fit_cli_accepts_the_collected_table(grid, tmp_path):
     _, _, results = grid
     out = tmp_path / "fit"
     command = ["annealscope", "fit", str(results / "metrics.csv"), "--out", str(out), "--target-flops", "1e13",
-               "--bootstrap", "10"]
+               "--bootstrap", "10", "--items", str(results / "items.parquet"), "--allocate-usd", "1e-6"]
     subprocess.run(command, check=True, capture_output=True)
+    assert sorted(path.name for path in out.iterdir()) == sorted(FIT_OUTPUTS)
     decisions = pd.read_csv(out / "decisions.csv")
-    assert 1e13 in set(decisions["total_flops"].dropna())
+    assert set(decisions["total_flops"].dropna()) == {1e13}
     assert {"fitted", "micro_anneal"} <= set(decisions["kind"])
+    assert set(pd.read_csv(out / "allocation.csv")["budget_unit"]) == {"usd"}
 
 
 def test_the_fit_is_a_pure_function_of_the_table(grid):
     _, _, results = grid
     metrics = pd.read_csv(results / "metrics.csv")
-    first = fit_table(copy.deepcopy(metrics), FitSettings(bootstrap=5))
-    second = fit_table(metrics, FitSettings(bootstrap=5))
-    pd.testing.assert_frame_equal(first.fits, second.fits)
+    items = pd.read_parquet(results / "items.parquet")
+    first = analyse(copy.deepcopy(metrics), FitSettings(bootstrap=5), items)
+    second = analyse(metrics, FitSettings(bootstrap=5), items)
+    for name, frame in first.tables().items():
+        pd.testing.assert_frame_equal(frame, second.tables()[name], obj=name)

@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     command = commands.add_parser("collect", help="collect evaluated cells into metrics.csv")
     command.add_argument("scores", nargs="+")
     command.add_argument("--run-dir", required=True)
+    command.add_argument("--plan", default="{}", help="JSON of plan (gpu_hour_usd, gpu_peak_flops, mfu): dollars")
     command.add_argument("--out", required=True)
+    command.add_argument("--items", help="where to write every cell's per-item scores (parquet)")
     command.set_defaults(run=_collect)
 
     command = commands.add_parser("fit", help="fit curves per source to a metrics table")
@@ -106,6 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--bootstrap", type=int)
     command.add_argument("--micro-anneal-budget", type=int)
     command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
+    command.add_argument("--items", help="per-item results (items.parquet from collect): bootstrap over items")
+    command.add_argument("--allocate-flops", type=float, nargs="*", help="FLOP budgets to split across sources")
+    command.add_argument("--allocate-usd", type=float, nargs="*", help="dollar budgets to split across sources")
+    command.add_argument("--max-tokens", action="append", default=[], metavar="SOURCE=TOKENS",
+                         help="unique tokens a source can supply (default: the table's available_tokens)")
     command.add_argument("--settings", help="JSON of fit (command-line options take precedence)")
     command.set_defaults(run=_fit)
 
@@ -216,10 +223,12 @@ def _evaluate(args) -> None:
 
 
 def _collect(args) -> None:
-    from annealscope.collect import collect, missing_tasks, write_metrics
+    from annealscope.collect import collect, collect_items, missing_tasks, write_items, write_metrics
 
-    table = collect(args.scores, args.run_dir)
+    table = collect(args.scores, args.run_dir, json.loads(args.plan))
     write_metrics(table, args.out)
+    if args.items:
+        write_items(collect_items(args.scores, args.run_dir), args.items)
     cells = table[["source", "budget_tokens", "seed"]].drop_duplicates()
     missing = missing_tasks(args.scores)
     for hole in missing:
@@ -233,34 +242,53 @@ def _collect(args) -> None:
 def _fit(args) -> None:
     import pandas as pd
 
-    from annealscope.fit import FitSettings, fit_table
-    from annealscope.io import atomic_path
-    from annealscope.plot import curves_figure, ranking_figure, save_figure
+    from annealscope.analysis import analyse, write_analysis
+
+    settings = fit_settings(args)
+    metrics = pd.read_csv(args.metrics)
+    items = pd.read_parquet(args.items) if args.items else None
+    analysis = analyse(metrics, settings, items)
+    write_analysis(analysis, metrics, args.out)
+    fits = analysis.result.fits
+    usable = fits["form"].notna()
+    flat = fits["status"].str.startswith("flat")
+    print(f"fitted {int(usable.sum())} of {len(fits)} curves ({int(flat.sum())} flat, "
+          f"{int((~usable).sum())} not fitted: see fits.csv status) with {settings.bootstrap} bootstrap replicates "
+          f"over {'items and seeds' if items is not None else 'standard errors and seeds'}; "
+          f"{len(analysis.crossovers)} crossover(s); outputs in {args.out}")
+
+
+def fit_settings(args):
+    """FitSettings from the config's JSON (`--settings`) with command-line options taking precedence."""
+    from annealscope.fit import FitSettings
 
     settings = json.loads(args.settings) if args.settings else {}
-    directions = dict(settings.get("higher_is_better", {}))
-    for item in args.higher_is_better:
-        metric, _, flag = item.partition("=")
-        if flag not in ("true", "false"):
-            raise ValueError(f"--higher-is-better {item}: write METRIC=true or METRIC=false")
-        directions[metric] = flag == "true"
-    fit_settings = FitSettings(
-        forms=args.forms or settings.get("forms", FitSettings().forms),
-        target_flops=args.target_flops if args.target_flops is not None else settings.get("target_flops", []),
-        bootstrap=args.bootstrap if args.bootstrap is not None else settings.get("bootstrap", 200),
-        micro_anneal_budget=args.micro_anneal_budget or settings.get("micro_anneal_budget"),
-        higher_is_better=directions, metrics=args.fit_metrics or settings.get("metrics"))
-    metrics = pd.read_csv(args.metrics)
-    result = fit_table(metrics, fit_settings)
-    out = Path(args.out)
-    for name, frame in (("fits", result.fits), ("predictions", result.predictions), ("decisions", result.decisions),
-                        ("pairwise", result.pairwise)):
-        with atomic_path(out / f"{name}.csv") as tmp:
-            frame.to_csv(tmp, index=False)
-    save_figure(curves_figure(metrics, result.curves), out / "curves.png")
-    save_figure(ranking_figure(result.decisions), out / "ranking.png")
-    ok = int((result.fits["status"] == "ok").sum())
-    print(f"fitted {ok} of {len(result.fits)} curves ({', '.join(fit_settings.forms)}); outputs in {out}")
+    directions = dict(settings.get("higher_is_better", {})) | _assignments(args.higher_is_better,
+                                                                          "--higher-is-better", _flag)
+    defaults = FitSettings()
+    keys = ("forms", "target_flops", "bootstrap", "micro_anneal_budget", "allocate_flops", "allocate_usd")
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else settings.get(key, getattr(defaults, key))
+              for key in keys}
+    return FitSettings(**chosen, higher_is_better=directions, metrics=args.fit_metrics or settings.get("metrics"),
+                       max_tokens=settings.get("max_tokens", {}) | _assignments(args.max_tokens, "--max-tokens", float))
+
+
+def _flag(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError("write true or false")
+    return text == "true"
+
+
+def _assignments(items: list[str], option: str, convert) -> dict:
+    """NAME=VALUE options as a dict, with a clear error naming the option and the bad item."""
+    parsed = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            parsed[name] = convert(value)
+        except ValueError as error:
+            raise ValueError(f"{option} {item}: expected NAME=VALUE ({error})") from None
+    return parsed
 
 
 def _report(args) -> None:

@@ -1,7 +1,11 @@
-"""Functional forms of metric against total compute, registered by name.
+"""Functional forms of a metric against total compute, registered by name.
 
-x is log(C / C0) with C0 a reference compute, so parameters stay well scaled at any FLOP count.
-`sign` is +1 when lower is better (the metric falls towards E) and -1 when higher is better.
+Every form is written in x = C / C0, with C0 the geometric mean of the curve's grid compute, so its
+parameters stay well scaled at any FLOP count. A form predicts from unconstrained parameters
+(exponents and scales as logs), so a batched solver can move freely; `natural` maps them back for
+reporting. Forms defined at C = 0 are `anchored`: the base model (budget 0) is one of their points.
+Starting points come from a grid over the nonlinear parameters with the linear ones solved in
+closed form (weighted least squares), the best few of which the solver refines.
 """
 
 from __future__ import annotations
@@ -11,51 +15,124 @@ from dataclasses import dataclass
 
 import numpy as np
 
+EXPONENTS = np.geomspace(0.02, 4.0, 48)
+SHIFTS = np.geomspace(1e-3, 10.0, 12)
+STARTS = 3
+
 
 @dataclass(frozen=True)
 class Form:
     name: str
     parameters: tuple[str, ...]
-    predict: Callable[[np.ndarray, np.ndarray, float], np.ndarray]
-    initial: Callable[[np.ndarray, np.ndarray, float], list[np.ndarray]]
-    bounds: Callable[[float], tuple[list[float], list[float]]]
+    formula: str
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    natural: Callable[[np.ndarray], np.ndarray]
+    starts: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    anchored: bool = False
+    accuracy_only: bool = False
+
+    def applies(self, y: np.ndarray, higher: bool) -> str | None:
+        """Why this form cannot describe these observations, or None when it can."""
+        if self.accuracy_only and not (higher and np.all((y > 0) & (y <= 1))):
+            return "needs an accuracy-like metric in (0, 1]"
+        return None
 
 
-def _saturating(params: np.ndarray, x: np.ndarray, sign: float) -> np.ndarray:
-    asymptote, scale, exponent = params
-    return asymptote + sign * scale * np.exp(-exponent * x)
+def separable_starts(basis: np.ndarray, y: np.ndarray, weights: np.ndarray, intercept: bool = True,
+                     count: int = STARTS) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the `count` best grid rows of `basis` (K, n) and their linear coefficients (K, 2):
+    y ≈ E + A·g solved in closed form by weighted least squares (E = 0 without an intercept)."""
+    w = weights / weights.sum()
+    s0, s1, s2 = w.sum(), basis @ w, (basis**2) @ w
+    sy, sgy = float(w @ y), basis @ (w * y)
+    if intercept:
+        determinant = s0 * s2 - s1**2
+        safe = np.where(np.abs(determinant) > 1e-300, determinant, np.inf)
+        scale = (s0 * sgy - s1 * sy) / safe
+        level = (sy - scale * s1) / s0
+    else:
+        scale, level = sgy / np.where(s2 > 0, s2, np.inf), np.zeros(len(basis))
+    residual = y[None, :] - level[:, None] - scale[:, None] * basis
+    loss = (residual**2) @ weights
+    order = np.argsort(np.where(np.isfinite(loss), loss, np.inf))[:count]
+    return order, np.stack([level, scale], axis=1)[order]
 
 
-def _saturating_initial(x: np.ndarray, y: np.ndarray, sign: float) -> list[np.ndarray]:
-    span = max(float(np.ptp(y)), 1e-6)
-    best = float(y.min() if sign > 0 else y.max())
-    starts = []
-    for exponent in (0.1, 0.3, 0.7, 1.5):
-        for gap in (0.5, 2.0):
-            asymptote = best - sign * gap * span
-            scale = max(sign * (float(np.mean(y)) - asymptote) / float(np.mean(np.exp(-exponent * x))), 1e-6)
-            starts.append(np.array([asymptote, scale, exponent]))
-    return starts
+def _power(theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    level, scale, log_exponent = theta[:, 0:1], theta[:, 1:2], theta[:, 2:3]
+    return level + scale * x[None, :] ** -np.exp(np.clip(log_exponent, -10.0, 3.0))
 
 
-def _log_linear(params: np.ndarray, x: np.ndarray, sign: float) -> np.ndarray:
-    intercept, slope = params
-    return intercept + slope * x
+def _power_starts(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    order, linear = separable_starts(x[None, :] ** -EXPONENTS[:, None], y, weights)
+    return np.column_stack([linear, np.log(EXPONENTS[order])])
 
 
-def _log_linear_initial(x: np.ndarray, y: np.ndarray, sign: float) -> list[np.ndarray]:
-    slope, intercept = np.polyfit(x, y, 1) if np.ptp(x) > 0 else (0.0, float(np.mean(y)))
-    return [np.array([intercept, slope])]
+def _anchored(theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    level, scale, log_exponent, log_shift = (theta[:, i:i + 1] for i in range(4))
+    shift = np.exp(np.clip(log_shift, -30.0, 30.0))
+    return level + scale * (1.0 + x[None, :] / shift) ** -np.exp(np.clip(log_exponent, -10.0, 3.0))
 
 
-FORMS: dict[str, Form] = {
-    "saturating_power_law": Form(
-        "saturating_power_law", ("E", "A", "alpha"), _saturating, _saturating_initial,
-        lambda sign: ([-np.inf, 0.0, 1e-3], [np.inf, np.inf, 5.0])),
-    "log_linear": Form(
-        "log_linear", ("intercept", "slope"), _log_linear, _log_linear_initial,
-        lambda sign: ([-np.inf, -np.inf], [np.inf, np.inf])),
-}
+def _anchored_starts(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    exponents, shifts = (grid.ravel() for grid in np.meshgrid(EXPONENTS[::2], SHIFTS, indexing="ij"))
+    basis = (1.0 + x[None, :] / shifts[:, None]) ** -exponents[:, None]
+    order, linear = separable_starts(basis, y, weights)
+    return np.column_stack([linear, np.log(exponents[order]), np.log(shifts[order])])
+
+
+def _log_linear(theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return theta[:, 0:1] + theta[:, 1:2] * np.log(x)[None, :]
+
+
+def _log_linear_starts(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    _, linear = separable_starts(np.log(x)[None, :], y, weights, count=1)
+    return linear
+
+
+def _log_accuracy(theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    log_scale, log_exponent = theta[:, 0:1], theta[:, 1:2]
+    return np.exp(-np.exp(np.clip(log_scale, -30.0, 30.0)) * x[None, :] ** -np.exp(np.clip(log_exponent, -10.0, 3.0)))
+
+
+def _log_accuracy_starts(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Grid in the transformed space −log(acc) = A·x^−α, weights by the delta method."""
+    accuracy = np.clip(y, 1e-6, 1 - 1e-9)
+    order, linear = separable_starts(x[None, :] ** -EXPONENTS[:, None], -np.log(accuracy), weights * accuracy**2,
+                                     intercept=False)
+    return np.column_stack([np.log(np.maximum(linear[:, 1], 1e-12)), np.log(EXPONENTS[order])])
+
+
+def _constant(theta: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.repeat(theta[:, 0:1], len(x), axis=1)
+
+
+def _constant_starts(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return np.array([[float(weights @ y / weights.sum())]])
+
+
+def _exp_columns(*columns: int) -> Callable[[np.ndarray], np.ndarray]:
+    def natural(theta: np.ndarray) -> np.ndarray:
+        values = np.array(theta, dtype=float, copy=True)
+        with np.errstate(over="ignore"):
+            values[..., list(columns)] = np.exp(values[..., list(columns)])
+        return values
+    return natural
+
+
+FORMS: dict[str, Form] = {form.name: form for form in (
+    Form("saturating_power_law", ("E", "A", "alpha"), "E + A·(C/C0)^-alpha", _power, _exp_columns(2),
+         _power_starts),
+    Form("anchored_power_law", ("E", "A", "alpha", "Cs"), "E + A·(1 + C/(Cs·C0))^-alpha; the base model is C = 0",
+         _anchored, _exp_columns(2, 3), _anchored_starts, anchored=True),
+    Form("log_linear", ("intercept", "slope"), "intercept + slope·ln(C/C0)", _log_linear, _exp_columns(),
+         _log_linear_starts),
+    Form("log_accuracy_power_law", ("A", "alpha"), "exp(-A·(C/C0)^-alpha), i.e. -ln acc = A·(C/C0)^-alpha",
+         _log_accuracy, _exp_columns(0, 1), _log_accuracy_starts, accuracy_only=True),
+    Form("constant", ("value",), "value (a flat curve: no trend beyond evaluation noise)", _constant,
+         _exp_columns(), _constant_starts),
+)}
+DEFAULT_FORMS = ["saturating_power_law", "anchored_power_law", "log_linear", "log_accuracy_power_law"]
 
 LOWER_IS_BETTER_PREFIXES = ("brier", "nll", "bpb", "loss", "perplexity", "ppl")
 HIGHER_IS_BETTER_PREFIXES = ("acc", "exact_match", "f1", "p_gold", "mcc")

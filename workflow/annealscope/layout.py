@@ -27,7 +27,9 @@ SCORES = "results/{run}/eval/" + CELL + "/scores.json"
 ITEMS = "results/{run}/eval/" + CELL + "/items.jsonl.gz"
 METRICS = "results/{run}/metrics.csv"
 FIT_DIR = "results/{run}/fit"
-FIT_OUTPUTS = ("fits.csv", "predictions.csv", "decisions.csv", "curves.png", "pairwise.csv", "ranking.png")
+FIT_OUTPUTS = ("fits.csv", "predictions.csv", "decisions.csv", "pairwise.csv", "crossovers.csv", "allocation.csv",
+               "curves.png", "ranking.png", "crossovers.png", "costs.png")
+ITEMS_TABLE = "results/{run}/items.parquet"
 REPORT = "results/{run}/report.html"
 LOGS = "results/{run}/logs"
 

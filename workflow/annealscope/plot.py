@@ -1,4 +1,4 @@
-"""The scaling-curve figure: observations, fitted curves and 90% bands per source, log compute axis."""
+"""The fit's figures (plotnine): curves with bands, the ranking by compute, crossovers, and the cost breakdown."""
 
 from __future__ import annotations
 
@@ -78,6 +78,55 @@ def ranking_figure(decisions: pd.DataFrame):
             + labs(x="total compute (acquisition + training FLOPs)", y="fitted rank (1 = best)", color="source",
                    title="annealscope: ranking of sources by compute (where lines cross, the ranking flips)")
             + theme_bw() + theme(figure_size=(12, 6.5)))
+
+
+def crossovers_figure(crossovers: pd.DataFrame):
+    """Each compute where two sources' curves cross, with its 90% bootstrap interval, per (task, metric)."""
+    from plotnine import aes, facet_wrap, geom_errorbarh, geom_point, ggplot, labs, scale_x_log10, theme, theme_bw
+
+    if crossovers.empty:
+        return message_figure("no fitted curves cross in the range of interest")
+    frame = crossovers.copy()
+    frame["panel"] = frame["task"] + " · " + frame["metric"]
+    frame["pair"] = frame["better_below"] + " → " + frame["better_above"]
+    frame["confidence"] = frame["p_crossing"]
+    return (ggplot(frame, aes("total_flops", "pair"))
+            + geom_errorbarh(aes(xmin="lower", xmax="upper"), height=0.2)
+            + geom_point(aes(fill="confidence"), size=3)
+            + scale_x_log10() + facet_wrap("panel", ncol=3, scales="free_y")
+            + labs(x="total compute where the ranking flips (FLOPs; bar: 90% interval)",
+                   y="better below → better above", fill="P(cross)",
+                   title="annealscope: crossovers between sources")
+            + theme_bw() + theme(figure_size=(12, 1.5 + 0.5 * frame["pair"].nunique())))
+
+
+def costs_figure(metrics: pd.DataFrame):
+    """Acquisition against training compute of every cell (mean over seeds), stacked, one panel per source."""
+    from plotnine import aes, facet_wrap, geom_col, ggplot, labs, scale_y_continuous, theme, theme_bw
+
+    if not {"train_flops", "acquisition_flops"} <= set(metrics.columns):
+        return message_figure("the metrics table has no train_flops and acquisition_flops columns to break down")
+
+    cells = (metrics[metrics["source"] != "base"].groupby(["source", "budget_tokens"], as_index=False)
+             [["train_flops", "acquisition_flops"]].mean())
+    parts = cells.melt(id_vars=["source", "budget_tokens"], value_vars=["acquisition_flops", "train_flops"],
+                       var_name="component", value_name="flops")
+    parts["component"] = parts["component"].map({"acquisition_flops": "acquisition", "train_flops": "training"})
+    parts["budget"] = pd.Categorical(parts["budget_tokens"].map(lambda tokens: f"{tokens:,}"),
+                                     categories=[f"{tokens:,}" for tokens in sorted(set(parts["budget_tokens"]))])
+    return (ggplot(parts, aes("budget", "flops", fill="component")) + geom_col()
+            + facet_wrap("source", scales="free_y")
+            + scale_y_continuous(labels=lambda values: [f"{value:.2g}" for value in values])
+            + labs(x="budget (source tokens)", y="FLOPs", fill="",
+                   title="annealscope: what each cell cost, acquisition against training (replay not shown)")
+            + theme_bw() + theme(figure_size=(12, 5)))
+
+
+def message_figure(message: str):
+    """A figure that says why there is nothing to draw (the output exists either way)."""
+    from plotnine import annotate, ggplot, theme, theme_void
+
+    return ggplot() + annotate("text", x=0, y=0, label=message) + theme_void() + theme(figure_size=(8, 2))
 
 
 def save_figure(figure, path: str | Path) -> None:

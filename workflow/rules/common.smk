@@ -213,23 +213,24 @@ def eval_settings():
     return as_json({**config["eval"], "tasks": tasks})
 
 
-def all_scores():
-    scores = [path(layout.SCORES, source=layout.BASE_SOURCE, budget=0, seed=0)]
+def all_cells(pattern):
+    """`pattern` (scores or per-item results) for the base model and every cell of the grid."""
+    files = [path(pattern, source=layout.BASE_SOURCE, budget=0, seed=0)]
     for cell in cells(config):
-        scores.append(path(layout.SCORES, source=cell.source, budget=cell.budget, seed=cell.seed))
-    return scores
+        files.append(path(pattern, source=cell.source, budget=cell.budget, seed=cell.seed))
+    return files
 
 
 def fit_settings():
     return as_json({**config["fit"], "micro_anneal_budget": config["grid"]["micro_anneal_budget"]})
 
 
-def fit_outputs():
-    return [f"{path(layout.FIT_DIR)}/{name}" for name in layout.FIT_OUTPUTS]
+def fit_output(name):
+    return f"{path(layout.FIT_DIR)}/{name}"
 
 
 def final_outputs():
-    return [path(layout.METRICS), *fit_outputs(), path(layout.REPORT)]
+    return [path(layout.METRICS), *(fit_output(name) for name in layout.FIT_OUTPUTS), path(layout.REPORT)]
 
 
 def job_resources(rule_name):

@@ -29,14 +29,18 @@ rule evaluate:
 
 rule collect:
     input:
-        scores=all_scores(),
+        scores=all_cells(layout.SCORES),
+        per_item=all_cells(layout.ITEMS),
     output:
-        report(path(layout.METRICS), caption="../report/metrics.rst", category="Results"),
+        metrics=report(path(layout.METRICS), caption="../report/metrics.rst", category="Results"),
+        item_table=path(layout.ITEMS_TABLE),
     params:
-        run_dir=lambda wildcards, output: Path(output[0]).parent,
+        run_dir=lambda wildcards, output: Path(output.metrics).parent,
+        plan=as_json(config["plan"]),
     conda:
         "../../envs/annealscope.yaml"
     log:
         log_path("collect"),
     shell:
-        "annealscope collect {input.scores} --run-dir {params.run_dir} --out {output} > {log} 2>&1"
+        "annealscope collect {input.scores} --run-dir {params.run_dir} --plan {params.plan:q} --out {output.metrics}"
+        " --items {output.item_table} > {log} 2>&1"

@@ -4,13 +4,19 @@
 rule fit:
     input:
         metrics=path(layout.METRICS),
+        item_table=path(layout.ITEMS_TABLE),
     output:
-        fits=report(fit_outputs()[0], caption="../report/fits.rst", category="Fit"),
-        predictions=fit_outputs()[1],
-        decisions=report(fit_outputs()[2], caption="../report/decisions.rst", category="Fit"),
-        figure=report(fit_outputs()[3], caption="../report/curves.rst", category="Fit"),
-        pairwise=fit_outputs()[4],
-        ranking=report(fit_outputs()[5], caption="../report/ranking.rst", category="Fit"),
+        fits=report(fit_output("fits.csv"), caption="../report/fits.rst", category="Fit"),
+        predictions=fit_output("predictions.csv"),
+        decisions=report(fit_output("decisions.csv"), caption="../report/decisions.rst", category="Fit"),
+        pairwise=fit_output("pairwise.csv"),
+        crossovers=report(fit_output("crossovers.csv"), caption="../report/crossovers.rst", category="Fit"),
+        allocation=report(fit_output("allocation.csv"), caption="../report/allocation.rst", category="Fit"),
+        curves=report(fit_output("curves.png"), caption="../report/curves.rst", category="Figures"),
+        ranking=report(fit_output("ranking.png"), caption="../report/ranking.rst", category="Figures"),
+        crossover_figure=report(fit_output("crossovers.png"), caption="../report/crossovers.rst",
+                                category="Figures"),
+        costs=report(fit_output("costs.png"), caption="../report/costs.rst", category="Figures"),
     params:
         settings=fit_settings(),
         out=lambda wildcards, output: Path(output.fits).parent,
@@ -19,7 +25,8 @@ rule fit:
     log:
         log_path("fit"),
     shell:
-        "annealscope fit {input.metrics} --out {params.out} --settings {params.settings:q} > {log} 2>&1"
+        "annealscope fit {input.metrics} --items {input.item_table} --out {params.out} --settings {params.settings:q}"
+        " > {log} 2>&1"
 
 
 rule report:
