@@ -20,6 +20,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/fit.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     input:
         final_outputs(),

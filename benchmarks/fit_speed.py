@@ -63,9 +63,12 @@ def scipy_refits(table: pd.DataFrame, curves: int, bootstrap: int) -> float:
         theta = form.starts(x, y, sigma**-2.0)[0]
         for _ in range(bootstrap):
             noisy = y + rng.normal(0, sigma)
-            least_squares(lambda t, target=noisy: (form.predict(t[None, :], x)[0] - target) / sigma, theta,
-                          loss="huber", max_nfev=2000)
+            least_squares(_residuals, theta, args=(form, x, noisy, sigma), loss="huber", max_nfev=2000)
     return time.perf_counter() - start
+
+
+def _residuals(theta: np.ndarray, form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    return (form.predict(theta[None, :], x)[0] - y) / sigma
 
 
 def main() -> None:

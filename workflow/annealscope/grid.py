@@ -10,6 +10,7 @@ from annealscope.data import check_epochs
 from annealscope.flops import classifier_flops, generation_flops, training_flops
 from annealscope.io import read_json
 from annealscope.layout import MANIFEST, run_path
+from annealscope.submission import submission_table
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,14 @@ def plan_table(config: dict):
 
 
 def print_plan(config: dict, stream=None) -> None:
-    """Print the plan table, wide enough for 7B-scale numbers, to `stream` (stdout by default)."""
+    """Print the plan, acquisition and submission tables, wide enough for 7B-scale numbers, to `stream`
+    (stdout by default)."""
     from rich.console import Console
 
     console = Console(file=stream, width=140)
     console.print(plan_table(config))
     console.print(acquisition_table(config))
+    console.print(submission_table(config, len(cells(config))))
 
 
 def acquisition_estimate(config: dict, source: dict) -> str:

@@ -16,8 +16,7 @@ rule anneal:
         replay=replay_argument,
     threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
     resources:
-        **job_resources("anneal"),
-        nodes=config["anneal"]["nodes"],
+        **job_resources("anneal", nodes=config["anneal"]["nodes"]),
     conda:
         "../../envs/annealscope.yaml"
     log:

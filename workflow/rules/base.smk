@@ -9,6 +9,8 @@ rule base_init:
     params:
         settings=lambda wildcards: as_json(config["base_model"]["build"]),
         cache=CACHE,
+    resources:
+        **job_resources("default"),
     conda:
         "../../envs/annealscope.yaml"
     log:
@@ -28,6 +30,8 @@ rule corpus_documents:
         references=corpus_references,
         tokenizer=tokenizer_argument,
         cache=CACHE,
+    resources:
+        **job_resources("default"),
     conda:
         "../../envs/annealscope.yaml"
     log:

@@ -14,6 +14,7 @@ from annealscope.evaluate import evaluate_in_process
 from annealscope.fetch import hub_datasets, hub_models, model_slug, source_corpus_references
 from annealscope.data import EpochLimitError
 from annealscope.grid import cells, check_epoch_limits, print_plan
+from annealscope.submission import slurm_resources
 from annealscope.tasks import LOCAL_TASKS, heldout_task_names
 
 
@@ -233,11 +234,12 @@ def final_outputs():
     return [path(layout.METRICS), *(fit_output(name) for name in layout.FIT_OUTPUTS), path(layout.REPORT)]
 
 
-def job_resources(rule_name):
-    """A rule's resources from config `resources.<rule>`, falling back to `resources.default`."""
-    configured = config["resources"]
-    chosen = configured.get(rule_name) or configured["default"]
-    return {"gpus": chosen["gpus"], "cpus": chosen["cpus"], "mem_mb": chosen["mem_mb"], "runtime": chosen["runtime"]}
+def job_resources(family, nodes=1):
+    """Snakemake resources of a rule family from config `resources.<family>` (else `resources.default`),
+    named as snakemake-executor-plugin-slurm reads them (see annealscope.submission)."""
+    resources = slurm_resources(config["resources"].get(family) or config["resources"]["default"], nodes)
+    cpus = resources.pop("cpus_per_task")
+    return {**resources, "cpus_per_task": lambda wildcards, threads: max(threads, cpus)}
 
 
 if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run

@@ -12,6 +12,8 @@ rule prepare_tasks:
         heldout=as_json(config["eval"]["heldout"]),
         documents=config["eval"]["heldout_documents"],
         cache=CACHE,
+    resources:
+        **job_resources("default"),
     conda:
         "../../envs/annealscope.yaml"
     log:
@@ -59,6 +61,8 @@ rule tokenize:
     params:
         tokenizer=input_or_pretrained("tokenizer"),
     threads: 2
+    resources:
+        **job_resources("curate"),
     conda:
         "../../envs/annealscope.yaml"
     log:

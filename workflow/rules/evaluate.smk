@@ -37,6 +37,8 @@ rule collect:
     params:
         run_dir=lambda wildcards, output: Path(output.metrics).parent,
         plan=as_json(config["plan"]),
+    resources:
+        **job_resources("default"),
     conda:
         "../../envs/annealscope.yaml"
     log:

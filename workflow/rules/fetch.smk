@@ -1,5 +1,11 @@
 # The pre-stage: every hub dataset and model of the config, downloaded once into config `cache_dir`,
-# so that curation, annealing and evaluation run offline on compute nodes.
+# so that curation, annealing and evaluation run offline on compute nodes. They run where Snakemake runs
+# (a login node on a cluster, which reaches the hub), never as cluster jobs.
+
+localrules:
+    fetch_dataset,
+    fetch_model,
+    fetch_tasks,
 
 
 rule fetch_dataset:

@@ -20,6 +20,8 @@ rule fit:
     params:
         settings=fit_settings(),
         out=lambda wildcards, output: Path(output.fits).parent,
+    resources:
+        **job_resources("default"),
     conda:
         "../../envs/annealscope.yaml"
     log:
@@ -38,6 +40,8 @@ rule report:
     params:
         fit_dir=lambda wildcards, input: Path(input.fits).parent,
         title=f"annealscope run {RUN}",
+    resources:
+        **job_resources("default"),
     conda:
         "../../envs/annealscope.yaml"
     log:

@@ -1,0 +1,56 @@
+"""Cluster submission: config `resources` as snakemake-executor-plugin-slurm reads them, and the plan of
+what a whole grid will ask the scheduler for (printed by `snakemake -n` without contacting it).
+
+GPUs: `gpus` is per node. A one-node job asks for them as `gpu` (sbatch --gpus=N); a job over several
+nodes as `gres` gpu:N, which SLURM reads per node, with `nodes` (sbatch --nodes).
+"""
+
+from __future__ import annotations
+
+SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
+FAMILIES = ("anneal", "curate", "evaluate", "default")
+
+
+def slurm_resources(resources: dict, nodes: int = 1) -> dict:
+    """Snakemake resources of one job from a `resources.<family>` config block."""
+    chosen = {"mem_mb": resources["mem_mb"], "runtime": resources["runtime"], "cpus_per_task": resources["cpus"]}
+    if resources["gpus"]:
+        if nodes > 1:
+            chosen["gres"] = f"gpu:{resources['gpus']}"
+        else:
+            chosen["gpu"] = resources["gpus"]
+    if nodes > 1:
+        chosen["nodes"] = nodes
+    chosen |= {SLURM_NAMES[key]: resources[key] for key in SLURM_NAMES if resources.get(key)}
+    return chosen
+
+
+def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
+    """How many jobs of each resource family a grid of `grid_cells` anneals submits (done or not)."""
+    sources = len(config["sources"])
+    built = "build" in config["base_model"]
+    return {"anneal": grid_cells + built,  # and pre-training a built base
+            "curate": 2 * sources + 1 + built,  # curate, tokenize each source; tokenize replay (and base corpus)
+            "evaluate": grid_cells + 1,
+            "default": 4 + 3 * built}  # prepare_tasks, collect, fit, report (base_init, two corpora)
+
+
+def submission_table(config: dict, grid_cells: int):
+    """Per resource family: jobs, what each asks SLURM for, and the GPU-hours the requests reserve."""
+    from rich.table import Table
+
+    table = Table(title="submission plan (config resources; --profile slurm submits each job with these)")
+    for column in ("family", "jobs", "nodes", "GPUs/node", "CPUs", "mem MB", "runtime min", "partition / account",
+                   "GPU-hours reserved"):
+        table.add_column(column, justify="left" if column in ("family", "partition / account") else "right")
+    total = 0.0
+    for family, jobs in family_jobs(config, grid_cells).items():
+        resources = config["resources"].get(family) or config["resources"]["default"]
+        nodes = config["anneal"]["nodes"] if family == "anneal" else 1
+        reserved = jobs * nodes * resources["gpus"] * resources["runtime"] / 60
+        total += reserved
+        where = " / ".join(resources.get(key) or "-" for key in ("partition", "account"))
+        table.add_row(family, str(jobs), str(nodes), str(resources["gpus"]), str(resources["cpus"]),
+                      f"{resources['mem_mb']:,}", str(resources["runtime"]), where, f"{reserved:,.0f}")
+    table.add_row("total", "", "", "", "", "", "", "", f"{total:,.0f}", style="bold")
+    return table
