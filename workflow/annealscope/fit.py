@@ -292,9 +292,13 @@ def decision_points(table: pd.DataFrame, targets: list[float]) -> np.ndarray:
 
 
 def interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 90% interval of bootstrap draws along axis 0, ignoring failed refits."""
-    with np.errstate(all="ignore"):
-        lower, upper = np.nanpercentile(draws, INTERVAL, axis=0)
+    """The 90% interval of bootstrap draws along axis 0, ignoring failed refits (rows with a NaN)."""
+    draws = np.asarray(draws, dtype=float)
+    finite = draws[~np.isnan(draws).reshape(len(draws), -1).any(axis=1)]
+    if not len(finite):
+        nan = np.full(draws.shape[1:], np.nan)
+        return nan, nan
+    lower, upper = np.percentile(finite, INTERVAL, axis=0)
     return lower, upper
 
 
