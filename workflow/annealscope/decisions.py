@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from annealscope.fit import INTERVAL, CurveFit, FitSettings, higher_is_better
+from annealscope.fit import INTERVAL, CurveFit, FitSettings
+from annealscope.forms import higher_is_better
 
 DECISION_COLUMNS = ["task", "metric", "kind", "total_flops", "best_source", "p_best", "ranking",
                     "kendall_tau_vs_micro"]

@@ -3,9 +3,9 @@
 Per (source, task, metric): seeds are averaged per budget; every configured form is fitted by robust
 least squares (Huber loss, residuals in units of each point's standard error, several starts) and the
 form with the smallest leave-largest-budget-out extrapolation error is kept (the simplest within one
-standard error of it). A curve whose trend over
-the grid is within noise is reported as flat and fitted as a constant. Uncertainty: every curve is
-refitted on bootstrap replicates (items, and seeds where present; see `resample`), all in one batch.
+standard error of it). A curve whose trend over the grid is within noise is reported as flat and
+fitted as a constant. Uncertainty: every curve is refitted on bootstrap replicates (items, and seeds
+where present; see `resample`), all of a curve's replicates in one batch.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | 
         check_items(items)
     table = _fitted_rows(table, settings).reset_index(drop=True)
     rng = np.random.default_rng(settings.seed)
-    replicates, _ = replicate_values(table, items, settings.bootstrap, rng)
+    replicates = replicate_values(table, items, settings.bootstrap, rng)
     curves, base_values = [], {}
     for (task, metric), group in table.groupby(["task", "metric"], sort=True):
         higher = higher_is_better(metric, settings.higher_is_better)

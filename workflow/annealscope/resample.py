@@ -26,17 +26,14 @@ def check_items(items: pd.DataFrame) -> None:
 
 
 def replicate_values(table: pd.DataFrame, items: pd.DataFrame | None, draws: int,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Replicates (len(table), draws) of each row's value, and whether each row came from its items.
-
-    Item replicates are centred on the row's own value, so the point estimate is the table's.
-    """
+                     rng: np.random.Generator) -> np.ndarray:
+    """Replicates (len(table), draws) of each row's value: from its items where the per-item table has
+    them (centred on the row's own value, so the point estimate is the table's), else from its stderr."""
     values = table["value"].to_numpy(float)
     noise = rng.normal(0.0, 1.0, (len(table), draws)) * _stderr(table)[:, None]
     replicates = values[:, None] + noise
-    from_items = np.zeros(len(table), dtype=bool)
     if items is None or items.empty or draws == 0:
-        return replicates, from_items
+        return replicates
     position = pd.Series(np.arange(len(table)), index=pd.MultiIndex.from_frame(table[["task", *CELL_KEYS]]))
     position = position[~position.index.duplicated()]
     for task, task_items in items.groupby("task", sort=True):
@@ -53,8 +50,7 @@ def replicate_values(table: pd.DataFrame, items: pd.DataFrame | None, draws: int
             means = (counts @ np.where(observed, matrix, 0.0)) / (counts @ observed)
         centre = np.nanmean(matrix, axis=0)
         replicates[rows] = (means - centre).T + values[rows, None]
-        from_items[rows] = True
-    return replicates, from_items
+    return replicates
 
 
 def _stderr(table: pd.DataFrame) -> np.ndarray:
