@@ -188,13 +188,21 @@ def test_intervals_widen_when_extrapolating():
     assert predictions["extrapolated"].iloc[-1] and width[-1] > 2 * width[len(width) // 2]
 
 
-def test_marginal_gain_per_flop_and_per_dollar():
-    table = table_of({"s": power(2.0, 5.0, 0.5)}, usd_per_flop={"s": 1e-15}, noise=0.001)
-    predictions = fit_table(table, FitSettings(bootstrap=5)).predictions.sort_values("total_flops")
+def test_marginal_gain_per_flop_and_per_dollar_in_predictions_and_decisions():
+    table = table_of({"s": power(2.0, 5.0, 0.5), "t": power(2.5, 5.0, 0.5)}, usd_per_flop={"s": 1e-15, "t": 1e-15},
+                     noise=0.001)
+    analysis = analyse(table, FitSettings(bootstrap=5, target_flops=[4e12]))
+    predictions = analysis.result.predictions
+    predictions = predictions[predictions["source"] == "s"].sort_values("total_flops")
     per_flop = predictions["gain_per_1e18_flops"].to_numpy() / 1e18
     assert (per_flop > 0).all() and (np.diff(per_flop) < 0).all()
     np.testing.assert_allclose(predictions["gain_per_usd"], per_flop / 1e-15)
     np.testing.assert_allclose(predictions["total_usd"], predictions["total_flops"] * 1e-15)
+    decision = analysis.decisions.set_index("kind").loc["fitted"]
+    at_target = predictions[np.isclose(predictions["total_flops"], 4e12)].iloc[0]
+    assert decision["best_source"] == "s"
+    assert decision["best_gain_per_1e18_flops"] == pytest.approx(at_target["gain_per_1e18_flops"])
+    assert decision["best_gain_per_usd"] == pytest.approx(at_target["gain_per_usd"])
 
 
 def test_allocation_splits_a_budget_where_returns_diminish_and_respects_token_caps():

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from annealscope.fit import INTERVAL, CurveFit, FitSettings
+from annealscope.fit import INTERVAL, CurveFit, FitSettings, marginal_gain
 from annealscope.forms import higher_is_better
 
 DECISION_COLUMNS = ["task", "metric", "kind", "total_flops", "best_source", "p_best", "ranking",
-                    "kendall_tau_vs_micro"]
+                    "kendall_tau_vs_micro", "best_gain_per_1e18_flops", "best_gain_per_usd"]
 PAIRWISE_COLUMNS = ["task", "metric", "total_flops", "source_a", "source_b", "p_a_better"]
 CROSSOVER_COLUMNS = ["task", "metric", "source_a", "source_b", "total_flops", "lower", "upper", "p_crossing",
                      "better_below", "better_above", "extrapolated"]
@@ -36,8 +36,8 @@ def _scores(curves: list[CurveFit], flops: np.ndarray) -> tuple[np.ndarray, np.n
 
 def decision_rows(task: str, metric: str, curves: list[CurveFit], flops: np.ndarray, table: pd.DataFrame,
                   settings: FitSettings) -> list[dict]:
-    """Best source, its probability of being best and the full ranking at each compute, with Kendall's tau
-    against the micro-anneal ranking; then the micro-anneal row itself."""
+    """Best source, its probability of being best, its marginal gain per FLOP and per dollar and the full
+    ranking at each compute, with Kendall's tau against the micro-anneal ranking; then the micro-anneal row."""
     micro = micro_anneal_ranking(table, metric, settings)
     rows = []
     if curves and len(flops):
@@ -46,9 +46,12 @@ def decision_rows(task: str, metric: str, curves: list[CurveFit], flops: np.ndar
         for column, compute in enumerate(flops):
             order = np.argsort(-point[:, column])
             ranking = [curves[index].source for index in order]
+            best = curves[order[0]]
+            gain = float(marginal_gain(best, np.array([compute]))[0])
             rows.append({"task": task, "metric": metric, "kind": "fitted", "total_flops": compute,
                          "best_source": ranking[0], "p_best": float(np.mean(winners[:, column] == order[0])),
-                         "ranking": " > ".join(ranking), "kendall_tau_vs_micro": rank_agreement(micro, ranking)})
+                         "ranking": " > ".join(ranking), "kendall_tau_vs_micro": rank_agreement(micro, ranking),
+                         "best_gain_per_1e18_flops": gain * 1e18, "best_gain_per_usd": gain / best.usd_per_flop})
     if micro:
         rows.append({"task": task, "metric": metric, "kind": "micro_anneal", "total_flops": np.nan,
                      "best_source": micro[0], "p_best": np.nan, "ranking": " > ".join(micro),
