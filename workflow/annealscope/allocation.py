@@ -31,7 +31,7 @@ def allocation_rows(task: str, metric: str, curves: list[CurveFit], base: float 
         return [_note(task, metric, unit, budget, "no base-model (budget 0) row: gains need it as their origin")
                 for budget in budgets]
     priced = [curve for curve in curves if unit == "flops" or np.isfinite(curve.usd_per_flop)]
-    unpriced = sorted(curve.source for curve in curves if curve not in priced)
+    unpriced = sorted({curve.source for curve in curves} - {curve.source for curve in priced})
     if not priced:
         return [_note(task, metric, unit, budget, "no source has a dollar cost (total_usd)") for budget in budgets]
     rows = []
