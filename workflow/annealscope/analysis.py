@@ -44,10 +44,13 @@ def analyse(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | No
     result = fit_table(table, settings, items)
     flops = result.decision_flops
     decisions, pairwise, crossovers, allocation = [], [], [], []
-    for (task, metric), rows in table[table["source"] != BASE_SOURCE].groupby(["task", "metric"], sort=True):
-        curves = [curve for curve in result.curves if curve.task == task and curve.metric == metric and curve.usable]
-        if not any(curve.task == task and curve.metric == metric for curve in result.curves):
-            continue
+    fitted: dict[tuple[str, str], list] = {}
+    for curve in result.curves:
+        fitted.setdefault((curve.task, curve.metric), []).append(curve)
+    annealed = table[table["source"] != BASE_SOURCE]
+    for (task, metric), every in fitted.items():
+        curves = [curve for curve in every if curve.usable]
+        rows = annealed[(annealed["task"] == task) & (annealed["metric"] == metric)]
         base = result.base_values.get((task, metric))
         decisions += decision_rows(task, metric, curves, flops, rows, settings)
         pairwise += pairwise_rows(task, metric, curves, flops)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from annealscope.flops import gpu_hours
 from annealscope.io import atomic_path, read_json, read_jsonl
 from annealscope.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
 from annealscope.resample import ITEM_COLUMNS
@@ -46,11 +47,10 @@ def total_dollars(costs: dict, plan: dict) -> float | None:
     price = plan.get("gpu_hour_usd")
     if price is None:
         return None
-    usd_per_flop = price / (plan["gpu_peak_flops"] * plan["mfu"] * 3600)
     acquisition = costs["acquisition_usd"]
     if acquisition is None:
-        acquisition = costs["acquisition_flops"] * usd_per_flop
-    return costs["train_flops"] * usd_per_flop + acquisition
+        acquisition = price * gpu_hours(costs["acquisition_flops"], plan)
+    return price * gpu_hours(costs["train_flops"], plan) + acquisition
 
 
 def missing_tasks(scores_paths: list[str | Path]) -> list[dict]:

@@ -298,7 +298,8 @@ def interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not len(finite):
         nan = np.full(draws.shape[1:], np.nan)
         return nan, nan
-    lower, upper = np.percentile(finite, INTERVAL, axis=0)
+    with np.errstate(invalid="ignore"):  # inf - inf where an exponent overflowed in every replicate
+        lower, upper = np.percentile(finite, INTERVAL, axis=0)
     return lower, upper
 
 

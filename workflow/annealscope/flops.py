@@ -17,3 +17,8 @@ def generation_flops(generator_parameters: int, prompt_tokens: int, generated_to
 def classifier_flops(flops_per_token: float, scanned_tokens: int) -> float:
     """A filter's cost: the classifier's FLOPs per scanned token times the tokens scanned."""
     return flops_per_token * scanned_tokens
+
+
+def gpu_hours(flops: float, plan: dict) -> float:
+    """GPU-hours for `flops` at `plan.mfu` of `plan.gpu_peak_flops` (config `plan`)."""
+    return flops / (plan["gpu_peak_flops"] * plan["mfu"] * 3600)

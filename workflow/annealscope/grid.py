@@ -7,7 +7,7 @@ from pathlib import Path
 
 from annealscope.corpora import hub_options
 from annealscope.data import check_epochs
-from annealscope.flops import classifier_flops, generation_flops, training_flops
+from annealscope.flops import classifier_flops, generation_flops, gpu_hours, training_flops
 from annealscope.io import read_json
 from annealscope.layout import MANIFEST, run_path
 from annealscope.submission import submission_table
@@ -63,14 +63,13 @@ def plan(config: dict) -> list[PlannedCell]:
     """Tokens, FLOPs (source and replay) and GPU-hours of every cell at the configured throughput."""
     parameters = base_parameters(config)
     fraction = config["replay"]["fraction"]
-    seconds_per_flop = 1.0 / (config["plan"]["gpu_peak_flops"] * config["plan"]["mfu"])
     planned = []
     for cell in cells(config):
         replay_tokens = round(cell.budget * fraction / (1 - fraction))
         flops = training_flops(parameters, cell.budget) if parameters else None
         total = training_flops(parameters, cell.budget + replay_tokens) if parameters else None
-        gpu_hours = total * seconds_per_flop / 3600 if total else None
-        planned.append(PlannedCell(cell, cell.budget, replay_tokens, flops, gpu_hours))
+        hours = gpu_hours(total, config["plan"]) if total else None
+        planned.append(PlannedCell(cell, cell.budget, replay_tokens, flops, hours))
     return planned
 
 
