@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--init", required=True, help="checkpoint to start from")
     command.add_argument("--source", required=True, help="token array of the data to train on")
     command.add_argument("--replay", help="token array of replay data")
-    command.add_argument("--out", required=True)
-    command.add_argument("--log", required=True)
+    command.add_argument("--out", required=True, help="the model export, or a stable phase's checkpoint folder")
+    command.add_argument("--log", help="the per-step log (not written by a stable phase)")
     command.add_argument("--summary", required=True)
     command.set_defaults(run=_train)
 

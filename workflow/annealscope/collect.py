@@ -2,6 +2,8 @@
 
 Acquisition compute is charged per cell for the unique source tokens it trained on
 (acquisition FLOPs per curated token × unique tokens): repeating data costs training, not acquisition.
+Under a branched schedule a cell is charged all the training it needed, its stable prefix included;
+`shared_flops` says how much of that the other budgets of its (source, seed) share (see attribution).
 Dollars, when `plan.gpu_hour_usd` is set: training GPU-hours at that price (at `plan.mfu` of
 `plan.gpu_peak_flops`), plus the source's own acquisition price, or its acquisition FLOPs at the same
 GPU price when it has none. The per-item scores of every cell go to one table for the fit's bootstrap.
@@ -20,7 +22,7 @@ from annealscope.resample import ITEM_COLUMNS
 
 COLUMNS = ["source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens", "epochs", "train_flops",
            "acquisition_flops", "total_flops", "task", "metric", "value", "stderr", "n_items", "checkpoint",
-           "replay_tokens", "replay_flops", "acquisition_usd", "total_usd", "available_tokens"]
+           "replay_tokens", "replay_flops", "acquisition_usd", "total_usd", "available_tokens", "shared_flops"]
 
 
 def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
@@ -28,7 +30,7 @@ def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
     if source == BASE_SOURCE:
         return {"curation": BASE_SOURCE, "train_tokens": 0, "unique_tokens": 0, "epochs": 0.0, "train_flops": 0.0,
                 "acquisition_flops": 0.0, "replay_tokens": 0, "replay_flops": 0.0, "acquisition_usd": 0.0,
-                "available_tokens": 0}
+                "available_tokens": 0, "shared_flops": 0.0}
     summary = read_json(run_path(ANNEAL_SUMMARY, run_dir, source=source, budget=budget, seed=seed))
     manifest = read_json(run_path(MANIFEST, run_dir, source=source))
     share = summary["unique_source_tokens"] / manifest["tokens"] if manifest["tokens"] else 0.0
@@ -38,7 +40,7 @@ def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
             "train_flops": summary["train_flops"], "acquisition_flops": manifest["acquisition_flops"] * min(share, 1.0),
             "replay_tokens": summary["replay_tokens"], "replay_flops": summary["replay_flops"],
             "acquisition_usd": usd * min(share, 1.0) if usd is not None else None,
-            "available_tokens": manifest["tokens"]}
+            "available_tokens": manifest["tokens"], "shared_flops": summary.get("shared_flops", 0.0)}
 
 
 def total_dollars(costs: dict, plan: dict) -> float | None:

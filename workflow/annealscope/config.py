@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from annealscope.branches import BRANCHED, config_branches, is_branched
 from annealscope.corpora import CorpusError, check_reference, resolve_path
 from annealscope.fetch import source_corpus_keys
 
@@ -61,6 +62,7 @@ def check_config(config: dict, resources_dir: str | Path = "resources") -> None:
         raise ConfigError(f"anneal.seq_len: {anneal['seq_len']} exceeds base_model.build.max_position_embeddings "
                           f"({build['max_position_embeddings']})")
     _check_batch(anneal)
+    _check_schedule(config)
     for domain, references in config["eval"]["heldout"].items():
         for index, reference in enumerate(references):
             _check_corpus(f"eval.heldout.{domain}[{index}]", reference)
@@ -84,6 +86,23 @@ def _check_batch(anneal: dict) -> None:
                           "sequences per rank per step")
     if anneal["offload_optimizer"] and anneal["zero_stage"] == 0:
         raise ConfigError("anneal.offload_optimizer: needs anneal.zero_stage 1, 2 or 3")
+
+
+def _check_schedule(config: dict) -> None:
+    """Resolve `anneal.schedule` (linear_decay, or wsd on a branched grid) and check every branch point."""
+    anneal = config["anneal"]
+    if not is_branched(config):
+        anneal["schedule"] = anneal["schedule"] or "linear_decay"
+        return
+    if anneal["schedule"] not in (None, "wsd"):
+        raise ConfigError(f"anneal.schedule: {anneal['schedule']} cannot branch; grid.schedule {BRANCHED} trains "
+                          "every cell with wsd (set anneal.schedule: wsd or remove it)")
+    anneal["schedule"] = "wsd"
+    for branch in config_branches(config):
+        if branch.step <= anneal["warmup_steps"]:
+            raise ConfigError(f"grid.budgets: budget {branch.budget} cools down from step {branch.step} of "
+                              f"{branch.total_steps}, before anneal.warmup_steps ({anneal['warmup_steps']}) end; "
+                              "raise the budget, lower warmup_steps or anneal.cooldown_fraction")
 
 
 def load_config(path: str | Path, resources_dir: str | Path = "resources") -> dict:

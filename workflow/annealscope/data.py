@@ -34,6 +34,10 @@ class DataPlan:
     def replay_tokens(self) -> int:
         return self.count(REPLAY) * self.seq_len
 
+    def source_tokens_before(self, step: int) -> int:
+        """Source tokens trained on in the steps before `step`."""
+        return int((self.order[:step * self.global_batch, 0] == SOURCE).sum()) * self.seq_len
+
     @property
     def unique_source_tokens(self) -> int:
         return len(np.unique(self.order[self.order[:, 0] == SOURCE, 1])) * self.seq_len
@@ -93,4 +97,47 @@ def plan_data(source_budget_tokens: int, replay_fraction: float, source_windows:
         rows.append(np.stack([np.full(n_replay, REPLAY), epoch_permutations(replay_windows, n_replay, rng)], axis=1))
     order = np.concatenate(rows)
     order = order[rng.permutation(len(order))]
+    return DataPlan(order=order, seq_len=seq_len, global_batch=global_batch, source_windows=source_windows)
+
+
+def replay_rows(rows: int, replay_fraction: float) -> np.ndarray:
+    """Which of the first `rows` stream rows are replay: row i is when floor((i + 1)·f) passes floor(i·f),
+    so every prefix holds replay at the fraction, spread evenly."""
+    index = np.arange(rows)
+    return np.floor((index + 1) * replay_fraction) > np.floor(index * replay_fraction)
+
+
+def stream_source_tokens(steps: int, replay_fraction: float, seq_len: int, global_batch: int) -> int:
+    """Source tokens in the first `steps` steps of a data stream."""
+    rows = steps * global_batch
+    return (rows - math.floor(rows * replay_fraction)) * seq_len
+
+
+def stream_steps(source_budget_tokens: int, replay_fraction: float, seq_len: int, global_batch: int) -> int:
+    """Steps of the data stream (`stream_plan`) until it has trained on `source_budget_tokens` source tokens."""
+    source_rows = math.ceil(source_budget_tokens / seq_len)
+    rows = source_rows  # the smallest row count whose source rows reach the budget (rows − floor(rows·f))
+    while rows - math.floor(rows * replay_fraction) < source_rows:
+        rows += 1
+    return math.ceil(rows / global_batch)
+
+
+def stream_plan(steps: int, replay_fraction: float, source_windows: int, replay_windows: int, seq_len: int,
+                global_batch: int, seed: int, max_epochs: float | None = None) -> DataPlan:
+    """The first `steps` steps of a run's data stream, for branched schedules: unlike `plan_data`, the rows
+    of a step depend only on the seed and the step, never on how long the run is, so a stable phase can be
+    extended and every budget's cooldown continues the same stream. Source and replay windows are each
+    fresh permutations epoch after epoch; replay rows are interleaved at `replay_fraction`."""
+    if not 0 <= replay_fraction < 1:
+        raise ValueError(f"replay fraction must be in [0, 1), got {replay_fraction}")
+    fraction = replay_fraction if replay_windows else 0.0
+    is_replay = replay_rows(steps * global_batch, fraction)
+    n_replay = int(is_replay.sum())
+    n_source = len(is_replay) - n_replay
+    check_epochs(n_source * seq_len, source_windows * seq_len, max_epochs)
+    order = np.empty((len(is_replay), 2), dtype=np.int64)
+    order[:, 0] = np.where(is_replay, REPLAY, SOURCE)
+    order[~is_replay, 1] = epoch_permutations(source_windows, n_source, np.random.default_rng([seed, SOURCE]))
+    if n_replay:
+        order[is_replay, 1] = epoch_permutations(replay_windows, n_replay, np.random.default_rng([seed, REPLAY]))
     return DataPlan(order=order, seq_len=seq_len, global_batch=global_batch, source_windows=source_windows)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from annealscope.attribution import as_run
+from annealscope.branches import BRANCHED, config_branches, is_branched
 from annealscope.corpora import hub_options
 from annealscope.data import check_epochs
 from annealscope.flops import classifier_flops, generation_flops, gpu_hours, training_flops
@@ -57,20 +61,38 @@ class PlannedCell:
     replay_tokens: int
     train_flops: float | None
     gpu_hours: float | None
+    shared_flops: float = 0.0  # of train_flops, the stable prefix shared with the (source, seed)'s other budgets
+    shared_hours: float = 0.0
 
 
 def plan(config: dict) -> list[PlannedCell]:
     """Tokens, FLOPs (source and replay) and GPU-hours of every cell at the configured throughput."""
     parameters = base_parameters(config)
     fraction = config["replay"]["fraction"]
+    anneal = config["anneal"]
+    prefixes = {branch.budget: branch.step * anneal["global_batch"] * anneal["seq_len"]
+                for branch in config_branches(config)} if is_branched(config) else {}
     planned = []
     for cell in cells(config):
         replay_tokens = round(cell.budget * fraction / (1 - fraction))
         flops = training_flops(parameters, cell.budget) if parameters else None
         total = training_flops(parameters, cell.budget + replay_tokens) if parameters else None
         hours = gpu_hours(total, config["plan"]) if total else None
-        planned.append(PlannedCell(cell, cell.budget, replay_tokens, flops, hours))
+        shared = {}
+        if parameters and cell.budget in prefixes:
+            prefix = prefixes[cell.budget]
+            shared = {"shared_flops": training_flops(parameters, round(prefix * (1 - fraction))),
+                      "shared_hours": gpu_hours(training_flops(parameters, prefix), config["plan"])}
+        planned.append(PlannedCell(cell, cell.budget, replay_tokens, flops, hours, **shared))
     return planned
+
+
+def planned_as_run(rows: list[PlannedCell]) -> tuple[float, float]:
+    """Train FLOPs and GPU-hours of the grid as run: shared stable prefixes once (see attribution)."""
+    frame = pd.DataFrame([{"source": row.cell.source, "seed": row.cell.seed, "flops": row.train_flops or 0.0,
+                           "hours": row.gpu_hours or 0.0, "shared_flops": row.shared_flops,
+                           "shared_hours": row.shared_hours} for row in rows])
+    return as_run(frame, "flops", "shared_flops"), as_run(frame, "hours", "shared_hours")
 
 
 def plan_table(config: dict):
@@ -89,6 +111,10 @@ def plan_table(config: dict):
     table.add_row("total", f"{sum(row.train_tokens for row in rows):,}", "",
                   f"{sum(row.replay_tokens for row in rows):,}", _number(sum(flops) if flops else None),
                   _number(sum(hours) if hours else None, "{:.3g}"), style="bold")
+    if is_branched(config) and flops:
+        run_flops, run_hours = planned_as_run(rows)
+        table.add_row(f"as run ({run_flops / sum(flops):.2f}x: {BRANCHED})", "", "", "",
+                      _number(run_flops), _number(run_hours, "{:.3g}"), style="bold")
     return table
 
 

@@ -85,7 +85,7 @@ def run_training(spec: TrainSpec) -> None:
     finally:
         remove_shm_buffers(port)
         port_file.unlink(missing_ok=True)
-    missing = [path for path in (spec.out_dir, spec.log_path, spec.summary_path) if not Path(path).exists()]
+    missing = [path for path in spec.outputs() if not Path(path).exists()]
     if completed.returncode != 0 or missing:
         raise RuntimeError(f"training job for {spec.out_dir} failed (exit {completed.returncode}); "
                            f"missing outputs: {missing}; see the log above")

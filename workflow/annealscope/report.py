@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from annealscope.attribution import attribution_table
 from annealscope.io import atomic_path
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
@@ -43,6 +44,8 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
             sections.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
                             if len(frame) else "<p>(none)</p>")
     metrics = pd.read_csv(metrics_path)
+    sections += ["<h2>Grid compute</h2>", f'<p class="caption">{caption("attribution.rst")}</p>',
+                 attribution_table(metrics).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
     sections += ["<h2>Observations</h2>", f'<p class="caption">{caption("metrics.rst")}</p>',
                  metrics.drop(columns=["checkpoint"]).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
     document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -25,10 +25,15 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, k
     if kind == "constant":
         return peak
     if kind == "wsd":
-        cooldown = max(round(total_steps * cooldown_fraction), 1)
-        start = total_steps - cooldown
+        start = cooldown_start(total_steps, cooldown_fraction)
+        cooldown = total_steps - start
         return peak if step < start else peak * (1.0 - math.sqrt(min((step - start + 1) / cooldown, 1.0)))
     progress = min((step - warmup_steps + 1) / max(total_steps - warmup_steps, 1), 1.0)
     if kind == "cosine":
         return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
     return peak * max(0.0, 1.0 - progress)
+
+
+def cooldown_start(total_steps: int, cooldown_fraction: float) -> int:
+    """The first cooldown step of a `wsd` run of `total_steps`: its last `cooldown_fraction` (at least one step)."""
+    return total_steps - max(round(total_steps * cooldown_fraction), 1)

@@ -12,7 +12,7 @@ from annealscope.io import read_json, write_json
 class TrainSpec:
     init_model: str
     out_dir: str
-    log_path: str
+    log_path: str | None
     summary_path: str
     source_tokens: str
     replay_tokens: str | None
@@ -41,6 +41,12 @@ class TrainSpec:
     max_loss_ratio: float = 4.0
     peak_flops: float | None = None
     nodes: int = 1
+    branch_budgets: list[int] | None = None  # a stable phase: checkpoint at these budgets' branch points
+    branch_from: str | None = None  # a cooldown: the stable phase's checkpoint folder to start from
+
+    def outputs(self) -> list[str]:
+        """The paths the job must leave behind."""
+        return [path for path in (self.out_dir, self.log_path, self.summary_path) if path]
 
     def save(self, path: str | Path) -> None:
         write_json(path, asdict(self))

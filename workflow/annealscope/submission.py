@@ -29,7 +29,8 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
     """How many jobs of each resource family a grid of `grid_cells` anneals submits (done or not)."""
     sources = len(config["sources"])
     built = "build" in config["base_model"]
-    return {"anneal": grid_cells + built,  # and pre-training a built base
+    stable = sources * len(config["grid"]["seeds"]) if config["grid"]["schedule"] == "branched-wsd" else 0
+    return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
             "curate": 2 * sources + 1 + built,  # curate, tokenize each source; tokenize replay (and base corpus)
             "evaluate": grid_cells + 1,
             "default": 4 + 3 * built}  # prepare_tasks, collect, fit, report (base_init, two corpora)

@@ -8,11 +8,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from annealscope import layout
+from annealscope.branches import is_branched
 from annealscope.config import ConfigError, check_config, validate_schema
 from annealscope.corpora import dataset_slug
 from annealscope.evaluate import evaluate_in_process
 from annealscope.fetch import hub_datasets, hub_models, model_slug, source_corpus_references
 from annealscope.data import EpochLimitError
+from annealscope.io import write_json
 from annealscope.grid import cells, check_epoch_limits, print_plan
 from annealscope.submission import slurm_resources
 from annealscope.tasks import LOCAL_TASKS, heldout_task_names
@@ -25,6 +27,7 @@ except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 
 RUN = config["run"]
+BRANCHED_GRID = is_branched(config)
 try:
     check_epoch_limits(config, Path("results") / RUN)
 except EpochLimitError as error:
@@ -179,11 +182,37 @@ def pretrain_settings():
                        "replay_fraction": 0.0, "seed": build["init_seed"]})
 
 
-def anneal_settings(wildcards):
-    max_epochs = config["sources"][wildcards.source]["max_epochs"]
-    return training_settings(source_budget_tokens=int(wildcards.budget), seed=int(wildcards.seed),
+def cell_settings(source, budget, seed, **extra):
+    max_epochs = config["sources"][source]["max_epochs"]
+    return training_settings(source_budget_tokens=int(budget), seed=int(seed),
                              replay_fraction=config["replay"]["fraction"],
-                             **({"max_epochs": max_epochs} if max_epochs is not None else {}))
+                             **({"max_epochs": max_epochs} if max_epochs is not None else {}), **extra)
+
+
+def anneal_settings(wildcards):
+    return cell_settings(wildcards.source, wildcards.budget, wildcards.seed)
+
+
+def start_settings(wildcards):
+    """What a (source, seed)'s stable phase and all its cooldowns share: every setting but the budgets."""
+    return cell_settings(wildcards.source, 0, wildcards.seed)
+
+
+def stable_settings(wildcards):
+    """A stable phase: the peak LR after warmup, checkpointed at every budget's branch point."""
+    return cell_settings(wildcards.source, 0, wildcards.seed, schedule="constant",
+                         branch_budgets=sorted(config["grid"]["budgets"]))
+
+
+def branch_markers():
+    """The stable phase's marker per budget (its source and seed left as wildcards)."""
+    return [path(layout.STABLE_BRANCH, budget=budget) for budget in sorted(config["grid"]["budgets"])]
+
+
+def cooldown_settings(wildcards):
+    """A budget's cooldown from its stable phase's checkpoint at the branch point."""
+    return cell_settings(wildcards.source, wildcards.budget, wildcards.seed,
+                         branch_from=path(layout.STABLE_CHECKPOINTS, source=wildcards.source, seed=wildcards.seed))
 
 
 def replay_input(wildcards):
