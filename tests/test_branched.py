@@ -122,6 +122,11 @@ def test_inserting_a_budget_or_changing_settings_reruns_what_it_must(branched, t
     inserted = {**config, "grid": {**config["grid"], "budgets": [4096, 6144, 8192]}}
     jobs = planned_jobs(root, write_config(inserted, tmp_path / "inserted.yaml"))
     assert len(jobs["stable"]) == 1 and len(jobs["cooldown"]) == 1 and "/6144/" in jobs["cooldown"][0]
+    extra = {**config, "grid": {**config["grid"], "extra_cells": [{"source": SOURCE, "budget": 6144, "seed": 1}]}}
+    jobs = planned_jobs(root, write_config(extra, tmp_path / "extra.yaml"))
+    assert jobs["cooldown"] == [f"results/{RUN}/anneal/{SOURCE}/6144/seed1/model, results/{RUN}/anneal/{SOURCE}/6144/"
+                                f"seed1/train_log.jsonl, results/{RUN}/anneal/{SOURCE}/6144/seed1/summary.json"]
+    assert len(jobs["stable"]) == 2 and len(jobs["stable_start"]) == 1  # seed 0 only writes its new marker
     faster = {**config, "anneal": {**config["anneal"], "lr": 0.001}}
     jobs = planned_jobs(root, write_config(faster, tmp_path / "lr.yaml"))
     assert {"stable_start", "stable"} <= set(jobs) and len(jobs["cooldown"]) == 2

@@ -141,6 +141,21 @@ def test_adding_a_budget_reruns_only_the_new_cells(grid, tmp_path):
     assert len(jobs["evaluate"]) == 3 and all("/32768/" in output for output in jobs["evaluate"])
 
 
+def test_extra_cells_run_only_themselves(grid, tmp_path):
+    root, config, _ = grid
+    changed = yaml.safe_load(config.read_text())
+    changed["grid"]["extra_cells"] = [{"source": "program_problems", "budget": 32768},
+                                      {"source": "filtered_web", "budget": 4096, "seed": 1},
+                                      {"source": "filtered_web", "budget": 4096, "seed": 0}]  # already in the grid
+    path = tmp_path / "extra.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(root, path)
+    assert sorted(jobs) == ["anneal", "collect", "evaluate", "fit", "report"]
+    assert sorted(output.split(",")[0] for output in jobs["anneal"]) == [
+        f"results/{RUN}/anneal/filtered_web/4096/seed1/model",
+        f"results/{RUN}/anneal/program_problems/32768/seed0/model"]
+
+
 def test_adding_a_source_reruns_only_its_cells(grid, tmp_path):
     root, config, _ = grid
     changed = yaml.safe_load(config.read_text())

@@ -31,11 +31,11 @@ def branch_point(budget: int, replay_fraction: float, seq_len: int, global_batch
     return Branch(budget, cooldown_start(total, cooldown_fraction), total)
 
 
-def config_branches(config: dict) -> list[Branch]:
-    """The branch point of every grid budget, ascending, from the config's anneal and replay settings."""
+def config_branches(config: dict, budgets: list[int]) -> list[Branch]:
+    """The branch point of each budget, from the config's anneal and replay settings."""
     anneal = config["anneal"]
     return [branch_point(budget, config["replay"]["fraction"], anneal["seq_len"], anneal["global_batch"],
-                         anneal["cooldown_fraction"]) for budget in sorted(config["grid"]["budgets"])]
+                         anneal["cooldown_fraction"]) for budget in budgets]
 
 
 def is_branched(config: dict) -> bool:

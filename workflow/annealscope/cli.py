@@ -116,6 +116,19 @@ def main(argv: list[str] | None = None) -> None:
     command.add_argument("--settings", help="JSON of fit (command-line options take precedence)")
     command.set_defaults(run=_fit)
 
+    command = commands.add_parser("suggest", help="the next cells that most reduce the decision's uncertainty")
+    command.add_argument("metrics")
+    command.add_argument("--budget", type=float, required=True, help="the target compute (FLOPs) of the decision")
+    command.add_argument("--count", type=int, default=3, help="how many cells to propose")
+    command.add_argument("--items", help="per-item results (items.parquet from collect)")
+    command.add_argument("--out", help="also write the suggestions as CSV")
+    command.add_argument("--forms", nargs="+", help="the forms to mix (default: fit.forms, else all defaults)")
+    command.add_argument("--fit-metrics", nargs="+", help="metrics whose decisions count (default: all)")
+    command.add_argument("--bootstrap", type=int)
+    command.add_argument("--settings", help="JSON of fit (metrics, forms, bootstrap, directions)")
+    command.set_defaults(run=_suggest, target_flops=None, micro_anneal_budget=None, allocate_flops=None,
+                         allocate_usd=None, higher_is_better=[], max_tokens=[])
+
     command = commands.add_parser("report", help="render the HTML report of a fit")
     command.add_argument("--fit", required=True)
     command.add_argument("--metrics", required=True)
@@ -256,6 +269,29 @@ def _fit(args) -> None:
           f"{int((~usable).sum())} not fitted: see fits.csv status) with {settings.bootstrap} bootstrap replicates "
           f"over {'items and seeds' if items is not None else 'standard errors and seeds'}; "
           f"{len(analysis.crossovers)} crossover(s); outputs in {args.out}")
+
+
+def _suggest(args) -> None:
+    import pandas as pd
+
+    from annealscope.io import atomic_path
+    from annealscope.planner import decision, grid_snippet, mixed_curves, suggest
+
+    metrics = pd.read_csv(args.metrics)
+    items = pd.read_parquet(args.items) if args.items else None
+    decisions = mixed_curves(metrics, fit_settings(args), items)
+    for (task, metric), curves in sorted(decisions.items()):
+        if len(curves) > 1:
+            best, p_best = decision(curves, args.budget)
+            print(f"{task} · {metric}: best at {args.budget:.3g} FLOPs is {best} with P(best) = {p_best:.2f}")
+    suggestions = suggest(decisions, metrics, args.budget, args.count)
+    print(suggestions.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+    print("\nTo run them, add to the config (then `snakemake` runs only these cells, evaluates and refits):")
+    print(grid_snippet(suggestions))
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            suggestions.to_csv(tmp, index=False)
+    print(f"suggested {len(suggestions)} cell(s) for the decision at {args.budget:.3g} FLOPs")
 
 
 def fit_settings(args):

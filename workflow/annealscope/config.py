@@ -57,6 +57,10 @@ def check_config(config: dict, resources_dir: str | Path = "resources") -> None:
     micro = config["grid"].setdefault("micro_anneal_budget", min(budgets))
     if micro not in budgets:
         raise ConfigError(f"grid.micro_anneal_budget: {micro} is not one of grid.budgets {budgets}")
+    for index, cell in enumerate(config["grid"]["extra_cells"]):
+        if cell["source"] not in config["sources"]:
+            raise ConfigError(f"grid.extra_cells[{index}].source: {cell['source']!r} is not one of the sources "
+                              f"{sorted(config['sources'])}")
     anneal = config["anneal"]
     if build and anneal["seq_len"] > build["max_position_embeddings"]:
         raise ConfigError(f"anneal.seq_len: {anneal['seq_len']} exceeds base_model.build.max_position_embeddings "
@@ -98,7 +102,8 @@ def _check_schedule(config: dict) -> None:
         raise ConfigError(f"anneal.schedule: {anneal['schedule']} cannot branch; grid.schedule {BRANCHED} trains "
                           "every cell with wsd (set anneal.schedule: wsd or remove it)")
     anneal["schedule"] = "wsd"
-    for branch in config_branches(config):
+    budgets = {*config["grid"]["budgets"], *(cell["budget"] for cell in config["grid"]["extra_cells"])}
+    for branch in config_branches(config, sorted(budgets)):
         if branch.step <= anneal["warmup_steps"]:
             raise ConfigError(f"grid.budgets: budget {branch.budget} cools down from step {branch.step} of "
                               f"{branch.total_steps}, before anneal.warmup_steps ({anneal['warmup_steps']}) end; "

@@ -60,6 +60,7 @@ class CurveFit:
     usd_per_flop: float = np.nan
     flops_per_token: float = np.nan
     available_tokens: float = np.nan
+    noise: float = np.nan  # a typical point's standard error: what one more observation would carry
 
     @property
     def usable(self) -> bool:
@@ -150,6 +151,8 @@ def fit_curve(rows: pd.DataFrame, replicates: np.ndarray, base: Points | None, s
     curve = CurveFit(source, task, metric, higher, reference, n_points, "", "",
                      lowest=float(points.flops.min()) if n_points else np.nan,
                      highest=float(points.flops.max()) if n_points else np.nan, **costs(rows[finite], source, settings))
+    if n_points:
+        curve.noise = float(np.median(points.sigma))
     if n_points and np.ptp(points.value) == 0:
         curve.status = f"no variance: every value is {points.value[0]:.4g}; nothing to fit"
         curve.forms_tried = "; ".join([*tried, curve.status])

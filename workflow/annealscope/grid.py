@@ -25,10 +25,23 @@ class Cell:
 
 
 def cells(config: dict) -> list[Cell]:
-    """Every (source, budget, seed) to anneal, in config order."""
+    """Every (source, budget, seed) to anneal, in config order: the full grid, then the `grid.extra_cells`
+    (single cells, such as `annealscope suggest` proposes) it does not already hold."""
     grid = config["grid"]
-    return [Cell(source, budget, seed) for source in config["sources"] for budget in grid["budgets"]
+    full = [Cell(source, budget, seed) for source in config["sources"] for budget in grid["budgets"]
             for seed in grid["seeds"]]
+    extra = [Cell(cell["source"], cell["budget"], cell.get("seed", 0)) for cell in grid.get("extra_cells", [])]
+    return full + [cell for cell in dict.fromkeys(extra) if cell not in full]
+
+
+def all_budgets(config: dict) -> list[int]:
+    """Every budget some cell anneals at, ascending."""
+    return sorted({cell.budget for cell in cells(config)})
+
+
+def phase_budgets(config: dict, source: str, seed: int) -> list[int]:
+    """The budgets a (source, seed) stable phase branches at (branched-wsd): those of its cells."""
+    return sorted({cell.budget for cell in cells(config) if cell.source == source and cell.seed == int(seed)})
 
 
 def check_epoch_limits(config: dict, run_dir: str | Path) -> None:
@@ -71,7 +84,7 @@ def plan(config: dict) -> list[PlannedCell]:
     fraction = config["replay"]["fraction"]
     anneal = config["anneal"]
     prefixes = {branch.budget: branch.step * anneal["global_batch"] * anneal["seq_len"]
-                for branch in config_branches(config)} if is_branched(config) else {}
+                for branch in config_branches(config, all_budgets(config))} if is_branched(config) else {}
     planned = []
     for cell in cells(config):
         replay_tokens = round(cell.budget * fraction / (1 - fraction))

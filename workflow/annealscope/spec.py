@@ -43,6 +43,7 @@ class TrainSpec:
     nodes: int = 1
     branch_budgets: list[int] | None = None  # a stable phase: checkpoint at these budgets' branch points
     branch_from: str | None = None  # a cooldown: the stable phase's checkpoint folder to start from
+    marker_budgets: list[int] | None = None  # a stable phase: every budget of the grid, marked branch or not
 
     def outputs(self) -> list[str]:
         """The paths the job must leave behind."""

@@ -283,9 +283,10 @@ def _stable_phase(job: _Job) -> None:
         branches = [{"budget": branch.budget, "step": branch.step, "total_steps": branch.total_steps,
                      "tag": tag_of(branch.step), "source_tokens": job.plan.source_tokens_before(branch.step),
                      "checkpoints": str(directory)} for branch in job.branches]
-        for branch in branches:  # one marker per budget: what its cooldown waits for
-            write_json(Path(spec.summary_path).with_name(Path(STABLE_BRANCH).name.format(budget=branch["budget"])),
-                       branch)
+        markers = {budget: {"budget": budget, "step": None, "note": "not a budget of this (source, seed)"}
+                   for budget in spec.marker_budgets or []} | {branch["budget"]: branch for branch in branches}
+        for budget, marker in markers.items():  # one per budget: what its cooldown waits for
+            write_json(Path(spec.summary_path).with_name(Path(STABLE_BRANCH).name.format(budget=budget)), marker)
         write_json(spec.summary_path, {"branches": branches, "trained_steps": trained,
                                        "resumed_from_step": resumed_from or None, "wall_seconds": seconds})
         print(f"stable phase: trained {trained} steps in {seconds:.1f} s to branch points "

@@ -49,8 +49,7 @@ else:
         log:
             log_path("stable_start_{source}_seed{seed}"),
         run:
-            write_json(output[0], {"settings": json.loads(params.settings), "inputs": list(input)})
-            Path(log[0]).write_text(f"stamped the start of the stable phase of {wildcards.source} seed {wildcards.seed}\n")
+            stamp_start(output[0], params.settings, input, log[0])
 
     rule stable:
         # Checkpoints live in a folder that is no output, so a rerun for new budgets trains only the branch

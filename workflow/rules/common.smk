@@ -15,7 +15,7 @@ from annealscope.evaluate import evaluate_in_process
 from annealscope.fetch import hub_datasets, hub_models, model_slug, source_corpus_references
 from annealscope.data import EpochLimitError
 from annealscope.io import write_json
-from annealscope.grid import cells, check_epoch_limits, print_plan
+from annealscope.grid import all_budgets, cells, check_epoch_limits, phase_budgets, print_plan
 from annealscope.submission import slurm_resources
 from annealscope.tasks import LOCAL_TASKS, heldout_task_names
 
@@ -199,14 +199,22 @@ def start_settings(wildcards):
 
 
 def stable_settings(wildcards):
-    """A stable phase: the peak LR after warmup, checkpointed at every budget's branch point."""
+    """A stable phase: the peak LR after warmup, checkpointed at the branch point of each of its cells'
+    budgets; it writes a marker for every budget of the grid (the rule's outputs are the same for all)."""
     return cell_settings(wildcards.source, 0, wildcards.seed, schedule="constant",
-                         branch_budgets=sorted(config["grid"]["budgets"]))
+                         branch_budgets=phase_budgets(config, wildcards.source, wildcards.seed),
+                         marker_budgets=all_budgets(config))
+
+
+def stamp_start(out, settings, inputs, log):
+    """The stable_start rule's stamp: the settings and inputs a stable phase and its cooldowns start from."""
+    write_json(out, {"settings": json.loads(settings), "inputs": list(inputs)})
+    Path(log).write_text(f"stamped {out}\n")
 
 
 def branch_markers():
     """The stable phase's marker per budget (its source and seed left as wildcards)."""
-    return [path(layout.STABLE_BRANCH, budget=budget) for budget in sorted(config["grid"]["budgets"])]
+    return [path(layout.STABLE_BRANCH, budget=budget) for budget in all_budgets(config)]
 
 
 def cooldown_settings(wildcards):
