@@ -2,12 +2,13 @@
 what the branched mode changes in the fitted curves.
 
     python benchmarks/grid_cost.py          # planned FLOPs for the demo budgets (seconds)
-    python benchmarks/grid_cost.py --run    # also runs the demo both ways and compares the fits (about 15 min)
+    python benchmarks/grid_cost.py --run    # also runs the demo three ways and compares the fits (about 30 min)
 
-`--run` runs the demo (results/demo; nothing reruns if it is complete) and the same config with
-`grid.schedule: branched-wsd` as run demo-branched-wsd, seeded with the demo's base model, curated sources,
-tokens and base-model scores so only the stable phases, cooldowns and their evaluations run. The fits of
-both tables are then made at the same computes, and compared in units of the independent fit's 90%
+`--run` runs the demo (results/demo; nothing reruns if it is complete), the same config with
+`grid.schedule: branched-wsd` (run demo-branched-wsd), and, to tell the schedule's effect from the
+branching's, independent anneals with `anneal.schedule: wsd` (run demo-wsd). The latter two are seeded with
+the demo's base model, curated sources, tokens and base-model scores, so only training and evaluation run.
+The fits of each table are made at the same computes and compared with the demo's in units of its 90%
 interval half-width, with the best source at each compute.
 """
 
@@ -32,7 +33,7 @@ from annealscope.fit import FitSettings
 from annealscope.grid import plan, planned_as_run
 
 ROOT = Path(__file__).resolve().parents[1]
-BRANCHED_RUN = "demo-branched-wsd"
+RUNS = {"demo-branched-wsd": {"grid": {"schedule": "branched-wsd"}}, "demo-wsd": {"anneal": {"schedule": "wsd"}}}
 SHARED = ("base", "curate", "tokens", "tasks", "cache", "eval/base")  # what both modes start from
 
 
@@ -58,10 +59,11 @@ def run_demo(config_path: Path, label: str) -> float:
     return time.perf_counter() - started
 
 
-def seed_branched(independent: Path, branched: Path) -> None:
+def seed_variant(independent: Path, variant: Path) -> None:
+    """Copy what every variant starts from (the demo's base, sources, tokens, base scores) into its run."""
     for name in SHARED:
-        if not (branched / name).exists() and (independent / name).exists():
-            shutil.copytree(independent / name, branched / name, symlinks=True)
+        if not (variant / name).exists() and (independent / name).exists():
+            shutil.copytree(independent / name, variant / name, symlinks=True)
 
 
 def job_seconds(run_dir: Path, prefixes: tuple[str, ...]) -> float:
@@ -71,7 +73,7 @@ def job_seconds(run_dir: Path, prefixes: tuple[str, ...]) -> float:
 
 
 def compare_fits(independent: pd.DataFrame, branched: pd.DataFrame, bootstrap: int) -> None:
-    """Fit both tables at the same computes (the independent cells'), then compare curves and winners."""
+    """Fit both tables at the same computes (the first table's span), then compare curves and winners."""
     computes = sorted(independent.loc[independent["budget_tokens"] > 0, "total_flops"].unique())
     settings = FitSettings(bootstrap=bootstrap, target_flops=list(np.geomspace(computes[0], computes[-1], 6)))
     first, second = analyse(independent, settings), analyse(branched, settings)
@@ -81,11 +83,11 @@ def compare_fits(independent: pd.DataFrame, branched: pd.DataFrame, bootstrap: i
                                                                                           "predicted_br"])
     half_width = (points["upper_ind"] - points["lower_ind"]) / 2
     scaled = (points["predicted_br"] - points["predicted_ind"]).abs() / half_width.where(half_width > 0)
-    print(f"fitted curves at {len(settings.target_flops)} common computes, {len(points)} points of "
-          f"{points.groupby(['source', 'task', 'metric']).ngroups} curves fitted in both modes:")
-    print(f"  |branched - independent| / independent 90% half-width: median {scaled.median():.2f}, "
-          f"90th percentile {scaled.quantile(0.9):.2f}, max {scaled.max():.2f}; "
-          f"inside the independent interval: {(scaled <= 1).mean():.0%}")
+    scaled = scaled.dropna()
+    print(f"  fitted curves at {len(settings.target_flops)} common computes, {len(scaled)} points of "
+          f"{points.groupby(['source', 'task', 'metric']).ngroups} curves fitted in both:")
+    print(f"  |difference| / the demo's 90% half-width: median {scaled.median():.2f}, 90th percentile "
+          f"{scaled.quantile(0.9):.2f}; inside the demo's interval: {(scaled <= 1).mean():.0%}")
     cells = ["source", "budget_tokens", "seed", "task", "metric"]
     observed = independent.merge(branched, on=cells, suffixes=("_ind", "_br"))
     observed = observed[observed["budget_tokens"] > 0]
@@ -101,6 +103,21 @@ def compare_fits(independent: pd.DataFrame, branched: pd.DataFrame, bootstrap: i
           "decisions")
 
 
+def run_variant(name: str, changes: dict, demo: dict, independent_dir: Path) -> Path:
+    """Run the demo with `changes` merged into its config as run `name`; its results directory."""
+    config = copy.deepcopy(demo)
+    config["run"] = name
+    for key, values in changes.items():
+        config[key] = {**config.get(key, {}), **values}
+    path = ROOT / "results" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    run_dir = ROOT / "results" / name
+    seed_variant(independent_dir, run_dir)
+    print(f"{name}: snakemake {run_demo(path, name):.0f} s")
+    return run_dir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="store_true", help="run the demo both ways and compare the fits")
@@ -110,28 +127,27 @@ def main() -> None:
     planned(config)
     if not args.run:
         return
-    raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    independent_dir, branched_dir = ROOT / "results" / raw["run"], ROOT / "results" / BRANCHED_RUN
-    independent_wall = run_demo(ROOT / "config" / "config.yaml", "the demo")
-    raw.update(run=BRANCHED_RUN)
-    raw["grid"]["schedule"] = "branched-wsd"
-    branched_config = ROOT / "results" / f"{BRANCHED_RUN}.yaml"
-    branched_config.parent.mkdir(parents=True, exist_ok=True)
-    branched_config.write_text(yaml.safe_dump(raw))
-    seed_branched(independent_dir, branched_dir)
-    branched_wall = run_demo(branched_config, "the branched demo")
-    print(f"snakemake wall: demo {independent_wall:.0f} s (0 if it was complete), branched {branched_wall:.0f} s")
-    anneal = job_seconds(independent_dir, ("anneal_",))
+    demo = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    independent_dir = ROOT / "results" / demo["run"]
+    print(f"demo: snakemake {run_demo(ROOT / 'config' / 'config.yaml', 'the demo'):.0f} s (about 10 if complete)")
+    branched_dir, wsd_dir = (run_variant(name, changes, demo, independent_dir) for name, changes in RUNS.items())
+    anneal, wsd = job_seconds(independent_dir, ("anneal_",)), job_seconds(wsd_dir, ("anneal_",))
     branched_train = job_seconds(branched_dir, ("stable_", "cooldown_"))
-    print(f"  training job wall seconds: independent {anneal:.0f} s, branched {branched_train:.0f} s "
-          f"(ratio {branched_train / anneal:.2f}; each job pays about 10 s of launcher and model start-up)")
+    print(f"training jobs, wall seconds: independent {anneal:.0f} (wsd {wsd:.0f}), branched {branched_train:.0f}, "
+          f"ratio {branched_train / anneal:.2f} (every job pays about 10 s of launcher and model start-up)")
     independent = pd.read_csv(independent_dir / "metrics.csv")
     branched = pd.read_csv(branched_dir / "metrics.csv")
     measured = attribution_table(branched).set_index("source").loc["grid"]
     charged = attribution_table(independent).set_index("source").loc["grid"]["train_flops_charged"]
     print(f"measured train FLOPs: independent {charged:.4e}, branched as run {measured['train_flops_as_run']:.4e} "
           f"-> ratio {measured['train_flops_as_run'] / charged:.3f} (goal <= 0.65)")
-    compare_fits(independent, branched, args.bootstrap)
+    wsd_table = pd.read_csv(wsd_dir / "metrics.csv")
+    comparisons = {"branched-wsd against the demo (linear decay)": (independent, branched),
+                   "independent wsd against the demo (the schedule alone)": (independent, wsd_table),
+                   "branched-wsd against independent wsd (the branching and data order alone)": (wsd_table, branched)}
+    for label, (first, second) in comparisons.items():
+        print(label + ":")
+        compare_fits(first, second, args.bootstrap)
 
 
 if __name__ == "__main__":

@@ -104,28 +104,24 @@ def expected_reduction(curves: list[MixedCurve], observed: MixedCurve, flops: fl
     information)."""
     column = next(index for index, curve in enumerate(curves) if curve is observed)
     scores = target_scores(curves, target_flops)
-    forms = len(observed.fits)
-    draws = len(observed.choice)
     at_cell = np.stack([fit.predict_draws(np.array([flops]))[:, 0] for fit in observed.fits])  # forms × draws
     at_target = np.stack([fit.predict_draws(np.array([target_flops]))[:, 0] for fit in observed.fits])
     central = np.array([fit.predict(np.array([flops]))[0] for fit in observed.fits])
     noise = observed.noise if np.isfinite(observed.noise) and observed.noise > 0 else 1e-3
-    gain, spread = np.zeros(forms), np.zeros(forms)
-    for form in range(forms):
-        finite = np.isfinite(at_cell[form]) & np.isfinite(at_target[form])
-        if finite.sum() > 2:
-            covariance = np.cov(at_target[form, finite], at_cell[form, finite])
-            gain[form] = covariance[0, 1] / (covariance[1, 1] + noise**2)
-            spread[form] = np.sqrt(covariance[1, 1] + noise**2)
+    gain, spread = _kalman_gains(at_cell, at_target, noise)
     extends = flops > max(fit.highest for fit in observed.fits)
-    uniform = rng.random(draws)  # common numbers: the form of each replicate under the new weights
-    truth_form = rng.choice(forms, HYPOTHETICAL_RESULTS, p=observed.weights)
-    truth_draw = rng.integers(0, draws, HYPOTHETICAL_RESULTS)
+    uniform = rng.random(at_cell.shape[1])  # common numbers: which form each replicate follows
+    truth_form = rng.choice(len(central), HYPOTHETICAL_RESULTS, p=observed.weights)
+    truth_draw = rng.integers(0, at_cell.shape[1], HYPOTHETICAL_RESULTS)
     results = at_cell[truth_form, truth_draw] + rng.normal(0, noise, HYPOTHETICAL_RESULTS)
     surprises = rng.standard_normal(HYPOTHETICAL_RESULTS)
-    unchanged = scores.copy()  # the same replicates, forms assigned by the same numbers, nothing learnt
-    choice = np.minimum(np.searchsorted(np.cumsum(observed.weights), uniform), forms - 1)
-    unchanged[:, column] = np.nan_to_num(at_target[choice, np.arange(draws)] * observed.better, nan=-np.inf)
+
+    def with_column(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        choice = np.minimum(np.searchsorted(np.cumsum(weights), uniform), len(weights) - 1)
+        updated = scores.copy()
+        updated[:, column] = np.nan_to_num(values[choice, np.arange(len(choice))] * observed.better, nan=-np.inf)
+        return updated
+
     expected = []
     for result, surprise in zip(results, surprises, strict=True):
         weights = observed.weights
@@ -136,12 +132,23 @@ def expected_reduction(curves: list[MixedCurve], observed: MixedCurve, flops: fl
             innovation = result - at_cell
         else:  # within the data, each form's own predictive: one more point cannot undo a form's misfit
             innovation = surprise * spread[:, None] + central[:, None] - at_cell
-        choice = np.minimum(np.searchsorted(np.cumsum(weights), uniform), forms - 1)
         moved = at_target + gain[:, None] * (innovation - rng.normal(0, noise, at_cell.shape))
-        updated = scores.copy()
-        updated[:, column] = np.nan_to_num(moved[choice, np.arange(draws)] * observed.better, nan=-np.inf)
-        expected.append(float(uncertainty(updated)))
-    return max(float(uncertainty(unchanged)) - float(np.mean(expected)), 0.0)  # < 0 only by sampling noise
+        expected.append(float(uncertainty(with_column(moved, weights))))
+    now = float(uncertainty(with_column(at_target, observed.weights)))
+    return max(now - float(np.mean(expected)), 0.0)  # below zero only by sampling noise
+
+
+def _kalman_gains(at_cell: np.ndarray, at_target: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per form: K = cov(target, cell) / (var(cell) + σ²), and the predictive spread of a new point at the
+    cell, sqrt(var(cell) + σ²), from its replicates (forms × draws)."""
+    gain, spread = np.zeros(len(at_cell)), np.full(len(at_cell), noise)
+    for form, (cell, target) in enumerate(zip(at_cell, at_target, strict=True)):
+        finite = np.isfinite(cell) & np.isfinite(target)
+        if finite.sum() > 2:
+            covariance = np.cov(target[finite], cell[finite])
+            gain[form] = covariance[0, 1] / (covariance[1, 1] + noise**2)
+            spread[form] = np.sqrt(covariance[1, 1] + noise**2)
+    return gain, spread
 
 
 def candidate_cells(table: pd.DataFrame, curves: list[MixedCurve], target_flops: float

@@ -208,9 +208,9 @@ def _anneal(job: _Job) -> None:
     if resumable:
         state = job.load(job.directory, resumable[max(resumable)])
     else:
-        dist.barrier()
         if job.rank == 0:
             start_fresh(job.directory, spec)
+        dist.barrier()
         state = job.load(*_branch_checkpoint(spec, branch.step)) if branch else {"step": 0, "log": [], "seconds": 0.0}
     resumed_from = state["step"] if resumable else None
     state = job.run(state, plan.steps)
@@ -267,9 +267,9 @@ def _stable_phase(job: _Job) -> None:
     if missing:
         job.build()
         if not have:
-            dist.barrier()
             if job.rank == 0:
                 start_fresh(directory, spec)
+            dist.barrier()
         for step in missing:
             start = max((done for done in have if done <= step), default=0)
             if state is None or start > state["step"]:

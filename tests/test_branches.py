@@ -1,0 +1,102 @@
+"""Branched warmup-stable-decay grids without training: the data stream, branch points, config checks and
+the compute a branched grid is charged and costs."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from annealscope.attribution import as_run, attribution_table
+from annealscope.branches import branch_point
+from annealscope.config import ConfigError, check_config, validate_schema
+from annealscope.data import REPLAY, SOURCE, stream_plan, stream_source_tokens, stream_steps
+from annealscope.grid import phase_budgets, plan, planned_as_run
+from annealscope.schedule import learning_rate
+
+
+def test_a_longer_stream_starts_with_the_shorter_one():
+    short = stream_plan(10, 0.5, 37, 23, 64, 8, seed=3)
+    long = stream_plan(25, 0.5, 37, 23, 64, 8, seed=3)
+    assert np.array_equal(long.order[: len(short.order)], short.order)
+    assert not np.array_equal(stream_plan(10, 0.5, 37, 23, 64, 8, seed=4).order, short.order)
+
+
+def test_every_prefix_of_the_stream_holds_replay_at_the_fraction_and_epochs_are_whole():
+    plan = stream_plan(40, 0.25, 50, 1000, 64, 8, seed=0)
+    kinds = plan.order[:, 0]
+    for rows in (8, 80, 320):
+        assert abs((kinds[:rows] == REPLAY).mean() - 0.25) <= 1 / rows
+    source = plan.order[kinds == SOURCE, 1]
+    assert sorted(source[:50]) == list(range(50))  # a full permutation before any window repeats
+    assert plan.source_tokens_before(10) == stream_source_tokens(10, 0.25, 64, 8)
+
+
+def test_stream_steps_are_the_fewest_that_reach_the_budget():
+    for budget, fraction in ((4096, 0.5), (20000, 0.5), (20000, 0.0), (12345, 0.3)):
+        steps = stream_steps(budget, fraction, 128, 16)
+        assert stream_source_tokens(steps, fraction, 128, 16) >= budget
+        assert stream_source_tokens(steps - 1, fraction, 128, 16) < budget
+
+
+def test_a_cooldown_starts_where_the_wsd_schedule_leaves_the_peak():
+    branch = branch_point(160000, 0.5, 128, 16, 0.2)
+    total = branch.total_steps
+    assert learning_rate(branch.step - 1, total, 1.0, 5, "wsd", 0.2) == 1.0
+    assert learning_rate(branch.step, total, 1.0, 5, "wsd", 0.2) < 1.0
+    assert learning_rate(branch.step - 1, total, 1.0, 5, "constant") == 1.0  # the stable phase's LR there
+
+
+def branched(demo_config: dict, **anneal) -> dict:
+    config = copy.deepcopy(demo_config)
+    config["grid"]["schedule"] = "branched-wsd"
+    config["anneal"] = {**config.get("anneal", {}), **anneal}
+    validate_schema(config)
+    return config
+
+
+def test_the_config_resolves_the_schedule_and_refuses_what_cannot_branch(demo_config):
+    config = branched(demo_config)
+    check_config(config)
+    assert config["anneal"]["schedule"] == "wsd"
+    with pytest.raises(ConfigError, match="anneal.schedule: cosine cannot branch"):
+        check_config(branched(demo_config, schedule="cosine"))
+    with pytest.raises(ConfigError, match=r"budget 20000 cools down from step \d+ of \d+, before anneal.warmup_steps"):
+        check_config(branched(demo_config, warmup_steps=40))
+    independent = copy.deepcopy(demo_config)
+    validate_schema(independent)
+    check_config(independent)
+    assert independent["anneal"]["schedule"] == "linear_decay"
+
+
+def test_the_demo_grid_as_run_costs_under_two_thirds_of_independent_anneals(demo_config):
+    config = branched(demo_config)
+    check_config(config)
+    rows = plan(config)
+    flops, _ = planned_as_run(rows)
+    independent = sum(row.train_flops for row in rows)
+    assert flops / independent < 0.65
+    largest = {row.cell.source: row.shared_flops for row in rows if row.cell.budget == 160000}
+    own = sum(row.train_flops - row.shared_flops for row in rows)
+    assert flops == pytest.approx(own + sum(largest.values()))
+
+
+def test_extra_cells_branch_only_their_own_phase(demo_config):
+    config = branched(demo_config)
+    config["grid"]["extra_cells"] = [{"source": "program_problems", "budget": 320000, "seed": 0},
+                                     {"source": "filtered_web", "budget": 20000, "seed": 1}]
+    check_config(config)
+    assert phase_budgets(config, "program_problems", 0) == [20000, 40000, 80000, 160000, 320000]
+    assert phase_budgets(config, "filtered_web", 0) == [20000, 40000, 80000, 160000]
+    assert phase_budgets(config, "filtered_web", 1) == [20000]
+
+
+def test_attribution_counts_each_shared_prefix_once():
+    metrics = pd.DataFrame({"source": ["a", "a", "a", "b", "base"], "budget_tokens": [1, 2, 4, 1, 0],
+                            "seed": [0, 0, 0, 0, 0], "train_flops": [10.0, 20.0, 40.0, 10.0, 0.0],
+                            "shared_flops": [8.0, 16.0, 32.0, 0.0, 0.0]})
+    assert as_run(metrics[metrics["source"] == "a"], "train_flops", "shared_flops") == pytest.approx(2 + 4 + 8 + 32)
+    table = attribution_table(pd.concat([metrics, metrics.assign(task="other")])).set_index("source")
+    assert table.loc["grid", "cells"] == 4
+    assert table.loc["grid", "train_flops_as_run"] == pytest.approx(46 + 10)
+    assert table.loc["b", "as_run_over_charged"] == 1.0
