@@ -4,7 +4,8 @@ Each scenario draws sources whose metric (lower is better) follows E + A·(C/1e1
 cost per token, and asks which source is best at a target compute. The full grid anneals every source at
 6 budgets (1M to 32M tokens); the target is the compute of 32M tokens at the median cost. The planner
 starts from each source's 3 smallest budgets, then repeatedly fits, stops once the best source has
-P(best) ≥ --stop, and otherwise runs the one cell `annealscope suggest` proposes. Each run here is an
+P(best) ≥ --stop (or once no candidate is expected to raise it), and otherwise runs the one cell
+`annealscope suggest` proposes. Each run here is an
 evaluation drawn from the true curve with noise; every scenario, and each arm's noise, has its own seed.
 Printed: the compute each arm spent, how often it picked the truly best source (near ties make both miss
 sometimes), the metric it lost against that source (regret), and the ratio planner / full grid compute.
@@ -59,6 +60,8 @@ def planner_run(curves: dict, target: float, noise: float, settings: FitSettings
         if p_best >= stop:
             break
         proposal = suggest(decisions, table, target, count=1).iloc[0]
+        if proposal["reduction_per_1e18_flops"] <= 0:  # no candidate is expected to settle it further
+            break
         rows.append(observe(curves, proposal["source"], int(proposal["budget_tokens"]), int(proposal["seed"]),
                             noise, rng))
     return best, float(pd.DataFrame(rows)["total_flops"].sum()), len(rows)

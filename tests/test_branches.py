@@ -59,7 +59,7 @@ def test_the_config_resolves_the_schedule_and_refuses_what_cannot_branch(demo_co
     config = branched(demo_config)
     check_config(config)
     assert config["anneal"]["schedule"] == "wsd"
-    with pytest.raises(ConfigError, match="anneal.schedule: cosine cannot branch"):
+    with pytest.raises(ConfigError, match=r"anneal\.schedule: cosine cannot branch"):
         check_config(branched(demo_config, schedule="cosine"))
     with pytest.raises(ConfigError, match=r"budget 20000 cools down from step \d+ of \d+, before anneal.warmup_steps"):
         check_config(branched(demo_config, warmup_steps=40))

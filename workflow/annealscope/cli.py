@@ -286,6 +286,9 @@ def _suggest(args) -> None:
             print(f"{task} · {metric}: best at {args.budget:.3g} FLOPs is {best} with P(best) = {p_best:.2f}")
     suggestions = suggest(decisions, metrics, args.budget, args.count)
     print(suggestions.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+    if not (suggestions["reduction_per_1e18_flops"] > 0).any():
+        print("No candidate is expected to reduce the uncertainty: the decision is as settled as one more seed or a "
+              "2-4x larger budget can make it.")
     print("\nTo run them, add to the config (then `snakemake` runs only these cells, evaluates and refits):")
     print(grid_snippet(suggestions))
     if args.out:

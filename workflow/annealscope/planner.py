@@ -10,9 +10,9 @@ A candidate cell adds one observation y of its source at compute c. What it woul
 before running it (a preposterior analysis) by mirroring what the refit will do, per form:
 - a cell beyond the source's largest compute becomes the held-out point, so each form's new weight is
   exp(−½ ((its prediction at c − y) / σ)²): extensions are what settle a disagreement between forms;
-- within each form, the replicates move by an ensemble Kalman update, K·(y − prediction at c − ε) with
-  K = cov(target, c) / (var(c) + σ²) and ε drawn from the evaluation noise σ, which is how much a point
-  at c narrows that form's extrapolation (little, for a repeated seed where the data are dense).
+- within each form, the replicates move by a square-root ensemble Kalman update: their mean by
+  K·(y − mean prediction at c), K = cov(target, c) / (var(c) + σ²), and their spread narrows by what a
+  point at c with evaluation noise σ tells (little, for a repeated seed where the data are dense).
 Reweighting the fixed replicates by the likelihood of y, tried first, overstated what a repeated small-
 budget seed teaches: the forms differ there by misfit that one more point does not resolve, and few
 replicates survived the weights. Candidates per source: a new seed at each budget it has, and 2× and 4×
@@ -109,6 +109,9 @@ def expected_reduction(curves: list[MixedCurve], observed: MixedCurve, flops: fl
     central = np.array([fit.predict(np.array([flops]))[0] for fit in observed.fits])
     noise = observed.noise if np.isfinite(observed.noise) and observed.noise > 0 else 1e-3
     gain, spread = _kalman_gains(at_cell, at_target, noise)
+    shrink = 1.0 / (1.0 + noise / spread)  # the square-root filter's: replicates narrow without added noise
+    with np.errstate(all="ignore"):
+        mean_cell = np.nanmean(at_cell, axis=1)
     extends = flops > max(fit.highest for fit in observed.fits)
     uniform = rng.random(at_cell.shape[1])  # common numbers: which form each replicate follows
     truth_form = rng.choice(len(central), HYPOTHETICAL_RESULTS, p=observed.weights)
@@ -129,13 +132,13 @@ def expected_reduction(curves: list[MixedCurve], observed: MixedCurve, flops: fl
             log_weights = -0.5 * ((central - result) / noise) ** 2
             weights = np.exp(log_weights - np.nanmax(log_weights))
             weights = np.nan_to_num(weights) / np.nansum(weights)
-            innovation = result - at_cell
+            innovation = result - mean_cell
         else:  # within the data, each form's own predictive: one more point cannot undo a form's misfit
-            innovation = surprise * spread[:, None] + central[:, None] - at_cell
-        moved = at_target + gain[:, None] * (innovation - rng.normal(0, noise, at_cell.shape))
+            innovation = surprise * spread
+        moved = at_target + (gain * innovation)[:, None] - (shrink * gain)[:, None] * (at_cell - mean_cell[:, None])
         expected.append(float(uncertainty(with_column(moved, weights))))
     now = float(uncertainty(with_column(at_target, observed.weights)))
-    return max(now - float(np.mean(expected)), 0.0)  # below zero only by sampling noise
+    return now - float(np.mean(expected))  # unclipped: a clip at zero would favour cheap cells that teach nothing
 
 
 def _kalman_gains(at_cell: np.ndarray, at_target: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
