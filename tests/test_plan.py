@@ -49,3 +49,8 @@ def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
         jobs = dict(re.findall(r"^(fetch_\w+)\s+(\d+)$", output, flags=re.MULTILINE))
         assert int(jobs["fetch_dataset"]) + int(jobs["fetch_model"]) == fetches, jobs
         assert int(jobs["fetch_tasks"]) == 1
+    assert re.search(r"as run \(0\.6\dx: branched-wsd\)", output) is None  # medical-7b anneals independently
+    math = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/examples/math-7b.yaml",
+                           "--directory", str(root)], capture_output=True, text=True, cwd=root)
+    assert re.search(r"as run \(0\.6\dx: branched-wsd\)", math.stdout + math.stderr)
+    assert re.search(r"^cooldown\s+32$", math.stdout, flags=re.MULTILINE)
