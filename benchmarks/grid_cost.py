@@ -2,7 +2,7 @@
 what the branched mode changes in the fitted curves.
 
     python benchmarks/grid_cost.py          # planned FLOPs for the demo budgets (seconds)
-    python benchmarks/grid_cost.py --run    # also runs the demo three ways and compares the fits (about 30 min)
+    python benchmarks/grid_cost.py --run    # also runs the demo three ways and compares the fits (about 25 min)
 
 `--run` runs the demo (results/demo; nothing reruns if it is complete), the same config with
 `grid.schedule: branched-wsd` (run demo-branched-wsd), and, to tell the schedule's effect from the
