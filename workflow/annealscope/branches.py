@@ -14,7 +14,6 @@ from annealscope.data import stream_steps
 from annealscope.schedule import cooldown_start
 
 BRANCHED = "branched-wsd"
-INDEPENDENT = "independent"
 
 
 @dataclass(frozen=True)
