@@ -16,6 +16,7 @@ import pytest
 import yaml
 from snakemake_executor_plugin_slurm.utils import set_gres_string
 
+from annealscope.checkpoints import COMPLETE
 from annealscope.submission import slurm_resources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +129,7 @@ def test_a_cancelled_anneal_is_resubmitted_and_resumes_from_its_checkpoint(slurm
     running = snakemake(config, "-j", "1", "--retries", "1", *STATUS,
                         str((cell / "summary.json").relative_to(ROOT)), background=True)
     try:
-        marker = cell / "checkpoints" / "resumable.json"
+        marker = cell / "checkpoints" / COMPLETE
         deadline = time.monotonic() + 300
         while not marker.exists() and time.monotonic() < deadline and running.poll() is None:
             time.sleep(0.5)

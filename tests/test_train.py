@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from annealscope.checkpoints import complete_tag
 from annealscope.deepspeed_config import deepspeed_config
 from annealscope.io import write_jsonl
 from annealscope.launch import deepspeed_command, launch_command, run_training, srun_command
@@ -104,14 +105,14 @@ def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_where_an_uninter
     reference = spec_for(tiny, "uninterrupted", **settings)
     run_training(reference)
     spec = spec_for(tiny, "killed", **settings)
-    marker = Path(spec.out_dir).parent / "checkpoints" / "resumable.json"
+    checkpoints = Path(spec.out_dir).parent / "checkpoints"
     code = (f"from annealscope.spec import TrainSpec; from annealscope.launch import run_training; "
             f"run_training(TrainSpec.load({str(Path(spec.out_dir).parent / 'spec.json')!r}))")
     spec.save(Path(spec.out_dir).parent / "spec.json")
     job = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (marker.is_file() and json.loads(marker.read_text())["tag"] == "step20") and time.time() < deadline:
+    while complete_tag(checkpoints) != "step20" and time.time() < deadline:
         time.sleep(0.02)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
@@ -134,7 +135,7 @@ def test_divergence_stops_the_job_naming_the_step_and_keeps_the_last_good_checkp
     output = capfd.readouterr()
     assert re.search(r"training diverged at step [1-9]\d*: the loss", output.out + output.err)
     assert re.search(r"the last good checkpoint is \S+/checkpoints/step\d+", output.out + output.err)
-    assert (Path(spec.out_dir).parent / "checkpoints" / "resumable.json").is_file()
+    assert complete_tag(Path(spec.out_dir).parent / "checkpoints") is not None
     assert not Path(spec.out_dir).exists()
 
 
