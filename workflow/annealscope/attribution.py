@@ -11,8 +11,12 @@ CELL = ["source", "budget_tokens", "seed"]
 def as_run(cells: pd.DataFrame, charged: str, shared: str) -> float:
     """What the cells cost together: each one's own part (`charged` − `shared`) plus, once per
     (source, seed), the longest shared prefix."""
-    own = (cells[charged] - cells[shared]).sum()
-    return float(own + cells.groupby(["source", "seed"])[shared].max().sum())
+    return float((cells[charged] - cells[shared]).sum() + longest_prefixes(cells, shared))
+
+
+def longest_prefixes(cells: pd.DataFrame, shared: str) -> float:
+    """The longest shared prefix of each (source, seed), summed: what the stable phases trained."""
+    return float(cells.groupby(["source", "seed"])[shared].max().sum())
 
 
 def attribution_table(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -30,5 +34,5 @@ def attribution_table(metrics: pd.DataFrame) -> pd.DataFrame:
 def _totals(cells: pd.DataFrame) -> dict:
     charged, run = float(cells["train_flops"].sum()), as_run(cells, "train_flops", "shared_flops")
     return {"cells": len(cells), "train_flops_charged": charged,
-            "shared_prefix_flops": float(cells.groupby(["source", "seed"])["shared_flops"].max().sum()),
+            "shared_prefix_flops": longest_prefixes(cells, "shared_flops"),
             "train_flops_as_run": run, "as_run_over_charged": run / charged if charged else float("nan")}

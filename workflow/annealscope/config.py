@@ -10,6 +10,7 @@ import yaml
 from annealscope.branches import BRANCHED, config_branches, is_branched
 from annealscope.corpora import CorpusError, check_reference, resolve_path
 from annealscope.fetch import source_corpus_keys
+from annealscope.grid import all_budgets
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -102,8 +103,7 @@ def _check_schedule(config: dict) -> None:
         raise ConfigError(f"anneal.schedule: {anneal['schedule']} cannot branch; grid.schedule {BRANCHED} trains "
                           "every cell with wsd (set anneal.schedule: wsd or remove it)")
     anneal["schedule"] = "wsd"
-    budgets = {*config["grid"]["budgets"], *(cell["budget"] for cell in config["grid"]["extra_cells"])}
-    for branch in config_branches(config, sorted(budgets)):
+    for branch in config_branches(config, all_budgets(config)):
         if branch.step <= anneal["warmup_steps"]:
             raise ConfigError(f"grid.budgets: budget {branch.budget} cools down from step {branch.step} of "
                               f"{branch.total_steps}, before anneal.warmup_steps ({anneal['warmup_steps']}) end; "
