@@ -18,6 +18,7 @@ include: "workflow/rules/curate.smk"
 include: "workflow/rules/anneal.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/fit.smk"
+include: "workflow/rules/report.smk"
 
 
 localrules:

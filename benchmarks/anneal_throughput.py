@@ -13,10 +13,10 @@ import time
 
 import torch
 
-from annealscope.deepspeed_config import deepspeed_config
-from annealscope.schedule import learning_rate
-from annealscope.spec import TrainSpec
-from annealscope.train import train_step
+from annealscope.anneal.deepspeed_config import deepspeed_config
+from annealscope.anneal.rank import train_step
+from annealscope.anneal.spec import TrainSpec
+from annealscope.core.schedule import learning_rate
 
 SHAPE = dict(vocab_size=4096, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=4)
 

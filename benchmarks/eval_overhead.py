@@ -47,9 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=int, default=3)
     args = parser.parse_args()
-    from annealscope.base import initialise_base
-    from annealscope.evaluate import EvalRequest, Evaluator
-    from annealscope.tasks import prepare_tasks
+    from annealscope.base.build import initialise_base
+    from annealscope.evaluate.harness import EvalRequest, Evaluator
+    from annealscope.evaluate.tasks import prepare_tasks
 
     work = Path(tempfile.mkdtemp(prefix="eval_overhead."))
     checkpoint = str(work / "model")

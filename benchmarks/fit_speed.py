@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from annealscope.analysis import analyse
-from annealscope.fit import FitSettings
-from annealscope.forms import FORMS
+from annealscope.fit.analysis import analyse
+from annealscope.fit.curves import FitSettings
+from annealscope.fit.forms import FORMS
 
 METRICS = ("acc", "brier", "nll")
 

@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from annealscope.deepspeed_config import deepspeed_config
-from annealscope.spec import TrainSpec
-from annealscope.train import model_flops_per_token, train_step
+from annealscope.anneal.deepspeed_config import deepspeed_config
+from annealscope.anneal.rank import model_flops_per_token, train_step
+from annealscope.anneal.spec import TrainSpec
 
 SHAPE = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
              num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from annealscope.analysis import analyse
-from annealscope.attribution import attribution_table
-from annealscope.config import load_config
-from annealscope.fit import FitSettings
-from annealscope.grid import plan, planned_as_run
+from annealscope.core.attribution import attribution_table
+from annealscope.core.grid import planned_as_run, planned_cells
+from annealscope.fit.analysis import analyse
+from annealscope.fit.curves import FitSettings
+from annealscope.validation import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {"demo-branched-wsd": {"grid": {"schedule": "branched-wsd"}}, "demo-wsd": {"anneal": {"schedule": "wsd"}}}
@@ -38,12 +38,12 @@ SHARED = ("base", "curate", "tokens", "tasks", "cache", "eval/base")  # what bot
 
 
 def planned(config: dict) -> None:
-    rows = plan(config)
+    rows = planned_cells(config)
     independent = sum(row.train_flops for row in rows)
     branched = copy.deepcopy(config)
     branched["grid"]["schedule"] = "branched-wsd"
     branched["anneal"]["schedule"] = "wsd"
-    flops, hours = planned_as_run(plan(branched))
+    flops, hours = planned_as_run(planned_cells(branched))
     print(f"demo budgets {config['grid']['budgets']}, cooldown fraction {config['anneal']['cooldown_fraction']}:")
     print(f"  planned train FLOPs: independent {independent:.4e}, branched-wsd {flops:.4e} "
           f"-> ratio {flops / independent:.3f} (goal <= 0.65)")

@@ -21,8 +21,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from annealscope.fit import FitSettings
-from annealscope.planner import decision, mixed_curves, suggest
+from annealscope.fit.curves import FitSettings
+from annealscope.fit.suggest import decision, mixed_curves, suggest
 
 BUDGETS = [2**k * 1_000_000 for k in range(6)]
 MAX_RUNS = 40

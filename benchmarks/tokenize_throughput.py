@@ -21,7 +21,7 @@ from pathlib import Path
 
 def corpus(megabytes: float) -> list[str]:
     """Wikipedia summaries and library docstrings, repeated up to `megabytes` of UTF-8."""
-    from annealscope.corpora import read_corpora
+    from annealscope.core.corpora import read_corpora
 
     texts = [document.text for document in read_corpora(["wikipedia:general", "wikipedia:pool", "docstrings:numpy"])]
     size = sum(len(text.encode()) for text in texts)
@@ -31,8 +31,8 @@ def corpus(megabytes: float) -> list[str]:
 def worker(directory: Path, rounds: int) -> dict:
     from transformers import AutoTokenizer
 
-    from annealscope.io import read_jsonl
-    from annealscope.tokens import tokenize_documents
+    from annealscope.core.io import read_jsonl
+    from annealscope.curate.tokenize import tokenize_documents
 
     texts = [record["text"] for record in read_jsonl(directory / "docs.jsonl")]
     backend = AutoTokenizer.from_pretrained(str(directory / "tokenizer")).backend_tokenizer
@@ -60,8 +60,8 @@ def main() -> None:
         print(json.dumps(worker(Path(args.worker), args.rounds)))
         return
 
-    from annealscope.base import train_tokenizer
-    from annealscope.io import write_jsonl
+    from annealscope.base.build import train_tokenizer
+    from annealscope.core.io import write_jsonl
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

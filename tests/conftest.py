@@ -27,7 +27,7 @@ TINY = dict(vocab_size=512, hidden_size=32, intermediate_size=64, num_layers=2, 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A tokenizer trained on pydoc topics and an untrained tiny Llama, saved together."""
-    from annealscope.base import initialise_base
+    from annealscope.base.build import initialise_base
 
     directory = tmp_path_factory.mktemp("tiny_base") / "init"
     initialise_base(["pydoc:topics"], TINY, directory)

@@ -11,11 +11,11 @@ import torch
 import yaml
 from test_workflow import planned_jobs, snakemake
 
-from annealscope.attribution import attribution_table
-from annealscope.branches import branch_point
-from annealscope.launch import run_training
-from annealscope.schedule import learning_rate
-from annealscope.spec import TrainSpec
+from annealscope.anneal.launch import run_training
+from annealscope.anneal.spec import TrainSpec
+from annealscope.core.attribution import attribution_table
+from annealscope.core.branches import branch_point
+from annealscope.core.schedule import learning_rate
 
 pytestmark = pytest.mark.slow
 RUN = "test-branched"

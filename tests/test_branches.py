@@ -7,29 +7,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annealscope.attribution import as_run, attribution_table
-from annealscope.branches import branch_point
-from annealscope.config import ConfigError, check_config, validate_schema
-from annealscope.data import REPLAY, SOURCE, stream_plan, stream_source_tokens, stream_steps
-from annealscope.grid import phase_budgets, plan, planned_as_run
-from annealscope.schedule import learning_rate
+from annealscope.core.attribution import as_run, attribution_table
+from annealscope.core.branches import branch_point
+from annealscope.core.config import ConfigError, check_config, validate_schema
+from annealscope.core.grid import phase_budgets, planned_as_run, planned_cells
+from annealscope.core.sampling import REPLAY, SOURCE, stream_order, stream_source_tokens, stream_steps
+from annealscope.core.schedule import learning_rate
 
 
 def test_a_longer_stream_starts_with_the_shorter_one():
-    short = stream_plan(10, 0.5, 37, 23, 64, 8, seed=3)
-    long = stream_plan(25, 0.5, 37, 23, 64, 8, seed=3)
+    short = stream_order(10, 0.5, 37, 23, 64, 8, seed=3)
+    long = stream_order(25, 0.5, 37, 23, 64, 8, seed=3)
     assert np.array_equal(long.order[: len(short.order)], short.order)
-    assert not np.array_equal(stream_plan(10, 0.5, 37, 23, 64, 8, seed=4).order, short.order)
+    assert not np.array_equal(stream_order(10, 0.5, 37, 23, 64, 8, seed=4).order, short.order)
 
 
 def test_every_prefix_of_the_stream_holds_replay_at_the_fraction_and_epochs_are_whole():
-    plan = stream_plan(40, 0.25, 50, 1000, 64, 8, seed=0)
-    kinds = plan.order[:, 0]
+    order = stream_order(40, 0.25, 50, 1000, 64, 8, seed=0)
+    kinds = order.order[:, 0]
     for rows in (8, 80, 320):
         assert abs((kinds[:rows] == REPLAY).mean() - 0.25) <= 1 / rows
-    source = plan.order[kinds == SOURCE, 1]
+    source = order.order[kinds == SOURCE, 1]
     assert sorted(source[:50]) == list(range(50))  # a full permutation before any window repeats
-    assert plan.source_tokens_before(10) == stream_source_tokens(10, 0.25, 64, 8)
+    assert order.source_tokens_before(10) == stream_source_tokens(10, 0.25, 64, 8)
 
 
 def test_stream_steps_are_the_fewest_that_reach_the_budget():
@@ -72,7 +72,7 @@ def test_the_config_resolves_the_schedule_and_refuses_what_cannot_branch(demo_co
 def test_the_demo_grid_as_run_costs_under_two_thirds_of_independent_anneals(demo_config):
     config = branched(demo_config)
     check_config(config)
-    rows = plan(config)
+    rows = planned_cells(config)
     flops, _ = planned_as_run(rows)
     independent = sum(row.train_flops for row in rows)
     assert flops / independent < 0.65

@@ -5,12 +5,12 @@ import sys
 import pytest
 import yaml
 
-from annealscope.config import ConfigError, check_config, load_config, validate_schema
+from annealscope.core.config import ConfigError
+from annealscope.validation import load_config, validate_config
 
 
 def check(config: dict, root) -> None:
-    validate_schema(config)
-    check_config(config, root / "resources")
+    validate_config(config, root / "resources")
 
 
 def test_demo_config_validates_and_gets_defaults(demo_config, root):

@@ -1,7 +1,7 @@
 import pytest
 
-from annealscope.corpora import CorpusError, check_reference, hub_options, read_corpus, resolve_package_path
-from annealscope.io import write_jsonl
+from annealscope.core.corpora import CorpusError, check_reference, hub_options, read_corpus, resolve_package_path
+from annealscope.core.io import write_jsonl
 
 
 def test_wikipedia_splits_are_disjoint_and_labelled():

@@ -7,17 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annealscope.corpora import CorpusError, cached_dataset, describe_reference, read_corpus
-from annealscope.curate import CurationError, acquisition_dollars, curate_source
-from annealscope.data import EpochLimitError, plan_data
-from annealscope.dedup import exact_dedup, near_dedup
-from annealscope.diversity import distinct_n, length_histogram
-from annealscope.fetch import fetch_dataset
-from annealscope.heuristics import apply_heuristics
-from annealscope.io import read_jsonl, write_jsonl
-from annealscope.synthesize import render_prompts, teacher_documents
-from annealscope.teachers import TeacherError
-from annealscope.tokens import TokenArray, token_counter, token_dtype, tokenize_documents
+from annealscope.core.corpora import CorpusError, cached_dataset, describe_reference, read_corpus
+from annealscope.core.io import read_jsonl, write_jsonl
+from annealscope.core.sampling import EpochLimitError, training_order
+from annealscope.core.tokens import TokenArray, token_counter, token_dtype
+from annealscope.curate.dedup import exact_dedup, near_dedup
+from annealscope.curate.diversity import distinct_n, length_histogram
+from annealscope.curate.heuristics import apply_heuristics
+from annealscope.curate.pipeline import CurationError, acquisition_dollars, curate_source
+from annealscope.curate.synthesize import render_prompts, teacher_documents
+from annealscope.curate.teachers import TeacherError
+from annealscope.curate.tokenize import tokenize_documents
+from annealscope.fetch.hub import fetch_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = f"hf:{ROOT}/tests/data/hub_dataset?split=train&text=question&label=topic"
@@ -61,7 +62,7 @@ def test_fetch_caches_a_dataset_and_reads_it_back_with_provenance(tmp_path):
 
 
 def cached_dataset_name(reference):
-    from annealscope.corpora import dataset_slug
+    from annealscope.core.corpora import dataset_slug
 
     return dataset_slug(reference)
 
@@ -154,7 +155,7 @@ def sequence_classifier(tiny_base, directory: Path) -> Path:
 
 
 def test_a_transformers_classifier_filters_a_pool_and_is_charged_per_token(tmp_path, tiny_base):
-    from annealscope.classifiers import transformers_scores
+    from annealscope.curate.classifiers import transformers_scores
 
     model = sequence_classifier(tiny_base, tmp_path / "classifier")
     texts = [document.text for document in read_corpus("pydoc:topics")][:20]
@@ -198,7 +199,7 @@ def test_openai_teacher_generation_resumes_from_finished_shards(tmp_path, tiny_b
 
 
 def test_an_openai_teacher_needs_its_size_and_an_endpoint_that_answers(tmp_path):
-    from annealscope.teachers import load_teacher
+    from annealscope.curate.teachers import load_teacher
 
     class Closed:
         base_url = "http://127.0.0.1:9/v1"
@@ -214,7 +215,7 @@ def test_vllm_missing_is_a_clear_error():
     try:
         import vllm  # noqa: F401
     except ImportError:
-        from annealscope.teachers import load_teacher
+        from annealscope.curate.teachers import load_teacher
 
         with pytest.raises(TeacherError, match="annealscope\\[vllm\\]"):
             load_teacher({"backend": "vllm", "model": "x", "seed": 0})
@@ -279,6 +280,7 @@ def test_dollars_come_from_a_fixed_price_or_from_pricing():
 
 
 def test_budgets_beyond_max_epochs_are_refused():
-    plan_data(4096, 0.5, source_windows=64, replay_windows=64, seq_len=32, global_batch=8, seed=0, max_epochs=2)
+    training_order(4096, 0.5, source_windows=64, replay_windows=64, seq_len=32, global_batch=8, seed=0, max_epochs=2)
     with pytest.raises(EpochLimitError, match=r"needs 4\.00 epochs.*max_epochs = 2"):
-        plan_data(8192, 0.5, source_windows=64, replay_windows=64, seq_len=32, global_batch=8, seed=0, max_epochs=2)
+        training_order(8192, 0.5, source_windows=64, replay_windows=64, seq_len=32, global_batch=8, seed=0,
+                       max_epochs=2)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from annealscope.collect import missing_tasks
-from annealscope.evaluate import EvalRequest, Evaluator
-from annealscope.io import read_jsonl
-from annealscope.tasks import prepare_tasks
+from annealscope.core.io import read_jsonl
+from annealscope.evaluate.collect import missing_tasks
+from annealscope.evaluate.harness import EvalRequest, Evaluator
+from annealscope.evaluate.tasks import prepare_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annealscope.allocation import best_split
-from annealscope.analysis import analyse
-from annealscope.fit import FitSettings, fit_table
-from annealscope.layout import FIT_OUTPUTS
+from annealscope.core.layout import FIT_OUTPUTS
+from annealscope.fit.allocation import best_split
+from annealscope.fit.analysis import analyse
+from annealscope.fit.curves import FitSettings, fit_table
 
 BUDGETS = (1, 2, 4, 8, 16, 32)
 

@@ -1,4 +1,4 @@
-from annealscope.flops import classifier_flops, generation_flops, training_flops
+from annealscope.core.flops import classifier_flops, generation_flops, training_flops
 
 
 def test_cost_formulas_match_the_design():

@@ -1,6 +1,6 @@
 import pytest
 
-from annealscope.io import atomic_path
+from annealscope.core.io import atomic_path
 
 
 def test_atomic_writes_leave_no_partial_file_and_normal_permissions(tmp_path):

@@ -4,9 +4,9 @@ import sys
 
 import yaml
 
-from annealscope.base import build_model, train_tokenizer
-from annealscope.config import check_config, validate_schema
-from annealscope.grid import base_parameters, cells, plan
+from annealscope.base.build import build_model, train_tokenizer
+from annealscope.core.config import check_config, validate_schema
+from annealscope.core.grid import base_parameters, cells, planned_cells
 
 
 def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_path):
@@ -26,8 +26,8 @@ def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_
 
 def test_plan_counts_replay_and_the_demo_model_exactly(demo_config, root):
     validate_schema(demo_config)
-    check_config(demo_config, root / "resources")
-    planned = plan(demo_config)
+    check_config(demo_config)
+    planned = planned_cells(demo_config)
     assert len(planned) == len(cells(demo_config)) == 12
     assert all(row.replay_tokens == row.train_tokens for row in planned)  # replay fraction 0.5
     build = demo_config["base_model"]["build"]

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from test_fit import power, table_of
 
-from annealscope.config import ConfigError, check_config, validate_schema
-from annealscope.fit import FitSettings
-from annealscope.grid import Cell, cells
-from annealscope.planner import decision, expected_reduction, grid_snippet, mixed_curves, suggest
+from annealscope.core.config import ConfigError, check_config, validate_schema
+from annealscope.core.grid import Cell, cells
+from annealscope.fit.curves import FitSettings
+from annealscope.fit.suggest import decision, expected_reduction, grid_snippet, mixed_curves, suggest
 
 BUDGETS = (1, 2, 4)
 TARGET = 64e12  # 16x beyond the largest budget: the decision rests on extrapolation

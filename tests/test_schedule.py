@@ -2,7 +2,7 @@ from itertools import pairwise
 
 import pytest
 
-from annealscope.schedule import learning_rate
+from annealscope.core.schedule import learning_rate
 
 
 def test_linear_decay_warms_up_then_reaches_zero_at_the_last_step():

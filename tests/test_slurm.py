@@ -16,8 +16,8 @@ import pytest
 import yaml
 from snakemake_executor_plugin_slurm.utils import set_gres_string
 
-from annealscope.checkpoints import COMPLETE
-from annealscope.submission import slurm_resources
+from annealscope.anneal.checkpoints import COMPLETE
+from annealscope.core.submission import slurm_resources
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = "test-grid-slurm"

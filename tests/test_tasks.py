@@ -1,9 +1,9 @@
 import random
 
-from annealscope.decontaminate import ContaminationIndex, ngrams, words
-from annealscope.synthesize import program_documents
-from annealscope.tasks import arith_items, mmlu_math_items
-from annealscope.wordproblems import training_document
+from annealscope.core.wordproblems import training_document
+from annealscope.curate.decontaminate import ContaminationIndex, ngrams, words
+from annealscope.curate.synthesize import program_documents
+from annealscope.evaluate.tasks import arith_items, mmlu_math_items
 
 
 def test_mmlu_math_has_the_five_subjects_without_header_rows():

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from annealscope.checkpoints import complete_tag
-from annealscope.deepspeed_config import deepspeed_config
-from annealscope.io import write_jsonl
-from annealscope.launch import deepspeed_command, launch_command, run_training, srun_command
-from annealscope.spec import TrainSpec
-from annealscope.tokens import TokenArray, tokenize_documents
+from annealscope.anneal.checkpoints import complete_tag
+from annealscope.anneal.deepspeed_config import deepspeed_config
+from annealscope.anneal.launch import deepspeed_command, launch_command, run_training, srun_command
+from annealscope.anneal.spec import TrainSpec
+from annealscope.core.io import write_jsonl
+from annealscope.core.tokens import TokenArray
+from annealscope.curate.tokenize import tokenize_documents
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 def tiny(tmp_path_factory, tiny_base) -> dict:
     """A tiny base model and a token array of real text."""
     directory = tmp_path_factory.mktemp("tiny")
-    from annealscope.corpora import read_corpus
+    from annealscope.core.corpora import read_corpus
 
     write_jsonl(directory / "docs.jsonl", (document.as_record() for document in read_corpus("pydoc:topics")))
     tokenize_documents(directory / "docs.jsonl", tiny_base, directory / "tokens.bin", directory / "tokens.json")
@@ -106,7 +107,7 @@ def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_where_an_uninter
     run_training(reference)
     spec = spec_for(tiny, "killed", **settings)
     checkpoints = Path(spec.out_dir).parent / "checkpoints"
-    code = (f"from annealscope.spec import TrainSpec; from annealscope.launch import run_training; "
+    code = (f"from annealscope.anneal.spec import TrainSpec; from annealscope.anneal.launch import run_training; "
             f"run_training(TrainSpec.load({str(Path(spec.out_dir).parent / 'spec.json')!r}))")
     spec.save(Path(spec.out_dir).parent / "spec.json")
     job = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.DEVNULL,
@@ -156,7 +157,7 @@ def test_multi_node_launch_is_srun_torchrun_from_the_slurm_allocation(tiny):
                            job_id="123")
     assert command == ["srun", "--nodes=4", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "torchrun",
                        "--nnodes=4", "--nproc-per-node=8", "--rdzv-id=123", "--rdzv-backend=c10d",
-                       "--rdzv-endpoint=gpu01:29600", "-m", "annealscope.train", "--spec", "spec.json"]
+                       "--rdzv-endpoint=gpu01:29600", "-m", "annealscope.anneal.rank", "--spec", "spec.json"]
     spec = spec_for(tiny, "nodes", nodes=2, ranks=8, global_batch=16)
     with pytest.raises(RuntimeError, match=r"anneal\.nodes is 2, but this job holds no SLURM nodes"):
         launch_command("spec.json", spec, {}, 29600)
@@ -165,5 +166,5 @@ def test_multi_node_launch_is_srun_torchrun_from_the_slurm_allocation(tiny):
 
 def test_deepspeed_command_line():
     assert deepspeed_command("spec.json", 2, 29501) == [
-        "deepspeed", "--num_gpus", "2", "--master_port", "29501", "--module", "annealscope.train", "--spec",
+        "deepspeed", "--num_gpus", "2", "--master_port", "29501", "--module", "annealscope.anneal.rank", "--spec",
         "spec.json"]

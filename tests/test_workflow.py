@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from annealscope.analysis import analyse
-from annealscope.collect import COLUMNS
-from annealscope.fit import FitSettings
-from annealscope.layout import FIT_OUTPUTS
+from annealscope.core.layout import FIT_OUTPUTS
+from annealscope.core.tables import METRICS_COLUMNS
+from annealscope.fit.analysis import analyse
+from annealscope.fit.curves import FitSettings
 
 pytestmark = pytest.mark.slow
 RUN = "test-grid"
@@ -56,7 +56,7 @@ def grid(tmp_path_factory) -> tuple[Path, Path, Path]:
 def test_every_stage_produced_its_artifacts(grid):
     _, _, results = grid
     metrics = pd.read_csv(results / "metrics.csv")
-    assert list(metrics.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(metrics.columns[: len(METRICS_COLUMNS)]) == METRICS_COLUMNS
     assert set(metrics["source"]) == {"base", "program_problems", "teacher_problems", "filtered_web"}
     assert set(metrics["task"]) == {"arith_mc", "arith_gen", "mmlu_math", "heldout_sympy_docs"}
     assert set(metrics.loc[metrics["task"] == "arith_mc", "metric"]) == {"acc", "brier", "nll", "nll_token",

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _init_base(args) -> None:
-    from annealscope.base import initialise_base
+    from annealscope.base.build import initialise_base
 
     settings = json.loads(args.settings)
     parameters = initialise_base(settings["corpus"], settings, args.out, args.cache_dir)
@@ -165,27 +165,27 @@ def _init_base(args) -> None:
 
 
 def _fetch_dataset(args) -> None:
-    from annealscope.fetch import fetch_dataset
+    from annealscope.fetch.hub import fetch_dataset
 
     fetch_dataset(args.reference, args.out)
 
 
 def _fetch_model(args) -> None:
-    from annealscope.fetch import fetch_model
+    from annealscope.fetch.hub import fetch_model
 
     fetch_model(args.name, args.revision or None, args.out)
 
 
 def _fetch_tasks(args) -> None:
-    from annealscope.fetch import fetch_tasks
+    from annealscope.fetch.hub import fetch_tasks
 
     fetch_tasks(args.tasks, args.out)
 
 
 def _corpus(args) -> None:
-    from annealscope.corpora import read_corpora
-    from annealscope.io import write_jsonl
-    from annealscope.tokens import token_counter
+    from annealscope.core.corpora import read_corpora
+    from annealscope.core.io import write_jsonl
+    from annealscope.core.tokens import token_counter
 
     count_tokens = token_counter(args.tokenizer) if args.tokenizer else None
     documents = read_corpora(args.references, args.cache_dir, count_tokens)
@@ -194,14 +194,14 @@ def _corpus(args) -> None:
 
 
 def _curate(args) -> None:
-    from annealscope.curate import curate_source
+    from annealscope.curate.pipeline import curate_source
 
     curate_source(args.name, json.loads(args.settings), args.tokenizer, args.tasks, args.documents, args.manifest,
                   cache_dir=args.cache_dir, work_dir=args.work_dir)
 
 
 def _tokenize(args) -> None:
-    from annealscope.tokens import tokenize_documents
+    from annealscope.curate.tokenize import tokenize_documents
 
     meta = tokenize_documents(args.documents, args.tokenizer, args.out, Path(args.out).with_suffix(".json"),
                               args.threads)
@@ -209,8 +209,8 @@ def _tokenize(args) -> None:
 
 
 def _train(args) -> None:
-    from annealscope.launch import run_training
-    from annealscope.spec import TrainSpec
+    from annealscope.anneal.launch import run_training
+    from annealscope.anneal.spec import TrainSpec
 
     spec = TrainSpec.from_settings(json.loads(args.settings), init_model=args.init, out_dir=args.out,
                                    log_path=args.log, summary_path=args.summary, source_tokens=args.source,
@@ -219,7 +219,7 @@ def _train(args) -> None:
 
 
 def _prepare_tasks(args) -> None:
-    from annealscope.tasks import prepare_tasks
+    from annealscope.evaluate.tasks import prepare_tasks
 
     counts = prepare_tasks(args.tasks, args.resources, args.out, json.loads(args.heldout), args.heldout_documents,
                            args.cache_dir)
@@ -227,7 +227,7 @@ def _prepare_tasks(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from annealscope.evaluate import EvalRequest, evaluate_checkpoints
+    from annealscope.evaluate.harness import EvalRequest, evaluate_checkpoints
 
     settings = json.loads(args.settings)
     requests = [EvalRequest(*job) for job in args.job]
@@ -236,7 +236,7 @@ def _evaluate(args) -> None:
 
 
 def _collect(args) -> None:
-    from annealscope.collect import collect, collect_items, missing_tasks, write_items, write_metrics
+    from annealscope.evaluate.collect import collect, collect_items, missing_tasks, write_items, write_metrics
 
     table = collect(args.scores, args.run_dir, json.loads(args.plan))
     write_metrics(table, args.out)
@@ -255,7 +255,7 @@ def _collect(args) -> None:
 def _fit(args) -> None:
     import pandas as pd
 
-    from annealscope.analysis import analyse, write_analysis
+    from annealscope.fit.analysis import analyse, write_analysis
 
     settings = fit_settings(args)
     metrics = pd.read_csv(args.metrics)
@@ -274,8 +274,8 @@ def _fit(args) -> None:
 def _suggest(args) -> None:
     import pandas as pd
 
-    from annealscope.io import atomic_path
-    from annealscope.planner import decision, grid_snippet, mixed_curves, suggest
+    from annealscope.core.io import atomic_path
+    from annealscope.fit.suggest import decision, grid_snippet, mixed_curves, suggest
 
     metrics = pd.read_csv(args.metrics)
     items = pd.read_parquet(args.items) if args.items else None
@@ -299,7 +299,7 @@ def _suggest(args) -> None:
 
 def fit_settings(args):
     """FitSettings from the config's JSON (`--settings`) with command-line options taking precedence."""
-    from annealscope.fit import FitSettings
+    from annealscope.fit.curves import FitSettings
 
     settings = json.loads(args.settings) if args.settings else {}
     directions = dict(settings.get("higher_is_better", {})) | _assignments(args.higher_is_better,
@@ -331,15 +331,15 @@ def _assignments(items: list[str], option: str, convert) -> dict:
 
 
 def _report(args) -> None:
-    from annealscope.report import render_report
+    from annealscope.report.html import render_report
 
     render_report(args.fit, args.metrics, args.out, args.title)
     print(f"wrote the report to {args.out}")
 
 
 def _plan(args) -> None:
-    from annealscope.config import load_config
-    from annealscope.grid import print_plan
+    from annealscope.core.grid import print_plan
+    from annealscope.validation import load_config
 
     print_plan(load_config(args.config, args.resources))
 

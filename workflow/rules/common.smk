@@ -7,22 +7,22 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from annealscope import layout
-from annealscope.branches import is_branched
-from annealscope.config import ConfigError, check_config, validate_schema
-from annealscope.corpora import dataset_slug
-from annealscope.evaluate import evaluate_in_process
-from annealscope.fetch import hub_datasets, hub_models, model_slug, source_corpus_references
-from annealscope.data import EpochLimitError
-from annealscope.io import write_json
-from annealscope.grid import all_budgets, cells, check_epoch_limits, phase_budgets, print_plan
-from annealscope.submission import slurm_resources
-from annealscope.tasks import LOCAL_TASKS, heldout_task_names
+from annealscope.core import layout
+from annealscope.core.branches import is_branched
+from annealscope.core.config import ConfigError
+from annealscope.core.corpora import dataset_slug
+from annealscope.evaluate.harness import evaluate_in_process
+from annealscope.core.references import hub_datasets, hub_models, model_slug, source_corpus_references
+from annealscope.core.sampling import EpochLimitError
+from annealscope.core.io import write_json
+from annealscope.core.grid import all_budgets, cells, check_epoch_limits, phase_budgets, print_plan
+from annealscope.core.submission import slurm_resources
+from annealscope.evaluate.tasks import LOCAL_TASKS, heldout_task_names
+from annealscope.validation import validate_config
 
 
 try:
-    validate_schema(config)  # Snakemake's validate against ../schemas/config.schema.yaml, with defaults
-    check_config(config, resources_dir=Path(workflow.basedir) / "resources")
+    validate_config(config, Path(workflow.basedir) / "resources")  # the schema with its defaults, then checks
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 
@@ -273,7 +273,7 @@ def final_outputs():
 
 def job_resources(family, nodes=1):
     """Snakemake resources of a rule family from config `resources.<family>` (else `resources.default`),
-    named as snakemake-executor-plugin-slurm reads them (see annealscope.submission)."""
+    named as snakemake-executor-plugin-slurm reads them (see annealscope.core.submission)."""
     resources = slurm_resources(config["resources"].get(family) or config["resources"]["default"], nodes)
     cpus = resources.pop("cpus_per_task")
     return {**resources, "cpus_per_task": lambda wildcards, threads: max(threads, cpus)}

@@ -1,28 +1,6 @@
 # Curation (synthesize, filter, given) and tokenization of every source and of the replay corpus.
 
 
-rule prepare_tasks:
-    input:
-        datasets=cached_datasets([ref for refs in config["eval"]["heldout"].values() for ref in refs]),
-    output:
-        directory(path(layout.TASKS)),
-    params:
-        tasks=local_tasks(),
-        resources=RESOURCES,
-        heldout=as_json(config["eval"]["heldout"]),
-        documents=config["eval"]["heldout_documents"],
-        cache=CACHE,
-    resources:
-        **job_resources("default"),
-    conda:
-        "../../envs/annealscope.yaml"
-    log:
-        log_path("prepare_tasks"),
-    shell:
-        "annealscope prepare-tasks {params.tasks} --resources {params.resources} --heldout {params.heldout:q}"
-        " --heldout-documents {params.documents} --cache-dir {params.cache} --out {output} > {log} 2>&1"
-
-
 rule curate:
     input:
         unpack(curate_inputs),

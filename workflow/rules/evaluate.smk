@@ -1,6 +1,28 @@
 # lm-evaluation-harness on every checkpoint (the base model once, as budget 0), then the tidy table.
 
 
+rule prepare_tasks:
+    input:
+        datasets=cached_datasets([ref for refs in config["eval"]["heldout"].values() for ref in refs]),
+    output:
+        directory(path(layout.TASKS)),
+    params:
+        tasks=local_tasks(),
+        resources=RESOURCES,
+        heldout=as_json(config["eval"]["heldout"]),
+        documents=config["eval"]["heldout_documents"],
+        cache=CACHE,
+    resources:
+        **job_resources("default"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("prepare_tasks"),
+    shell:
+        "annealscope prepare-tasks {params.tasks} --resources {params.resources} --heldout {params.heldout:q}"
+        " --heldout-documents {params.documents} --cache-dir {params.cache} --out {output} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         checkpoint=checkpoint_input,

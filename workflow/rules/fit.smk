@@ -30,22 +30,3 @@ rule fit:
         "annealscope fit {input.metrics} --items {input.item_table} --out {params.out} --settings {params.settings:q}"
         " > {log} 2>&1"
 
-
-rule report:
-    input:
-        fits=rules.fit.output.fits,
-        metrics=path(layout.METRICS),
-    output:
-        path(layout.REPORT),
-    params:
-        fit_dir=lambda wildcards, input: Path(input.fits).parent,
-        title=f"annealscope run {RUN}",
-    resources:
-        **job_resources("default"),
-    conda:
-        "../../envs/annealscope.yaml"
-    log:
-        log_path("report"),
-    shell:
-        "annealscope report --fit {params.fit_dir} --metrics {input.metrics} --out {output}"
-        " --title {params.title:q} > {log} 2>&1"

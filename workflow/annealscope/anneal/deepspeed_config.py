@@ -1,0 +1,55 @@
+"""The DeepSpeed configuration derived from a training spec, with the user's raw JSON merged on top."""
+
+from __future__ import annotations
+
+import torch
+
+from annealscope.anneal.spec import TrainSpec
+
+
+def gradient_accumulation(spec: TrainSpec, world_size: int) -> int:
+    """Micro-batches per optimizer step on each rank, from the global batch, the micro batch and the ranks."""
+    if spec.global_batch % world_size:
+        raise ValueError(f"anneal.global_batch ({spec.global_batch} sequences) must be divisible by the number "
+                         f"of ranks ({world_size})")
+    per_rank = spec.global_batch // world_size
+    micro = spec.micro_batch or per_rank
+    if per_rank % micro:
+        raise ValueError(f"anneal.micro_batch ({micro}) must divide the {per_rank} sequences each of the "
+                         f"{world_size} ranks trains per step (anneal.global_batch / ranks)")
+    return per_rank // micro
+
+
+def merge(base: dict, override: dict) -> dict:
+    """`override` merged into `base`, recursively for nested objects."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key),
+                                                                                            dict) else value
+    return merged
+
+
+def deepspeed_config(spec: TrainSpec, world_size: int) -> dict:
+    """ZeRO stage, precision, batch split, optional CPU optimizer offload, and AdamW; `spec.deepspeed`
+    (the config's raw `anneal.deepspeed` object) overrides any of it."""
+    accumulation = gradient_accumulation(spec, world_size)
+    zero: dict = {"stage": spec.zero_stage}
+    if spec.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    config = {
+        "train_batch_size": spec.global_batch,
+        "train_micro_batch_size_per_gpu": spec.global_batch // world_size // accumulation,
+        "gradient_accumulation_steps": accumulation,
+        "gradient_clipping": spec.gradient_clipping,
+        "optimizer": {
+            "type": "AdamW",
+            # torch's AdamW needs no compiled op; an offloaded optimizer runs DeepSpeed's CPU Adam instead.
+            "params": {"lr": spec.lr, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": spec.weight_decay,
+                       "torch_adam": not spec.offload_optimizer},
+        },
+        "zero_optimization": zero,
+        "bf16": {"enabled": spec.dtype == "bf16"},
+        "steps_per_print": 1 << 30,
+        "wall_clock_breakdown": False,
+    }
+    return merge(config, spec.deepspeed or {})

@@ -1,0 +1,91 @@
+"""Launching a training job: the `deepspeed` command line built from the spec and the rule's resources."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from annealscope.anneal.spec import TrainSpec
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def deepspeed_launcher() -> str:
+    """The `deepspeed` launcher beside this interpreter (the active environment), else the one on PATH."""
+    launcher = Path(sys.executable).with_name("deepspeed")
+    return str(launcher) if launcher.exists() else "deepspeed"
+
+
+def deepspeed_command(spec_path: str | Path, ranks: int, master_port: int, launcher: str = "deepspeed") -> list[str]:
+    """The single-node launch: one process per rank (GPU, or CPU core group)."""
+    return [launcher, "--num_gpus", str(ranks), "--master_port", str(master_port),
+            "--module", "annealscope.anneal.rank", "--spec", str(spec_path)]
+
+
+def srun_command(spec_path: str | Path, nodes: int, ranks_per_node: int, master_addr: str, master_port: int,
+                 job_id: str) -> list[str]:
+    """The multi-node launch under SLURM: one `torchrun` per node started by `srun`, meeting at the first
+    node by c10d rendezvous; each starts `ranks_per_node` ranks (one per GPU)."""
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={ranks_per_node}", f"--rdzv-id={job_id}",
+            "--rdzv-backend=c10d", f"--rdzv-endpoint={master_addr}:{master_port}",
+            "-m", "annealscope.anneal.rank", "--spec", str(spec_path)]
+
+
+def slurm_hosts(nodelist: str) -> list[str]:
+    """SLURM's compressed node list (e.g. ``gpu[01-04]``) expanded by `scontrol show hostnames`."""
+    result = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+    return result.stdout.split()
+
+
+def launch_command(spec_path: str | Path, spec: TrainSpec, environment: dict[str, str], port: int) -> list[str]:
+    """`deepspeed` on one node; `srun` + `torchrun` across `spec.nodes` nodes of the SLURM allocation."""
+    if spec.nodes == 1:
+        return deepspeed_command(spec_path, spec.ranks, port, deepspeed_launcher())
+    allocated = int(environment.get("SLURM_NNODES", "0"))
+    if allocated != spec.nodes:
+        raise RuntimeError(f"anneal.nodes is {spec.nodes}, but this job holds {allocated or 'no'} SLURM nodes; "
+                           "multi-node anneals run under SLURM (snakemake --profile slurm) with the rule's nodes")
+    master = slurm_hosts(environment["SLURM_JOB_NODELIST"])[0]
+    return srun_command(spec_path, spec.nodes, spec.ranks, master, port, environment["SLURM_JOB_ID"])
+
+
+def remove_shm_buffers(port: int, directory: Path = Path("/dev/shm")) -> int:
+    """Delete DeepSpeed's CPU all-reduce buffers of the job that used `port`.
+
+    DeepSpeed's shared-memory all-reduce (CPU, ranks on one node) leaves a ~69 MB file per rank in
+    /dev/shm, named with the master port, and never unlinks it: without this, every job leaks RAM."""
+    buffers = list(directory.glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    for buffer in buffers:
+        buffer.unlink(missing_ok=True)
+    return len(buffers)
+
+
+def run_training(spec: TrainSpec) -> None:
+    """Write the spec beside the outputs, launch the ranks, and check that the outputs appeared."""
+    spec_path = Path(spec.summary_path).with_name("train_spec.json")
+    spec.save(spec_path)
+    environment = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), PYTHONUNBUFFERED="1")
+    port_file = spec_path.with_name("launch_port")
+    if port_file.is_file():  # an earlier launch of this cell was killed before it could clean up
+        remove_shm_buffers(int(port_file.read_text()))
+    port = free_port()
+    port_file.write_text(str(port))
+    command = launch_command(spec_path, spec, environment, port)
+    print("launch:", " ".join(command), flush=True)
+    try:
+        completed = subprocess.run(command, env=environment, check=False)
+    finally:
+        remove_shm_buffers(port)
+        port_file.unlink(missing_ok=True)
+    missing = [path for path in spec.outputs() if not Path(path).exists()]
+    if completed.returncode != 0 or missing:
+        raise RuntimeError(f"training job for {spec.out_dir} failed (exit {completed.returncode}); "
+                           f"missing outputs: {missing}; see the log above")

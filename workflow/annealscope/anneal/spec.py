@@ -1,0 +1,68 @@
+"""The training job specification passed from the rule's front command to every DeepSpeed rank."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from annealscope.core.io import read_json, write_json
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    init_model: str
+    out_dir: str
+    log_path: str | None
+    summary_path: str
+    source_tokens: str
+    replay_tokens: str | None
+    source_budget_tokens: int
+    replay_fraction: float
+    seed: int
+    seq_len: int
+    global_batch: int
+    lr: float
+    warmup_steps: int
+    schedule: str
+    weight_decay: float
+    gradient_clipping: float
+    zero_stage: int
+    dtype: str
+    ranks: int
+    threads: int
+    max_epochs: float | None = None
+    cooldown_fraction: float = 0.2
+    micro_batch: int | None = None
+    activation_checkpointing: bool = False
+    offload_optimizer: bool = False
+    deepspeed: dict | None = None
+    checkpoint_every: int = 0
+    keep_checkpoints: bool = False
+    max_loss_ratio: float = 4.0
+    peak_flops: float | None = None
+    nodes: int = 1
+    branch_budgets: list[int] | None = None  # a stable phase: checkpoint at these budgets' branch points
+    branch_from: str | None = None  # a cooldown: the stable phase's checkpoint folder to start from
+    marker_budgets: list[int] | None = None  # a stable phase: every budget of the grid, marked branch or not
+
+    def outputs(self) -> list[str]:
+        """The paths the job must leave behind."""
+        return [path for path in (self.out_dir, self.log_path, self.summary_path) if path]
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainSpec:
+        data = read_json(path)
+        known = {field.name for field in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown training spec keys {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_settings(cls, settings: dict, **paths: str | None) -> TrainSpec:
+        """Build a spec from a rule's settings dict (the config's `anneal` block plus the cell) and paths."""
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in settings.items() if key in known}, **paths)

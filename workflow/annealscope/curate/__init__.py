@@ -1,0 +1,1 @@
+"""The curate stage (workflow/rules/curate.smk): synthesize, filter or take a source; decontaminate; tokenize."""

@@ -1,0 +1,35 @@
+"""Descriptive statistics of a curated source for its manifest: diversity and document lengths."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from annealscope.curate.heuristics import words
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """Distinct word n-grams over all n-grams (Li et al. 2016), lower-cased, across the documents."""
+    grams: set[tuple[str, ...]] = set()
+    total = 0
+    for text in texts:
+        tokens = [token.lower() for token in words(text)]
+        document_grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+        grams.update(document_grams)
+        total += len(document_grams)
+    return len(grams) / total if total else 0.0
+
+
+def length_histogram(token_counts: list[int]) -> dict[str, int]:
+    """Documents per power-of-two bin of tokens: {"[16, 32)": 12, ...}."""
+    if not token_counts:
+        return {}
+    exponents = np.floor(np.log2(np.maximum(token_counts, 1))).astype(int)
+    values, counts = np.unique(exponents, return_counts=True)
+    return {f"[{2 ** value}, {2 ** (value + 1)})": int(count) for value, count in zip(values, counts, strict=True)}
+
+
+def describe_documents(texts: list[str], token_counts: list[int]) -> dict:
+    return {"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2), "distinct_3": distinct_n(texts, 3),
+            "mean_tokens": float(np.mean(token_counts)) if token_counts else 0.0,
+            "median_tokens": float(np.median(token_counts)) if token_counts else 0.0,
+            "length_histogram": length_histogram(token_counts)}

@@ -1,0 +1,106 @@
+"""Collect every evaluated cell into the tidy `metrics.csv` of DESIGN.md.
+
+Acquisition compute is charged per cell for the unique source tokens it trained on
+(acquisition FLOPs per curated token × unique tokens): repeating data costs training, not acquisition.
+Under a branched schedule a cell is charged all the training it needed, its stable prefix included;
+`shared_flops` says how much of that the other budgets of its (source, seed) share (see attribution).
+Dollars, when `plan.gpu_hour_usd` is set: training GPU-hours at that price (at `plan.mfu` of
+`plan.gpu_peak_flops`), plus the source's own acquisition price, or its acquisition FLOPs at the same
+GPU price when it has none. The per-item scores of every cell go to one table for the fit's bootstrap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from annealscope.core.flops import gpu_hours
+from annealscope.core.io import atomic_path, read_json, read_jsonl
+from annealscope.core.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
+from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
+
+
+def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
+    """Tokens and compute of one cell, from its training summary and its source's manifest."""
+    if source == BASE_SOURCE:
+        return {"curation": BASE_SOURCE, "train_tokens": 0, "unique_tokens": 0, "epochs": 0.0, "train_flops": 0.0,
+                "acquisition_flops": 0.0, "replay_tokens": 0, "replay_flops": 0.0, "acquisition_usd": 0.0,
+                "available_tokens": 0, "shared_flops": 0.0}
+    summary = read_json(run_path(ANNEAL_SUMMARY, run_dir, source=source, budget=budget, seed=seed))
+    manifest = read_json(run_path(MANIFEST, run_dir, source=source))
+    share = summary["unique_source_tokens"] / manifest["tokens"] if manifest["tokens"] else 0.0
+    usd = manifest.get("acquisition_usd")
+    return {"curation": manifest["curation"], "train_tokens": summary["source_tokens"],
+            "unique_tokens": summary["unique_source_tokens"], "epochs": summary["epochs"],
+            "train_flops": summary["train_flops"], "acquisition_flops": manifest["acquisition_flops"] * min(share, 1.0),
+            "replay_tokens": summary["replay_tokens"], "replay_flops": summary["replay_flops"],
+            "acquisition_usd": usd * min(share, 1.0) if usd is not None else None,
+            "available_tokens": manifest["tokens"], "shared_flops": summary.get("shared_flops", 0.0)}
+
+
+def total_dollars(costs: dict, plan: dict) -> float | None:
+    """Training at the plan's GPU-hour price plus acquisition (its own price, else its FLOPs at the same
+    price); None without `plan.gpu_hour_usd`."""
+    price = plan.get("gpu_hour_usd")
+    if price is None:
+        return None
+    acquisition = costs["acquisition_usd"]
+    if acquisition is None:
+        acquisition = price * gpu_hours(costs["acquisition_flops"], plan)
+    return price * gpu_hours(costs["train_flops"], plan) + acquisition
+
+
+def missing_tasks(scores_paths: list[str | Path]) -> list[dict]:
+    """(cell, task, why) for every task a cell lacks: failed in evaluation, or absent where others have it."""
+    by_cell = {cell_from_scores_path(path): read_json(path) for path in scores_paths}
+    every_task = {task for scores in by_cell.values() for task in (*scores["tasks"], *scores.get("failed", {}))}
+    missing = []
+    for (source, budget, seed), scores in sorted(by_cell.items()):
+        for task in sorted(every_task - set(scores["tasks"])):
+            why = scores.get("failed", {}).get(task, "not evaluated")
+            missing.append({"source": source, "budget_tokens": budget, "seed": seed, "task": task, "why": why})
+    return missing
+
+
+def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | None = None) -> pd.DataFrame:
+    """The tidy table of every evaluated (cell, task, metric); missing tasks are left out (see missing_tasks)."""
+    rows = []
+    for scores_path in scores_paths:
+        source, budget, seed = cell_from_scores_path(scores_path)
+        scores = read_json(scores_path)
+        costs = cell_costs(Path(run_dir), source, budget, seed)
+        costs["total_usd"] = total_dollars(costs, plan or {})
+        for task, metrics in scores["tasks"].items():
+            for metric, result in metrics.items():
+                rows.append({"source": source, "budget_tokens": budget, "seed": seed, **costs,
+                             "total_flops": costs["train_flops"] + costs["acquisition_flops"], "task": task,
+                             "metric": metric, "value": result["value"], "stderr": result["stderr"],
+                             "n_items": result["n_items"], "checkpoint": scores["checkpoint"]})
+    if not rows:
+        raise ValueError("no evaluation scores to collect")
+    table = pd.DataFrame(rows, columns=METRICS_COLUMNS)
+    return table.sort_values(["task", "metric", "source", "budget_tokens", "seed"])
+
+
+def collect_items(scores_paths: list[str | Path], run_dir: str | Path) -> pd.DataFrame:
+    """Every cell's per-item scores as one long table (source, budget, seed, task, metric, item, value)."""
+    frames = []
+    for scores_path in scores_paths:
+        source, budget, seed = cell_from_scores_path(scores_path)
+        records = [(record["task"], str(record["doc_id"]), metric, value)
+                   for record in read_jsonl(run_path(ITEMS, run_dir, source=source, budget=budget, seed=seed))
+                   for metric, value in record["scores"].items() if isinstance(value, int | float)]
+        frame = pd.DataFrame(records, columns=["task", "item", "metric", "value"])
+        frames.append(frame.assign(source=source, budget_tokens=budget, seed=seed))
+    return pd.concat(frames, ignore_index=True)[list(ITEM_COLUMNS)].astype({"value": float})
+
+
+def write_metrics(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def write_items(items: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        items.to_parquet(tmp, index=False)

@@ -1,0 +1,225 @@
+"""Evaluation with lm-evaluation-harness: tasks built once per job, any number of checkpoints scored.
+
+lm-eval's start-up (task indexing, dataset building) is paid once per process: the task manager
+indexes only the prepared local tasks (``include_defaults=False`` when every task is local), the
+task dictionary is built once, and each checkpoint reuses it. ``evaluate_in_process`` keeps one
+evaluator per settings for the life of the process, so the Snakemake rule (a ``run:`` job, executed
+inside the Snakemake process on local runs) pays imports and start-up once per workflow run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from annealscope.core.io import write_json, write_jsonl
+from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores, gold_scores
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    checkpoint: str
+    scores_path: str
+    items_path: str
+
+
+class Evaluator:
+    """Holds lm-eval's task dictionary so several checkpoints share one start-up."""
+
+    def __init__(self, tasks: list[str], tasks_dir: str | Path, limit: int | None = None,
+                 batch_size: int | str = 32, trust_remote_code: bool = False, backend: str = "hf"):
+        from lm_eval.tasks import TaskManager, get_task_dict
+
+        started = time.perf_counter()
+        local = {path.stem for path in Path(tasks_dir).glob("*.yaml")}
+        self.task_manager = TaskManager(include_path=str(tasks_dir), include_defaults=not set(tasks) <= local)
+        self.unbuilt: dict[str, str] = {}  # tasks that could not be built, with why: reported by every evaluation
+        try:
+            self.task_dict = get_task_dict(tasks, self.task_manager)
+        except Exception:  # find which task cannot be built, keep the others
+            self.task_dict = {}
+            for task in tasks:
+                try:
+                    self.task_dict.update(get_task_dict([task], self.task_manager))
+                except Exception as error:
+                    self.unbuilt[task] = f"{type(error).__name__}: {error}"
+        self.tasks, self.limit, self.batch_size = tasks, limit, batch_size
+        self.trust_remote_code, self.backend = trust_remote_code, backend
+        self.startup_seconds = time.perf_counter() - started
+
+    def evaluate(self, request: EvalRequest) -> dict:
+        """Score one checkpoint on every task; write its scores JSON and per-item JSONL.gz. A task that fails
+        is recorded under ``failed`` with its error, and the others are still scored."""
+        started = time.perf_counter()
+        model = self._load(request.checkpoint)
+        samples, failed = self._run(model)
+        failed.update(self.unbuilt)
+        items, scores = [], {}
+        task_objects = leaf_tasks(self.task_dict)
+        for task, task_samples in samples.items():
+            try:
+                task_items = score_samples(task_objects[task], task_samples, model)
+                if not task_items:
+                    raise ValueError("no items were evaluated")
+            except Exception as error:  # one task's failure must not lose the others
+                failed[task] = f"{type(error).__name__}: {error}"
+                continue
+            scores[task] = aggregate([item["scores"] for item in task_items])
+            items += [{"task": task, **item} for item in task_items]
+        seconds = time.perf_counter() - started
+        write_jsonl(request.items_path, items)
+        write_json(request.scores_path, {"checkpoint": request.checkpoint, "tasks": scores, "failed": failed,
+                                         "seconds": seconds})
+        for task, error in failed.items():
+            print(f"task {task} failed on {request.checkpoint}: {error}")
+        return scores
+
+    def _load(self, checkpoint: str):
+        """The checkpoint as an lm-eval model: `transformers` (CPU or GPU), or vLLM when configured."""
+        if self.backend == "vllm":
+            try:
+                from lm_eval.models.vllm_causallms import VLLM
+            except ImportError as error:
+                raise RuntimeError("eval.backend: vllm is not installed; `pip install 'annealscope[vllm]'` on a "
+                                   "GPU machine, or use backend: hf") from error
+            return VLLM(pretrained=checkpoint, batch_size=self.batch_size, trust_remote_code=self.trust_remote_code)
+        import torch
+        from lm_eval.models.huggingface import HFLM
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return HFLM(pretrained=checkpoint, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
+                    batch_size=self.batch_size, trust_remote_code=self.trust_remote_code, device=device)
+
+    def _run(self, model) -> tuple[dict[str, list[dict]], dict[str, str]]:
+        """lm-eval's logged samples by task: all tasks in one run, or task by task if that run fails."""
+        from lm_eval.evaluator import evaluate
+
+        def run(task_dict):
+            results = evaluate(lm=model, task_dict=task_dict, limit=self.limit, log_samples=True, verbosity="ERROR")
+            return results["samples"]
+
+        if not self.task_dict:
+            return {}, {}
+        try:
+            return run(self.task_dict), {}
+        except Exception as error:  # isolate the failing task below
+            print(f"the joint evaluation failed ({type(error).__name__}: {error}); evaluating task by task")
+        samples, failed = {}, {}
+        for name, task in self.task_dict.items():
+            try:
+                samples.update(run({name: task}))
+            except Exception as error:
+                failed[str(name)] = f"{type(error).__name__}: {error}"
+        return samples, failed
+
+
+def leaf_tasks(task_dict: dict) -> dict:
+    """Task objects by name, with groups flattened."""
+    leaves = {}
+    for name, task in task_dict.items():
+        if isinstance(task, dict):
+            leaves.update(leaf_tasks(task))
+        else:
+            leaves[str(name)] = task
+    return leaves
+
+
+def score_samples(task, samples: list[dict], model) -> list[dict]:
+    """Per-item records (doc id, scores, raw log-likelihoods) by the task's output type."""
+    kind = task.OUTPUT_TYPE
+    if kind == "multiple_choice":
+        return [multiple_choice_item(task, sample, model) for sample in samples]
+    if kind == "generate_until":
+        return generative_items(task, samples, model)
+    if kind == "loglikelihood_rolling":
+        return [{"doc_id": sample["doc_id"], "scores": {"bpb": bits_per_byte(
+            float(sample["filtered_resps"][0]), len(str(sample["target"]).encode()))}} for sample in samples]
+    raise ValueError(f"output type {kind!r} is not scored; use multiple_choice, generate_until or "
+                     "loglikelihood_rolling tasks")
+
+
+def multiple_choice_item(task, sample: dict, model) -> dict:
+    logliks = [float(response[0]) for response in sample["filtered_resps"]]
+    continuations = [arguments[1] for arguments in sample["arguments"]]
+    target = sample["target"]
+    if isinstance(target, str):
+        choices = task.doc_to_choice(sample["doc"])
+        if target not in choices:
+            raise ValueError(f"doc {sample['doc_id']}: target {target!r} is not among its choices")
+        target = choices.index(target)
+    gold = int(target[0] if isinstance(target, list) else target)
+    scores = choice_scores(logliks, gold, len(model.tok_encode(continuations[gold])),
+                           len(continuations[gold].encode()))
+    return {"doc_id": sample["doc_id"], "gold": gold, "logliks": logliks, "scores": scores}
+
+
+def generative_items(task, samples: list[dict], model) -> list[dict]:
+    """The task's own per-item metrics, plus the gold answer's log-likelihood given the prompt."""
+    from lm_eval.api.instance import Instance
+
+    delimiter = getattr(task.config, "target_delimiter", " ")
+    golds = []
+    for sample in samples:
+        target = sample["target"][0] if isinstance(sample["target"], list) else sample["target"]
+        golds.append((sample["arguments"][0][0], f"{delimiter}{target}"))
+    requests = [Instance(request_type="loglikelihood", doc=sample["doc"], arguments=gold, idx=0)
+                for sample, gold in zip(samples, golds, strict=True)]
+    logliks = [float(result[0]) for result in model.loglikelihood(requests, disable_tqdm=True)]
+    items = []
+    for sample, (_, continuation), loglik in zip(samples, golds, logliks, strict=True):
+        own = {metric: float(sample[metric]) for metric in sample["metrics"]}
+        gold = gold_scores(loglik, len(model.tok_encode(continuation)), len(continuation.encode()))
+        items.append({"doc_id": sample["doc_id"], "response": sample["filtered_resps"][0], "scores": {**own, **gold}})
+    return items
+
+
+_EVALUATORS: dict[tuple, Evaluator] = {}
+_LOCK = threading.Lock()
+
+
+def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, settings_json: str, tasks_dir: str,
+                        log_path: str, trust_remote_code: bool = False, hf_home: str = "") -> None:
+    """Evaluate one cell with an evaluator shared by every call in this process; output goes to `log_path`.
+
+    Calls are serialised: lm-eval task objects hold per-run state and are not safe to share concurrently.
+    `hf_home` (where fetch_tasks cached lm-eval datasets) takes effect before the first Hugging Face import.
+    """
+    if hf_home:
+        os.environ["HF_HOME"] = hf_home
+    settings = json.loads(settings_json)
+    key = (tuple(settings["tasks"]), str(Path(tasks_dir).resolve()), settings.get("limit"),
+           settings.get("batch_size", 32), trust_remote_code, settings.get("backend", "hf"))
+    with _LOCK, open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        started = time.perf_counter()
+        evaluator = _EVALUATORS.get(key)
+        if evaluator is None:
+            evaluator = _EVALUATORS[key] = Evaluator(settings["tasks"], tasks_dir, settings.get("limit"),
+                                                     settings.get("batch_size", 32), trust_remote_code,
+                                                     settings.get("backend", "hf"))
+            print(f"built the evaluator for {', '.join(settings['tasks'])} (shared by later jobs)")
+        evaluator.evaluate(EvalRequest(checkpoint, scores_path, items_path))
+        print(f"evaluated {checkpoint} in {time.perf_counter() - started:.1f} s")
+
+
+def evaluate_checkpoints(requests: list[EvalRequest], tasks: list[str], tasks_dir: str | Path,
+                         limit: int | None = None, batch_size: int | str = 32, trust_remote_code: bool = False,
+                         backend: str = "hf") -> None:
+    """Evaluate several checkpoints in one process, paying lm-eval's start-up once."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    evaluator = Evaluator(tasks, tasks_dir, limit, batch_size, trust_remote_code, backend)
+    started = time.perf_counter()
+    for request in requests:
+        scores = evaluator.evaluate(request)
+        summary = ", ".join(f"{task} " + " ".join(f"{metric} {value['value']:.3f}" for metric, value in values.items())
+                            for task, values in scores.items())
+        console.print(f"evaluated {request.checkpoint}: {summary}")
+    console.print(f"evaluated {len(requests)} checkpoint(s) on {len(tasks)} task(s) in "
+                  f"{time.perf_counter() - started + evaluator.startup_seconds:.1f} s "
+                  f"(start-up {evaluator.startup_seconds:.1f} s, paid once)")

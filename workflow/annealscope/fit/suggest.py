@@ -1,0 +1,208 @@
+"""The next runs worth buying: the cells that most reduce the uncertainty of the decision at a target
+compute, per FLOP they cost, scored from the fit's bootstrap.
+
+The decision is which source is best at the target compute, for each fitted (task, metric); its
+uncertainty is 1 − P(best). That must include how a curve is extrapolated, not only evaluation noise, so
+each source's replicates mix the forms: every form is fitted and bootstrapped on the same paired
+replicates, and each replicate takes one form with probability ∝ exp(−½ (leave-largest-out error / σ)²).
+
+A candidate cell adds one observation y of its source at compute c. What it would teach is estimated
+before running it (a preposterior analysis) by mirroring what the refit will do, per form:
+- a cell beyond the source's largest compute becomes the held-out point, so each form's new weight is
+  exp(−½ ((its prediction at c − y) / σ)²): extensions are what settle a disagreement between forms;
+- within each form, the replicates move by a square-root ensemble Kalman update: their mean by
+  K·(y − mean prediction at c), K = cov(target, c) / (var(c) + σ²), and their spread narrows by what a
+  point at c with evaluation noise σ tells (little, for a repeated seed where the data are dense).
+Reweighting the fixed replicates by the likelihood of y, tried first, overstated what a repeated small-
+budget seed teaches: the forms differ there by misfit that one more point does not resolve, and few
+replicates survived the weights. Candidates per source: a new seed at each budget it has, and 2× and 4×
+its largest budget up to the target. The score is the expected drop in 1 − P(best), summed over
+decisions, per 1e18 FLOPs of the cell. Cells are scored one at a time, so a batch of k takes the best
+cell of each source before a second of any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from annealscope.fit.curves import BASE_SOURCE, CurveFit, FitSettings, fit_table
+
+SUGGESTION_COLUMNS = ["source", "budget_tokens", "seed", "total_flops", "uncertainty_now", "uncertainty_after",
+                      "reduction_per_1e18_flops"]
+HYPOTHETICAL_RESULTS = 128
+EXTENSIONS = (2, 4)  # candidate budgets: these multiples of a source's largest
+
+
+@dataclass
+class MixedCurve:
+    """One source's curve as a mixture of forms: replicate r follows form `choice[r]`."""
+
+    source: str
+    better: float
+    noise: float
+    flops_per_token: float
+    fits: list[CurveFit]
+    weights: np.ndarray  # of the forms, from their leave-largest-out errors
+    choice: np.ndarray
+
+    def predict_draws(self, flops: np.ndarray) -> np.ndarray:
+        stacked = np.stack([fit.predict_draws(flops) for fit in self.fits])
+        return stacked[self.choice, np.arange(len(self.choice))]
+
+
+def mixed_curves(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | None = None,
+                 seed: int = 0) -> dict[tuple[str, str], list[MixedCurve]]:
+    """Per (task, metric), each source's form-mixture curve (sources with a usable fit in some form)."""
+    rng = np.random.default_rng(seed)
+    by_form = [fit_table(table, replace(settings, forms=[name]), items).curves for name in settings.forms]
+    mixed: dict[tuple[str, str], list[MixedCurve]] = {}
+    for position, reference in enumerate(by_form[0]):
+        fits = [curves[position] for curves in by_form if curves[position].usable]
+        if not fits:
+            continue
+        errors = np.array([fit.leave_largest_out_error for fit in fits])
+        known = np.isfinite(errors)
+        log_weights = -0.5 * (np.where(known, errors, 0.0) / reference.noise) ** 2
+        log_weights = np.where(known, log_weights, log_weights[known].mean() if known.any() else 0.0)
+        weights = np.exp(log_weights - log_weights.max())
+        draws = min(len(fit.draws) for fit in fits)
+        weights = weights / weights.sum()
+        choice = rng.choice(len(fits), size=draws, p=weights)
+        fits = [replace(fit, draws=fit.draws[:draws]) for fit in fits]
+        mixed.setdefault((reference.task, reference.metric), []).append(
+            MixedCurve(reference.source, reference.better, reference.noise, reference.flops_per_token, fits, weights,
+                       choice))
+    return mixed
+
+
+def target_scores(curves: list[MixedCurve], target_flops: float) -> np.ndarray:
+    """Replicates × sources: each source's prediction at the target, signed so that larger is better."""
+    scores = np.stack([curve.predict_draws(np.array([target_flops]))[:, 0] * curve.better for curve in curves], 1)
+    return np.where(np.isfinite(scores), scores, -np.inf)
+
+
+def decision(curves: list[MixedCurve], target_flops: float) -> tuple[str, float]:
+    """The most probable best source at the target compute and its probability."""
+    counts = np.bincount(np.argmax(target_scores(curves, target_flops), axis=1), minlength=len(curves))
+    return curves[int(np.argmax(counts))].source, float(counts.max() / counts.sum())
+
+
+def uncertainty(scores: np.ndarray) -> np.ndarray:
+    """1 − P(best) of each ensemble in `scores` (… × replicates × sources)."""
+    winners = np.argmax(scores, axis=-1)
+    counts = np.stack([(winners == index).sum(axis=-1) for index in range(scores.shape[-1])], axis=-1)
+    return 1.0 - counts.max(axis=-1) / scores.shape[-2]
+
+
+def expected_reduction(curves: list[MixedCurve], observed: MixedCurve, flops: float, target_flops: float,
+                       rng: np.random.Generator) -> float:
+    """Expected drop of 1 − P(best) at the target from one more observation of `observed` at `flops`,
+    against the same replicates with nothing learnt (common random numbers, so noise does not pose as
+    information)."""
+    column = next(index for index, curve in enumerate(curves) if curve is observed)
+    scores = target_scores(curves, target_flops)
+    at_cell = np.stack([fit.predict_draws(np.array([flops]))[:, 0] for fit in observed.fits])  # forms × draws
+    at_target = np.stack([fit.predict_draws(np.array([target_flops]))[:, 0] for fit in observed.fits])
+    central = np.array([fit.predict(np.array([flops]))[0] for fit in observed.fits])
+    noise = observed.noise if np.isfinite(observed.noise) and observed.noise > 0 else 1e-3
+    gain, spread = _kalman_gains(at_cell, at_target, noise)
+    shrink = 1.0 / (1.0 + noise / spread)  # the square-root filter's: replicates narrow without added noise
+    with np.errstate(all="ignore"):
+        mean_cell = np.nanmean(at_cell, axis=1)
+    extends = flops > max(fit.highest for fit in observed.fits)
+    uniform = rng.random(at_cell.shape[1])  # common numbers: which form each replicate follows
+    truth_form = rng.choice(len(central), HYPOTHETICAL_RESULTS, p=observed.weights)
+    truth_draw = rng.integers(0, at_cell.shape[1], HYPOTHETICAL_RESULTS)
+    results = at_cell[truth_form, truth_draw] + rng.normal(0, noise, HYPOTHETICAL_RESULTS)
+    surprises = rng.standard_normal(HYPOTHETICAL_RESULTS)
+
+    def with_column(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        choice = np.minimum(np.searchsorted(np.cumsum(weights), uniform), len(weights) - 1)
+        updated = scores.copy()
+        updated[:, column] = np.nan_to_num(values[choice, np.arange(len(choice))] * observed.better, nan=-np.inf)
+        return updated
+
+    expected = []
+    for result, surprise in zip(results, surprises, strict=True):
+        weights = observed.weights
+        if extends:  # the new point is held out: it reweights the forms, and each moves toward it
+            log_weights = -0.5 * ((central - result) / noise) ** 2
+            weights = np.exp(log_weights - np.nanmax(log_weights))
+            weights = np.nan_to_num(weights) / np.nansum(weights)
+            innovation = result - mean_cell
+        else:  # within the data, each form's own predictive: one more point cannot undo a form's misfit
+            innovation = surprise * spread
+        moved = at_target + (gain * innovation)[:, None] - (shrink * gain)[:, None] * (at_cell - mean_cell[:, None])
+        expected.append(float(uncertainty(with_column(moved, weights))))
+    now = float(uncertainty(with_column(at_target, observed.weights)))
+    return now - float(np.mean(expected))  # unclipped: a clip at zero would favour cheap cells that teach nothing
+
+
+def _kalman_gains(at_cell: np.ndarray, at_target: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per form: K = cov(target, cell) / (var(cell) + σ²), and the predictive spread of a new point at the
+    cell, sqrt(var(cell) + σ²), from its replicates (forms × draws)."""
+    gain, spread = np.zeros(len(at_cell)), np.full(len(at_cell), noise)
+    for form, (cell, target) in enumerate(zip(at_cell, at_target, strict=True)):
+        finite = np.isfinite(cell) & np.isfinite(target)
+        if finite.sum() > 2:
+            covariance = np.cov(target[finite], cell[finite])
+            gain[form] = covariance[0, 1] / (covariance[1, 1] + noise**2)
+            spread[form] = np.sqrt(covariance[1, 1] + noise**2)
+    return gain, spread
+
+
+def candidate_cells(table: pd.DataFrame, curves: list[MixedCurve], target_flops: float
+                    ) -> list[tuple[str, int, int, float]]:
+    """(source, budget, seed, total FLOPs) of every candidate: a new seed at each budget a source has, and
+    the source at 2× and 4× its largest budget while that stays within the target compute."""
+    candidates = {}
+    for curve in curves:
+        rows = table[(table["source"] == curve.source) & (table["budget_tokens"] > 0)]
+        budgets = sorted(set(rows["budget_tokens"].astype(int)))
+        for budget in budgets:
+            seed = int(rows.loc[rows["budget_tokens"] == budget, "seed"].max()) + 1
+            candidates[curve.source, budget, seed] = budget * curve.flops_per_token
+        for factor in EXTENSIONS:
+            budget = factor * budgets[-1]
+            if factor == EXTENSIONS[0] or budget * curve.flops_per_token <= target_flops:
+                candidates[curve.source, budget, 0] = budget * curve.flops_per_token
+    return [(*cell, flops) for cell, flops in candidates.items()]
+
+
+def suggest(decisions: dict[tuple[str, str], list[MixedCurve]], table: pd.DataFrame, target_flops: float,
+            count: int = 3, seed: int = 0) -> pd.DataFrame:
+    """The `count` candidate cells with the largest expected drop in decision uncertainty per FLOP,
+    summed over every (task, metric) with two or more sources."""
+    rng = np.random.default_rng(seed)
+    decisions = {key: curves for key, curves in decisions.items() if len(curves) > 1}
+    if not decisions:
+        raise ValueError("no (task, metric) has two or more fitted sources: there is no decision to inform")
+    annealed = table[table["source"] != BASE_SOURCE]
+    now = sum(float(uncertainty(target_scores(curves, target_flops))) for curves in decisions.values())
+    contenders = {curve.source: curve for curves in decisions.values() for curve in curves}
+    rows = []
+    for source, budget, cell_seed, flops in candidate_cells(annealed, list(contenders.values()), target_flops):
+        reduction = 0.0
+        for curves in decisions.values():
+            observed = next((curve for curve in curves if curve.source == source), None)
+            if observed is not None:
+                reduction += expected_reduction(curves, observed, flops, target_flops, rng)
+        after = now - reduction
+        rows.append({"source": source, "budget_tokens": budget, "seed": cell_seed, "total_flops": flops,
+                     "uncertainty_now": now, "uncertainty_after": after,
+                     "reduction_per_1e18_flops": reduction / flops * 1e18})
+    order = pd.DataFrame(rows, columns=SUGGESTION_COLUMNS).sort_values(
+        ["reduction_per_1e18_flops", "total_flops"], ascending=[False, True])
+    first = order.drop_duplicates("source")  # each is scored alone: spread a batch over sources first
+    return pd.concat([first, order.drop(first.index)]).head(count).reset_index(drop=True)
+
+
+def grid_snippet(suggestions: pd.DataFrame) -> str:
+    """The config lines that add the suggested cells to the grid."""
+    lines = ["grid:", "  extra_cells:"]
+    lines += [f"    - {{source: {row.source}, budget: {row.budget_tokens}, seed: {row.seed}}}"
+              for row in suggestions.itertuples()]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The report stage (workflow/rules/report.smk): one HTML page of a fit."""

@@ -1,0 +1,54 @@
+"""A single-file HTML report of a fit: figures with captions, decisions, crossovers, allocation, fits, data."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from annealscope.core.attribution import attribution_table
+from annealscope.core.io import atomic_path
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
+font-size:.85rem;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}
+th{background:#f3f3f3}img{max-width:100%}h1{font-size:1.5rem}p.caption{color:#444;max-width:60rem}"""
+CAPTIONS = Path(__file__).parents[2] / "report"
+SECTIONS = (  # (heading, figure, table, caption file)
+    ("Scaling curves", "curves.png", None, "curves.rst"),
+    ("Ranking by compute", "ranking.png", None, "ranking.rst"),
+    ("Best source at each compute, and the micro-annealing view", None, "decisions.csv", "decisions.rst"),
+    ("Crossovers", "crossovers.png", "crossovers.csv", "crossovers.rst"),
+    ("Allocation of a budget across sources", None, "allocation.csv", "allocation.rst"),
+    ("Cost breakdown", "costs.png", None, "costs.rst"),
+    ("Fits", None, "fits.csv", "fits.rst"),
+)
+
+
+def caption(name: str) -> str:
+    """A caption from workflow/report (the same text `snakemake --report` shows), as plain HTML."""
+    return html.escape((CAPTIONS / name).read_text(encoding="utf-8").replace("``", "").strip())
+
+
+def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path, title: str = "annealscope") -> None:
+    fit_dir = Path(fit_dir)
+    sections = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, figure, table, caption_file in SECTIONS:
+        sections += [f"<h2>{html.escape(heading)}</h2>", f'<p class="caption">{caption(caption_file)}</p>']
+        if figure:
+            data = base64.b64encode((fit_dir / figure).read_bytes()).decode()
+            sections.append(f'<img alt="{html.escape(heading)}" src="data:image/png;base64,{data}">')
+        if table:
+            frame = pd.read_csv(fit_dir / table)
+            sections.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+                            if len(frame) else "<p>(none)</p>")
+    metrics = pd.read_csv(metrics_path)
+    sections += ["<h2>Grid compute</h2>", f'<p class="caption">{caption("attribution.rst")}</p>',
+                 attribution_table(metrics).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
+    sections += ["<h2>Observations</h2>", f'<p class="caption">{caption("metrics.rst")}</p>',
+                 metrics.drop(columns=["checkpoint"]).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
+    document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
+    with atomic_path(out) as tmp:
+        tmp.write_text(document, encoding="utf-8")

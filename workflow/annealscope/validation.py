@@ -1,0 +1,28 @@
+"""The whole configuration check, as the Snakefile runs it before any job: the schema with its defaults,
+then what every stage shares, then what one stage alone can tell (here: the evaluation tasks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from annealscope.core.config import ConfigError, check_config, validate_schema
+from annealscope.evaluate.tasks import check_tasks
+
+
+def validate_config(config: dict, resources_dir: str | Path = "resources") -> None:
+    """Validate `config` in place (defaults filled in); a ConfigError names the key and the fix."""
+    validate_schema(config)
+    check_config(config)
+    check_tasks(config["eval"]["tasks"], resources_dir)
+
+
+def load_config(path: str | Path, resources_dir: str | Path = "resources") -> dict:
+    """Read and validate a config file, as the Snakefile does."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    config = yaml.safe_load(path.read_text()) or {}
+    validate_config(config, resources_dir)
+    return config
