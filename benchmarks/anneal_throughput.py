@@ -2,7 +2,8 @@
 
 Both sides train the demo's Llama shape on the same batches for the same number of steps, in the same
 process, alternating rounds so machine noise hits both; the best round of each is compared.
-Goal: ratio >= 0.95.  Run: python benchmarks/anneal_throughput.py [--steps 40] [--rounds 3] [--dtype bf16|fp32]
+Goal: ratio >= 0.95.  Run: python benchmarks/anneal_throughput.py [--steps 40] [--rounds 3] [--dtype auto|bf16|fp32]
+(auto, the default, is what anneal jobs choose: bf16 where the CPU computes it natively, else fp32.)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from annealscope.anneal.deepspeed_config import deepspeed_config
 from annealscope.anneal.rank import train_step
 from annealscope.anneal.spec import TrainSpec
+from annealscope.core.precision import DTYPES, resolve_precision
 from annealscope.core.schedule import learning_rate
 
 SHAPE = dict(vocab_size=4096, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=4)
@@ -74,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="bf16")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,10 +84,13 @@ def main() -> None:
     import deepspeed
 
     deepspeed.init_distributed(dist_backend="gloo")
+    precision = resolve_precision(args.dtype)
+    print(f"precision: {precision.dtype} ({precision.reason}); torch CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}")
     spec = TrainSpec(init_model="", out_dir="", log_path="", summary_path="", source_tokens="", replay_tokens=None,
                      source_budget_tokens=0, replay_fraction=0.0, seed=0, seq_len=128, global_batch=16, lr=3e-3,
                      warmup_steps=5, schedule="linear_decay", weight_decay=0.1, gradient_clipping=1.0, zero_stage=1,
-                     dtype=args.dtype, ranks=1, threads=args.threads)
+                     dtype=precision.dtype, ranks=1, threads=args.threads)
     data = batches(args.steps, spec.global_batch, spec.seq_len)
     bare_loop(data[:3], spec)
     bare, ours = [], []
@@ -94,7 +99,7 @@ def main() -> None:
         ours.append(deepspeed_loop(data, spec))
     print(f"bare PyTorch loop : {max(bare):10,.0f} tokens/s (rounds: {', '.join(f'{v:,.0f}' for v in bare)})")
     print(f"annealscope step  : {max(ours):10,.0f} tokens/s (rounds: {', '.join(f'{v:,.0f}' for v in ours)})")
-    print(f"ratio annealscope / bare = {max(ours) / max(bare):.3f} (goal >= 0.95), {args.dtype}, "
+    print(f"ratio annealscope / bare = {max(ours) / max(bare):.3f} (goal >= 0.95), {precision.dtype}, "
           f"{args.steps} steps x {spec.global_batch * spec.seq_len} tokens, {args.threads} threads")
 
 

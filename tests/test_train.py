@@ -11,6 +11,7 @@ from annealscope.anneal.deepspeed_config import deepspeed_config
 from annealscope.anneal.launch import deepspeed_command, launch_command, run_training, srun_command
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.io import write_jsonl
+from annealscope.core.precision import resolve_precision
 from annealscope.core.tokens import TokenArray
 from annealscope.curate.tokenize import tokenize_documents
 
@@ -32,7 +33,7 @@ def spec_for(tiny: dict, name: str, **overrides) -> TrainSpec:
     out = Path(tiny["dir"]) / name
     settings = dict(source_budget_tokens=8192, replay_fraction=0.25, seed=0, seq_len=32, global_batch=8, lr=3e-3,
                     warmup_steps=2, schedule="linear_decay", weight_decay=0.1, gradient_clipping=1.0, zero_stage=1,
-                    dtype="bf16", ranks=1, threads=1)
+                    dtype="auto", ranks=1, threads=1)
     settings.update(overrides)
     return TrainSpec(init_model=tiny["init"], out_dir=str(out / "model"), log_path=str(out / "log.jsonl"),
                      summary_path=str(out / "summary.json"), source_tokens=tiny["tokens"],
@@ -52,6 +53,9 @@ def check_run(spec: TrainSpec, world_size: int) -> dict:
     assert AutoTokenizer.from_pretrained(spec.out_dir).eos_token == "<|endoftext|>"
     assert (Path(spec.out_dir).parent / "checkpoints").exists() == spec.keep_checkpoints
     assert log[-1]["source_tokens"] == summary["source_tokens"] and log[-1]["replay_tokens"] == summary["replay_tokens"]
+    precision = resolve_precision(spec.dtype)  # what ran, and why, on this machine's CPU
+    assert (summary["dtype"], summary["dtype_reason"]) == (precision.dtype, precision.reason)
+    assert {record["dtype"] for record in log} == {precision.dtype}
     return {"summary": summary, "model": model, "log": log}
 
 

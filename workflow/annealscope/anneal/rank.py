@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from annealscope.core.branches import Branch, branch_point
 from annealscope.core.flops import training_flops
 from annealscope.core.io import atomic_path, write_json, write_jsonl
 from annealscope.core.layout import STABLE_BRANCH
+from annealscope.core.precision import Precision, resolve_precision
 from annealscope.core.sampling import REPLAY, SOURCE, stream_order, training_order
 from annealscope.core.schedule import learning_rate
 from annealscope.core.tokens import TokenArray
@@ -58,10 +60,16 @@ def train(spec: TrainSpec) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(spec.threads)
+    precision = resolve_precision(spec.dtype)
+    spec = replace(spec, dtype=precision.dtype)
     deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     rank, world_size = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(spec.seed)
-    job = _Job(spec, rank, world_size)
+    if rank == 0:
+        print(f"precision: {precision.dtype} ({precision.reason})", flush=True)
+        if precision.warning():
+            print(precision.warning(), flush=True)
+    job = _Job(spec, rank, world_size, precision)
     if spec.branch_budgets:
         _stable_phase(job)
     else:
@@ -72,8 +80,8 @@ def train(spec: TrainSpec) -> None:
 class _Job:
     """What every phase shares: the training order and arrays, the model, and the engine once it is built."""
 
-    def __init__(self, spec: TrainSpec, rank: int, world_size: int) -> None:
-        self.spec, self.rank, self.world_size = spec, rank, world_size
+    def __init__(self, spec: TrainSpec, rank: int, world_size: int, precision: Precision) -> None:
+        self.spec, self.rank, self.world_size, self.precision = spec, rank, world_size, precision
         source = TokenArray.open(spec.source_tokens)
         replay = TokenArray.open(spec.replay_tokens) if spec.replay_tokens else None
         self.arrays = {SOURCE: source, REPLAY: replay}
@@ -162,7 +170,7 @@ class _Job:
             tokens_per_s = spec.global_batch * spec.seq_len / seconds
             previous = log_records[-1] if log_records else {"tokens": 0, "source_tokens": 0, "replay_tokens": 0}
             log_records.append({
-                "step": step, "lr": lr, "loss": mean_loss,
+                "step": step, "lr": lr, "loss": mean_loss, "dtype": spec.dtype,
                 "tokens": previous["tokens"] + spec.global_batch * spec.seq_len,
                 "source_tokens": previous["source_tokens"] + int((step_rows == SOURCE).sum()) * spec.seq_len,
                 "replay_tokens": previous["replay_tokens"] + int((step_rows == REPLAY).sum()) * spec.seq_len,
@@ -225,6 +233,7 @@ def _anneal(job: _Job) -> None:
         write_jsonl(spec.log_path, log_records)
         write_json(spec.summary_path, {
             "steps": data.steps, "world_size": job.world_size, "zero_stage": spec.zero_stage, "dtype": spec.dtype,
+            "dtype_reason": job.precision.reason,
             "gradient_accumulation": job.accumulation, "resumed_from_step": resumed_from,
             "parameters": job.parameters, "seq_len": spec.seq_len, "global_batch": spec.global_batch,
             "source_tokens": data.source_tokens, "replay_tokens": data.replay_tokens,

@@ -13,6 +13,7 @@ from annealscope.core.corpora import hub_options
 from annealscope.core.flops import classifier_flops, generation_flops, gpu_hours, training_flops
 from annealscope.core.io import read_json
 from annealscope.core.layout import MANIFEST, run_path
+from annealscope.core.precision import cpu_precision
 from annealscope.core.sampling import check_epochs
 from annealscope.core.submission import submission_table
 
@@ -140,6 +141,19 @@ def print_plan(config: dict, stream=None) -> None:
     console.print(plan_table(config))
     console.print(acquisition_table(config))
     console.print(submission_table(config, len(cells(config))))
+    console.print(precision_line(config), highlight=False)
+
+
+def precision_line(config: dict) -> str:
+    """Which precision the anneals will train in, and why; a warning for bf16 that the CPU only emulates."""
+    requested = config["anneal"]["dtype"]
+    resources = config["resources"].get("anneal") or config["resources"]["default"]
+    if resources["gpus"]:
+        return (f"precision: anneal.dtype {requested}, resolved by each anneal job on its GPUs"
+                + (" (bf16 where the GPU computes it natively, else fp32)" if requested == "auto" else ""))
+    precision = cpu_precision(requested)
+    line = f"precision: {precision.dtype} on this machine's CPU ({precision.reason})"
+    return f"{line}\n{precision.warning()}" if precision.warning() else line
 
 
 def acquisition_estimate(config: dict, source: dict) -> str:

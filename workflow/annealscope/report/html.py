@@ -10,6 +10,7 @@ import pandas as pd
 
 from annealscope.core.attribution import attribution_table
 from annealscope.core.io import atomic_path
+from annealscope.core.layout import BASE_SOURCE
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
 font-size:.85rem;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}
@@ -46,9 +47,21 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
     metrics = pd.read_csv(metrics_path)
     sections += ["<h2>Grid compute</h2>", f'<p class="caption">{caption("attribution.rst")}</p>',
                  attribution_table(metrics).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
+    sections += ["<h2>Training precision</h2>", f'<p class="caption">{caption("precision.rst")}</p>',
+                 precision_table(metrics).to_html(index=False)]
     sections += ["<h2>Observations</h2>", f'<p class="caption">{caption("metrics.rst")}</p>',
-                 metrics.drop(columns=["checkpoint"]).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
+                 metrics.drop(columns=["checkpoint", "dtype_reason"], errors="ignore").to_html(
+                     index=False, float_format=lambda v: f"{v:.4g}")]
     document = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                 f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
     with atomic_path(out) as tmp:
         tmp.write_text(document, encoding="utf-8")
+
+
+def precision_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Which precision each source's anneals ran in, and why (a table from elsewhere may not say)."""
+    if "dtype" not in metrics.columns:
+        return pd.DataFrame({"note": ["the metrics table does not record the training precision"]})
+    annealed = metrics[metrics["source"] != BASE_SOURCE].fillna({"dtype_reason": ""})
+    cells = annealed.drop_duplicates(["source", "budget_tokens", "seed"])
+    return (cells.groupby(["source", "dtype", "dtype_reason"], dropna=False).size().rename("cells").reset_index())
