@@ -44,7 +44,7 @@ rule evaluate:
     benchmark:
         benchmark_path("evaluate_{source}_{budget}_seed{seed}")
     run:
-        # In-process on local runs: one lm-eval start-up serves every checkpoint (annealscope.evaluate).
+        # Its own process per job locally unless --force-use-threads (docs/design.md, "Process model").
         evaluate_in_process(params.checkpoint, output.scores, output.per_item, params.settings, input.tasks,
                             log[0], params.trust, params.hf_home)
 

@@ -1,4 +1,4 @@
-"""Compute accounting: training FLOPs and acquisition FLOPs by curation kind (DESIGN.md)."""
+"""Compute accounting: training FLOPs and acquisition FLOPs by curation kind (docs/design.md)."""
 
 from __future__ import annotations
 

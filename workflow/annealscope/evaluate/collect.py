@@ -1,4 +1,4 @@
-"""Collect every evaluated cell into the tidy `metrics.csv` of DESIGN.md.
+"""Collect every evaluated cell into the tidy `metrics.csv` of docs/design.md.
 
 Acquisition compute is charged per cell for the unique source tokens it trained on
 (acquisition FLOPs per curated token × unique tokens): repeating data costs training, not acquisition.

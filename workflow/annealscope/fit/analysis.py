@@ -1,4 +1,4 @@
-"""`annealscope fit`: from a metrics table to every fit output of DESIGN.md's contract, written atomically.
+"""`annealscope fit`: from a metrics table to every fit output of docs/design.md's contract, written atomically.
 
 Outputs (all in one directory): fits.csv, predictions.csv, decisions.csv, pairwise.csv, crossovers.csv,
 allocation.csv, and the figures curves.png, ranking.png, crossovers.png and costs.png.
@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from annealscope.core.io import atomic_path
-from annealscope.core.layout import FIT_OUTPUTS
+from annealscope.core.layout import BASE_SOURCE, FIT_OUTPUTS
 from annealscope.fit.allocation import allocation_frame, allocation_rows
-from annealscope.fit.curves import BASE_SOURCE, FitResult, FitSettings, fit_table
+from annealscope.fit.curves import FitResult, FitSettings, fit_table
 from annealscope.fit.decisions import (
     CROSSOVER_COLUMNS,
     DECISION_COLUMNS,
