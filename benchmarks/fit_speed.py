@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--baseline-curves", type=int, default=3)
     args = parser.parse_args()
     table, items = simulated_grid(args.sources, args.budgets, args.items)
-    settings = FitSettings(bootstrap=args.bootstrap, target_flops=[3e16, 1e17, 3e17])
+    settings = FitSettings(bootstrap=args.bootstrap, target_flops=[3e16, 1e17, 3e17], metrics=None)
     start = time.perf_counter()
     analysis = analyse(table, settings, items)
     elapsed = time.perf_counter() - start

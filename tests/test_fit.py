@@ -15,7 +15,7 @@ from annealscope.fit.curves import FitSettings, fit_table
 BUDGETS = (1, 2, 4, 8, 16, 32)
 
 
-def table_of(curves: dict, budgets=BUDGETS, noise=0.002, seed=0, metric="nll", seeds=1, base=None,
+def table_of(curves: dict, budgets=BUDGETS, noise=0.002, seed=0, metric="nll_byte", seeds=1, base=None,
              usd_per_flop=None) -> pd.DataFrame:
     """Metric rows for sources whose true value at compute C is `curves[source](C)`, budget b costing
     b·1e12 FLOPs, with Gaussian evaluation noise; optionally a base-model row and dollar costs."""
@@ -151,7 +151,7 @@ def test_log_accuracy_power_law_recovers_its_exponent_and_only_fits_accuracy():
     table = table_of({"s": truth}, noise=0.003, metric="acc")
     fits = fit_table(table, FitSettings(forms=["log_accuracy_power_law"], bootstrap=50)).fits
     assert json.loads(fits["params"][0])["alpha"] == pytest.approx(0.3, abs=0.05)
-    lower_is_better = fit_table(table.assign(metric="nll"), FitSettings(forms=["log_accuracy_power_law"],
+    lower_is_better = fit_table(table.assign(metric="nll_byte"), FitSettings(forms=["log_accuracy_power_law"],
                                                                          bootstrap=5)).fits
     assert "needs an accuracy-like metric" in lower_is_better["status"][0]
 
@@ -243,7 +243,7 @@ def test_best_split_is_exact_against_brute_force():
 
 def test_unknown_metric_direction_and_missing_columns_are_clear_errors():
     with pytest.raises(ValueError, match=r"fit\.higher_is_better"):
-        fit_table(table_of({"s": power(1, 1, 0.5)}, metric="mystery"), FitSettings(bootstrap=5))
+        fit_table(table_of({"s": power(1, 1, 0.5)}, metric="mystery"), FitSettings(bootstrap=5, metrics=None))
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['stderr'\]"):
         fit_table(table_of({"s": power(1, 1, 0.5)}).drop(columns="stderr"), FitSettings())
     with pytest.raises(ValueError, match="per-item table lacks column"):
@@ -252,7 +252,7 @@ def test_unknown_metric_direction_and_missing_columns_are_clear_errors():
 
 def test_the_fit_command_writes_exactly_the_contract(tmp_path):
     table = table_of({"a": lambda c: 2 - 0.3 * np.log(c / 1e12), "b": lambda c: 1.6 - 0.1 * np.log(c / 1e12)},
-                     base=2.5, noise=0.01)
+                     base=2.5, noise=0.01, metric="nll_byte")  # one of fit.metrics' defaults
     table.to_csv(tmp_path / "metrics.csv", index=False)
     out = tmp_path / "fit"
     done = subprocess.run(["annealscope", "fit", str(tmp_path / "metrics.csv"), "--out", str(out), "--bootstrap", "50",

@@ -7,6 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from annealscope.core.config import schema_defaults
+
+if TYPE_CHECKING:
+    from annealscope.fit.curves import FitSettings
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 ONLINE_COMMANDS = {"fetch-dataset", "fetch-model", "fetch-tasks"}
@@ -15,132 +21,8 @@ ONLINE_COMMANDS = {"fetch-dataset", "fetch-model", "fetch-tasks"}
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="annealscope", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-
-    command = commands.add_parser("init-base", help="train the demo tokenizer and build the untrained base model")
-    command.add_argument("--settings", required=True, help="JSON of base_model.build")
-    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
-    command.add_argument("--out", required=True)
-    command.set_defaults(run=_init_base)
-
-    command = commands.add_parser("fetch-dataset", help="cache a hf: corpus reference for offline use")
-    command.add_argument("reference")
-    command.add_argument("--out", required=True)
-    command.set_defaults(run=_fetch_dataset)
-
-    command = commands.add_parser("fetch-model", help="cache a hub model snapshot for offline use")
-    command.add_argument("name")
-    command.add_argument("--revision", default="")
-    command.add_argument("--out", required=True)
-    command.set_defaults(run=_fetch_model)
-
-    command = commands.add_parser("fetch-tasks", help="cache the datasets of lm-eval tasks for offline use")
-    command.add_argument("tasks", nargs="+")
-    command.add_argument("--hf-home", required=True, help="the Hugging Face cache evaluation jobs read")
-    command.add_argument("--out", required=True)
-    command.set_defaults(run=_fetch_tasks)
-
-    command = commands.add_parser("corpus", help="write the documents of corpus references as JSONL")
-    command.add_argument("references", nargs="+")
-    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
-    command.add_argument("--tokenizer", help="the base tokenizer, to apply max_tokens caps")
-    command.add_argument("--out", required=True)
-    command.set_defaults(run=_corpus)
-
-    command = commands.add_parser("curate", help="curate one source: documents and manifest")
-    command.add_argument("--name", required=True)
-    command.add_argument("--settings", required=True, help="JSON of sources.<name>")
-    command.add_argument("--tokenizer", required=True)
-    command.add_argument("--tasks", required=True, help="prepared evaluation tasks, for decontamination")
-    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
-    command.add_argument("--work-dir", required=True, help="resumable intermediate files (generation shards)")
-    command.add_argument("--documents", required=True)
-    command.add_argument("--manifest", required=True)
-    command.set_defaults(run=_curate)
-
-    command = commands.add_parser("tokenize", help="tokenize documents to a .bin token array and .json sidecar")
-    command.add_argument("--documents", required=True)
-    command.add_argument("--tokenizer", required=True)
-    command.add_argument("--out", required=True, help="the .bin path; the sidecar is the same name with .json")
-    command.add_argument("--threads", type=int, help="cores for the tokenizer (default: all)")
-    command.set_defaults(run=_tokenize)
-
-    command = commands.add_parser("train", help="launch one DeepSpeed training job (pre-training or anneal)")
-    command.add_argument("--settings", required=True, help="JSON of the training settings")
-    command.add_argument("--init", required=True, help="checkpoint to start from")
-    command.add_argument("--source", required=True, help="token array of the data to train on")
-    command.add_argument("--replay", help="token array of replay data")
-    command.add_argument("--out", required=True, help="the model export, or a stable phase's checkpoint folder")
-    command.add_argument("--log", help="the per-step log (not written by a stable phase)")
-    command.add_argument("--summary", required=True)
-    command.set_defaults(run=_train)
-
-    command = commands.add_parser("prepare-tasks", help="write the local evaluation tasks for lm-eval")
-    command.add_argument("tasks", nargs="*")
-    command.add_argument("--resources", default="resources")
-    command.add_argument("--heldout", default="{}", help="JSON of eval.heldout: {domain: [corpus references]}")
-    command.add_argument("--heldout-documents", type=int, default=200)
-    command.add_argument("--cache-dir", help="where the fetch rule caches hf: references")
-    command.add_argument("--out", required=True)
-    command.set_defaults(run=_prepare_tasks)
-
-    command = commands.add_parser("evaluate", help="evaluate checkpoints with lm-evaluation-harness")
-    command.add_argument("--tasks-dir", required=True)
-    command.add_argument("--settings", required=True, help="JSON of eval")
-    command.add_argument("--job", nargs=3, action="append", required=True, metavar=("CHECKPOINT", "SCORES", "ITEMS"))
-    command.add_argument("--trust-remote-code", action="store_true")
-    command.add_argument("--hf-home", help="the Hugging Face cache fetch-tasks filled")
-    command.set_defaults(run=_evaluate)
-
-    command = commands.add_parser("collect", help="collect evaluated cells into metrics.csv")
-    command.add_argument("scores", nargs="+")
-    command.add_argument("--run-dir", required=True)
-    command.add_argument("--plan", default="{}", help="JSON of plan (gpu_hour_usd, gpu_peak_flops, mfu): dollars")
-    command.add_argument("--out", required=True)
-    command.add_argument("--items", help="where to write every cell's per-item scores (parquet)")
-    command.set_defaults(run=_collect)
-
-    command = commands.add_parser("fit", help="fit curves per source to a metrics table")
-    command.add_argument("metrics")
-    command.add_argument("--out", required=True)
-    command.add_argument("--target-flops", type=float, nargs="*", default=None)
-    command.add_argument("--forms", nargs="+")
-    command.add_argument("--fit-metrics", nargs="+", help="metrics to fit (default: fit.metrics, else all)")
-    command.add_argument("--bootstrap", type=int)
-    command.add_argument("--micro-anneal-budget", type=int)
-    command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
-    command.add_argument("--items", help="per-item results (items.parquet from collect): bootstrap over items")
-    command.add_argument("--allocate-flops", type=float, nargs="*", help="FLOP budgets to split across sources")
-    command.add_argument("--allocate-usd", type=float, nargs="*", help="dollar budgets to split across sources")
-    command.add_argument("--max-tokens", action="append", default=[], metavar="SOURCE=TOKENS",
-                         help="unique tokens a source can supply (default: the table's available_tokens)")
-    command.add_argument("--settings", help="JSON of fit (command-line options take precedence)")
-    command.set_defaults(run=_fit)
-
-    command = commands.add_parser("suggest", help="the next cells that most reduce the decision's uncertainty")
-    command.add_argument("metrics")
-    command.add_argument("--budget", type=float, required=True, help="the target compute (FLOPs) of the decision")
-    command.add_argument("--count", type=int, default=3, help="how many cells to propose")
-    command.add_argument("--items", help="per-item results (items.parquet from collect)")
-    command.add_argument("--out", help="also write the suggestions as CSV")
-    command.add_argument("--forms", nargs="+", help="the forms to mix (default: fit.forms, else all defaults)")
-    command.add_argument("--fit-metrics", nargs="+", help="metrics whose decisions count (default: all)")
-    command.add_argument("--bootstrap", type=int)
-    command.add_argument("--settings", help="JSON of fit (metrics, forms, bootstrap, directions)")
-    command.set_defaults(run=_suggest, target_flops=None, micro_anneal_budget=None, allocate_flops=None,
-                         allocate_usd=None, higher_is_better=[], max_tokens=[])
-
-    command = commands.add_parser("report", help="render the HTML report of a fit")
-    command.add_argument("--fit", required=True)
-    command.add_argument("--metrics", required=True)
-    command.add_argument("--out", required=True)
-    command.add_argument("--title", default="annealscope")
-    command.set_defaults(run=_report)
-
-    command = commands.add_parser("plan", help="print the grid's cells, FLOPs and GPU-hours without Snakemake")
-    command.add_argument("config", nargs="?", default="config/config.yaml")
-    command.add_argument("--resources", default="resources")
-    command.set_defaults(run=_plan)
-
+    for name, (describe, run, help_text) in COMMANDS.items():
+        describe(commands.add_parser(name, help=help_text, parents=PARENTS.get(describe, []))).set_defaults(run=run)
     args = parser.parse_args(argv)
     if getattr(args, "hf_home", None):
         os.environ["HF_HOME"] = str(Path(args.hf_home).resolve())
@@ -154,6 +36,139 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as error:
         print(f"annealscope {args.command}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _parent(*arguments: tuple[tuple[str, ...], dict]) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    for flags, options in arguments:
+        parent.add_argument(*flags, **options)
+    return parent
+
+
+CACHE_DIR = _parent((("--cache-dir",), {"help": "where the fetch rule caches hf: references"}))
+OUT = _parent((("--out",), {"required": True}))
+FIT_INPUT = _parent(
+    (("metrics",), {"help": "a table with the metrics.csv columns"}),
+    (("--items",), {"help": "per-item results (items.parquet from collect): bootstrap over items"}),
+    (("--forms",), {"nargs": "+", "help": "forms to try (default: fit.forms)"}),
+    (("--fit-metrics",), {"nargs": "+", "help": "metrics to fit (default: fit.metrics)"}),
+    (("--bootstrap",), {"type": int, "help": "replicates (default: fit.bootstrap)"}),
+    (("--settings",), {"help": "JSON of fit (command-line options take precedence; the schema fills the rest)"}),
+)
+
+
+def _init_base_arguments(command):
+    command.add_argument("--settings", required=True, help="JSON of base_model.build")
+    return command
+
+
+def _fetch_dataset_arguments(command):
+    command.add_argument("reference")
+    return command
+
+
+def _fetch_model_arguments(command):
+    command.add_argument("name")
+    command.add_argument("--revision", default="")
+    return command
+
+
+def _fetch_tasks_arguments(command):
+    command.add_argument("tasks", nargs="+")
+    command.add_argument("--hf-home", required=True, help="the Hugging Face cache evaluation jobs read")
+    return command
+
+
+def _corpus_arguments(command):
+    command.add_argument("references", nargs="+")
+    command.add_argument("--tokenizer", help="the base tokenizer, to apply max_tokens caps")
+    return command
+
+
+def _curate_arguments(command):
+    command.add_argument("--name", required=True)
+    command.add_argument("--settings", required=True, help="JSON of sources.<name>")
+    command.add_argument("--tokenizer", required=True)
+    command.add_argument("--tasks", required=True, help="prepared evaluation tasks, for decontamination")
+    command.add_argument("--work-dir", required=True, help="resumable intermediate files (generation shards)")
+    command.add_argument("--documents", required=True)
+    command.add_argument("--manifest", required=True)
+    return command
+
+
+def _tokenize_arguments(command):
+    command.add_argument("--documents", required=True)
+    command.add_argument("--tokenizer", required=True)
+    command.add_argument("--out", required=True, help="the .bin path; the sidecar is the same name with .json")
+    command.add_argument("--threads", type=int, help="cores for the tokenizer (default: all)")
+    return command
+
+
+def _train_arguments(command):
+    command.add_argument("--settings", required=True, help="JSON of the training settings")
+    command.add_argument("--init", required=True, help="checkpoint to start from")
+    command.add_argument("--source", required=True, help="token array of the data to train on")
+    command.add_argument("--replay", help="token array of replay data")
+    command.add_argument("--out", required=True, help="the model export, or a stable phase's checkpoint folder")
+    command.add_argument("--log", help="the per-step log (not written by a stable phase)")
+    command.add_argument("--summary", required=True)
+    return command
+
+
+def _prepare_tasks_arguments(command):
+    command.add_argument("tasks", nargs="*")
+    command.add_argument("--resources", default="resources")
+    command.add_argument("--heldout", default="{}", help="JSON of eval.heldout: {domain: [corpus references]}")
+    command.add_argument("--heldout-documents", type=int, default=schema_defaults("eval")["heldout_documents"])
+    return command
+
+
+def _evaluate_arguments(command):
+    command.add_argument("--tasks-dir", required=True)
+    command.add_argument("--settings", required=True, help="JSON of eval")
+    command.add_argument("--job", nargs=3, action="append", required=True, metavar=("CHECKPOINT", "SCORES", "ITEMS"))
+    command.add_argument("--trust-remote-code", action="store_true")
+    command.add_argument("--hf-home", help="the Hugging Face cache fetch-tasks filled")
+    return command
+
+
+def _collect_arguments(command):
+    command.add_argument("scores", nargs="+")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("--plan", default="{}", help="JSON of plan (gpu_hour_usd, gpu_peak_flops, mfu): dollars")
+    command.add_argument("--items", help="where to write every cell's per-item scores (parquet)")
+    return command
+
+
+def _fit_arguments(command):
+    command.add_argument("--target-flops", type=float, nargs="*", default=None)
+    command.add_argument("--micro-anneal-budget", type=int)
+    command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
+    command.add_argument("--allocate-flops", type=float, nargs="*", help="FLOP budgets to split across sources")
+    command.add_argument("--allocate-usd", type=float, nargs="*", help="dollar budgets to split across sources")
+    command.add_argument("--max-tokens", action="append", default=[], metavar="SOURCE=TOKENS",
+                         help="unique tokens a source can supply (default: the table's available_tokens)")
+    return command
+
+
+def _suggest_arguments(command):
+    command.add_argument("--budget", type=float, required=True, help="the target compute (FLOPs) of the decision")
+    command.add_argument("--count", type=int, default=3, help="how many cells to propose")
+    command.add_argument("--out", help="also write the suggestions as CSV")
+    return command
+
+
+def _report_arguments(command):
+    command.add_argument("--fit", required=True)
+    command.add_argument("--metrics", required=True)
+    command.add_argument("--title", default="annealscope")
+    return command
+
+
+def _plan_arguments(command):
+    command.add_argument("config", nargs="?", default="config/config.yaml")
+    command.add_argument("--resources", default="resources")
+    return command
 
 
 def _init_base(args) -> None:
@@ -297,19 +312,21 @@ def _suggest(args) -> None:
     print(f"suggested {len(suggestions)} cell(s) for the decision at {args.budget:.3g} FLOPs")
 
 
-def fit_settings(args):
-    """FitSettings from the config's JSON (`--settings`) with command-line options taking precedence."""
+def fit_settings(args) -> FitSettings:
+    """The fit settings: the schema's defaults, then the config's JSON (`--settings`), then the options given."""
     from annealscope.fit.curves import FitSettings
 
-    settings = json.loads(args.settings) if args.settings else {}
-    directions = dict(settings.get("higher_is_better", {})) | _assignments(args.higher_is_better,
-                                                                          "--higher-is-better", _flag)
-    defaults = FitSettings()
-    keys = ("forms", "target_flops", "bootstrap", "micro_anneal_budget", "allocate_flops", "allocate_usd")
-    chosen = {key: getattr(args, key) if getattr(args, key) is not None else settings.get(key, getattr(defaults, key))
-              for key in keys}
-    return FitSettings(**chosen, higher_is_better=directions, metrics=args.fit_metrics or settings.get("metrics"),
-                       max_tokens=settings.get("max_tokens", {}) | _assignments(args.max_tokens, "--max-tokens", float))
+    settings = schema_defaults("fit") | (json.loads(args.settings) if args.settings else {})
+    for key in ("forms", "target_flops", "bootstrap", "micro_anneal_budget", "allocate_flops", "allocate_usd"):
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
+    if args.fit_metrics:
+        settings["metrics"] = args.fit_metrics
+    settings["higher_is_better"] = settings["higher_is_better"] | _assignments(
+        getattr(args, "higher_is_better", []), "--higher-is-better", _flag)
+    settings["max_tokens"] = settings["max_tokens"] | _assignments(getattr(args, "max_tokens", []), "--max-tokens",
+                                                                   float)
+    return FitSettings(**settings)
 
 
 def _flag(text: str) -> bool:
@@ -342,6 +359,31 @@ def _plan(args) -> None:
     from annealscope.validation import load_config
 
     print_plan(load_config(args.config, args.resources))
+
+
+COMMANDS = {  # name: (argument builder, runner, help)
+    "init-base": (_init_base_arguments, _init_base, "train the demo tokenizer and build the untrained base model"),
+    "fetch-dataset": (_fetch_dataset_arguments, _fetch_dataset, "cache a hf: corpus reference for offline use"),
+    "fetch-model": (_fetch_model_arguments, _fetch_model, "cache a hub model snapshot for offline use"),
+    "fetch-tasks": (_fetch_tasks_arguments, _fetch_tasks, "cache the datasets of lm-eval tasks for offline use"),
+    "corpus": (_corpus_arguments, _corpus, "write the documents of corpus references as JSONL"),
+    "curate": (_curate_arguments, _curate, "curate one source: documents and manifest"),
+    "tokenize": (_tokenize_arguments, _tokenize, "tokenize documents to a .bin token array and .json sidecar"),
+    "train": (_train_arguments, _train, "launch one DeepSpeed training job (pre-training or anneal)"),
+    "prepare-tasks": (_prepare_tasks_arguments, _prepare_tasks, "write the local evaluation tasks for lm-eval"),
+    "evaluate": (_evaluate_arguments, _evaluate, "evaluate checkpoints with lm-evaluation-harness"),
+    "collect": (_collect_arguments, _collect, "collect evaluated cells into metrics.csv"),
+    "fit": (_fit_arguments, _fit, "fit curves per source to a metrics table"),
+    "suggest": (_suggest_arguments, _suggest, "the next cells that most reduce the decision's uncertainty"),
+    "report": (_report_arguments, _report, "render the HTML report of a fit"),
+    "plan": (_plan_arguments, _plan, "print the grid's cells, FLOPs and GPU-hours without Snakemake"),
+}
+PARENTS = {  # the options several commands share
+    _init_base_arguments: [CACHE_DIR, OUT], _fetch_dataset_arguments: [OUT], _fetch_model_arguments: [OUT],
+    _fetch_tasks_arguments: [OUT], _corpus_arguments: [CACHE_DIR, OUT], _curate_arguments: [CACHE_DIR],
+    _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _fit_arguments: [FIT_INPUT, OUT],
+    _suggest_arguments: [FIT_INPUT], _report_arguments: [OUT],
+}
 
 
 if __name__ == "__main__":

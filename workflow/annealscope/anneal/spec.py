@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from annealscope.core.config import schema_default
 from annealscope.core.io import read_json, write_json
 
 
 @dataclass(frozen=True)
 class TrainSpec:
+    """What one training job runs: the config's `anneal` block (defaults from the schema), the cell, and paths."""
+
     init_model: str
     out_dir: str
     log_path: str | None
@@ -30,17 +33,17 @@ class TrainSpec:
     dtype: str
     ranks: int
     threads: int
-    max_epochs: float | None = None
-    cooldown_fraction: float = 0.2
-    micro_batch: int | None = None
-    activation_checkpointing: bool = False
-    offload_optimizer: bool = False
-    deepspeed: dict | None = None
-    checkpoint_every: int = 0
-    keep_checkpoints: bool = False
-    max_loss_ratio: float = 4.0
-    peak_flops: float | None = None
-    nodes: int = 1
+    max_epochs: float | None = None  # sources.<name>.max_epochs
+    cooldown_fraction: float = schema_default("anneal", "cooldown_fraction")
+    micro_batch: int | None = schema_default("anneal", "micro_batch")
+    activation_checkpointing: bool = schema_default("anneal", "activation_checkpointing")
+    offload_optimizer: bool = schema_default("anneal", "offload_optimizer")
+    deepspeed: dict | None = schema_default("anneal", "deepspeed")
+    checkpoint_every: int = schema_default("anneal", "checkpoint_every")
+    keep_checkpoints: bool = schema_default("anneal", "keep_checkpoints")
+    max_loss_ratio: float = schema_default("anneal", "max_loss_ratio")
+    peak_flops: float | None = schema_default("anneal", "peak_flops")
+    nodes: int = schema_default("anneal", "nodes")
     branch_budgets: list[int] | None = None  # a stable phase: checkpoint at these budgets' branch points
     branch_from: str | None = None  # a cooldown: the stable phase's checkpoint folder to start from
     marker_budgets: list[int] | None = None  # a stable phase: every budget of the grid, marked branch or not

@@ -3,7 +3,12 @@ cannot express, all before any job runs; every error names the key and the fix."
 
 from __future__ import annotations
 
+import copy
+from dataclasses import field
+from functools import cache
 from pathlib import Path
+
+import yaml
 
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import CorpusError, check_reference, resolve_path
@@ -15,6 +20,23 @@ SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 class ConfigError(ValueError):
     """A configuration problem, naming the key."""
+
+
+@cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def schema_defaults(section: str) -> dict:
+    """The schema's default for every key of a top-level section (`anneal`, `fit`, ...) that has one: the one
+    source of defaults, for the workflow (through `validate_schema`) and for code that runs without a config."""
+    properties = _schema()["properties"][section]["properties"]
+    return {key: copy.deepcopy(spec["default"]) for key, spec in properties.items() if "default" in spec}
+
+
+def schema_default(section: str, key: str):
+    """A field default for a dataclass of settings: the schema's default of `section.key`."""
+    return field(default_factory=lambda: schema_defaults(section)[key])
 
 
 def validate_schema(config: dict) -> None:

@@ -11,33 +11,36 @@ where present; see `resample`), all of a curve's replicates in one batch.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from annealscope.fit.forms import DEFAULT_FORMS, FORMS, Form, higher_is_better
+from annealscope.core.config import schema_default
+from annealscope.core.layout import BASE_SOURCE
+from annealscope.fit.forms import FORMS, Form, higher_is_better
 from annealscope.fit.resample import Points, budget_points, check_items, replicate_values
 from annealscope.fit.solver import huber_lm
 
 REQUIRED_COLUMNS = ("source", "budget_tokens", "seed", "total_flops", "task", "metric", "value", "stderr")
-BASE_SOURCE = "base"
 INTERVAL = (5.0, 95.0)
 DEFAULT_DECISION_POINTS = 8
 
 
 @dataclass
 class FitSettings:
-    forms: list[str] = field(default_factory=lambda: list(DEFAULT_FORMS))
-    target_flops: list[float] = field(default_factory=list)
-    bootstrap: int = 1000
-    micro_anneal_budget: int | None = None
-    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    """The `fit:` block of the config, with the schema's defaults, plus the grid's micro-anneal budget."""
+
+    forms: list[str] = schema_default("fit", "forms")
+    target_flops: list[float] = schema_default("fit", "target_flops")
+    bootstrap: int = schema_default("fit", "bootstrap")
+    micro_anneal_budget: int | None = None  # grid.micro_anneal_budget; None: the table's smallest budget
+    higher_is_better: dict[str, bool] = schema_default("fit", "higher_is_better")
     seed: int = 0
-    metrics: list[str] | None = None
-    allocate_flops: list[float] = field(default_factory=list)
-    allocate_usd: list[float] = field(default_factory=list)
-    max_tokens: dict[str, float] = field(default_factory=dict)
+    metrics: list[str] | None = schema_default("fit", "metrics")  # None: every metric of the table
+    allocate_flops: list[float] = schema_default("fit", "allocate_flops")
+    allocate_usd: list[float] = schema_default("fit", "allocate_usd")
+    max_tokens: dict[str, float] = schema_default("fit", "max_tokens")
 
 
 @dataclass
@@ -93,7 +96,7 @@ class FitResult:
 def check_table(table: pd.DataFrame) -> None:
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
-        raise ValueError(f"metrics table lacks column(s) {missing}; see DESIGN.md 'The tidy results table'")
+        raise ValueError(f"metrics table lacks column(s) {missing}; see docs/design.md, 'The tidy results table'")
 
 
 def check_settings(settings: FitSettings) -> None:

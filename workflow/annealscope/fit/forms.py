@@ -132,7 +132,6 @@ FORMS: dict[str, Form] = {form.name: form for form in (
     Form("constant", ("value",), "value (a flat curve: no trend beyond evaluation noise)", _constant,
          _exp_columns(), _constant_starts),
 )}
-DEFAULT_FORMS = ["saturating_power_law", "anchored_power_law", "log_linear", "log_accuracy_power_law"]
 
 LOWER_IS_BETTER_PREFIXES = ("brier", "nll", "bpb", "loss", "perplexity", "ppl")
 HIGHER_IS_BETTER_PREFIXES = ("acc", "exact_match", "f1", "p_gold", "mcc")

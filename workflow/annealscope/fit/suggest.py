@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from annealscope.fit.curves import BASE_SOURCE, CurveFit, FitSettings, fit_table
+from annealscope.core.layout import BASE_SOURCE
+from annealscope.fit.curves import CurveFit, FitSettings, fit_table
 
 SUGGESTION_COLUMNS = ["source", "budget_tokens", "seed", "total_flops", "uncertainty_now", "uncertainty_after",
                       "reduction_per_1e18_flops"]
