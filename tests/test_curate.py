@@ -159,13 +159,15 @@ def test_a_transformers_classifier_filters_a_pool_and_is_charged_per_token(tmp_p
 
     model = sequence_classifier(tiny_base, tmp_path / "classifier")
     texts = [document.text for document in read_corpus("pydoc:topics")][:20]
-    scores = transformers_scores({"model": str(model), "label": "high", "batch_size": 8, "max_length": 64}, texts)
+    scores = transformers_scores({"model": str(model), "label": "high", "batch_size": 8, "max_length": 64,
+                                 "trust_remote_code": False}, texts)
     assert scores.values.shape == (20,) and np.all((scores.values > 0) & (scores.values < 1))
     assert 20 * 8 < scores.scanned_tokens <= 20 * 64
     parameters = scores.description["classifier_parameters"]
     assert scores.flops_per_token == 2.0 * parameters
     with pytest.raises(ValueError, match=r"classifier\.label"):
-        transformers_scores({"model": str(model), "label": "medium", "batch_size": 8, "max_length": 64}, texts)
+        transformers_scores({"model": str(model), "label": "medium", "batch_size": 8, "max_length": 64,
+                             "trust_remote_code": False}, texts)
 
 
 def teacher_settings(server, **overrides) -> dict:

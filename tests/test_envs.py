@@ -16,7 +16,10 @@ def test_conda_environment_lists_the_package_dependencies(root):
 
 def test_every_shell_rule_declares_the_environment(root):
     """`run:` rules execute in Snakemake's own environment, so only shell rules take `conda:`."""
+    checked = []
     for rules in (root / "workflow" / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=rule )", rules.read_text())[1:]:
-            if "    shell:" in block:
-                assert 'conda:\n        "../../envs/annealscope.yaml"' in block, (rules.name, block.split(":")[0])
+        blocks = re.split(r"\n(?=[ ]*rule \w+:)", rules.read_text())  # indented rules (under `if`) too
+        checked += [block for block in blocks if re.match(r"\s*rule \w+:", block) and "shell:" in block]
+    assert {"anneal", "stable", "cooldown"} <= {re.match(r"\s*rule (\w+):", block)[1] for block in checked}
+    for block in checked:
+        assert re.search(r'conda:\n\s+"../../envs/annealscope.yaml"', block), block.split(":")[0].strip()

@@ -110,6 +110,7 @@ def submitted_rules() -> list[str]:
 
 
 @needs_cluster
+@pytest.mark.slow
 def test_the_test_grid_runs_end_to_end_through_slurm(slurm_grid):
     rules = submitted_rules()
     for rule in ("curate", "tokenize", "anneal", "evaluate", "collect", "fit", "report"):
@@ -120,6 +121,7 @@ def test_the_test_grid_runs_end_to_end_through_slurm(slurm_grid):
 
 
 @needs_cluster
+@pytest.mark.slow
 def test_a_cancelled_anneal_is_resubmitted_and_resumes_from_its_checkpoint(slurm_grid):
     """scancel lands mid-anneal (after the first checkpoint); --retries resubmits it and it resumes."""
     budget = 262144
@@ -148,6 +150,7 @@ def test_a_cancelled_anneal_is_resubmitted_and_resumes_from_its_checkpoint(slurm
 
 
 @needs_cluster
+@pytest.mark.slow
 def test_a_failing_job_reports_its_slurm_log(slurm_grid):
     config = grid_config(slurm_grid, grid={"budgets": [4096, 8192, 16384, 12288]},
                          anneal={"lr": 30.0, "warmup_steps": 0, "dtype": "fp32"})

@@ -15,8 +15,6 @@ from annealscope.core.precision import resolve_precision
 from annealscope.core.tokens import TokenArray
 from annealscope.curate.tokenize import tokenize_documents
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_base) -> dict:
@@ -59,6 +57,7 @@ def check_run(spec: TrainSpec, world_size: int) -> dict:
     return {"summary": summary, "model": model, "log": log}
 
 
+@pytest.mark.slow
 def test_two_data_parallel_ranks_train_and_export(tiny):
     spec = spec_for(tiny, "two_ranks", ranks=2, zero_stage=2, micro_batch=2, activation_checkpointing=True,
                     schedule="cosine", peak_flops=1e12)
@@ -71,6 +70,7 @@ def test_two_data_parallel_ranks_train_and_export(tiny):
     assert run["log"][-1]["lr"] < 1e-4 * spec.lr
 
 
+@pytest.mark.slow
 def test_zero3_weights_are_gathered_for_the_export(tiny):
     import torch
 
@@ -86,6 +86,7 @@ def test_zero3_weights_are_gathered_for_the_export(tiny):
     assert not torch.equal(trained, dict(initial.named_parameters())[weight])
 
 
+@pytest.mark.slow
 def test_a_failed_job_names_its_outputs_and_leaves_none(tiny):
     spec = spec_for(tiny, "broken", seq_len=4096)
     with pytest.raises(RuntimeError, match="training job"):
@@ -99,6 +100,7 @@ def test_token_array_sidecar_is_exact(tiny):
     assert array.tokens.dtype.name == "uint16"
 
 
+@pytest.mark.slow
 def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_where_an_uninterrupted_run_does(tiny):
     import os
     import signal
@@ -133,6 +135,7 @@ def test_a_killed_job_resumes_from_its_last_checkpoint_and_ends_where_an_uninter
     assert resumed["summary"]["final_loss"] == pytest.approx(expected["final_loss"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_divergence_stops_the_job_naming_the_step_and_keeps_the_last_good_checkpoint(tiny, capfd):
     spec = spec_for(tiny, "diverging", lr=30.0, warmup_steps=0, dtype="fp32", checkpoint_every=1)
     with pytest.raises(RuntimeError, match="training job"):

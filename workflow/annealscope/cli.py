@@ -242,12 +242,11 @@ def _prepare_tasks(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from annealscope.evaluate.harness import EvalRequest, evaluate_checkpoints
+    from annealscope.evaluate.harness import EvalRequest, eval_options, evaluate_checkpoints
 
-    settings = json.loads(args.settings)
+    tasks, limit, batch_size, backend = eval_options(json.loads(args.settings))
     requests = [EvalRequest(*job) for job in args.job]
-    evaluate_checkpoints(requests, settings["tasks"], args.tasks_dir, settings.get("limit"),
-                         settings.get("batch_size", 32), args.trust_remote_code, settings.get("backend", "hf"))
+    evaluate_checkpoints(requests, tasks, args.tasks_dir, limit, batch_size, args.trust_remote_code, backend)
 
 
 def _collect(args) -> None:

@@ -74,14 +74,14 @@ def transformers_scores(settings: dict, texts: list[str]) -> Scores:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    trust = settings.get("trust_remote_code", False)
+    trust = settings["trust_remote_code"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(settings["model"], trust_remote_code=trust)
     model = AutoModelForSequenceClassification.from_pretrained(
         settings["model"], trust_remote_code=trust, dtype=torch.bfloat16 if device == "cuda" else torch.float32)
     model.to(device).eval()
     parameters = sum(parameter.numel() for parameter in model.parameters())
-    column = _score_column(model.config, settings.get("label", "regression"))
+    column = _score_column(model.config, settings["label"])
     order = np.argsort([-len(text) for text in texts], kind="stable")
     values = np.zeros(len(texts))
     scanned = 0

@@ -93,7 +93,7 @@ def generate_shards(settings: dict, prompts: list[str], shard_dir: Path, name: s
 
 def teacher_documents(settings: dict, seeds: list[str], name: str, work_dir: str | Path) -> tuple[list[dict], dict]:
     """One generation per rendered prompt, in resumable shards under `work_dir`; the cost is counted."""
-    prompts = render_prompts(settings["template"], seeds, settings.get("params", {}))
+    prompts = render_prompts(settings["template"], seeds, settings["params"])
     shard_dir = Path(work_dir) / "shards" / shard_key(settings, prompts)
     stats = generate_shards(settings, prompts, shard_dir, name)
     documents = [{"id": record["id"], "text": record["text"]}

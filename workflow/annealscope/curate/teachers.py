@@ -44,7 +44,7 @@ class TransformersTeacher:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         location = str(resolve_path(settings["model"]))
-        trust = settings.get("trust_remote_code", False)
+        trust = settings["trust_remote_code"]
         extra = {"gguf_file": settings["gguf_file"]} if settings.get("gguf_file") else {}
         self.tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust, **extra)
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
@@ -90,7 +90,7 @@ class VLLMTeacher:
             raise TeacherError("generator.backend: vllm is not installed; `pip install 'annealscope[vllm]'` on a "
                                "GPU machine, or use backend: transformers") from error
         self.engine = LLM(model=str(resolve_path(settings["model"])), seed=settings["seed"],
-                          trust_remote_code=settings.get("trust_remote_code", False))
+                          trust_remote_code=settings["trust_remote_code"])
         config = self.engine.llm_engine.model_config.hf_config
         self.parameters = settings.get("parameters") or _dense_parameters(config)
         self.settings = settings

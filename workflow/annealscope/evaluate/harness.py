@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from annealscope.core.config import schema_defaults
 from annealscope.core.io import write_json, write_jsonl
 from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores, gold_scores
 
@@ -183,6 +184,12 @@ _EVALUATORS: dict[tuple, Evaluator] = {}
 _LOCK = threading.Lock()
 
 
+def eval_options(settings: dict) -> tuple[list[str], int | None, int | str, str]:
+    """(tasks, limit, batch_size, backend) of the `eval` settings, the schema's defaults filling what they omit."""
+    settings = schema_defaults("eval") | settings
+    return settings["tasks"], settings["limit"], settings["batch_size"], settings["backend"]
+
+
 def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, settings_json: str, tasks_dir: str,
                         log_path: str, trust_remote_code: bool = False, hf_home: str = "") -> None:
     """Evaluate one cell with an evaluator shared by every call in this process; output goes to `log_path`.
@@ -192,17 +199,14 @@ def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, sett
     """
     if hf_home:
         os.environ["HF_HOME"] = hf_home
-    settings = json.loads(settings_json)
-    key = (tuple(settings["tasks"]), str(Path(tasks_dir).resolve()), settings.get("limit"),
-           settings.get("batch_size", 32), trust_remote_code, settings.get("backend", "hf"))
+    tasks, limit, batch_size, backend = eval_options(json.loads(settings_json))
+    key = (tuple(tasks), str(Path(tasks_dir).resolve()), limit, batch_size, trust_remote_code, backend)
     with _LOCK, open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         started = time.perf_counter()
         evaluator = _EVALUATORS.get(key)
         if evaluator is None:
-            evaluator = _EVALUATORS[key] = Evaluator(settings["tasks"], tasks_dir, settings.get("limit"),
-                                                     settings.get("batch_size", 32), trust_remote_code,
-                                                     settings.get("backend", "hf"))
-            print(f"built the evaluator for {', '.join(settings['tasks'])} (shared by later jobs)")
+            evaluator = _EVALUATORS[key] = Evaluator(tasks, tasks_dir, limit, batch_size, trust_remote_code, backend)
+            print(f"built the evaluator for {', '.join(tasks)} (shared by later jobs in this process)")
         evaluator.evaluate(EvalRequest(checkpoint, scores_path, items_path))
         print(f"evaluated {checkpoint} in {time.perf_counter() - started:.1f} s")
 
