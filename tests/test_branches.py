@@ -37,6 +37,13 @@ def test_stream_steps_are_the_fewest_that_reach_the_budget():
         steps = stream_steps(budget, fraction, 128, 16)
         assert stream_source_tokens(steps, fraction, 128, 16) >= budget
         assert stream_source_tokens(steps - 1, fraction, 128, 16) < budget
+    rng = np.random.default_rng(0)  # and at every size, including 7B-scale budgets planned in a dry run
+    for budget, fraction, seq_len, batch in zip(rng.integers(1, 10**11, 300), rng.uniform(0, 0.95, 300),
+                                                 rng.choice([1, 7, 128, 4096], 300), rng.integers(1, 512, 300),
+                                                 strict=True):
+        steps = stream_steps(int(budget), fraction, int(seq_len), int(batch))
+        assert stream_source_tokens(steps, fraction, seq_len, batch) >= budget
+        assert steps == 1 or stream_source_tokens(steps - 1, fraction, seq_len, batch) < budget
 
 
 def test_a_cooldown_starts_where_the_wsd_schedule_leaves_the_peak():

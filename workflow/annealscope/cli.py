@@ -168,6 +168,7 @@ def _report_arguments(command):
 def _plan_arguments(command):
     command.add_argument("config", nargs="?", default="config/config.yaml")
     command.add_argument("--resources", default="resources")
+    command.add_argument("--every-cell", action="store_true", help="one row per cell, however large the grid")
     return command
 
 
@@ -357,7 +358,7 @@ def _plan(args) -> None:
     from annealscope.core.grid import print_plan
     from annealscope.validation import load_config
 
-    print_plan(load_config(args.config, args.resources))
+    print_plan(load_config(args.config, args.resources), every_cell=args.every_cell)
 
 
 COMMANDS = {  # name: (argument builder, runner, help)

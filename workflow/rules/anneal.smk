@@ -14,7 +14,7 @@ if not BRANCHED_GRID:
             summary=path(layout.ANNEAL_SUMMARY),
         params:
             settings=anneal_settings,
-            init=input_or_pretrained("base"),
+            init=input_or_base("base"),
             replay=replay_argument,
         threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
         resources:
@@ -64,7 +64,7 @@ else:
             branches=branch_markers(),
         params:
             settings=stable_settings,
-            init=input_or_pretrained("base"),
+            init=input_or_base("base"),
             replay=replay_argument,
             checkpoints=path(layout.STABLE_CHECKPOINTS),
         threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
@@ -93,7 +93,7 @@ else:
             summary=path(layout.ANNEAL_SUMMARY),
         params:
             settings=cooldown_settings,
-            init=input_or_pretrained("base"),
+            init=input_or_base("base"),
             replay=replay_argument,
         threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
         resources:

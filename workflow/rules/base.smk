@@ -50,7 +50,7 @@ rule pretrain_base:
         log=path(layout.BASE_LOG),
         summary=path(layout.BASE_SUMMARY),
     params:
-        settings=lambda wildcards: pretrain_settings(),
+        settings=lambda wildcards: SETTINGS.pretrain(),
     threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
     resources:
         **job_resources("anneal"),

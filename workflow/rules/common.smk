@@ -1,23 +1,23 @@
-# Config validation, paths, grid expansion and every input function; rules never build paths inline.
+# Config validation, paths and every input function; rules never build paths inline. The settings a rule's
+# params carry are assembled in annealscope.core.settings, the jobs' code lives in the package.
 import copy
 import hashlib
-import json
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from annealscope.anneal.stamp import stamp_start
 from annealscope.core import layout
 from annealscope.core.branches import is_branched
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import dataset_slug
-from annealscope.evaluate.harness import evaluate_in_process
+from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.references import hub_datasets, hub_models, model_slug, source_corpus_references
 from annealscope.core.sampling import EpochLimitError
-from annealscope.core.io import write_json
-from annealscope.core.grid import all_budgets, cells, check_epoch_limits, phase_budgets, print_plan
+from annealscope.core.settings import RuleSettings, as_json
 from annealscope.core.submission import slurm_resources
-from annealscope.evaluate.tasks import LOCAL_TASKS, heldout_task_names
+from annealscope.evaluate.tasks import LOCAL_TASKS
 from annealscope.validation import validate_config
 
 
@@ -32,6 +32,7 @@ try:
     check_epoch_limits(config, Path("results") / RUN)
 except EpochLimitError as error:
     raise WorkflowError(f"invalid grid: {error}") from None
+SETTINGS = RuleSettings(config)
 RESOURCES = Path(workflow.basedir) / "resources"
 SOURCE_NAMES = "|".join(config["sources"])
 CACHE = config["cache_dir"]
@@ -45,11 +46,6 @@ wildcard_constraints:
     source="[A-Za-z0-9_-]+",
     budget="[0-9]+",
     seed="[0-9]+",
-
-
-def as_json(value):
-    """A param's JSON text; sorted keys, so reordering a config file reruns nothing."""
-    return json.dumps(value, sort_keys=True)
 
 
 def path(pattern, **wildcards):
@@ -70,10 +66,6 @@ def benchmark_path(name):
     return f"{path(layout.LOGS)}/{name}.benchmark.tsv"
 
 
-def built_base():
-    return "build" in config["base_model"]
-
-
 def cached_model(name, revision=None):
     """Where the fetch rule puts hub model `name`; other names (local paths) are returned unchanged."""
     slug = model_slug(name, revision)
@@ -85,37 +77,37 @@ def cached_datasets(references):
     return [f"{CACHE}/datasets/{dataset_slug(reference)}" for reference in references if reference.startswith("hf:")]
 
 
-def pretrained_base():
-    return cached_model(config["base_model"]["pretrained"], config["base_model"].get("revision"))
+def base_model(part="model"):
+    """The base model, the one accessor: the demo's build (its pre-trained `model`, or the untrained `init` that
+    holds the tokenizer), else the fetched copy of a hub model, else the configured local path."""
+    base = config["base_model"]
+    if "build" in base:
+        return path(layout.BASE_MODEL if part == "model" else layout.BASE_INIT)
+    return cached_model(base["pretrained"], base.get("revision"))
 
 
-def base_checkpoint():
-    """The model every anneal starts from: the demo's pre-trained build, or a hub id / local path."""
-    return path(layout.BASE_MODEL) if built_base() else pretrained_base()
+def base_inputs(part="model"):
+    """The base model as a rule input, where a rule makes it (the build, or the fetch of a hub model)."""
+    location = base_model(part)
+    return [location] if "build" in config["base_model"] or location.startswith(f"{CACHE}/models/") else []
 
 
-def input_or_pretrained(name):
-    """A param naming the input `name` when the base is built here, else the pretrained model id."""
+def input_or_base(name):
+    """A param naming the input `name` (so that it follows the file), else the configured local base model."""
 
     def choose(wildcards, input):
         files = input.get(name) or []
-        return files if isinstance(files, str) else (files[0] if files else config["base_model"]["pretrained"])
+        return files if isinstance(files, str) else (files[0] if files else base_model())
 
     return choose
 
 
-def fetched_base():
-    """The fetched base model directory as an input, when the base is a hub model."""
-    base = pretrained_base()
-    return [base] if base.startswith(f"{CACHE}/models/") else []
+def base_input(wildcards=None):
+    return base_inputs("model")
 
 
 def tokenizer_input(wildcards=None):
-    return [path(layout.BASE_INIT)] if built_base() else fetched_base()
-
-
-def base_input(wildcards=None):
-    return [path(layout.BASE_MODEL)] if built_base() else fetched_base()
+    return base_inputs("init")
 
 
 def corpus_references(wildcards):
@@ -162,7 +154,7 @@ def source_settings(wildcards):
     model, and the base checkpoint for a teacher named 'base'."""
     settings = copy.deepcopy(config["sources"][wildcards.source])
     for key, name in source_models(wildcards.source).items():
-        settings[key]["model"] = base_checkpoint() if name == "base" else cached_model(name)
+        settings[key]["model"] = base_model() if name == "base" else cached_model(name)
     return as_json(settings)
 
 
@@ -170,57 +162,26 @@ def local_tasks():
     return [task for task in config["eval"]["tasks"] if task in LOCAL_TASKS]
 
 
-def training_settings(**cell):
-    anneal = config["anneal"]
-    return as_json({**anneal, "peak_flops": anneal["peak_flops"] or config["plan"]["gpu_peak_flops"], **cell})
-
-
-def pretrain_settings():
-    build = config["base_model"]["build"]
-    return as_json({**config["anneal"], "lr": build["lr"], "warmup_steps": build["warmup_steps"],
-                       "schedule": "constant", "source_budget_tokens": build["pretrain_tokens"],
-                       "replay_fraction": 0.0, "seed": build["init_seed"]})
-
-
-def cell_settings(source, budget, seed, **extra):
-    max_epochs = config["sources"][source]["max_epochs"]
-    return training_settings(source_budget_tokens=int(budget), seed=int(seed),
-                             replay_fraction=config["replay"]["fraction"],
-                             **({"max_epochs": max_epochs} if max_epochs is not None else {}), **extra)
-
-
 def anneal_settings(wildcards):
-    return cell_settings(wildcards.source, wildcards.budget, wildcards.seed)
+    return SETTINGS.cell(wildcards.source, wildcards.budget, wildcards.seed)
 
 
 def start_settings(wildcards):
-    """What a (source, seed)'s stable phase and all its cooldowns share: every setting but the budgets."""
-    return cell_settings(wildcards.source, 0, wildcards.seed)
+    return SETTINGS.start(wildcards.source, wildcards.seed)
 
 
 def stable_settings(wildcards):
-    """A stable phase: the peak LR after warmup, checkpointed at the branch point of each of its cells'
-    budgets; it writes a marker for every budget of the grid (the rule's outputs are the same for all)."""
-    return cell_settings(wildcards.source, 0, wildcards.seed, schedule="constant",
-                         branch_budgets=phase_budgets(config, wildcards.source, wildcards.seed),
-                         marker_budgets=all_budgets(config))
-
-
-def stamp_start(out, settings, inputs, log):
-    """The stable_start rule's stamp: the settings and inputs a stable phase and its cooldowns start from."""
-    write_json(out, {"settings": json.loads(settings), "inputs": list(inputs)})
-    Path(log).write_text(f"stamped {out}\n")
+    return SETTINGS.stable(wildcards.source, wildcards.seed)
 
 
 def branch_markers():
     """The stable phase's marker per budget (its source and seed left as wildcards)."""
-    return [path(layout.STABLE_BRANCH, budget=budget) for budget in all_budgets(config)]
+    return [path(layout.STABLE_BRANCH, budget=budget) for budget in SETTINGS.budgets]
 
 
 def cooldown_settings(wildcards):
-    """A budget's cooldown from its stable phase's checkpoint at the branch point."""
-    return cell_settings(wildcards.source, wildcards.budget, wildcards.seed,
-                         branch_from=path(layout.STABLE_CHECKPOINTS, source=wildcards.source, seed=wildcards.seed))
+    checkpoints = path(layout.STABLE_CHECKPOINTS, source=wildcards.source, seed=wildcards.seed)
+    return SETTINGS.cooldown(wildcards.source, wildcards.budget, wildcards.seed, checkpoints)
 
 
 def replay_input(wildcards):
@@ -245,22 +206,12 @@ def fetched_tasks(wildcards=None):
     return [f"{CACHE}/lm-eval/tasks-{hashlib.sha1(' '.join(LM_EVAL_TASKS).encode()).hexdigest()[:10]}"]
 
 
-def eval_settings():
-    """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list."""
-    tasks = [*config["eval"]["tasks"], *heldout_task_names(config["eval"]["heldout"])]
-    return as_json({**config["eval"], "tasks": tasks})
-
-
 def all_cells(pattern):
     """`pattern` (scores or per-item results) for the base model and every cell of the grid."""
     files = [path(pattern, source=layout.BASE_SOURCE, budget=0, seed=0)]
-    for cell in cells(config):
+    for cell in SETTINGS.cells:
         files.append(path(pattern, source=cell.source, budget=cell.budget, seed=cell.seed))
     return files
-
-
-def fit_settings():
-    return as_json({**config["fit"], "micro_anneal_budget": config["grid"]["micro_anneal_budget"]})
 
 
 def fit_output(name):
@@ -277,6 +228,13 @@ def job_resources(family, nodes=1):
     resources = slurm_resources(config["resources"].get(family) or config["resources"]["default"], nodes)
     cpus = resources.pop("cpus_per_task")
     return {**resources, "cpus_per_task": lambda wildcards, threads: max(threads, cpus)}
+
+
+def evaluate_in_process(*arguments):
+    """The evaluate rule's job (annealscope.evaluate.harness), imported only when a job runs."""
+    from annealscope.evaluate.harness import evaluate_in_process as evaluate
+
+    evaluate(*arguments)
 
 
 if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run

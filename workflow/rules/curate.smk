@@ -11,7 +11,7 @@ rule curate:
         source=SOURCE_NAMES,
     params:
         settings=source_settings,
-        tokenizer=input_or_pretrained("tokenizer"),
+        tokenizer=input_or_base("tokenizer"),
         cache=CACHE,
         work=lambda wildcards: path(layout.CURATE_WORK, source=wildcards.source),
     threads: 2
@@ -37,7 +37,7 @@ rule tokenize:
         tokens=path(layout.TOKENS),
         meta=path(layout.TOKENS_META),
     params:
-        tokenizer=input_or_pretrained("tokenizer"),
+        tokenizer=input_or_base("tokenizer"),
     threads: 2
     resources:
         **job_resources("curate"),

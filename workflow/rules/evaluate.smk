@@ -32,8 +32,8 @@ rule evaluate:
         scores=path(layout.SCORES),
         per_item=path(layout.ITEMS),
     params:
-        settings=eval_settings(),
-        checkpoint=input_or_pretrained("checkpoint"),
+        settings=SETTINGS.evaluation(),
+        checkpoint=input_or_base("checkpoint"),
         trust=config["base_model"]["trust_remote_code"],
         hf_home=HF_HOME,
     threads: 2

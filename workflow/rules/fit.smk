@@ -18,7 +18,7 @@ rule fit:
                                 category="Figures"),
         costs=report(fit_output("costs.png"), caption="../report/costs.rst", category="Figures"),
     params:
-        settings=fit_settings(),
+        settings=SETTINGS.fit(),
         out=lambda wildcards, output: Path(output.fits).parent,
     resources:
         **job_resources("default"),

@@ -109,36 +109,58 @@ def planned_as_run(rows: list[PlannedCell]) -> tuple[float, float]:
     return as_run(frame, "flops", "shared_flops"), as_run(frame, "hours", "shared_hours")
 
 
-def plan_table(config: dict):
-    """The plan as a rich table, with a total row."""
+PER_CELL_ROWS = 48  # a larger grid's plan shows one row per source
+
+
+def plan_table(config: dict, every_cell: bool = False):
+    """The plan as a rich table with a total row: one row per cell, or per source for a large grid."""
     from rich.table import Table
 
     rows = planned_cells(config)
-    table = Table(title=f"annealscope plan: run {config['run']}, {len(rows)} anneal cells")
-    for column in ("source", "budget tokens", "seed", "replay tokens", "train FLOPs", "GPU-hours (with replay)"):
+    per_cell = every_cell or len(rows) <= PER_CELL_ROWS
+    shown = f"{len(rows)} anneal cells" + ("" if per_cell else " by source (annealscope plan CONFIG --every-cell "
+                                                                "lists them)")
+    table = Table(title=f"annealscope plan: run {config['run']}, {shown}")
+    columns = ("source", "budget tokens", "seed" if per_cell else "cells", "replay tokens", "train FLOPs",
+               "GPU-hours (with replay)")
+    for column in columns:
         table.add_column(column, justify="left" if column == "source" else "right")
-    for row in rows:
-        table.add_row(row.cell.source, f"{row.train_tokens:,}", str(row.cell.seed), f"{row.replay_tokens:,}",
-                      _number(row.train_flops), _number(row.gpu_hours, "{:.3g}"))
-    flops = [row.train_flops for row in rows if row.train_flops is not None]
-    hours = [row.gpu_hours for row in rows if row.gpu_hours is not None]
-    table.add_row("total", f"{sum(row.train_tokens for row in rows):,}", "",
-                  f"{sum(row.replay_tokens for row in rows):,}", _number(sum(flops) if flops else None),
-                  _number(sum(hours) if hours else None, "{:.3g}"), style="bold")
+    for group in ([[row] for row in rows] if per_cell else _by_source(rows)):
+        budgets = sorted({row.train_tokens for row in group})
+        table.add_row(group[0].cell.source, f"{budgets[0]:,}" if len(budgets) == 1 else
+                      f"{budgets[0]:,} to {budgets[-1]:,}", str(group[0].cell.seed) if per_cell else str(len(group)),
+                      f"{sum(row.replay_tokens for row in group):,}", _number(_total(group, "train_flops")),
+                      _number(_total(group, "gpu_hours"), "{:.3g}"))
+    flops, hours = _total(rows, "train_flops"), _total(rows, "gpu_hours")
+    table.add_row("total", f"{sum(row.train_tokens for row in rows):,}", "" if per_cell else str(len(rows)),
+                  f"{sum(row.replay_tokens for row in rows):,}", _number(flops), _number(hours, "{:.3g}"),
+                  style="bold")
     if is_branched(config) and flops:
         run_flops, run_hours = planned_as_run(rows)
-        table.add_row(f"as run ({run_flops / sum(flops):.2f}x: {BRANCHED})", "", "", "",
+        table.add_row(f"as run ({run_flops / flops:.2f}x: {BRANCHED})", "", "", "",
                       _number(run_flops), _number(run_hours, "{:.3g}"), style="bold")
     return table
 
 
-def print_plan(config: dict, stream=None) -> None:
+def _by_source(rows: list[PlannedCell]) -> list[list[PlannedCell]]:
+    groups: dict[str, list[PlannedCell]] = {}
+    for row in rows:
+        groups.setdefault(row.cell.source, []).append(row)
+    return list(groups.values())
+
+
+def _total(rows: list[PlannedCell], name: str) -> float | None:
+    values = [getattr(row, name) for row in rows if getattr(row, name) is not None]
+    return sum(values) if values else None
+
+
+def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
     """Print the plan, acquisition and submission tables, wide enough for 7B-scale numbers, to `stream`
     (stdout by default)."""
     from rich.console import Console
 
     console = Console(file=stream, width=140)
-    console.print(plan_table(config))
+    console.print(plan_table(config, every_cell))
     console.print(acquisition_table(config))
     console.print(submission_table(config, len(cells(config))))
     console.print(precision_line(config), highlight=False)

@@ -38,6 +38,13 @@ ITEMS_TABLE = "results/{run}/items.parquet"
 REPORT = "results/{run}/report.html"
 LOGS = "results/{run}/logs"
 
+HELDOUT_PREFIX = "heldout_"  # the task of held-out domain D is heldout_D
+
+
+def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:
+    return [f"{HELDOUT_PREFIX}{domain}" for domain in heldout]
+
+
 SCORES_PATTERN = re.compile(r"eval/(?P<source>[^/]+)/(?P<budget>\d+)/seed(?P<seed>\d+)/scores\.json$")
 
 

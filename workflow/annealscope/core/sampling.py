@@ -116,7 +116,9 @@ def stream_source_tokens(steps: int, replay_fraction: float, seq_len: int, globa
 def stream_steps(source_budget_tokens: int, replay_fraction: float, seq_len: int, global_batch: int) -> int:
     """Steps of the data stream (`stream_order`) until it has trained on `source_budget_tokens` source tokens."""
     source_rows = math.ceil(source_budget_tokens / seq_len)
-    rows = source_rows  # the smallest row count whose source rows reach the budget (rows − floor(rows·f))
+    # The smallest row count whose source rows (rows − floor(rows·f), never decreasing) reach the budget: it
+    # lies between (source_rows − 1) / (1 − f) and source_rows / (1 − f), so only that short range is searched.
+    rows = max(source_rows, math.floor((source_rows - 1) / (1 - replay_fraction)))
     while rows - math.floor(rows * replay_fraction) < source_rows:
         rows += 1
     return math.ceil(rows / global_batch)

