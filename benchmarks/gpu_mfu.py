@@ -16,8 +16,9 @@ import time
 import torch
 
 from annealscope.anneal.deepspeed_config import deepspeed_config
-from annealscope.anneal.rank import model_flops_per_token, train_step
+from annealscope.anneal.rank import train_step
 from annealscope.anneal.spec import TrainSpec
+from annealscope.core.flops import model_flops_per_token
 
 SHAPE = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
              num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)
@@ -64,7 +65,7 @@ def main() -> None:
     torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     tokens_per_s = args.steps * global_batch * args.seq_len / seconds
-    mfu = tokens_per_s * model_flops_per_token(parameters, config, args.seq_len) / args.peak_flops
+    mfu = tokens_per_s * model_flops_per_token(parameters, config.num_hidden_layers, config.hidden_size, args.seq_len) / args.peak_flops
     print(f"{torch.cuda.get_device_name()}: {parameters / 1e9:.2f}B-parameter Llama, seq {args.seq_len}, "
           f"micro-batch {args.micro_batch} x {args.accumulation}: {tokens_per_s:,.0f} tokens/s, "
           f"MFU {mfu:.1%} of {args.peak_flops:.3g} FLOP/s (goal >= 50%), "

@@ -28,7 +28,7 @@ from annealscope.anneal.checkpoints import (
 from annealscope.anneal.deepspeed_config import deepspeed_config, gradient_accumulation
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.branches import Branch, branch_point
-from annealscope.core.flops import training_flops
+from annealscope.core.flops import model_flops_per_token, training_flops
 from annealscope.core.io import atomic_path, write_json, write_jsonl
 from annealscope.core.layout import STABLE_BRANCH
 from annealscope.core.precision import Precision, resolve_precision
@@ -47,11 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", 0)))
     args = parser.parse_args(argv)
     train(TrainSpec.load(args.spec))
-
-
-def model_flops_per_token(parameters: int, config, seq_len: int) -> float:
-    """Training FLOPs per token for MFU: 6·N plus attention's 12·L·d·seq (PaLM, Chowdhery et al. 2022)."""
-    return 6.0 * parameters + 12.0 * config.num_hidden_layers * config.hidden_size * seq_len
 
 
 def train(spec: TrainSpec) -> None:
@@ -118,7 +113,8 @@ class _Job:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
         self.parameters = sum(parameter.numel() for parameter in model.parameters())
-        self.flops_per_token = model_flops_per_token(self.parameters, model.config, spec.seq_len)
+        self.flops_per_token = model_flops_per_token(self.parameters, model.config.num_hidden_layers,
+                                                     model.config.hidden_size, spec.seq_len)
         decay = [p for name, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for name, p in model.named_parameters() if p.ndim < 2]
         groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

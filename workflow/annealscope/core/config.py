@@ -13,7 +13,7 @@ import yaml
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import CorpusError, check_reference, resolve_path
 from annealscope.core.grid import all_budgets
-from annealscope.core.references import source_corpus_keys
+from annealscope.core.references import acquisition_kind, source_corpus_keys
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -140,7 +140,7 @@ def _check_source(name: str, source: dict, config: dict) -> None:
     key = f"sources.{name}"
     for corpus_key, reference in source_corpus_keys(source):
         _check_corpus(f"{key}.{corpus_key}", reference)
-    if source.get("curation") == "synthesize" and source["generator"]["kind"] == "teacher":
+    if acquisition_kind(source) == "teacher":
         _check_teacher(f"{key}.generator", source["generator"])
     classifier = source.get("classifier") or {}
     model = classifier.get("model", "")

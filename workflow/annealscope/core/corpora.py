@@ -99,21 +99,8 @@ def resolve_path(reference: str) -> Path:
 
 def check_reference(reference: str) -> None:
     """Raise CorpusError if `reference` names no readable corpus; cheap, for config validation."""
-    kind, _, part = reference.partition(":")
-    if kind == "wikipedia":
-        if part not in WIKIPEDIA_SPLITS:
-            raise CorpusError(f"{reference}: unknown split {part!r}; use one of {sorted(WIKIPEDIA_SPLITS)}")
-        resolve_package_path(f"pkgdata:{WIKIPEDIA_DISTRIBUTION}/{WIKIPEDIA_FILE}")
-    elif kind == "docstrings":
-        if part not in DOCSTRING_PACKAGES:
-            raise CorpusError(f"{reference}: unknown library {part!r}; use one of {sorted(DOCSTRING_PACKAGES)}")
-    elif kind == "pydoc":
-        if part != "topics":
-            raise CorpusError(f"{reference}: only pydoc:topics exists")
-    elif kind == "hf":
-        hub_options(reference)
-    else:
-        local_shards(reference)
+    kind, part = corpus_kind(reference)
+    kind.check(part, reference)
 
 
 def local_shards(reference: str) -> list[Path]:
@@ -141,21 +128,9 @@ def read_corpus(reference: str, cache_dir: str | Path | None = None,
 
     A ``hf:`` reference is read from `cache_dir` when the fetch rule has cached it there, else streamed.
     A ``max_tokens`` cap needs `count_tokens` (the base model's tokenizer)."""
-    check_reference(reference)
-    kind, _, part = reference.partition(":")
-    if kind == "wikipedia":
-        yield from _wikipedia(part)
-    elif kind == "docstrings":
-        yield from _docstrings(part)
-    elif kind == "pydoc":
-        yield from _pydoc_topics()
-    elif kind == "hf":
-        cached = cached_dataset(reference, cache_dir)
-        documents = _local_file(cached / CACHED_DOCUMENTS) if cached else hub_dataset_rows(reference)
-        yield from _capped(reference, documents, count_tokens)
-    else:
-        for shard in local_shards(reference):
-            yield from _local_file(shard)
+    kind, part = corpus_kind(reference)
+    kind.check(part, reference)
+    yield from kind.read(part, reference, cache_dir, count_tokens)
 
 
 def read_corpora(references: list[str], cache_dir: str | Path | None = None,
@@ -201,25 +176,8 @@ def _capped(reference: str, documents: Iterator[Document], count_tokens: TokenCo
 
 def describe_reference(reference: str, cache_dir: str | Path | None = None) -> dict:
     """Provenance of a corpus: where it comes from, its version and, for files, a content hash."""
-    kind, _, part = reference.partition(":")
-    if kind == "wikipedia":
-        path = resolve_package_path(f"pkgdata:{WIKIPEDIA_DISTRIBUTION}/{WIKIPEDIA_FILE}")
-        return {"reference": reference, "distribution": WIKIPEDIA_DISTRIBUTION,
-                "version": importlib.metadata.version(WIKIPEDIA_DISTRIBUTION),
-                "sha256": file_sha256(path), "licence": "CC BY-SA 3.0 (Wikipedia)"}
-    if kind == "docstrings":
-        library = "python" if part == "python" else part
-        version = importlib.metadata.version(library) if library != "python" else _python_version()
-        return {"reference": reference, "library": library, "version": version,
-                "licence": "PSF" if part == "python" else "BSD"}
-    if kind == "pydoc":
-        return {"reference": reference, "version": _python_version(), "licence": "PSF"}
-    if kind == "hf":
-        cached = cached_dataset(reference, cache_dir)
-        fetched = json.loads((cached / CACHED_PROVENANCE).read_text()) if cached else {"cached": False}
-        return {"reference": reference, **hub_options(reference), **fetched}
-    return {"reference": reference,
-            "shards": [{"path": str(shard), "sha256": file_sha256(shard)} for shard in local_shards(reference)]}
+    kind, part = corpus_kind(reference)
+    return {"reference": reference, **kind.describe(part, reference, cache_dir)}
 
 
 def file_sha256(path: Path) -> str:
@@ -332,3 +290,70 @@ def _records(path: Path) -> Iterator[dict]:
     else:
         blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
         yield from ({"text": block} for block in blocks if block)
+
+
+@dataclass(frozen=True)
+class CorpusKind:
+    """One kind of corpus reference (``kind:part``): a cheap check, a reader and its provenance."""
+
+    check: Callable[[str, str], None]  # (part, reference); raises CorpusError
+    read: Callable[[str, str, str | Path | None, TokenCounter | None], Iterator[Document]]
+    describe: Callable[[str, str, str | Path | None], dict]  # provenance beside the reference
+
+
+def _check_choice(choices, what: str):
+    def check(part: str, reference: str) -> None:
+        if part not in choices:
+            raise CorpusError(f"{reference}: unknown {what} {part!r}; use one of {sorted(choices)}")
+    return check
+
+
+def _check_wikipedia(part: str, reference: str) -> None:
+    _check_choice(WIKIPEDIA_SPLITS, "split")(part, reference)
+    resolve_package_path(f"pkgdata:{WIKIPEDIA_DISTRIBUTION}/{WIKIPEDIA_FILE}")
+
+
+def _describe_wikipedia(part: str, reference: str, cache_dir) -> dict:
+    path = resolve_package_path(f"pkgdata:{WIKIPEDIA_DISTRIBUTION}/{WIKIPEDIA_FILE}")
+    return {"distribution": WIKIPEDIA_DISTRIBUTION, "version": importlib.metadata.version(WIKIPEDIA_DISTRIBUTION),
+            "sha256": file_sha256(path), "licence": "CC BY-SA 3.0 (Wikipedia)"}
+
+
+def _describe_docstrings(part: str, reference: str, cache_dir) -> dict:
+    version = _python_version() if part == "python" else importlib.metadata.version(part)
+    return {"library": part, "version": version, "licence": "PSF" if part == "python" else "BSD"}
+
+
+def _read_hub(part: str, reference: str, cache_dir, count_tokens) -> Iterator[Document]:
+    cached = cached_dataset(reference, cache_dir)
+    documents = _local_file(cached / CACHED_DOCUMENTS) if cached else hub_dataset_rows(reference)
+    yield from _capped(reference, documents, count_tokens)
+
+
+def _describe_hub(part: str, reference: str, cache_dir) -> dict:
+    cached = cached_dataset(reference, cache_dir)
+    fetched = json.loads((cached / CACHED_PROVENANCE).read_text()) if cached else {"cached": False}
+    return {**hub_options(reference), **fetched}
+
+
+def _read_local(part: str, reference: str, cache_dir, count_tokens) -> Iterator[Document]:
+    for shard in local_shards(reference):
+        yield from _local_file(shard)
+
+
+CORPUS_KINDS = {
+    "wikipedia": CorpusKind(_check_wikipedia, lambda part, *_: _wikipedia(part), _describe_wikipedia),
+    "docstrings": CorpusKind(_check_choice(DOCSTRING_PACKAGES, "library"), lambda part, *_: _docstrings(part),
+                             _describe_docstrings),
+    "pydoc": CorpusKind(_check_choice({"topics"}, "pydoc corpus"), lambda *_: _pydoc_topics(),
+                        lambda *_: {"version": _python_version(), "licence": "PSF"}),
+    "hf": CorpusKind(lambda part, reference: hub_options(reference), _read_hub, _describe_hub),
+}
+LOCAL_CORPUS = CorpusKind(lambda part, reference: local_shards(reference), _read_local, lambda part, reference, _: {
+    "shards": [{"path": str(shard), "sha256": file_sha256(shard)} for shard in local_shards(reference)]})
+
+
+def corpus_kind(reference: str) -> tuple[CorpusKind, str]:
+    """The kind of a reference and its part after the colon; anything else is a local path or pkgdata: file."""
+    kind, _, part = reference.partition(":")
+    return (CORPUS_KINDS[kind], part) if kind in CORPUS_KINDS else (LOCAL_CORPUS, reference)

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 
-def training_flops(parameters: int, tokens: int, layers: int = 0, seq_len: int = 0, hidden: int = 0) -> float:
-    """6·N·D, plus the attention term 6·L·seq·d per token (Chinchilla's 2·2·... forward+backward) when given."""
-    attention = 6 * layers * seq_len * hidden * tokens
-    return 6.0 * parameters * tokens + attention
+def training_flops(parameters: int, tokens: int) -> float:
+    """What a cell is charged for training: 6·N·D (forward and backward through N parameters per token)."""
+    return 6.0 * parameters * tokens
+
+
+def model_flops_per_token(parameters: int, layers: int, hidden: int, seq_len: int) -> float:
+    """Training FLOPs per token for MFU: 6·N plus attention's 12·L·d·seq (PaLM, Chowdhery et al. 2022)."""
+    return 6.0 * parameters + 12.0 * layers * hidden * seq_len
+
+
+def decoder_parameters(vocab_size: int, hidden: int, layers: int, intermediate: int, kv_hidden: int | None = None,
+                       tied_embeddings: bool = True) -> int:
+    """A Llama-style decoder's parameter count: per layer the q and o projections (2·d²), k and v (2·d·kv),
+    a gated MLP (3·d·inner) and two RMSNorms (2·d); the final norm; the embeddings, and an untied output head."""
+    kv_hidden = hidden if kv_hidden is None else kv_hidden
+    per_layer = 2 * hidden * hidden + 2 * hidden * kv_hidden + 3 * hidden * intermediate + 2 * hidden
+    embeddings = vocab_size * hidden * (1 if tied_embeddings else 2)
+    return embeddings + layers * per_layer + hidden
 
 
 def generation_flops(generator_parameters: int, prompt_tokens: int, generated_tokens: int) -> float:

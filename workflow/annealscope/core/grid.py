@@ -10,10 +10,17 @@ import pandas as pd
 from annealscope.core.attribution import as_run
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import hub_options
-from annealscope.core.flops import classifier_flops, generation_flops, gpu_hours, training_flops
+from annealscope.core.flops import (
+    classifier_flops,
+    decoder_parameters,
+    generation_flops,
+    gpu_hours,
+    training_flops,
+)
 from annealscope.core.io import read_json
 from annealscope.core.layout import MANIFEST, run_path
 from annealscope.core.precision import cpu_precision
+from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
 from annealscope.core.submission import submission_table
 
@@ -63,9 +70,8 @@ def base_parameters(config: dict) -> int | None:
     build = base.get("build")
     if build is None:
         return None
-    hidden, layers, inner = build["hidden_size"], build["num_layers"], build["intermediate_size"]
-    per_layer = 4 * hidden * hidden + 3 * hidden * inner + 2 * hidden
-    return build["vocab_size"] * hidden + layers * per_layer + hidden
+    return decoder_parameters(build["vocab_size"], build["hidden_size"], build["num_layers"],
+                              build["intermediate_size"])  # base.build ties the embeddings, full attention
 
 
 @dataclass(frozen=True)
@@ -181,18 +187,24 @@ def precision_line(config: dict) -> str:
 def acquisition_estimate(config: dict, source: dict) -> str:
     """What acquiring a source will cost, as far as the config alone tells, before anything runs."""
     priced = f"; ${source['acquisition_usd']:,.0f} fixed" if source["acquisition_usd"] is not None else ""
-    if source["curation"] == "given":
-        return f"{source['acquisition_flops']:.3e} FLOPs (given){priced}"
-    generator = source.get("generator") or {}
-    if generator.get("kind") == "program":
-        return f"0 FLOPs (a program){priced}"
-    if generator.get("kind") == "teacher":
-        parameters = base_parameters(config) if generator["model"] == "base" else generator.get("parameters")
-        if not parameters:
-            return f"n/a (set generator.parameters){priced}"
-        generated = generator["prompts"] * generator["max_new_tokens"]
-        return (f"<= {generation_flops(parameters, 0, generated):.3e} FLOPs for <= {generated:,} generated tokens, "
-                f"plus 2·N per prompt token{priced}")
+    return ESTIMATES[acquisition_kind(source)](config, source) + priced
+
+
+def _given_estimate(config: dict, source: dict) -> str:
+    return f"{source['acquisition_flops']:.3e} FLOPs (given)"
+
+
+def _teacher_estimate(config: dict, source: dict) -> str:
+    generator = source["generator"]
+    parameters = base_parameters(config) if generator["model"] == "base" else generator.get("parameters")
+    if not parameters:
+        return "n/a (set generator.parameters)"
+    generated = generator["prompts"] * generator["max_new_tokens"]
+    return (f"<= {generation_flops(parameters, 0, generated):.3e} FLOPs for <= {generated:,} generated tokens, "
+            "plus 2·N per prompt token")
+
+
+def _filter_estimate(config: dict, source: dict) -> str:
     classifier = source["classifier"]
     caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
             for reference in source["pool"]]
@@ -201,11 +213,15 @@ def acquisition_estimate(config: dict, source: dict) -> str:
     elif classifier.get("parameters"):
         flops_per_token = 2.0 * classifier["parameters"]
     else:
-        return f"n/a (set classifier.parameters){priced}"
+        return "n/a (set classifier.parameters)"
     if None in caps:
-        return f"{flops_per_token:.3g} FLOPs per scanned token; cap every pool reference with max_tokens{priced}"
+        return f"{flops_per_token:.3g} FLOPs per scanned token; cap every pool reference with max_tokens"
     scanned = sum(int(cap) for cap in caps)
-    return f"<= {classifier_flops(flops_per_token, scanned):.3e} FLOPs for <= {scanned:,} scanned tokens{priced}"
+    return f"<= {classifier_flops(flops_per_token, scanned):.3e} FLOPs for <= {scanned:,} scanned tokens"
+
+
+ESTIMATES = {"program": lambda config, source: "0 FLOPs (a program)", "teacher": _teacher_estimate,
+             "filter": _filter_estimate, "given": _given_estimate}
 
 
 def acquisition_table(config: dict):

@@ -15,6 +15,16 @@ def is_hub_model(name: str) -> bool:
     return bool(HUB_REPO_ID.match(name)) and not Path(name).exists()
 
 
+
+
+def acquisition_kind(source: dict) -> str:
+    """How a source's documents are acquired: written by a program or a teacher (`synthesize`), kept by a
+    classifier (`filter`), or owned (`given`); the key of every per-kind registry."""
+    if source["curation"] == "synthesize":
+        return source["generator"]["kind"]
+    return source["curation"]
+
+
 def source_corpus_keys(source: dict) -> list[tuple[str, str]]:
     """(config key, reference) of every corpus a source reads: pool and seeds, a given corpus, teacher seeds."""
     generator, classifier = source.get("generator") or {}, source.get("classifier") or {}

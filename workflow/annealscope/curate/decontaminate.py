@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 
-WORD = re.compile(r"[a-z0-9]+")
+from annealscope.curate.text import ngrams, words
+
 MIN_ITEM_WORDS = 8
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
-
-
-def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
 
 
 class ContaminationIndex:

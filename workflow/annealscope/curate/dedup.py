@@ -6,7 +6,7 @@ import hashlib
 
 from tqdm import tqdm
 
-from annealscope.curate.heuristics import words
+from annealscope.curate.text import ngrams, words
 
 
 def exact_dedup(documents: list[dict]) -> list[dict]:
@@ -18,10 +18,10 @@ def exact_dedup(documents: list[dict]) -> list[dict]:
 
 
 def shingles(text: str, size: int) -> set[bytes]:
-    tokens = [token.lower() for token in words(text)]
+    tokens = words(text)
     if len(tokens) < size:
         return {" ".join(tokens).encode()}
-    return {" ".join(tokens[i:i + size]).encode() for i in range(len(tokens) - size + 1)}
+    return {" ".join(gram).encode() for gram in ngrams(tokens, size)}
 
 
 def near_dedup(documents: list[dict], threshold: float, num_perm: int = 128, shingle: int = 5,

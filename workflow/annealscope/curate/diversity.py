@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from annealscope.curate.heuristics import words
+from annealscope.curate.text import ngrams, words
 
 
 def distinct_n(texts: list[str], n: int) -> float:
@@ -12,8 +12,7 @@ def distinct_n(texts: list[str], n: int) -> float:
     grams: set[tuple[str, ...]] = set()
     total = 0
     for text in texts:
-        tokens = [token.lower() for token in words(text)]
-        document_grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+        document_grams = ngrams(words(text), n)
         grams.update(document_grams)
         total += len(document_grams)
     return len(grams) / total if total else 0.0

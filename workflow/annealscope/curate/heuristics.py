@@ -9,15 +9,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
-from itertools import pairwise
 
-WORD = re.compile(r"\S+")
+from annealscope.curate.text import ngrams, words
+
 SYMBOLS = re.compile(r"[^\w\s]")
 DIGITS = re.compile(r"\d")
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text)
 
 
 def mean_word_length(text: str) -> float:
@@ -44,10 +40,10 @@ def duplicate_line_fraction(text: str) -> float:
 
 def top_bigram_fraction(text: str) -> float:
     """Characters covered by the most frequent word bigram, per character of all words (Gopher)."""
-    tokens = [token.lower() for token in words(text)]
+    tokens = words(text)
     if len(tokens) < 2:
         return 0.0
-    (first, second), count = Counter(pairwise(tokens)).most_common(1)[0]
+    (first, second), count = Counter(ngrams(tokens, 2)).most_common(1)[0]
     return count * (len(first) + len(second)) / sum(map(len, tokens))
 
 

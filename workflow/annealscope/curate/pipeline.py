@@ -12,7 +12,7 @@ from pathlib import Path
 from annealscope import __version__
 from annealscope.core.corpora import TokenCounter, describe_reference, read_corpora
 from annealscope.core.io import read_jsonl, write_json, write_jsonl
-from annealscope.core.references import source_corpus_references
+from annealscope.core.references import acquisition_kind, source_corpus_references
 from annealscope.core.tokens import token_counter
 from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.dedup import exact_dedup, near_dedup
@@ -20,8 +20,6 @@ from annealscope.curate.diversity import describe_documents
 from annealscope.curate.filtering import classify_pool
 from annealscope.curate.heuristics import apply_heuristics
 from annealscope.curate.synthesize import program_documents, teacher_documents
-
-CURATIONS = ("synthesize", "filter", "given")
 
 
 class CurationError(ValueError):
@@ -70,24 +68,35 @@ class Steps:
 
 def acquire(name: str, settings: dict, steps: Steps, count: TokenCounter, cache_dir, work_dir
             ) -> tuple[list[dict], dict]:
-    """The source's raw documents by curation kind, each with its token count, and what acquiring cost."""
-    curation = settings["curation"]
-    generator = settings.get("generator", {})
-    if curation == "synthesize" and generator["kind"] == "program":
-        documents, acquisition = steps.run("generate", [], lambda _: counted(program_documents(
-            generator["documents"], generator["seed"]), count), record_details=False)
-    elif curation == "synthesize":
-        documents, acquisition = steps.run("generate", [], lambda _: counted(teacher_documents(
-            generator, teacher_seeds(generator, cache_dir, count), name, work_dir), count), record_details=False)
-    elif curation == "filter":
-        documents, _ = steps.run("read", [], lambda _: (read_records(settings["pool"], cache_dir, count), {}))
-        documents = heuristics(steps, settings, documents)
-        documents, acquisition = steps.run("classify", documents, lambda docs: classify_pool(settings, docs, cache_dir),
-                                           record_details=False)
-    else:
-        documents, _ = steps.run("read", [], lambda _: (read_records(settings["corpus"], cache_dir, count), {}))
-        acquisition = {"acquisition_flops": float(settings["acquisition_flops"])}
-    return documents, acquisition
+    """The source's raw documents by acquisition kind, each with its token count, and what acquiring cost."""
+    return ACQUIRERS[acquisition_kind(settings)](name, settings, steps, count, cache_dir, work_dir)
+
+
+def _program(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
+    generator = settings["generator"]
+    return steps.run("generate", [], lambda _: counted(program_documents(generator["documents"], generator["seed"]),
+                                                       count), record_details=False)
+
+
+def _teacher(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
+    generator = settings["generator"]
+    return steps.run("generate", [], lambda _: counted(teacher_documents(
+        generator, teacher_seeds(generator, cache_dir, count), name, work_dir), count), record_details=False)
+
+
+def _filter(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
+    documents, _ = steps.run("read", [], lambda _: (read_records(settings["pool"], cache_dir, count), {}))
+    documents = heuristics(steps, settings, documents)
+    return steps.run("classify", documents, lambda docs: classify_pool(settings, docs, cache_dir),
+                     record_details=False)
+
+
+def _given(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
+    documents, _ = steps.run("read", [], lambda _: (read_records(settings["corpus"], cache_dir, count), {}))
+    return documents, {"acquisition_flops": float(settings["acquisition_flops"])}
+
+
+ACQUIRERS = {"program": _program, "teacher": _teacher, "filter": _filter, "given": _given}
 
 
 def heuristics(steps: Steps, settings: dict, documents: list[dict]) -> list[dict]:
@@ -151,8 +160,9 @@ def curate_source(name: str, settings: dict, tokenizer_dir: str | Path, tasks_di
     started = time.perf_counter()
     count = token_counter(tokenizer_dir)
     curation = settings["curation"]
-    if curation not in CURATIONS:
-        raise CurationError(f"sources.{name}.curation: unknown kind {curation!r}; use one of {CURATIONS}")
+    if acquisition_kind(settings) not in ACQUIRERS:
+        raise CurationError(f"sources.{name}: unknown curation {curation!r} (generator kind); use one of "
+                            f"{sorted(ACQUIRERS)}")
     steps = Steps(name)
     work_dir = Path(work_dir or Path(documents_path).parent / "work")
     documents, acquisition = acquire(name, settings, steps, count, cache_dir, work_dir)

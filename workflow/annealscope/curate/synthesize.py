@@ -13,8 +13,8 @@ from tqdm import tqdm
 from annealscope.core.flops import generation_flops
 from annealscope.core.io import read_json, read_jsonl, write_json, write_jsonl
 from annealscope.core.wordproblems import training_document
-from annealscope.curate.heuristics import words
 from annealscope.curate.teachers import load_teacher
+from annealscope.curate.text import ngrams, words
 
 MIN_DISTINCT_TRIGRAM_RATIO = 0.3
 SHARD_KEY_IGNORES = {"batch_size", "concurrency", "timeout", "base_url", "api_key_env"}  # how, not what
@@ -49,8 +49,8 @@ def render_prompts(template_path: str | Path, seeds: list[str], params: dict) ->
 
 def distinct_trigram_ratio(text: str) -> float:
     """Distinct word trigrams per trigram: low values flag a teacher stuck in a loop (short texts: 1)."""
-    tokens = words(text.lower())
-    grams = [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
+    tokens = words(text)
+    grams = ngrams(tokens, 3)
     return len(set(grams)) / len(grams) if grams else 1.0
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from annealscope.core.corpora import resolve_path
+from annealscope.core.flops import decoder_parameters
 
 
 @dataclass
@@ -108,10 +109,12 @@ class VLLMTeacher:
 
 
 def _dense_parameters(config) -> int:
-    """A dense decoder's parameter count from its config (12·L·d² + vocabulary embeddings), for FLOPs."""
-    hidden, layers = config.hidden_size, config.num_hidden_layers
-    intermediate = getattr(config, "intermediate_size", 4 * hidden)
-    return int(layers * (4 * hidden * hidden + 3 * hidden * intermediate) + 2 * config.vocab_size * hidden)
+    """A dense decoder's parameter count from its Hugging Face config, for FLOPs (core.flops)."""
+    hidden, heads = config.hidden_size, config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return decoder_parameters(config.vocab_size, hidden, config.num_hidden_layers,
+                              getattr(config, "intermediate_size", 4 * hidden), hidden * kv_heads // heads,
+                              bool(getattr(config, "tie_word_embeddings", False)))
 
 
 class OpenAITeacher:
