@@ -65,7 +65,8 @@ def main() -> None:
     torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     tokens_per_s = args.steps * global_batch * args.seq_len / seconds
-    mfu = tokens_per_s * model_flops_per_token(parameters, config.num_hidden_layers, config.hidden_size, args.seq_len) / args.peak_flops
+    flops_per_token = model_flops_per_token(parameters, config.num_hidden_layers, config.hidden_size, args.seq_len)
+    mfu = tokens_per_s * flops_per_token / args.peak_flops
     print(f"{torch.cuda.get_device_name()}: {parameters / 1e9:.2f}B-parameter Llama, seq {args.seq_len}, "
           f"micro-batch {args.micro_batch} x {args.accumulation}: {tokens_per_s:,.0f} tokens/s, "
           f"MFU {mfu:.1%} of {args.peak_flops:.3g} FLOP/s (goal >= 50%), "
