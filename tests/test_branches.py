@@ -2,6 +2,7 @@
 the compute a branched grid is charged and costs."""
 
 import copy
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,9 +11,10 @@ import pytest
 from annealscope.core.attribution import as_run, attribution_table
 from annealscope.core.branches import branch_point
 from annealscope.core.config import ConfigError, check_config, validate_schema
-from annealscope.core.grid import phase_budgets, planned_as_run, planned_cells
-from annealscope.core.sampling import REPLAY, SOURCE, stream_order, stream_source_tokens, stream_steps
+from annealscope.core.grid import planned_as_run, planned_cells
+from annealscope.core.sampling import REPLAY, SOURCE, stream_order, stream_steps
 from annealscope.core.schedule import learning_rate
+from annealscope.core.settings import RuleSettings
 
 
 def test_a_longer_stream_starts_with_the_shorter_one():
@@ -30,6 +32,12 @@ def test_every_prefix_of_the_stream_holds_replay_at_the_fraction_and_epochs_are_
     source = order.order[kinds == SOURCE, 1]
     assert sorted(source[:50]) == list(range(50))  # a full permutation before any window repeats
     assert order.source_tokens_before(10) == stream_source_tokens(10, 0.25, 64, 8)
+
+
+def stream_source_tokens(steps: int, replay_fraction: float, seq_len: int, global_batch: int) -> int:
+    """Source tokens in the first `steps` steps of a stream: every row not interleaved as replay."""
+    rows = steps * global_batch
+    return (rows - math.floor(rows * replay_fraction)) * seq_len
 
 
 def test_stream_steps_are_the_fewest_that_reach_the_budget():
@@ -93,9 +101,10 @@ def test_extra_cells_branch_only_their_own_phase(demo_config):
     config["grid"]["extra_cells"] = [{"source": "program_problems", "budget": 320000, "seed": 0},
                                      {"source": "filtered_web", "budget": 20000, "seed": 1}]
     check_config(config)
-    assert phase_budgets(config, "program_problems", 0) == [20000, 40000, 80000, 160000, 320000]
-    assert phase_budgets(config, "filtered_web", 0) == [20000, 40000, 80000, 160000]
-    assert phase_budgets(config, "filtered_web", 1) == [20000]
+    phases = RuleSettings(config).phases
+    assert sorted(phases["program_problems", 0]) == [20000, 40000, 80000, 160000, 320000]
+    assert sorted(phases["filtered_web", 0]) == [20000, 40000, 80000, 160000]
+    assert phases["filtered_web", 1] == [20000]
 
 
 def test_attribution_counts_each_shared_prefix_once():

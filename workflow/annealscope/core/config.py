@@ -63,7 +63,9 @@ def schema_message(error) -> str:
 
 
 def check_config(config: dict) -> None:
-    """Semantic checks of what every stage shares: files exist, corpora resolve, the grid is consistent."""
+    """Semantic checks of what every stage shares: files exist, corpora resolve, the grid is consistent; first
+    the values that follow from other keys are resolved (`resolve_derived`)."""
+    resolve_derived(config)
     build = config["base_model"].get("build")
     for index, reference in enumerate(build["corpus"] if build else []):
         _check_corpus(f"base_model.build.corpus[{index}]", reference)
@@ -74,8 +76,7 @@ def check_config(config: dict) -> None:
         _check_corpus(f"replay.corpus[{index}]", reference)
     for name, source in config["sources"].items():
         _check_source(name, source, config)
-    budgets = config["grid"]["budgets"]
-    micro = config["grid"].setdefault("micro_anneal_budget", min(budgets))
+    budgets, micro = config["grid"]["budgets"], config["grid"]["micro_anneal_budget"]
     if micro not in budgets:
         raise ConfigError(f"grid.micro_anneal_budget: {micro} is not one of grid.budgets {budgets}")
     for index, cell in enumerate(config["grid"]["extra_cells"]):
@@ -93,13 +94,28 @@ def check_config(config: dict) -> None:
             _check_corpus(f"eval.heldout.{domain}[{index}]", reference)
 
 
-def _check_batch(anneal: dict) -> None:
-    """Resolve `global_batch_tokens` into sequences and check the split across ranks and micro-batches."""
+def resolve_derived(config: dict) -> None:
+    """Write into the validated config the values that follow from other keys, which a schema default cannot
+    hold: `grid.micro_anneal_budget` (the smallest budget), `anneal.global_batch` from `global_batch_tokens`,
+    and `anneal.schedule` (linear_decay, or wsd on a branched grid). The only writes after the schema's."""
+    grid, anneal = config["grid"], config["anneal"]
+    grid.setdefault("micro_anneal_budget", min(grid["budgets"]))
     if anneal["global_batch_tokens"] is not None:
         if anneal["global_batch_tokens"] % anneal["seq_len"]:
             raise ConfigError(f"anneal.global_batch_tokens: {anneal['global_batch_tokens']} is not a multiple of "
                               f"anneal.seq_len ({anneal['seq_len']})")
         anneal["global_batch"] = anneal["global_batch_tokens"] // anneal["seq_len"]
+    if not is_branched(config):
+        anneal["schedule"] = anneal["schedule"] or "linear_decay"
+    elif anneal["schedule"] in (None, "wsd"):
+        anneal["schedule"] = "wsd"
+    else:
+        raise ConfigError(f"anneal.schedule: {anneal['schedule']} cannot branch; grid.schedule {BRANCHED} trains "
+                          "every cell with wsd (set anneal.schedule: wsd or remove it)")
+
+
+def _check_batch(anneal: dict) -> None:
+    """The global batch splits evenly across ranks and micro-batches."""
     world = anneal["ranks"] * anneal["nodes"]
     if anneal["global_batch"] % world:
         raise ConfigError(f"anneal.global_batch: {anneal['global_batch']} sequences are not divisible by the "
@@ -113,15 +129,10 @@ def _check_batch(anneal: dict) -> None:
 
 
 def _check_schedule(config: dict) -> None:
-    """Resolve `anneal.schedule` (linear_decay, or wsd on a branched grid) and check every branch point."""
+    """Every branch point of a branched grid lies after the warmup."""
     anneal = config["anneal"]
     if not is_branched(config):
-        anneal["schedule"] = anneal["schedule"] or "linear_decay"
         return
-    if anneal["schedule"] not in (None, "wsd"):
-        raise ConfigError(f"anneal.schedule: {anneal['schedule']} cannot branch; grid.schedule {BRANCHED} trains "
-                          "every cell with wsd (set anneal.schedule: wsd or remove it)")
-    anneal["schedule"] = "wsd"
     for branch in config_branches(config, all_budgets(config)):
         if branch.step <= anneal["warmup_steps"]:
             raise ConfigError(f"grid.budgets: budget {branch.budget} cools down from step {branch.step} of "

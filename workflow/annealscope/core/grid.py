@@ -47,11 +47,6 @@ def all_budgets(config: dict) -> list[int]:
     return sorted({cell.budget for cell in cells(config)})
 
 
-def phase_budgets(config: dict, source: str, seed: int) -> list[int]:
-    """The budgets a (source, seed) stable phase branches at (branched-wsd): those of its cells."""
-    return sorted({cell.budget for cell in cells(config) if cell.source == source and cell.seed == int(seed)})
-
-
 def check_epoch_limits(config: dict, run_dir: str | Path) -> None:
     """Refuse, before any job runs, a cell whose budget repeats its source beyond `max_epochs`, for every
     source already curated (its manifest gives the unique tokens); anneal jobs check again."""

@@ -107,12 +107,6 @@ def replay_rows(rows: int, replay_fraction: float) -> np.ndarray:
     return np.floor((index + 1) * replay_fraction) > np.floor(index * replay_fraction)
 
 
-def stream_source_tokens(steps: int, replay_fraction: float, seq_len: int, global_batch: int) -> int:
-    """Source tokens in the first `steps` steps of a data stream."""
-    rows = steps * global_batch
-    return (rows - math.floor(rows * replay_fraction)) * seq_len
-
-
 def stream_steps(source_budget_tokens: int, replay_fraction: float, seq_len: int, global_batch: int) -> int:
     """Steps of the data stream (`stream_order`) until it has trained on `source_budget_tokens` source tokens."""
     source_rows = math.ceil(source_budget_tokens / seq_len)

@@ -8,7 +8,6 @@ nodes as `gres` gpu:N, which SLURM reads per node, with `nodes` (sbatch --nodes)
 from __future__ import annotations
 
 SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
-FAMILIES = ("anneal", "curate", "evaluate", "default")
 
 
 def slurm_resources(resources: dict, nodes: int = 1) -> dict:
