@@ -1,8 +1,9 @@
 import random
 
 from annealscope.core.wordproblems import training_document
-from annealscope.curate.decontaminate import ContaminationIndex, ngrams, words
+from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.synthesize import program_documents
+from annealscope.curate.text import ngrams, words
 from annealscope.evaluate.tasks import arith_items, mmlu_math_items
 
 
@@ -26,10 +27,10 @@ def test_arith_eval_items_share_no_13_gram_with_the_program_source():
     documents, _ = program_documents(3000, seed=0)
     train_grams = set()
     for document in documents:
-        train_grams |= ngrams(words(document["text"]), 13)
+        train_grams |= set(ngrams(words(document["text"]), 13))
     for item in arith_items():
         text = f"{item['question']} {item['choices'][item['gold']]}"
-        assert not ngrams(words(text), 13) & train_grams, item["question"]
+        assert not set(ngrams(words(text), 13)) & train_grams, item["question"]
     train_questions = {document["text"].split("\n")[0] for document in documents}
     assert not any(item["question"] in question for item in arith_items() for question in train_questions)
 
