@@ -65,3 +65,38 @@ def test_snakemake_refuses_bad_config_before_any_job(demo_config, root, tmp_path
     assert result.returncode != 0
     assert key.split(".")[-1] in result.stdout + result.stderr
     assert not (root / "results" / "badconfig").exists()
+
+
+def test_schema_errors_are_one_line_each_with_the_closest_key(demo_config, root, tmp_path):
+    demo_config["gird"] = demo_config.pop("grid")
+    demo_config["anneal"] = {"learning_rate": 0.1}
+    with pytest.raises(ConfigError) as raised:
+        validate_config(demo_config, root / "resources")
+    lines = str(raised.value).splitlines()
+    assert "anneal.learning_rate: unknown key; did you mean `lr`?" in lines
+    assert "gird: unknown key; did you mean `grid`?" in lines
+    assert len(lines) == 3  # and grid is missing
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(demo_config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
+                             str(root)], capture_output=True, text=True, cwd=root)
+    assert result.returncode != 0 and "did you mean `lr`?" in result.stdout + result.stderr
+    assert len(result.stdout + result.stderr) < 2000  # not the whole schema
+
+
+@pytest.mark.parametrize("key", ["budgets", "seeds"])
+def test_budgets_and_seeds_written_as_floats_are_refused(demo_config, root, key):
+    demo_config["grid"][key] = [float(value) for value in demo_config["grid"].get(key, [0])]
+    with pytest.raises(ConfigError, match=rf"grid\.{key}\.0: .* is not of type 'integer'"):
+        validate_config(demo_config, root / "resources")
+
+
+def test_a_key_written_twice_names_both_lines(root, tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text((root / "config" / "config.yaml").read_text().replace(
+        "sources:\n", "sources:\n  filtered_web: {curation: given, corpus: [pydoc:topics]}\n", 1))
+    with pytest.raises(ConfigError, match=r"twice.yaml: key 'filtered_web' appears twice, at lines \d+ and \d+"):
+        load_config(path, root / "resources")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
+                             str(root)], capture_output=True, text=True, cwd=root)
+    assert result.returncode != 0 and "appears twice" in result.stdout + result.stderr

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from annealscope.core.config import ConfigError, check_config, validate_schema
+from annealscope.core.config import ConfigError, check_config, read_config_file, validate_schema
 from annealscope.evaluate.tasks import check_tasks
 
 
@@ -23,6 +21,6 @@ def load_config(path: str | Path, resources_dir: str | Path = "resources") -> di
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    config = yaml.safe_load(path.read_text()) or {}
+    config = read_config_file(path)
     validate_config(config, resources_dir)
     return config

@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from annealscope.anneal.stamp import stamp_start
 from annealscope.core import layout
 from annealscope.core.branches import is_branched
-from annealscope.core.config import ConfigError
+from annealscope.core.config import ConfigError, read_config_file
 from annealscope.core.corpora import dataset_slug
 from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.references import hub_datasets, hub_models, model_slug, source_corpus_references
@@ -22,6 +22,8 @@ from annealscope.validation import validate_config
 
 
 try:
+    for configfile in workflow.configfiles:  # Snakemake read them already, keeping the last of duplicated keys
+        read_config_file(configfile)
     validate_config(config, Path(workflow.basedir) / "resources")  # the schema with its defaults, then checks
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None

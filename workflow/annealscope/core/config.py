@@ -4,6 +4,7 @@ cannot express, all before any job runs; every error names the key and the fix."
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import field
 from functools import cache
 from pathlib import Path
@@ -39,27 +40,71 @@ def schema_default(section: str, key: str):
     return field(default_factory=lambda: schema_defaults(section)[key])
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(f"{self.name}: key {key!r} appears twice, at lines {seen[key] + 1} and "
+                                  f"{key_node.start_mark.line + 1}; keep one (YAML would silently keep the last)")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A config file's contents; a duplicated key or a YAML syntax error is a ConfigError naming the line."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.load(handle, Loader=_UniqueKeyLoader) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
+
+
 def validate_schema(config: dict) -> None:
-    """Validate against the JSON schema with Snakemake's `validate`, filling in defaults, in place."""
-    from jsonschema import ValidationError
-    from snakemake.exceptions import WorkflowError
+    """Validate against the JSON schema, one line per error, then fill in its defaults in place with
+    Snakemake's `validate` (whose own error would bury the line under the whole schema)."""
     from snakemake.utils import validate
 
-    try:
-        validate(config, str(SCHEMA), set_default=True)
-    except WorkflowError as error:
-        cause = next((arg for arg in error.args if isinstance(arg, ValidationError)), None)
-        raise ConfigError(schema_message(cause) if cause else str(error)) from None
+    errors = sorted(schema_errors(config))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    validate(config, str(SCHEMA), set_default=True)
+
+
+def schema_errors(config: dict) -> list[str]:
+    """Every schema violation as one line; integers must be written as integers (150000, not 150000.0)."""
+    from jsonschema import Draft202012Validator, validators
+
+    strict = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    validator = validators.extend(Draft202012Validator, type_checker=strict)(_schema())
+    return [schema_message(error) for error in validator.iter_errors(config)]
 
 
 def schema_message(error) -> str:
-    """One line naming the key (dotted path) and what the schema wants there."""
-    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+    """One line naming the key (dotted path), what is wrong, and the closest valid key for an unknown one."""
+    key = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - allowed)
+        return "; ".join(_unknown_key(f"{key}.{name}" if key else name, name, allowed) for name in unknown)
+    key = key or "<top level>"
     if error.validator == "oneOf":
         choices = " or ".join("/".join(option.get("required", [])) for option in error.validator_value)
         return f"{key}: set exactly one of {choices}"
     message = error.message if len(error.message) < 300 else error.message[:300] + "..."
     return f"{key}: {message}"
+
+
+def _unknown_key(path: str, name: str, allowed: set[str]) -> str:
+    initials = "".join(part[:1] for part in name.split("_"))  # learning_rate -> lr
+    close = difflib.get_close_matches(name, sorted(allowed), n=1) or sorted({initials} & allowed)
+    hint = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(sorted(allowed))}"
+    return f"{path}: unknown key; {hint}"
 
 
 def check_config(config: dict) -> None:
