@@ -1,4 +1,5 @@
 import copy
+import shutil
 import subprocess
 import sys
 
@@ -100,3 +101,42 @@ def test_a_key_written_twice_names_both_lines(root, tmp_path):
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
                              str(root)], capture_output=True, text=True, cwd=root)
     assert result.returncode != 0 and "appears twice" in result.stdout + result.stderr
+
+
+def given(demo_config, corpus: str) -> dict:
+    demo_config["sources"]["owned"] = {"curation": "given", "corpus": [corpus]}
+    return demo_config
+
+
+def test_a_dry_run_refuses_an_empty_or_malformed_local_shard_naming_file_and_line(demo_config, root, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ConfigError, match=r"empty.jsonl: the shard is empty"):
+        validate_config(given(demo_config, str(tmp_path / "empty.jsonl")), root / "resources")
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine"}\n{"text": "broken\n')
+    with pytest.raises(ConfigError, match=r"bad.jsonl, line 2: not a JSON record"):
+        validate_config(given(demo_config, str(tmp_path / "bad.jsonl")), root / "resources")
+    (tmp_path / "untexted.jsonl").write_text('{"body": "no text field"}\n')
+    with pytest.raises(ConfigError, match=r"untexted.jsonl, line 1: the record has no 'text' string"):
+        validate_config(given(demo_config, str(tmp_path / "untexted.jsonl")), root / "resources")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(given(demo_config, str(tmp_path / "bad.jsonl"))))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
+                             str(root)], capture_output=True, text=True, cwd=root)
+    assert result.returncode != 0 and "bad.jsonl, line 2" in result.stdout + result.stderr
+
+
+def test_a_dry_run_refuses_a_broken_prompt_template_naming_file_and_line(demo_config, root, tmp_path):
+    template = tmp_path / "broken.jinja"
+    template.write_text("Rewrite this:\n{{ document }\n")
+    demo_config["sources"]["teacher_problems"]["generator"]["template"] = str(template)
+    with pytest.raises(ConfigError, match=r"generator.template: .*broken.jinja, line 2"):
+        validate_config(demo_config, root / "resources")
+
+
+def test_a_dry_run_refuses_a_task_file_that_is_not_yaml_naming_file_and_line(demo_config, root, tmp_path):
+    resources = tmp_path / "resources"
+    shutil.copytree(root / "resources", resources)
+    task = resources / "tasks" / "arith_mc.yaml"
+    task.write_text(task.read_text() + "doc_to_text: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"arith_mc.yaml, line \d+: not valid YAML"):
+        validate_config(demo_config, resources)

@@ -208,6 +208,7 @@ def _check_teacher(key: str, generator: dict) -> None:
     if not Path(generator["template"]).is_file():
         raise ConfigError(f"{key}.template: {generator['template']} does not exist; point it at a Jinja file "
                           "such as resources/prompts/rephrase.jinja")
+    _check_template(f"{key}.template", generator["template"])
     if generator["backend"] == "openai":
         for required in ("base_url", "parameters"):
             if required not in generator:
@@ -219,6 +220,17 @@ def _check_teacher(key: str, generator: dict) -> None:
         _check_local_model(f"{key}.model", model, generator.get("gguf_file"))
     elif model.startswith((".", "/")) and not Path(model).exists():
         raise ConfigError(f"{key}.model: {model} does not exist")
+
+
+def _check_template(key: str, template: str) -> None:
+    """A prompt template's Jinja syntax, parsed (not rendered) in the sandbox the teacher renders it in."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    try:
+        SandboxedEnvironment().parse(Path(template).read_text(encoding="utf-8"))
+    except TemplateSyntaxError as error:
+        raise ConfigError(f"{key}: {template}, line {error.lineno}: {error.message}; fix the template") from None
 
 
 def _check_local_model(key: str, model: str, gguf_file: str | None) -> None:

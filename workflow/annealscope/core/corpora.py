@@ -51,6 +51,7 @@ HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", 
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
 FETCH_BYTES_PER_TOKEN = 8
 CAP_BATCH = 1024
+CHECKED_SHARDS, CHECKED_LINES = 16, 5  # what a dry run parses of a local corpus
 CACHED_DOCUMENTS = "documents.jsonl.gz"
 CACHED_PROVENANCE = "fetch.json"
 TokenCounter = Callable[[list[str]], list[int]]
@@ -349,7 +350,28 @@ CORPUS_KINDS = {
                         lambda *_: {"version": _python_version(), "licence": "PSF"}),
     "hf": CorpusKind(lambda part, reference: hub_options(reference), _read_hub, _describe_hub),
 }
-LOCAL_CORPUS = CorpusKind(lambda part, reference: local_shards(reference), _read_local, lambda part, reference, _: {
+def _check_local(part: str, reference: str) -> None:
+    """Every shard is non-empty, and the first lines of the first JSONL shards parse with a text field: what
+    a dry run can see cheaply of a corpus it does not read."""
+    shards = local_shards(reference)
+    for shard in shards:
+        if shard.stat().st_size == 0:
+            raise CorpusError(f"{shard}: the shard is empty; remove it from {reference} or fill it")
+    for shard in [shard for shard in shards if shard.name.endswith((".jsonl", ".jsonl.gz"))][:CHECKED_SHARDS]:
+        opener, number = gzip.open if shard.suffix == ".gz" else open, 1
+        try:
+            with opener(shard, "rt", encoding="utf-8") as handle:
+                for number, line in enumerate(itertools.islice(handle, CHECKED_LINES), start=1):
+                    record = json.loads(line) if line.strip() else {"text": ""}
+                    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                        raise CorpusError(f"{shard}, line {number}: the record has no 'text' string; fix the line")
+        except (ValueError, OSError, EOFError) as error:
+            if isinstance(error, CorpusError):
+                raise
+            raise CorpusError(f"{shard}, line {number}: not a JSON record ({error}); fix or remove the line") from None
+
+
+LOCAL_CORPUS = CorpusKind(_check_local, _read_local, lambda part, reference, _: {
     "shards": [{"path": str(shard), "sha256": file_sha256(shard)} for shard in local_shards(reference)]})
 
 

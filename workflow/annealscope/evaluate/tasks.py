@@ -78,7 +78,7 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
             spec = heldout_task(task, Path(out_dir).resolve() / f"{task}.jsonl")
             (tmp / f"{task}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         for name in (name for name in names if name in LOCAL_TASKS):
-            spec = yaml.safe_load(Path(resources, "tasks", f"{name}.yaml").read_text())
+            spec = read_task_file(Path(resources, "tasks", f"{name}.yaml"))
             items_name = f"{name}.jsonl"
             counts[name] = write_jsonl(tmp / items_name, LOCAL_TASKS[name]())
             final_items = Path(out_dir).resolve() / items_name
@@ -87,9 +87,29 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
     return counts
 
 
+class _TaskLoader(yaml.SafeLoader):
+    """YAML's safe loader, keeping lm-eval's tags (``!function``) as plain strings."""
+
+
+_TaskLoader.add_multi_constructor("!", lambda loader, suffix, node: f"!{suffix} {loader.construct_scalar(node)}")
+
+
+def read_task_file(path: Path) -> dict:
+    """A task YAML; a syntax error is a ConfigError naming the file and line."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_TaskLoader) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)}); fix the task file"
+                          ) from None
+
+
 def check_tasks(tasks: list[str], resources_dir: str | Path) -> None:
     """Every configured task is a local one (a YAML under resources/tasks with its items) or lm-eval's."""
     local = local_task_names(resources_dir) & set(LOCAL_TASKS)
+    for task in sorted(local & set(tasks)):
+        read_task_file(Path(resources_dir, "tasks", f"{task}.yaml"))
     unknown = [task for task in tasks if task not in local]
     if not unknown:
         return
