@@ -271,10 +271,13 @@ def _fit(args) -> None:
     import pandas as pd
 
     from annealscope.fit.analysis import analyse, write_analysis
+    from annealscope.fit.curves import check_table
 
     settings = fit_settings(args)
     metrics = pd.read_csv(args.metrics)
     items = pd.read_parquet(args.items) if args.items else None
+    check_table(metrics)
+    _warn_about_inputs(metrics, items)
     analysis = analyse(metrics, settings, items)
     write_analysis(analysis, metrics, args.out)
     fits = analysis.result.fits
@@ -284,6 +287,23 @@ def _fit(args) -> None:
           f"{int((~usable).sum())} not fitted: see fits.csv status) with {settings.bootstrap} bootstrap replicates "
           f"over {'items and seeds' if items is not None else 'standard errors and seeds'}; "
           f"{len(analysis.crossovers)} crossover(s); outputs in {args.out}")
+
+
+def _warn_about_inputs(metrics, items) -> None:
+    """Say on the console what the fit leaves out or cannot see, not only in fits.csv."""
+    import numpy as np
+
+    from annealscope.fit.curves import describe_rows, zero_stderr_rows
+
+    dropped = metrics[~np.isfinite(metrics["value"].to_numpy(float))]
+    if len(dropped):
+        print(f"warning: {len(dropped)} row(s) with a non-finite value are not fitted: "
+              f"{describe_rows(dropped)}", file=sys.stderr)
+    zero = zero_stderr_rows(metrics, items)
+    if len(zero):
+        every = " (every row: the intervals hold no evaluation noise)" if len(zero) == len(metrics) else ""
+        print(f"warning: {len(zero)} row(s) have stderr 0 and no per-item results to resample{every}: "
+              f"{describe_rows(zero)}; pass --items items.parquet or give their standard errors", file=sys.stderr)
 
 
 def _suggest(args) -> None:

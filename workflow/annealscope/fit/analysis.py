@@ -63,18 +63,17 @@ def analyse(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | No
 
 
 def write_analysis(analysis: Analysis, table: pd.DataFrame, out: str | Path) -> None:
-    """Every table and figure of the contract into `out`, each renamed into place only when complete."""
+    """Every table and figure of the contract into the folder `out`, which is renamed into place only when complete."""
     from annealscope.fit.figures import costs_figure, crossovers_figure, curves_figure, ranking_figure, save_figure
 
-    out = Path(out)
-    for name, frame in analysis.tables().items():
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False)
-    figures = {"curves.png": curves_figure(table, analysis.result.curve_frame),
-               "ranking.png": ranking_figure(analysis.decisions),
-               "crossovers.png": crossovers_figure(analysis.crossovers),
-               "costs.png": costs_figure(table)}
-    for name, figure in figures.items():
-        save_figure(figure, out / name)
-    written = {*analysis.tables(), *figures}
-    assert written == set(FIT_OUTPUTS), f"fit outputs {sorted(written)} differ from the contract {FIT_OUTPUTS}"
+    with atomic_path(out, directory=True) as tmp:  # the folder is replaced whole, complete or not at all
+        for name, frame in analysis.tables().items():
+            frame.to_csv(tmp / name, index=False)
+        figures = {"curves.png": curves_figure(table, analysis.result.curve_frame),
+                   "ranking.png": ranking_figure(analysis.decisions),
+                   "crossovers.png": crossovers_figure(analysis.crossovers),
+                   "costs.png": costs_figure(table)}
+        for name, figure in figures.items():
+            save_figure(figure, tmp / name)
+        written = {*analysis.tables(), *figures}
+        assert written == set(FIT_OUTPUTS), f"fit outputs {sorted(written)} differ from the contract {FIT_OUTPUTS}"

@@ -93,10 +93,45 @@ class FitResult:
     curve_frame: pd.DataFrame
 
 
+ROW_KEY = ["source", "budget_tokens", "seed", "task", "metric"]
+
+
 def check_table(table: pd.DataFrame) -> None:
+    """Refuse a table the fit would answer wrongly from: missing columns, no rows, a row repeated or given twice
+    with different values (it would count as a second seed, or be averaged), or an invalid standard error."""
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
         raise ValueError(f"metrics table lacks column(s) {missing}; see docs/design.md, 'The tidy results table'")
+    if table.empty:
+        raise ValueError("metrics table has no rows")
+    repeated = table[table.duplicated(ROW_KEY, keep=False)]
+    if len(repeated):
+        conflicting = repeated.groupby(ROW_KEY)["value"].nunique(dropna=False).gt(1).any()
+        raise ValueError(f"metrics table has {len(repeated)} rows sharing their (source, budget_tokens, seed, task, "
+                         f"metric) {'with different values' if conflicting else 'twice'}, e.g. "
+                         f"{describe_rows(repeated)}; keep one row per cell, task and metric (several seeds need "
+                         "distinct seed numbers)")
+    stderr = table["stderr"].to_numpy(float)
+    invalid = table[~(np.isfinite(stderr) & (stderr >= 0))]
+    if len(invalid):
+        raise ValueError(f"metrics table has {len(invalid)} rows whose stderr is negative or not a number, e.g. "
+                         f"{describe_rows(invalid)}; a standard error is a finite number >= 0")
+
+
+def zero_stderr_rows(table: pd.DataFrame, items: pd.DataFrame | None) -> pd.DataFrame:
+    """Rows whose standard error is zero and whose items the bootstrap cannot redraw: they carry no evaluation
+    noise into the intervals, which then understate it."""
+    zero = table[(table["stderr"] == 0) & np.isfinite(table["value"])]
+    if items is None or zero.empty:
+        return zero
+    itemised = items[["source", "budget_tokens", "seed", "task", "metric"]].drop_duplicates()
+    return zero.merge(itemised, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+
+
+def describe_rows(rows: pd.DataFrame, shown: int = 3) -> str:
+    """The first rows of a table by their key, for a message."""
+    names = [" ".join(f"{key}={row[key]}" for key in ROW_KEY) for _, row in rows.head(shown).iterrows()]
+    return "; ".join(names) + (f"; and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
 def check_settings(settings: FitSettings) -> None:
@@ -156,7 +191,11 @@ def fit_curve(rows: pd.DataFrame, replicates: np.ndarray, base: Points | None, s
                      highest=float(points.flops.max()) if n_points else np.nan, **costs(rows[finite], source, settings))
     if n_points:
         curve.noise = float(np.median(points.sigma))
-    if n_points and np.ptp(points.value) == 0:
+    if n_points < 2:
+        curve.status = f"{n_points} budget(s) with a finite value: a curve needs at least 2; add budgets"
+        curve.forms_tried = "; ".join([*tried, curve.status])
+        return curve
+    if np.ptp(points.value) == 0:
         curve.status = f"no variance: every value is {points.value[0]:.4g}; nothing to fit"
         curve.forms_tried = "; ".join([*tried, curve.status])
         return curve

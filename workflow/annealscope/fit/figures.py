@@ -27,6 +27,8 @@ def curves_figure(metrics: pd.DataFrame, curves: pd.DataFrame):
         theme_bw,
     )
 
+    if metrics[metrics["source"] != "base"].empty:
+        return message_figure("the metrics table holds no annealed cell to draw")
     if not curves.empty:  # only the (task, metric) pairs that were fitted
         fitted = set(zip(curves["task"], curves["metric"], strict=True))
         metrics = metrics[[pair in fitted for pair in zip(metrics["task"], metrics["metric"], strict=True)]]
@@ -69,6 +71,8 @@ def ranking_figure(decisions: pd.DataFrame):
     )
 
     fitted = decisions[decisions["kind"] == "fitted"]
+    if fitted.empty:
+        return message_figure("no (task, metric) has two fitted sources to rank")
     rows = [{"panel": f"{row.task} · {row.metric}", "total_flops": row.total_flops, "source": source, "rank": rank}
             for row in fitted.itertuples() for rank, source in enumerate(row.ranking.split(" > "), start=1)]
     ranks = pd.DataFrame(rows, columns=["panel", "total_flops", "source", "rank"])

@@ -1,0 +1,73 @@
+"""`annealscope fit` refuses or flags what would make its answer wrong, and writes its folder whole or not at all."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from annealscope.cli import main
+from annealscope.core.layout import FIT_OUTPUTS
+
+
+def table(budgets=(1000, 2000, 4000, 8000), stderr=0.01) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([{"source": source, "budget_tokens": budget, "seed": 0, "total_flops": budget * 1e9,
+                          "task": "t", "metric": "brier", "stderr": stderr,
+                          "value": 0.6 + slope * np.log(budget) + rng.normal(0, 0.005)}
+                         for source, slope in (("a", -0.03), ("b", -0.01)) for budget in budgets])
+
+
+def fit(frame: pd.DataFrame, tmp_path, *options: str) -> None:
+    frame.to_csv(tmp_path / "metrics.csv", index=False)
+    main(["fit", str(tmp_path / "metrics.csv"), "--out", str(tmp_path / "fit"), "--bootstrap", "20", *options])
+
+
+@pytest.mark.parametrize("bad", [-0.01, np.nan])
+def test_a_negative_or_missing_stderr_is_refused_naming_the_rows(tmp_path, capsys, bad):
+    frame = table()
+    frame.loc[2, "stderr"] = bad
+    with pytest.raises(SystemExit):
+        fit(frame, tmp_path)
+    error = capsys.readouterr().err
+    assert "1 rows whose stderr is negative or not a number, e.g. source=a budget_tokens=4000" in error
+    assert not (tmp_path / "fit").exists()
+
+
+def test_zero_stderr_everywhere_is_flagged_on_the_console(tmp_path, capsys):
+    fit(table(stderr=0.0), tmp_path)
+    assert "8 row(s) have stderr 0 and no per-item results to resample (every row" in capsys.readouterr().err
+
+
+def test_a_repeated_row_and_two_values_for_one_row_are_refused(tmp_path, capsys):
+    frame = table()
+    with pytest.raises(SystemExit):
+        fit(pd.concat([frame, frame.iloc[[0]]]), tmp_path)
+    assert "2 rows sharing their (source, budget_tokens, seed, task, metric) twice" in capsys.readouterr().err
+    other = frame.iloc[[0]].assign(value=0.9)
+    with pytest.raises(SystemExit):
+        fit(pd.concat([frame, other]), tmp_path)
+    assert "with different values, e.g. source=a budget_tokens=1000" in capsys.readouterr().err
+
+
+def test_one_budget_gets_a_status_per_curve_and_every_output(tmp_path):
+    fit(table(budgets=(1000,)), tmp_path)
+    assert sorted(path.name for path in (tmp_path / "fit").iterdir()) == sorted(FIT_OUTPUTS)
+    status = pd.read_csv(tmp_path / "fit" / "fits.csv")["status"]
+    assert status.str.contains("a curve needs at least 2").all()
+
+
+def test_a_header_only_table_is_refused_and_writes_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        fit(table().iloc[:0], tmp_path)
+    assert "metrics table has no rows" in capsys.readouterr().err
+    assert not (tmp_path / "fit").exists()
+
+
+def test_the_output_folder_is_replaced_whole_and_dropped_values_are_said(tmp_path, capsys):
+    (tmp_path / "fit").mkdir()
+    (tmp_path / "fit" / "stale.csv").write_text("from an older fit\n")
+    frame = table()
+    frame.loc[0, "value"] = np.nan
+    fit(frame, tmp_path)
+    assert sorted(path.name for path in (tmp_path / "fit").iterdir()) == sorted(FIT_OUTPUTS)
+    assert "1 row(s) with a non-finite value are not fitted: source=a budget_tokens=1000" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".fit.*"))  # no temporary folder left behind
