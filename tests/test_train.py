@@ -175,3 +175,17 @@ def test_deepspeed_command_line():
     assert deepspeed_command("spec.json", 2, 29501) == [
         "deepspeed", "--num_gpus", "2", "--master_port", "29501", "--module", "annealscope.anneal.rank", "--spec",
         "spec.json"]
+
+
+def test_orphaned_shared_memory_buffers_are_removed_and_mapped_ones_kept(tmp_path):
+    import mmap
+
+    from annealscope.anneal.launch import remove_orphaned_shm_buffers
+
+    orphan = tmp_path / "deepspeed_allreduce_buffer_0_127.0.0.1_1111_0"
+    live = tmp_path / "deepspeed_allreduce_buffer_0_127.0.0.1_2222_0"
+    for buffer in (orphan, live):
+        buffer.write_bytes(b"\0" * 4096)
+    with open(live, "r+b") as handle, mmap.mmap(handle.fileno(), 4096):  # as a running rank maps it
+        assert remove_orphaned_shm_buffers(tmp_path) == 1
+        assert live.exists() and not orphan.exists()

@@ -57,14 +57,35 @@ def launch_command(spec_path: str | Path, spec: TrainSpec, environment: dict[str
     return srun_command(spec_path, spec.nodes, spec.ranks, master, port, environment["SLURM_JOB_ID"])
 
 
-def remove_shm_buffers(port: int, directory: Path = Path("/dev/shm")) -> int:
+SHM = Path("/dev/shm")
+SHM_BUFFERS = "deepspeed_allreduce_buffer_*"
+
+
+def remove_shm_buffers(port: int, directory: Path = SHM) -> int:
     """Delete DeepSpeed's CPU all-reduce buffers of the job that used `port`.
 
     DeepSpeed's shared-memory all-reduce (CPU, ranks on one node) leaves a ~69 MB file per rank in
     /dev/shm, named with the master port, and never unlinks it: without this, every job leaks RAM."""
-    buffers = list(directory.glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    buffers = list(directory.glob(f"{SHM_BUFFERS.removesuffix('*')}*_{port}_*"))
     for buffer in buffers:
         buffer.unlink(missing_ok=True)
+    return len(buffers)
+
+
+def remove_orphaned_shm_buffers(directory: Path = SHM, proc: Path = Path("/proc")) -> int:
+    """Delete every DeepSpeed all-reduce buffer that no live process maps, whatever became of the job (or the
+    results folder) that made it; a running job's buffers are mapped by its ranks and are kept."""
+    buffers = {str(buffer) for buffer in directory.glob(SHM_BUFFERS)}
+    if not buffers:
+        return 0
+    for maps in proc.glob("[0-9]*/maps"):
+        try:
+            mapped = [line.split(maxsplit=5) for line in maps.read_text().splitlines()]
+        except OSError:  # the process ended, or is not ours to read
+            continue
+        buffers -= {fields[5].strip() for fields in mapped if len(fields) == 6}
+    for buffer in buffers:
+        Path(buffer).unlink(missing_ok=True)
     return len(buffers)
 
 
@@ -76,6 +97,7 @@ def run_training(spec: TrainSpec) -> None:
     port_file = spec_path.with_name("launch_port")
     if port_file.is_file():  # an earlier launch of this cell was killed before it could clean up
         remove_shm_buffers(int(port_file.read_text()))
+    remove_orphaned_shm_buffers()  # those of jobs whose folders are gone, or that no one cleaned
     port = free_port()
     port_file.write_text(str(port))
     command = launch_command(spec_path, spec, environment, port)

@@ -27,6 +27,8 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(_default_mode(directory))
+        if directory:
+            _apply_umask(tmp)
         if directory and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -36,6 +38,15 @@ def atomic_path(path: str | Path, directory: bool = False) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _apply_umask(directory: Path) -> None:
+    """Give what a writer put in `directory` with a private mode (safetensors writes 0600) the user's umask."""
+    for entry in directory.rglob("*"):
+        if entry.is_symlink():
+            continue
+        executable = entry.is_dir() or entry.stat().st_mode & 0o111
+        entry.chmod(_default_mode(directory=bool(executable)))
 
 
 def _default_mode(directory: bool) -> int:
