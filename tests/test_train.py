@@ -10,6 +10,7 @@ from annealscope.anneal.checkpoints import complete_tag
 from annealscope.anneal.deepspeed_config import deepspeed_config
 from annealscope.anneal.launch import deepspeed_command, launch_command, run_training, srun_command
 from annealscope.anneal.spec import TrainSpec
+from annealscope.core.integrity import EXPORT_RECORD, verify_export
 from annealscope.core.io import write_jsonl
 from annealscope.core.precision import resolve_precision
 from annealscope.core.tokens import TokenArray
@@ -51,6 +52,8 @@ def check_run(spec: TrainSpec, world_size: int) -> dict:
     assert AutoTokenizer.from_pretrained(spec.out_dir).eos_token == "<|endoftext|>"
     assert (Path(spec.out_dir).parent / "checkpoints").exists() == spec.keep_checkpoints
     assert log[-1]["source_tokens"] == summary["source_tokens"] and log[-1]["replay_tokens"] == summary["replay_tokens"]
+    verify_export(spec.out_dir)  # the export recorded its files' hashes
+    assert (Path(spec.out_dir) / EXPORT_RECORD).is_file()
     precision = resolve_precision(spec.dtype)  # what ran, and why, on this machine's CPU
     assert (summary["dtype"], summary["dtype_reason"]) == (precision.dtype, precision.reason)
     assert {record["dtype"] for record in log} == {precision.dtype}

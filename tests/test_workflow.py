@@ -129,6 +129,21 @@ def test_nothing_left_to_do_after_the_run(grid):
     assert planned_jobs(root, config) == {}
 
 
+def test_a_lost_per_cell_file_is_named_and_forcing_collect_remakes_only_its_cell(grid):
+    root, config, results = grid
+    scores = results / "eval" / "program_problems" / "8192" / "seed0" / "scores.json"
+    kept = scores.rename(scores.with_name("kept.json"))  # a rename back keeps its time stamp
+    try:
+        refused = snakemake(root, config, "-n", "--cores", "2")
+        assert refused.returncode != 0 and str(scores.relative_to(root)) in refused.stdout + refused.stderr
+        assert "snakemake --forcerun collect" in refused.stdout + refused.stderr
+        forced = snakemake(root, config, "-n", "--cores", "2", "--forcerun", "collect")
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        assert forced.stdout.count("rule evaluate:") == 1 and "program_problems/8192/seed0" in forced.stdout
+    finally:
+        kept.rename(scores)
+
+
 def test_adding_a_budget_reruns_only_the_new_cells(grid, tmp_path):
     root, config, _ = grid
     changed = yaml.safe_load(config.read_text())

@@ -13,6 +13,7 @@ from annealscope.core.branches import is_branched
 from annealscope.core.config import ConfigError, read_config_file
 from annealscope.core.corpora import dataset_slug
 from annealscope.core.grid import check_epoch_limits, print_plan
+from annealscope.core.integrity import missing_collected_files
 from annealscope.core.references import hub_datasets, hub_models, model_slug, source_corpus_references
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import RuleSettings, as_json
@@ -214,6 +215,18 @@ def all_cells(pattern):
     for cell in SETTINGS.cells:
         files.append(path(pattern, source=cell.source, budget=cell.budget, seed=cell.seed))
     return files
+
+
+def collect_inputs(wildcards):
+    """Every cell's scores and per-item results; refused, naming them, when files that metrics.csv was collected
+    from are gone, since Snakemake does not rerun for a missing intermediate file (unless collect is forced)."""
+    forced = set(workflow.dag_settings.forcerun) & {"collect", path(layout.METRICS)}
+    missing = [] if forced else missing_collected_files(Path("results") / RUN)
+    if missing:
+        raise WorkflowError(f"{len(missing)} file(s) that metrics.csv was collected from are gone, e.g. "
+                            f"{', '.join(map(str, missing[:3]))}; run `snakemake --forcerun collect` to remake "
+                            "them and collect again")
+    return {"scores": all_cells(layout.SCORES), "per_item": all_cells(layout.ITEMS)}
 
 
 def fit_output(name):

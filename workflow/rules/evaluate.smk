@@ -51,8 +51,7 @@ rule evaluate:
 
 rule collect:
     input:
-        scores=all_cells(layout.SCORES),
-        per_item=all_cells(layout.ITEMS),
+        unpack(collect_inputs),
     output:
         metrics=report(path(layout.METRICS), caption="../report/metrics.rst", category="Results"),
         item_table=path(layout.ITEMS_TABLE),

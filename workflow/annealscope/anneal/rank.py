@@ -29,6 +29,7 @@ from annealscope.anneal.deepspeed_config import deepspeed_config, gradient_accum
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.branches import Branch, branch_point
 from annealscope.core.flops import model_flops_per_token, training_flops
+from annealscope.core.integrity import record_export
 from annealscope.core.io import atomic_path, write_json, write_jsonl
 from annealscope.core.layout import STABLE_BRANCH
 from annealscope.core.precision import Precision, resolve_precision
@@ -345,6 +346,7 @@ def _export(spec: TrainSpec, checkpoint_dir: Path, model_class, tokenizer_class)
         if differing:
             raise RuntimeError(f"export of {spec.out_dir}: the saved model differs from the checkpoint in "
                                f"{differing[:3]}; the checkpoint is kept")
+        record_export(tmp)  # what evaluation checks the files against
 
 
 def _progress(rank: int, total: int, initial: int, name: str):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.config import schema_defaults
+from annealscope.core.integrity import verify_export
 from annealscope.core.io import write_json, write_jsonl
 from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores, gold_scores
 
@@ -58,6 +59,7 @@ class Evaluator:
         """Score one checkpoint on every task; write its scores JSON and per-item JSONL.gz. A task that fails
         is recorded under ``failed`` with its error, and the others are still scored."""
         started = time.perf_counter()
+        verify_export(request.checkpoint)
         model = self._load(request.checkpoint)
         samples, failed = self._run(model)
         failed.update(self.unbuilt)
