@@ -23,8 +23,8 @@ def test_local_jsonl_and_text_corpora(tmp_path):
 
 
 def test_a_jsonl_line_without_text_is_named(tmp_path):
-    write_jsonl(tmp_path / "bad.jsonl", [{"body": "no text here"}])
-    with pytest.raises(CorpusError, match="record 1 has no 'text'"):
+    write_jsonl(tmp_path / "bad.jsonl", [*({"text": "fine"} for _ in range(6)), {"body": "no text here"}])
+    with pytest.raises(CorpusError, match="record 7 has no 'text'"):  # past the lines a dry run checks
         list(read_corpus(str(tmp_path / "bad.jsonl")))
 
 

@@ -194,6 +194,32 @@ def test_changing_fit_settings_reruns_only_fit_and_report(grid, tmp_path):
     assert sorted(planned_jobs(root, path)) == ["fit", "report"]
 
 
+def changed_config(config: Path, tmp_path: Path, block: str, key: str, value) -> Path:
+    changed = yaml.safe_load(config.read_text())
+    changed.setdefault(block, {})[key] = value
+    path = tmp_path / f"{block}-{key}.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    return path
+
+
+@pytest.mark.parametrize(("block", "key", "value"), [
+    ("anneal", "checkpoint_every", 7), ("anneal", "threads", 1), ("anneal", "keep_checkpoints", True),
+    ("anneal", "max_loss_ratio", 9.0), ("anneal", "peak_flops", 1e12), ("anneal", "micro_batch", 4),
+    ("anneal", "activation_checkpointing", True), ("eval", "batch_size", 8)])
+def test_an_execution_setting_reruns_nothing(grid, tmp_path, block, key, value):
+    root, config, _ = grid
+    assert planned_jobs(root, changed_config(config, tmp_path, block, key, value)) == {}
+
+
+def test_a_price_reruns_only_what_it_prices_and_a_result_setting_exactly_its_cells(grid, tmp_path):
+    root, config, _ = grid
+    assert sorted(planned_jobs(root, changed_config(config, tmp_path, "plan", "gpu_peak_flops", 5e14))) == [
+        "collect", "fit", "report"]  # the dollars change; no anneal (it only fed MFU's peak)
+    jobs = planned_jobs(root, changed_config(config, tmp_path, "anneal", "lr", 1e-3))
+    assert sorted(jobs) == ["anneal", "collect", "evaluate", "fit", "report"]  # pre-training has its own lr
+    assert len(jobs["anneal"]) == len(jobs["evaluate"]) == 9
+
+
 def test_fit_cli_accepts_the_collected_table(grid, tmp_path):
     _, _, results = grid
     out = tmp_path / "fit"

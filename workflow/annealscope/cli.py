@@ -210,9 +210,13 @@ def _corpus(args) -> None:
 
 
 def _curate(args) -> None:
+    from annealscope.core.settings import execution_settings
     from annealscope.curate.pipeline import curate_source
 
-    curate_source(args.name, json.loads(args.settings), args.tokenizer, args.tasks, args.documents, args.manifest,
+    settings = json.loads(args.settings)
+    for block, execution in execution_settings("sources", args.name).items():
+        settings[block] |= execution
+    curate_source(args.name, settings, args.tokenizer, args.tasks, args.documents, args.manifest,
                   cache_dir=args.cache_dir, work_dir=args.work_dir)
 
 
@@ -227,8 +231,10 @@ def _tokenize(args) -> None:
 def _train(args) -> None:
     from annealscope.anneal.launch import run_training
     from annealscope.anneal.spec import TrainSpec
+    from annealscope.core.settings import execution_settings
 
-    spec = TrainSpec.from_settings(json.loads(args.settings), init_model=args.init, out_dir=args.out,
+    settings = json.loads(args.settings) | execution_settings("anneal")
+    spec = TrainSpec.from_settings(settings, init_model=args.init, out_dir=args.out,
                                    log_path=args.log, summary_path=args.summary, source_tokens=args.source,
                                    replay_tokens=args.replay)
     run_training(spec)

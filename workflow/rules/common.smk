@@ -1,7 +1,7 @@
 # Config validation, paths and every input function; rules never build paths inline. The settings a rule's
 # params carry are assembled in annealscope.core.settings, the jobs' code lives in the package.
-import copy
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.integrity import missing_collected_files
 from annealscope.core.references import hub_datasets, hub_models, model_slug, source_corpus_references
 from annealscope.core.sampling import EpochLimitError
-from annealscope.core.settings import RuleSettings, as_json
+from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import slurm_resources
 from annealscope.evaluate.tasks import LOCAL_TASKS
 from annealscope.validation import validate_config
@@ -36,6 +36,7 @@ try:
 except EpochLimitError as error:
     raise WorkflowError(f"invalid grid: {error}") from None
 SETTINGS = RuleSettings(config)
+os.environ[EXECUTION_VARIABLE] = SETTINGS.execution()  # how jobs run, read at run time (core.settings)
 RESOURCES = Path(workflow.basedir) / "resources"
 SOURCE_NAMES = "|".join(config["sources"])
 CACHE = config["cache_dir"]
@@ -155,10 +156,9 @@ def curate_inputs(wildcards):
 def source_settings(wildcards):
     """The source's config block, with its models resolved to local paths: the fetched copy of a hub
     model, and the base checkpoint for a teacher named 'base'."""
-    settings = copy.deepcopy(config["sources"][wildcards.source])
-    for key, name in source_models(wildcards.source).items():
-        settings[key]["model"] = base_model() if name == "base" else cached_model(name)
-    return as_json(settings)
+    models = {key: base_model() if name == "base" else cached_model(name)
+              for key, name in source_models(wildcards.source).items()}
+    return SETTINGS.source(wildcards.source, models)
 
 
 def local_tasks():

@@ -365,10 +365,10 @@ def _check_local(part: str, reference: str) -> None:
                     record = json.loads(line) if line.strip() else {"text": ""}
                     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                         raise CorpusError(f"{shard}, line {number}: the record has no 'text' string; fix the line")
-        except (ValueError, OSError, EOFError) as error:
-            if isinstance(error, CorpusError):
-                raise
+        except json.JSONDecodeError as error:
             raise CorpusError(f"{shard}, line {number}: not a JSON record ({error}); fix or remove the line") from None
+        except (OSError, EOFError, UnicodeDecodeError) as error:
+            raise CorpusError(f"{shard}: cannot read this shard ({error}); replace or remove it") from None
 
 
 LOCAL_CORPUS = CorpusKind(_check_local, _read_local, lambda part, reference, _: {

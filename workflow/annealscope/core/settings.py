@@ -1,20 +1,54 @@
-"""Every rule's settings, as the JSON its params carry, built once from the validated config.
+"""Every rule's settings, built once from the validated config, split in two:
 
-A param's text is what Snakemake compares to decide a rerun, so each is JSON with sorted keys (reordering a
-config file reruns nothing) and holds exactly what the job reads. The grid's cells and budgets are computed
-once here, not once per job, so planning stays linear in the number of cells.
+- what changes a job's result goes into its params, whose text Snakemake compares to decide a rerun: JSON
+  with sorted keys, so reordering a config file reruns nothing;
+- how a job is executed (threads, checkpoint interval, batch sizes, parallel layout, MFU's peak) changes no
+  result and must never rerun a finished cell: it reaches the job at run time through the environment
+  variable EXECUTION_VARIABLE, which the workflow sets from the config every time it is parsed (Snakemake
+  parses it again for every job it runs in its own process, locally or on a cluster node).
+
+The grid's cells and budgets are computed once here, not once per job, so planning stays linear in the cells.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 
 from annealscope.core.grid import Cell, cells
 from annealscope.core.layout import heldout_task_names
 
+EXECUTION_VARIABLE = "ANNEALSCOPE_EXECUTION"
+EXECUTION = {  # per settings block, the keys that change how a job runs but never what it produces
+    "anneal": ("threads", "checkpoint_every", "keep_checkpoints", "max_loss_ratio", "peak_flops", "ranks", "nodes",
+               "micro_batch", "activation_checkpointing", "offload_optimizer", "zero_stage"),
+    "eval": ("batch_size",),
+    "generator": ("batch_size", "concurrency", "timeout", "base_url", "api_key_env"),
+    "classifier": ("batch_size",),
+}
+
 
 def as_json(value) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def result_part(block: str, settings: dict) -> dict:
+    """`settings` of a block without its execution keys."""
+    return {key: value for key, value in settings.items() if key not in EXECUTION[block]}
+
+
+def execution_part(block: str, settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key in EXECUTION[block]}
+
+
+def execution_settings(*path: str) -> dict:
+    """This job's execution settings (`execution_settings("anneal")`, or `("sources", name)`), as the workflow
+    set them; empty when a command runs by hand, where the schema's defaults apply."""
+    settings = json.loads(os.environ.get(EXECUTION_VARIABLE) or "{}")
+    for key in path:
+        settings = settings.get(key, {})
+    return settings
 
 
 class RuleSettings:
@@ -28,14 +62,22 @@ class RuleSettings:
         for cell in self.cells:
             self.phases.setdefault((cell.source, cell.seed), []).append(cell.budget)
 
-    def training(self, **cell) -> str:
+    def execution(self) -> str:
+        """The execution settings of every rule, as the JSON the workflow puts in EXECUTION_VARIABLE."""
         anneal = self.config["anneal"]
-        return as_json({**anneal, "peak_flops": anneal["peak_flops"] or self.config["plan"]["gpu_peak_flops"],
-                        **cell})
+        sources = {name: {block: execution_part(block, source[block]) for block in ("generator", "classifier")
+                          if source.get(block)} for name, source in self.config["sources"].items()}
+        return as_json({"anneal": {**execution_part("anneal", anneal),
+                                   "peak_flops": anneal["peak_flops"] or self.config["plan"]["gpu_peak_flops"]},
+                        "eval": execution_part("eval", self.config["eval"]), "sources": sources})
+
+    def training(self, **cell) -> str:
+        return as_json({**result_part("anneal", self.config["anneal"]), **cell})
 
     def pretrain(self) -> str:
         build = self.config["base_model"]["build"]
-        return as_json({**self.config["anneal"], "lr": build["lr"], "warmup_steps": build["warmup_steps"],
+        return as_json({**result_part("anneal", self.config["anneal"]), "lr": build["lr"],
+                        "warmup_steps": build["warmup_steps"],
                         "schedule": "constant", "source_budget_tokens": build["pretrain_tokens"],
                         "replay_fraction": 0.0, "seed": build["init_seed"]})
 
@@ -62,8 +104,18 @@ class RuleSettings:
 
     def evaluation(self) -> str:
         """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list."""
-        evaluation = self.config["eval"]
+        evaluation = result_part("eval", self.config["eval"])
         return as_json({**evaluation, "tasks": [*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])]})
+
+    def source(self, name: str, models: dict[str, str]) -> str:
+        """A source's curation settings without execution keys, its models resolved to `models` (by block)."""
+        settings = copy.deepcopy(self.config["sources"][name])
+        for block in ("generator", "classifier"):
+            if settings.get(block):
+                settings[block] = result_part(block, settings[block])
+        for block, model in models.items():
+            settings[block]["model"] = model
+        return as_json(settings)
 
     def fit(self) -> str:
         return as_json({**self.config["fit"], "micro_anneal_budget": self.config["grid"]["micro_anneal_budget"]})

@@ -21,6 +21,7 @@ from pathlib import Path
 from annealscope.core.config import schema_defaults
 from annealscope.core.integrity import verify_export
 from annealscope.core.io import write_json, write_jsonl
+from annealscope.core.settings import execution_settings
 from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores, gold_scores
 
 
@@ -187,8 +188,9 @@ _LOCK = threading.Lock()
 
 
 def eval_options(settings: dict) -> tuple[list[str], int | None, int | str, str]:
-    """(tasks, limit, batch_size, backend) of the `eval` settings, the schema's defaults filling what they omit."""
-    settings = schema_defaults("eval") | settings
+    """(tasks, limit, batch_size, backend) of the `eval` settings with the workflow's execution settings (the
+    batch size), the schema's defaults filling what they omit."""
+    settings = schema_defaults("eval") | settings | execution_settings("eval")
     return settings["tasks"], settings["limit"], settings["batch_size"], settings["backend"]
 
 
