@@ -140,3 +140,17 @@ def test_a_dry_run_refuses_a_task_file_that_is_not_yaml_naming_file_and_line(dem
     task.write_text(task.read_text() + "doc_to_text: [unclosed\n")
     with pytest.raises(ConfigError, match=r"arith_mc.yaml, line \d+: not valid YAML"):
         validate_config(demo_config, resources)
+
+
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/examples/math-7b.yaml",
+                                  "config/examples/medical-7b.yaml", "tests/config/test_grid.yaml"])
+def test_the_schema_fills_the_same_defaults_as_snakemakes_validate(root, name):
+    from snakemake.utils import validate
+
+    from annealscope.core.config import SCHEMA, validate_schema
+
+    ours = yaml.safe_load((root / name).read_text())
+    theirs = copy.deepcopy(ours)
+    validate_schema(ours)
+    validate(theirs, str(SCHEMA), set_default=True)
+    assert ours == theirs

@@ -16,9 +16,9 @@ if not BRANCHED_GRID:
             settings=anneal_settings,
             init=input_or_base("base"),
             replay=replay_argument,
-        threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
+        threads: TRAIN_THREADS
         resources:
-            **job_resources("anneal", nodes=config["anneal"]["nodes"]),
+            **job_resources("anneal", nodes=config["anneal"]["nodes"], threads=TRAIN_THREADS),
         conda:
             "../../envs/annealscope.yaml"
         log:
@@ -67,9 +67,9 @@ else:
             init=input_or_base("base"),
             replay=replay_argument,
             checkpoints=path(layout.STABLE_CHECKPOINTS),
-        threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
+        threads: TRAIN_THREADS
         resources:
-            **job_resources("anneal", nodes=config["anneal"]["nodes"]),
+            **job_resources("anneal", nodes=config["anneal"]["nodes"], threads=TRAIN_THREADS),
         conda:
             "../../envs/annealscope.yaml"
         log:
@@ -95,9 +95,9 @@ else:
             settings=cooldown_settings,
             init=input_or_base("base"),
             replay=replay_argument,
-        threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
+        threads: TRAIN_THREADS
         resources:
-            **job_resources("anneal", nodes=config["anneal"]["nodes"]),
+            **job_resources("anneal", nodes=config["anneal"]["nodes"], threads=TRAIN_THREADS),
         conda:
             "../../envs/annealscope.yaml"
         log:

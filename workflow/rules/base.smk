@@ -51,9 +51,9 @@ rule pretrain_base:
         summary=path(layout.BASE_SUMMARY),
     params:
         settings=lambda wildcards: SETTINGS.pretrain(),
-    threads: config["anneal"]["ranks"] * config["anneal"]["threads"]
+    threads: TRAIN_THREADS
     resources:
-        **job_resources("anneal"),
+        **job_resources("anneal", threads=TRAIN_THREADS),
     conda:
         "../../envs/annealscope.yaml"
     log:

@@ -36,6 +36,7 @@ try:
 except EpochLimitError as error:
     raise WorkflowError(f"invalid grid: {error}") from None
 SETTINGS = RuleSettings(config)
+TRAIN_THREADS = config["anneal"]["ranks"] * config["anneal"]["threads"]  # a training job's threads on its node
 os.environ[EXECUTION_VARIABLE] = SETTINGS.execution()  # how jobs run, read at run time (core.settings)
 RESOURCES = Path(workflow.basedir) / "resources"
 SOURCE_NAMES = "|".join(config["sources"])
@@ -237,12 +238,12 @@ def final_outputs():
     return [path(layout.METRICS), *(fit_output(name) for name in layout.FIT_OUTPUTS), path(layout.REPORT)]
 
 
-def job_resources(family, nodes=1):
+def job_resources(family, nodes=1, threads=1):
     """Snakemake resources of a rule family from config `resources.<family>` (else `resources.default`),
-    named as snakemake-executor-plugin-slurm reads them (see annealscope.core.submission)."""
+    named as snakemake-executor-plugin-slurm reads them (see annealscope.core.submission); at least the
+    rule's threads in CPUs. Plain values, not functions: Snakemake would inspect a function for every job."""
     resources = slurm_resources(config["resources"].get(family) or config["resources"]["default"], nodes)
-    cpus = resources.pop("cpus_per_task")
-    return {**resources, "cpus_per_task": lambda wildcards, threads: max(threads, cpus)}
+    return {**resources, "cpus_per_task": max(threads, resources["cpus_per_task"])}
 
 
 def evaluate_in_process(*arguments):

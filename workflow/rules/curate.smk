@@ -16,7 +16,7 @@ rule curate:
         work=lambda wildcards: path(layout.CURATE_WORK, source=wildcards.source),
     threads: 2
     resources:
-        **job_resources("curate"),
+        **job_resources("curate", threads=2),
     conda:
         "../../envs/annealscope.yaml"
     log:
@@ -40,7 +40,7 @@ rule tokenize:
         tokenizer=input_or_base("tokenizer"),
     threads: 2
     resources:
-        **job_resources("curate"),
+        **job_resources("curate", threads=2),
     conda:
         "../../envs/annealscope.yaml"
     log:

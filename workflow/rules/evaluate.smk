@@ -38,7 +38,7 @@ rule evaluate:
         hf_home=HF_HOME,
     threads: 2
     resources:
-        **job_resources("evaluate"),
+        **job_resources("evaluate", threads=2),
     log:
         log_path("evaluate_{source}_{budget}_seed{seed}"),
     benchmark:

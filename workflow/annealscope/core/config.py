@@ -65,24 +65,33 @@ def read_config_file(path: str | Path) -> dict:
 
 
 def validate_schema(config: dict) -> None:
-    """Validate against the JSON schema, one line per error, then fill in its defaults in place with
-    Snakemake's `validate` (whose own error would bury the line under the whole schema)."""
-    from snakemake.utils import validate
-
-    errors = sorted(schema_errors(config))
+    """Validate against the JSON schema, one line per error, and fill in its defaults in place (as Snakemake's
+    `validate(..., set_default=True)` does, in the same pass; its own error would bury the line under the
+    whole schema)."""
+    errors = sorted(schema_message(error) for error in _validator().iter_errors(config))
     if errors:
         raise ConfigError("\n".join(errors))
-    validate(config, str(SCHEMA), set_default=True)
 
 
-def schema_errors(config: dict) -> list[str]:
-    """Every schema violation as one line; integers must be written as integers (150000, not 150000.0)."""
+@cache
+def _validator():
+    """Draft 2020-12 with two changes: integers must be written as integers (150000, not 150000.0), and a
+    valid object gets the defaults of its missing properties (jsonschema's recipe, which Snakemake uses)."""
     from jsonschema import Draft202012Validator, validators
 
     strict = Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
-    validator = validators.extend(Draft202012Validator, type_checker=strict)(_schema())
-    return [schema_message(error) for error in validator.iter_errors(config)]
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):  # first, so that a defaulted {} gets its own defaults
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": properties_with_defaults},
+                             type_checker=strict)(_schema())
 
 
 def schema_message(error) -> str:
