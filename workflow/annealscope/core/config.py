@@ -23,9 +23,12 @@ class ConfigError(ValueError):
     """A configuration problem, naming the key."""
 
 
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML was built with it
+
+
 @cache
 def _schema() -> dict:
-    return yaml.safe_load(SCHEMA.read_text())
+    return yaml.load(SCHEMA.read_text(), Loader=FAST_LOADER)
 
 
 def schema_defaults(section: str) -> dict:
@@ -40,7 +43,7 @@ def schema_default(section: str, key: str):
     return field(default_factory=lambda: schema_defaults(section)[key])
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(FAST_LOADER):
     """YAML's safe loader, refusing a key written twice in one mapping (plain YAML keeps the last)."""
 
     def construct_mapping(self, node, deep=False):
@@ -48,7 +51,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if key in seen:
-                raise ConfigError(f"{self.name}: key {key!r} appears twice, at lines {seen[key] + 1} and "
+                raise ConfigError(f"key {key!r} appears twice, at lines {seen[key] + 1} and "
                                   f"{key_node.start_mark.line + 1}; keep one (YAML would silently keep the last)")
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
@@ -60,6 +63,8 @@ def read_config_file(path: str | Path) -> dict:
     try:
         with open(path, encoding="utf-8") as handle:
             return yaml.load(handle, Loader=_UniqueKeyLoader) or {}
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
 
