@@ -277,14 +277,12 @@ def _fit(args) -> None:
     import pandas as pd
 
     from annealscope.fit.analysis import analyse, write_analysis
-    from annealscope.fit.curves import check_table
 
     settings = fit_settings(args)
     metrics = pd.read_csv(args.metrics)
     items = pd.read_parquet(args.items) if args.items else None
-    check_table(metrics)
+    analysis = analyse(metrics, settings, items)  # refuses a table it would answer wrongly from
     _warn_about_inputs(metrics, items)
-    analysis = analyse(metrics, settings, items)
     write_analysis(analysis, metrics, args.out)
     fits = analysis.result.fits
     usable = fits["form"].notna()

@@ -124,7 +124,7 @@ def zero_stderr_rows(table: pd.DataFrame, items: pd.DataFrame | None) -> pd.Data
     zero = table[(table["stderr"] == 0) & np.isfinite(table["value"])]
     if items is None or zero.empty:
         return zero
-    itemised = items[["source", "budget_tokens", "seed", "task", "metric"]].drop_duplicates()
+    itemised = items[ROW_KEY].drop_duplicates()
     return zero.merge(itemised, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
 
 
