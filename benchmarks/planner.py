@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from annealscope.fit.curves import FitSettings
-from annealscope.fit.suggest import decision, mixed_curves, suggest
+from annealscope.fit.suggest import decision, decision_curves, suggest
 
 BUDGETS = [2**k * 1_000_000 for k in range(6)]
 MAX_RUNS = 40
@@ -47,7 +47,7 @@ def observe(curves: dict, source: str, budget: int, seed: int, noise: float, rng
 
 def decide(table: pd.DataFrame, target: float, settings: FitSettings) -> tuple[str, float, dict]:
     """The best source at the target and its probability, over replicates that mix the forms."""
-    decisions = mixed_curves(table, settings)
+    decisions = decision_curves(table, settings)
     return (*decision(decisions["t", "nll"], target), decisions)
 
 

@@ -11,6 +11,7 @@ from annealscope.core.layout import FIT_OUTPUTS
 from annealscope.fit.allocation import best_split
 from annealscope.fit.analysis import analyse
 from annealscope.fit.curves import FitSettings, fit_table
+from annealscope.fit.forms import FORMS
 
 BUDGETS = (1, 2, 4, 8, 16, 32)
 
@@ -127,13 +128,15 @@ def test_seeds_widen_the_interval_by_their_spread():
     assert width["noisy"] > 3 * width["quiet"]
 
 
-def test_a_flat_curve_is_reported_as_flat_and_fitted_as_a_constant():
+def test_a_flat_curve_is_reported_as_flat_and_the_constant_joins_the_forms_averaged():
     table = table_of({"flat": lambda c: 0.5 + 0 * c, "rising": lambda c: 0.3 + 0.05 * np.log(c / 1e12)},
                      noise=0.01, metric="acc")
-    fits = fit_table(table, FitSettings(bootstrap=200)).fits.set_index("source")
-    assert fits.loc["flat", "status"].startswith("flat:") and fits.loc["flat", "form"] == "constant"
-    assert json.loads(fits.loc["flat", "params"])["value"] == pytest.approx(0.5, abs=0.01)
-    assert fits.loc["rising", "status"] == "ok"
+    result = fit_table(table, FitSettings(bootstrap=200, target_flops=[4e12]))
+    fits = result.fits.set_index("source")
+    assert fits.loc["flat", "status"].startswith("flat:") and "constant" in json.loads(fits.loc["flat", "form_weights"])
+    assert "constant" not in json.loads(fits.loc["rising", "form_weights"]) and fits.loc["rising", "status"] == "ok"
+    flat = result.predictions.query("source == 'flat' and total_flops == 4e12").iloc[0]
+    assert flat["predicted"] == pytest.approx(0.5, abs=0.01) and flat["lower"] < 0.5 < flat["upper"]
 
 
 def test_the_base_model_anchors_the_anchored_form():
@@ -154,6 +157,16 @@ def test_log_accuracy_power_law_recovers_its_exponent_and_only_fits_accuracy():
     lower_is_better = fit_table(table.assign(metric="nll_byte"), FitSettings(forms=["log_accuracy_power_law"],
                                                                          bootstrap=5)).fits
     assert "needs an accuracy-like metric" in lower_is_better["status"][0]
+
+
+@pytest.mark.parametrize("name", sorted(FORMS))
+def test_each_forms_gradient_is_its_derivative(name):
+    form, rng = FORMS[name], np.random.default_rng(0)
+    x = np.array([0.0, 0.3, 1.0, 2.0, 5.0])[0 if form.anchored else 1:]
+    theta, step = rng.normal(0, 0.5, (4, len(form.parameters))), 1e-7
+    numeric = np.stack([(form.predict(theta + step * unit, x) - form.predict(theta - step * unit, x)) / (2 * step)
+                        for unit in np.eye(len(form.parameters))], axis=-1)
+    np.testing.assert_allclose(form.gradient(theta, x), numeric, atol=1e-6)
 
 
 def test_model_choice_prefers_the_form_that_extrapolates_better():

@@ -12,7 +12,7 @@ from test_fit import power, table_of
 from annealscope.core.config import ConfigError, check_config, validate_schema
 from annealscope.core.grid import Cell, cells
 from annealscope.fit.curves import FitSettings
-from annealscope.fit.suggest import decision, expected_reduction, grid_snippet, mixed_curves, suggest
+from annealscope.fit.suggest import decision, decision_curves, expected_reduction, grid_snippet, suggest
 
 BUDGETS = (1, 2, 4)
 TARGET = 64e12  # 16x beyond the largest budget: the decision rests on extrapolation
@@ -24,7 +24,7 @@ def contest():
     target) and one that is clearly out, each observed at three small budgets."""
     curves = {"early": power(2.0, 0.2, 0.1), "late": power(1.9, 0.5, 0.3), "out": power(3.0, 0.5, 0.3)}
     table = table_of(curves, budgets=BUDGETS, noise=0.01)
-    return table, mixed_curves(table, FitSettings(bootstrap=300, metrics=None))
+    return table, decision_curves(table, FitSettings(bootstrap=300, metrics=None))
 
 
 def test_the_decision_is_uncertain_where_the_curves_are_extrapolated(contest):
@@ -99,7 +99,7 @@ def test_following_the_planner_reaches_the_right_decision_for_less_than_the_full
     rows = [observe(source, budget) for source in curves for budget in BUDGETS]
     for _ in range(15):
         table = pd.DataFrame(rows)
-        decisions = mixed_curves(table, FitSettings(bootstrap=200, metrics=None))
+        decisions = decision_curves(table, FitSettings(bootstrap=200, metrics=None))
         best, p_best = decision(decisions["t", "nll"], TARGET)
         if p_best >= 0.99:
             break

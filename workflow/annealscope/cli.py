@@ -314,11 +314,11 @@ def _suggest(args) -> None:
     import pandas as pd
 
     from annealscope.core.io import atomic_path
-    from annealscope.fit.suggest import decision, grid_snippet, mixed_curves, suggest
+    from annealscope.fit.suggest import decision, decision_curves, grid_snippet, suggest
 
     metrics = pd.read_csv(args.metrics)
     items = pd.read_parquet(args.items) if args.items else None
-    decisions = mixed_curves(metrics, fit_settings(args), items)
+    decisions = decision_curves(metrics, fit_settings(args), items)
     for (task, metric), curves in sorted(decisions.items()):
         if len(curves) > 1:
             best, p_best = decision(curves, args.budget)

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from annealscope.fit.curves import CurveFit, interval
-from annealscope.fit.forms import FORMS
 
 ALLOCATION_COLUMNS = ["task", "metric", "budget_unit", "budget", "source", "share", "total_flops", "total_usd",
                       "tokens", "predicted_gain", "lower", "upper", "predicted_metric", "extrapolated", "note"]
@@ -79,7 +78,7 @@ def _gain(curve: CurveFit, flops: np.ndarray, base: float) -> np.ndarray:
     with np.errstate(all="ignore"):
         gain = curve.better * (curve.predict(np.maximum(flops, 1e-300)) - base)
     cap = curve.available_tokens * curve.flops_per_token
-    below = flops < curve.lowest * 0.999 if not FORMS[curve.form].anchored else np.zeros(len(flops), dtype=bool)
+    below = flops < curve.lowest * 0.999 if not curve.anchored else np.zeros(len(flops), dtype=bool)
     gain[(flops > cap * (1 + 1e-9)) | below | ~np.isfinite(gain)] = -np.inf
     gain[0] = 0.0
     return gain

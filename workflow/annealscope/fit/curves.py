@@ -1,17 +1,19 @@
 """Fitting: a pure function from a metrics table (and optionally its per-item results) to curves.
 
 Per (source, task, metric): seeds are averaged per budget; every configured form is fitted by robust
-least squares (Huber loss, residuals in units of each point's standard error, several starts) and the
-form with the smallest leave-largest-budget-out extrapolation error is kept (the simplest within one
-standard error of it). A curve whose trend over the grid is within noise is reported as flat and
-fitted as a constant. Uncertainty: every curve is refitted on bootstrap replicates (items, and seeds
-where present; see `resample`), all of a curve's replicates in one batch.
+least squares (Huber loss, residuals in units of each point's standard error, several starts), and refitted
+without the largest budget and without the two largest. The forms are then averaged, not chosen, and two
+error terms are pooled over the sources of a (task, metric) (see `mixture`). A curve whose trend over the
+grid is within noise is reported as flat, and a constant joins its forms. Uncertainty: every replicate of the
+paired bootstrap (items, and seeds where present; see `resample`) follows one form drawn by weight and is
+refitted in it, the pooled scatter added, all of a form's replicates in one batch; beyond the data each
+replicate also carries its extrapolation error.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -19,12 +21,25 @@ import pandas as pd
 from annealscope.core.config import schema_default
 from annealscope.core.layout import BASE_SOURCE
 from annealscope.fit.forms import FORMS, Form, higher_is_better
+from annealscope.fit.mixture import (
+    MIN_WEIGHT,
+    Calibration,
+    FormFit,
+    HeldOut,
+    calibrate,
+    extrapolation_distance,
+    extrapolation_variance,
+    form_weights,
+    held_out_residuals,
+)
 from annealscope.fit.resample import Points, budget_points, check_items, replicate_values
-from annealscope.fit.solver import huber_lm
+from annealscope.fit.solver import huber, huber_lm
 
 REQUIRED_COLUMNS = ("source", "budget_tokens", "seed", "total_flops", "task", "metric", "value", "stderr")
 INTERVAL = (5.0, 95.0)
 DEFAULT_DECISION_POINTS = 8
+DENSE_POINTS = 60  # per curve, for the figures
+REFIT_ITERATIONS, REFIT_TOLERANCE = 30, 1e-6  # a replicate's refit stops there: its error is far below its spread
 
 
 @dataclass
@@ -53,7 +68,7 @@ class CurveFit:
     n_points: int
     status: str
     forms_tried: str
-    form: str | None = None
+    form: str | None = None  # the heaviest form, whose parameters fits.csv reports
     theta: np.ndarray | None = None
     draws: np.ndarray | None = None
     in_sample_rmse: float = np.nan
@@ -64,23 +79,63 @@ class CurveFit:
     flops_per_token: float = np.nan
     available_tokens: float = np.nan
     noise: float = np.nan  # a typical point's standard error: what one more observation would carry
+    components: list[FormFit] = field(default_factory=list)  # the forms averaged, heaviest first
+    choice: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=int))  # each replicate's form
+    shocks: np.ndarray = field(default_factory=lambda: np.zeros(1))  # each replicate's extrapolation error, in sds
+    scatter: float = 0.0
+    extrapolation_sd: float = 0.0  # per unit of ln compute beyond the data
 
     @property
     def usable(self) -> bool:
-        return self.form is not None
+        return bool(self.components)
 
     @property
     def better(self) -> float:
         """+1 when higher is better, −1 when lower is: multiply a metric by it to make larger better."""
         return 1.0 if self.higher else -1.0
 
+    @property
+    def anchored(self) -> bool:
+        """Every form averaged is anchored at the base model, so the curve may be read below its grid."""
+        return all(fit.form.anchored for fit in self.components)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.array([fit.weight for fit in self.components])
+
+    def form_weights(self) -> dict[str, float]:
+        return {fit.name: round(fit.weight, 3) for fit in self.components}
+
     def predict(self, flops: np.ndarray) -> np.ndarray:
-        return FORMS[self.form].predict(self.theta[None, :], np.asarray(flops, float) / self.reference)[0]
+        """The weighted average of the forms' point fits."""
+        return self.weights @ self.form_predictions(flops)
+
+    def form_predictions(self, flops: np.ndarray) -> np.ndarray:
+        """Every form's point fit, shape (forms, len(flops))."""
+        x = np.asarray(flops, float) / self.reference
+        return np.stack([fit.form.predict(fit.theta[None, :], x)[0] for fit in self.components])
+
+    def form_draws(self, flops: np.ndarray) -> np.ndarray:
+        """Every form's bootstrap refits, shape (forms, draws, len(flops)), without the extrapolation error."""
+        x = np.asarray(flops, float) / self.reference
+        with np.errstate(all="ignore"):
+            return np.stack([fit.form.predict(fit.draws, x) for fit in self.components])
+
+    def extrapolation_error(self, flops: np.ndarray, highest: float | None = None) -> np.ndarray:
+        """Each replicate's extrapolation error at each compute (draws, len(flops)), beyond [lowest, highest]."""
+        distance = extrapolation_distance(flops, self.lowest, self.highest if highest is None else highest)
+        return self.shocks[:, None] * np.sqrt(extrapolation_variance(self.extrapolation_sd, distance))[None, :]
 
     def predict_draws(self, flops: np.ndarray) -> np.ndarray:
-        """Predictions of every bootstrap refit, shape (draws, len(flops)); NaN rows where a refit failed."""
+        """Predictions of every replicate, shape (draws, len(flops)): its form's refit plus its extrapolation
+        error; NaN rows where a refit failed."""
+        x = np.asarray(flops, float) / self.reference
+        predictions = np.full((len(self.choice), len(x)), np.nan)
         with np.errstate(all="ignore"):
-            return FORMS[self.form].predict(self.draws, np.asarray(flops, float) / self.reference)
+            for index, fit in enumerate(self.components):
+                rows = self.choice == index
+                predictions[rows] = fit.form.predict(fit.draws[rows], x)
+        return predictions + self.extrapolation_error(flops)
 
 
 @dataclass
@@ -140,8 +195,10 @@ def check_settings(settings: FitSettings) -> None:
         raise ValueError(f"unknown fit form(s) {unknown}; registered: {sorted(FORMS)}")
 
 
-def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | None = None) -> FitResult:
-    """Fit every (source, task, metric) of a metrics table; predictions at every grid and target compute."""
+def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | None = None,
+              every_form: bool = False) -> FitResult:
+    """Fit every (source, task, metric) of a metrics table; predictions at every grid and target compute.
+    `every_form` refits every replicate in every form, not only in its own (for the planner)."""
     check_table(table)
     check_settings(settings)
     if items is not None:
@@ -156,16 +213,22 @@ def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | 
         base = budget_points(base_rows, replicates, rng) if len(base_rows) else None
         if base is not None:
             base_values[(task, metric)] = float(base.value[0])
-        for source, rows in group[group["source"] != BASE_SOURCE].groupby("source", sort=True):
-            curves.append(fit_curve(rows, replicates, base, source, task, metric, higher, settings, rng))
+        drafts = [draft_curve(rows, replicates, base, source, task, metric, higher, settings, rng)
+                  for source, rows in group[group["source"] != BASE_SOURCE].groupby("source", sort=True)]
+        calibration = calibrate([(draft.points, draft.fits) for draft in drafts if draft.fits])
+        curves += [finish_curve(draft, calibration, base, rng, every_form) for draft in drafts]
     decision_flops = decision_points(table, settings.target_flops)
     grid = np.unique(np.concatenate([table.loc[table["total_flops"] > 0, "total_flops"].to_numpy(float),
                                      np.asarray(settings.target_flops, float)]))
-    predictions = [prediction_rows(curve, grid) for curve in curves if curve.usable]
-    dense = [prediction_rows(curve, np.geomspace(curve.lowest, max(curve.highest, grid.max()), 60))
-             for curve in curves if curve.usable]
+    predictions, dense = [], []
+    for curve in (curve for curve in curves if curve.usable):  # the grid and the figure's dense line in one pass
+        line = np.geomspace(curve.lowest, max(curve.highest, grid.max()), DENSE_POINTS)
+        rows = prediction_rows(curve, np.concatenate([grid, line]))
+        predictions.append(rows.iloc[:len(grid)])
+        dense.append(rows.iloc[len(grid):])
     return FitResult(fits=fits_frame(curves), predictions=_concat(predictions), curves=curves,
-                     decision_flops=decision_flops, base_values=base_values, curve_frame=_concat(dense))
+                     decision_flops=decision_flops, base_values=base_values,
+                     curve_frame=_concat(dense).reset_index(drop=True))
 
 
 def _fitted_rows(table: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:
@@ -178,9 +241,19 @@ def _fitted_rows(table: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:
     return chosen
 
 
-def fit_curve(rows: pd.DataFrame, replicates: np.ndarray, base: Points | None, source: str, task: str, metric: str,
-              higher: bool, settings: FitSettings, rng: np.random.Generator) -> CurveFit:
-    """One source's curve for one (task, metric); when nothing can be fitted, the status says why."""
+@dataclass
+class Draft:
+    """A curve before its bootstrap: every form that applies, fitted to the observations."""
+
+    curve: CurveFit
+    points: Points | None
+    fits: list[FormFit]
+
+
+def draft_curve(rows: pd.DataFrame, replicates: np.ndarray, base: Points | None, source: str, task: str,
+                metric: str, higher: bool, settings: FitSettings, rng: np.random.Generator) -> Draft:
+    """One source's observations for one (task, metric), fitted in every form; when nothing can be fitted,
+    the status says why."""
     finite = np.isfinite(rows["value"].to_numpy(float)) & (rows["total_flops"].to_numpy(float) > 0)
     tried = [f"{int((~finite).sum())} non-finite value(s) or zero-compute row(s) dropped"] if (~finite).any() else []
     points = budget_points(rows[finite], replicates, rng) if finite.any() else None
@@ -194,31 +267,28 @@ def fit_curve(rows: pd.DataFrame, replicates: np.ndarray, base: Points | None, s
     if n_points < 2:
         curve.status = f"{n_points} budget(s) with a finite value: a curve needs at least 2; add budgets"
         curve.forms_tried = "; ".join([*tried, curve.status])
-        return curve
+        return Draft(curve, points, [])
     if np.ptp(points.value) == 0:
         curve.status = f"no variance: every value is {points.value[0]:.4g}; nothing to fit"
         curve.forms_tried = "; ".join([*tried, curve.status])
-        return curve
-    candidates = []
+        return Draft(curve, points, [])
+    fits = []
     for name in settings.forms:
         outcome = _try_form(FORMS[name], points, base, reference, higher)
-        tried.append(f"{name}: {outcome if isinstance(outcome, str) else outcome[3]}")
+        tried.append(f"{name}: {outcome if isinstance(outcome, str) else _summary(outcome)}")
         if not isinstance(outcome, str):
-            candidates.append((name, *outcome[:3]))
+            fits.append(outcome)
     curve.forms_tried = "; ".join(tried)
-    if not candidates:
+    if not fits:
         curve.status = "; ".join(tried) or "no form configured"
-        return curve
-    name, theta, rmse, held_out = choose_form(candidates, float(points.sigma[np.argmax(points.flops)]))
-    curve.form, curve.theta, curve.in_sample_rmse, curve.leave_largest_out_error = name, theta, rmse, held_out
+        return Draft(curve, points, [])
     curve.status = "ok"
     flat = flat_trend(points)
-    if flat:
-        theta, rmse, held_out, _ = _try_form(FORMS["constant"], points, base, reference, higher)
-        curve.form, curve.theta, curve.in_sample_rmse, curve.leave_largest_out_error = "constant", theta, rmse, held_out
-        curve.status = f"flat: {flat}; fitted as a constant"
-    curve.draws = bootstrap(FORMS[curve.form], curve.theta, points, base, reference)
-    return curve
+    if flat:  # a trend within noise may still be a trend: the constant joins the forms, it does not replace them
+        if "constant" not in settings.forms:
+            fits.append(_try_form(FORMS["constant"], points, base, reference, higher))
+        curve.status = f"flat: {flat}; a constant is among the forms averaged"
+    return Draft(curve, points, fits)
 
 
 def costs(rows: pd.DataFrame, source: str, settings: FitSettings) -> dict[str, float]:
@@ -235,16 +305,40 @@ def costs(rows: pd.DataFrame, source: str, settings: FitSettings) -> dict[str, f
                 "available_tokens": float(available)}
 
 
-def choose_form(candidates: list[tuple], tolerance: float) -> tuple:
-    """The (name, theta, rmse, held_out) to keep: among forms whose leave-largest-out error is within
-    `tolerance` (the held-out point's standard error) of the best, the one with fewest parameters, then
-    the smallest error (a one-standard-error rule against flexible forms that extrapolate no better)."""
-    def held_out(candidate: tuple) -> float:
-        return candidate[3] if np.isfinite(candidate[3]) else np.inf
+def _summary(fit: FormFit) -> str:
+    held_out = f"{abs(fit.held_out):.4g}" if np.isfinite(fit.held_out) else "n/a"
+    return f"rmse={fit.rmse:.4g} leave_largest_out={held_out}"
 
-    best = min(held_out(candidate) for candidate in candidates)
-    close = [candidate for candidate in candidates if held_out(candidate) <= best + tolerance] or candidates
-    return min(close, key=lambda c: (len(FORMS[c[0]].parameters), held_out(c), c[2]))
+
+def finish_curve(draft: Draft, calibration: Calibration, base: Points | None, rng: np.random.Generator,
+                 every_form: bool = False) -> CurveFit:
+    """Weigh the forms, give each replicate its form (drawn by weight) and its extrapolation shock, and refit
+    each replicate, with the pooled scatter added, in its form; `every_form` refits every replicate in every
+    form (the planner reweighs the forms per hypothetical result)."""
+    curve, points = draft.curve, draft.points
+    if not draft.fits:
+        return curve
+    weights = form_weights(points, draft.fits, calibration)
+    kept = [fit for fit, weight in zip(draft.fits, weights, strict=True) if weight >= MIN_WEIGHT]
+    for fit in kept:
+        fit.weight = float(weights[draft.fits.index(fit)] / weights[weights >= MIN_WEIGHT].sum())
+    kept.sort(key=lambda fit: -fit.weight)
+    draws = points.replicates.shape[0]
+    if draws:
+        curve.choice = rng.choice(len(kept), size=draws, p=[fit.weight for fit in kept])
+        curve.shocks = rng.standard_normal(draws)
+    scatter = rng.normal(0.0, calibration.scatter, points.replicates.shape)
+    for index, fit in enumerate(kept):
+        rows = np.ones(draws, dtype=bool) if every_form else curve.choice == index
+        fit.draws = bootstrap(fit.form, fit.theta, points, base, curve.reference, scatter, calibration.scatter, rows)
+    curve.components = kept
+    heaviest = kept[0]
+    curve.form, curve.theta, curve.draws, curve.in_sample_rmse = heaviest.name, heaviest.theta, heaviest.draws, \
+        heaviest.rmse
+    held_out = held_out_residuals(points, draft.fits, calibration)
+    curve.leave_largest_out_error = abs(held_out[0][0]) if held_out else abs(heaviest.held_out)
+    curve.scatter, curve.extrapolation_sd = calibration.scatter, calibration.slope
+    return curve
 
 
 def _observations(form: Form, points: Points, base: Points | None, reference: float, replicates: bool = False):
@@ -257,17 +351,26 @@ def _observations(form: Form, points: Points, base: Points | None, reference: fl
     return x, y, sigma
 
 
-def point_fit(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> np.ndarray | None:
-    """The best of the form's grid starts after robust refinement, or None when none converges."""
-    starts = form.starts(x, y, sigma**-2.0)
-    theta, loss = huber_lm(form.predict, starts, x, y, sigma)
-    if not np.isfinite(loss).any():
-        return None
-    return theta[int(np.nanargmin(loss))]
+def point_fits(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray, subsets: list[np.ndarray]
+               ) -> list[np.ndarray | None]:
+    """For each subset of the points (a boolean mask), the best of the form's grid starts after robust
+    refinement, or None when none converges; all subsets in one batch, the points left out given no weight."""
+    starts = [form.starts(x[keep], y[keep], sigma[keep] ** -2.0) for keep in subsets]
+    scales = np.concatenate([np.repeat(np.where(keep, sigma, np.inf)[None, :], len(rows), axis=0)
+                             for keep, rows in zip(subsets, starts, strict=True)])
+    theta, loss = huber_lm(form.predict, form.gradient, np.concatenate(starts), x, y, scales)
+    fits, offset = [], 0
+    for rows in starts:
+        chosen = loss[offset:offset + len(rows)]
+        fits.append(theta[offset + int(np.nanargmin(chosen))] if np.isfinite(chosen).any() else None)
+        offset += len(rows)
+    return fits
 
 
-def _try_form(form: Form, points: Points | None, base: Points | None, reference: float, higher: bool):
-    """(theta, in-sample rmse, leave-largest-out error, summary) of one form, or why it does not apply."""
+def _try_form(form: Form, points: Points | None, base: Points | None, reference: float,
+              higher: bool) -> FormFit | str:
+    """One form fitted to a curve, and refitted without its largest and its two largest computes, or why it
+    does not apply."""
     if points is None:
         return "no points"
     if form.anchored and base is None:
@@ -278,24 +381,35 @@ def _try_form(form: Form, points: Points | None, base: Points | None, reference:
         return why
     if len(np.unique(x)) < len(form.parameters):
         return f"too few points ({len(np.unique(x))} distinct computes < {len(form.parameters)} parameters)"
-    theta = point_fit(form, x, y, sigma)
+    computes = np.unique(x)
+    tops = [top for top in (1, 2) if len(computes) > top
+            and len(np.unique(x[x < computes[-top]])) >= len(form.parameters)]
+    subsets = [np.ones(len(x), dtype=bool), *(x < computes[-top] for top in tops)]
+    theta, *refits = point_fits(form, x, y, sigma, subsets)
     if theta is None:
         return "did not converge"
+    held_out = {top: _held_out(form, x, y, sigma, keep, refit)
+                for top, keep, refit in zip(tops, subsets[1:], refits, strict=True)}
     grid = x > 0
-    rmse = float(np.sqrt(np.mean((form.predict(theta[None, :], x[grid])[0] - y[grid]) ** 2)))
-    held_out = _leave_largest_out(form, x, y, sigma)
-    return theta, rmse, held_out, f"rmse={rmse:.4g} leave_largest_out={held_out:.4g}"
+    residuals = y[grid] - form.predict(theta[None, :], x[grid])[0]
+    return FormFit(form.name, theta, float(np.sqrt(np.mean(residuals**2))), residuals, held_out.get(1),
+                   held_out.get(2))
 
 
-def _leave_largest_out(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> float:
-    """|prediction − observation| at the largest compute, from a fit without it."""
-    keep = x < x.max()
-    if len(np.unique(x[keep])) < len(form.parameters):
-        return np.nan
-    theta = point_fit(form, x[keep], y[keep], sigma[keep])
+def _held_out(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray, keep: np.ndarray,
+              theta: np.ndarray | None) -> HeldOut | None:
+    """A refit on the points `keep`: its errors at the computes it left out, and their variance from the noise
+    of the points it kept (linearised at the refit: gᵀ (Jᵀ Σ⁻¹ J)⁺ g)."""
     if theta is None:
-        return np.nan
-    return float(abs(form.predict(theta[None, :], x[~keep][:1])[0, 0] - y[~keep].mean()))
+        return None
+    targets = np.unique(x[~keep])
+    observed = np.array([y[x == target].mean() for target in targets])
+    errors = form.predict(theta[None, :], targets)[0] - observed
+    with np.errstate(all="ignore"):
+        fitted = form.gradient(theta[None, :], x[keep])[0] / sigma[keep][:, None]
+        ahead = form.gradient(theta[None, :], targets)[0]
+        variances = np.einsum("tp,pq,tq->t", ahead, np.linalg.pinv(fitted.T @ fitted), ahead)
+    return HeldOut(errors, np.where(np.isfinite(variances), np.maximum(variances, 0.0), np.inf))
 
 
 def flat_trend(points: Points) -> str | None:
@@ -314,13 +428,34 @@ def flat_trend(points: Points) -> str | None:
     return None
 
 
-def bootstrap(form: Form, theta: np.ndarray, points: Points, base: Points | None, reference: float) -> np.ndarray:
-    """Refits on every replicate, warm-started at the point fit; NaN rows where a refit failed.
-    Without replicates (bootstrap 0), the point fit alone."""
+def bootstrap(form: Form, theta: np.ndarray, points: Points, base: Points | None, reference: float,
+              scatter: np.ndarray, scatter_sd: float, rows: np.ndarray) -> np.ndarray:
+    """Refits of the chosen replicates (`rows`) plus their scatter draws (replicates × points), weighted by
+    evaluation noise and scatter together, as (replicates, parameters): NaN in rows not chosen or whose refit
+    failed. Without replicates (bootstrap 0), the point fit alone."""
     if not len(points.replicates):
         return theta[None, :]
-    x, y, sigma = _observations(form, points, base, reference, replicates=True)
-    draws, loss = huber_lm(form.predict, np.repeat(theta[None, :], len(y), axis=0), x, y, sigma)
+    noisy = replace(points, sigma=np.sqrt(points.sigma**2 + scatter_sd**2),
+                    replicates=points.replicates[rows] + scatter[rows])
+    base = replace(base, replicates=base.replicates[rows]) if base is not None else None
+    x, y, sigma = _observations(form, noisy, base, reference, replicates=True)
+    draws = np.full((len(rows), len(theta)), np.nan)
+    if rows.any():
+        draws[rows] = refit(form, theta, x, y, sigma)
+    return draws
+
+
+def refit(form: Form, theta: np.ndarray, x: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Each replicate (row of y) refitted from the better of two starts, the point fit or its own best grid start:
+    a warm start alone stays in the point fit's basin (a curve that looks saturated stays so in every replicate)
+    and understates how far the replicates disagree beyond the grid. NaN rows where a refit failed."""
+    warm = np.repeat(theta[None, :], len(y), axis=0)
+    own = form.starts(x, y, sigma**-2.0)
+    with np.errstate(all="ignore"):
+        losses = [huber((y - form.predict(start, x)) / sigma) for start in (warm, own)]
+    starts = np.where((np.nan_to_num(losses[1], nan=np.inf) < np.nan_to_num(losses[0], nan=np.inf))[:, None],
+                      own, warm)
+    draws, loss = huber_lm(form.predict, form.gradient, starts, x, y, sigma, REFIT_ITERATIONS, REFIT_TOLERANCE)
     draws[~np.isfinite(loss)] = np.nan
     return draws
 
@@ -350,12 +485,12 @@ def interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def prediction_rows(curve: CurveFit, flops: np.ndarray) -> pd.DataFrame:
     lower, upper = interval(curve.predict_draws(flops))
+    gain = marginal_gain(curve, flops)
     return pd.DataFrame({"source": curve.source, "task": curve.task, "metric": curve.metric, "total_flops": flops,
                          "predicted": curve.predict(flops), "lower": lower, "upper": upper,
                          "extrapolated": (flops < curve.lowest * 0.999) | (flops > curve.highest * 1.001),
-                         "gain_per_1e18_flops": marginal_gain(curve, flops) * 1e18,
-                         "total_usd": flops * curve.usd_per_flop,
-                         "gain_per_usd": marginal_gain(curve, flops) / curve.usd_per_flop})
+                         "gain_per_1e18_flops": gain * 1e18, "total_usd": flops * curve.usd_per_flop,
+                         "gain_per_usd": gain / curve.usd_per_flop})
 
 
 def marginal_gain(curve: CurveFit, flops: np.ndarray, step: float = 1e-3) -> np.ndarray:
@@ -378,15 +513,19 @@ def fits_frame(curves: list[CurveFit]) -> pd.DataFrame:
             lower = dict(zip(names, [*low.tolist(), curve.reference], strict=True))
             upper = dict(zip(names, [*high.tolist(), curve.reference], strict=True))
         rows.append({"source": curve.source, "task": curve.task, "metric": curve.metric, "form": curve.form,
-                     "params": json.dumps(params), "params_lower": json.dumps(lower),
+                     "form_weights": json.dumps(curve.form_weights()), "params": json.dumps(params),
+                     "params_lower": json.dumps(lower),
                      "params_upper": json.dumps(upper), "n_points": curve.n_points,
                      "in_sample_rmse": curve.in_sample_rmse, "leave_largest_out_error": curve.leave_largest_out_error,
+                     "scatter": curve.scatter if curve.usable else np.nan,
+                     "extrapolation_sd": curve.extrapolation_sd if curve.usable else np.nan,
                      "status": curve.status, "forms_tried": curve.forms_tried})
     return pd.DataFrame(rows, columns=FITS_COLUMNS)
 
 
-FITS_COLUMNS = ["source", "task", "metric", "form", "params", "params_lower", "params_upper", "n_points",
-                "in_sample_rmse", "leave_largest_out_error", "status", "forms_tried"]
+FITS_COLUMNS = ["source", "task", "metric", "form", "form_weights", "params", "params_lower", "params_upper",
+                "n_points", "in_sample_rmse", "leave_largest_out_error", "scatter", "extrapolation_sd", "status",
+                "forms_tried"]
 PREDICTION_COLUMNS = ["source", "task", "metric", "total_flops", "predicted", "lower", "upper", "extrapolated",
                       "gain_per_1e18_flops", "total_usd", "gain_per_usd"]
 

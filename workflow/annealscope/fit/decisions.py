@@ -22,7 +22,7 @@ DECISION_COLUMNS = ["task", "metric", "kind", "total_flops", "best_source", "p_b
 PAIRWISE_COLUMNS = ["task", "metric", "total_flops", "source_a", "source_b", "p_a_better"]
 CROSSOVER_COLUMNS = ["task", "metric", "source_a", "source_b", "total_flops", "lower", "upper", "p_crossing",
                      "better_below", "better_above", "extrapolated"]
-CROSSOVER_GRID = 240
+CROSSOVER_GRID = 120
 
 
 def _scores(curves: list[CurveFit], flops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -71,7 +71,9 @@ class Points:
 
 
 def budget_points(rows: pd.DataFrame, replicates: np.ndarray, rng: np.random.Generator) -> Points:
-    """Average seeds per budget; each replicate resamples a budget's seeds with replacement.
+    """Average seeds per budget; each replicate resamples a budget's seeds with replacement, the resampled
+    deviation scaled by √(n / (n − 1)) so that its variance is the seed mean's (plain resampling of 2 seeds
+    gives half of it).
 
     The weight of a point is the standard error of its seed mean: the larger of the spread between
     seeds and the evaluation noise, over the square root of the number of seeds.
@@ -82,7 +84,12 @@ def budget_points(rows: pd.DataFrame, replicates: np.ndarray, rng: np.random.Gen
         index = group.index.to_numpy()
         count = len(index)
         picks = rng.integers(0, count, (draws, count)) if count > 1 else np.zeros((draws, 1), dtype=int)
-        columns.append(replicates[index][picks, np.arange(draws)[:, None]].mean(axis=1) if draws else np.empty(0))
+        if draws:
+            every = replicates[index].mean(axis=0)
+            picked = replicates[index][picks, np.arange(draws)[:, None]].mean(axis=1)
+            columns.append(every + (picked - every) * np.sqrt(count / (count - 1) if count > 1 else 1.0))
+        else:
+            columns.append(np.empty(0))
         observed = group["value"].to_numpy(float)
         evaluation = float(np.mean(_stderr(group) ** 2))
         spread = float(np.var(observed, ddof=1)) if count > 1 else 0.0

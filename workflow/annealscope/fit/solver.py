@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 HUBER_DELTA = 1.0
+Model = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def huber(residuals: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
@@ -22,17 +23,19 @@ def huber(residuals: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     return np.where(np.isfinite(loss), loss, np.nan)
 
 
-def huber_lm(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], theta: np.ndarray, x: np.ndarray,
-             y: np.ndarray, sigma: np.ndarray, iterations: int = 60, tolerance: float = 1e-9
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Minimise the Huber loss of (y − predict(theta, x)) / sigma for each row of theta (R, p) and y (R, n).
+def huber_lm(predict: Model, gradient: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray, sigma: np.ndarray,
+             iterations: int = 60, tolerance: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise the Huber loss of (y − predict(theta, x)) / sigma for each row of theta (R, p), y and sigma (R, n)
+    (or (n,), shared); an infinite sigma leaves a point out.
 
-    Returns the fitted parameters (R, p) and their losses (R,), NaN where a problem never had a finite loss.
+    `gradient(theta, x)` is d predict / d theta, shape (R, n, p). Returns the fitted parameters (R, p) and their
+    losses (R,), NaN where a problem never had a finite loss.
     """
     theta = np.array(theta, dtype=float, copy=True)
     y = np.broadcast_to(y, (len(theta), len(x)))
+    sigma = np.broadcast_to(sigma, y.shape)
     with np.errstate(all="ignore"):
-        residuals = (y - predict(theta, x)) / sigma
+        residuals = _scaled(y, predict(theta, x), sigma)
         loss = huber(residuals)
         damping = np.full(len(theta), 1e-3)
         active = np.isfinite(loss)
@@ -40,9 +43,9 @@ def huber_lm(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], theta: np.
             if not active.any():
                 break
             rows = np.flatnonzero(active)
-            step = _step(predict, theta[rows], x, residuals[rows], sigma, damping[rows])
+            step = _step(gradient, theta[rows], x, residuals[rows], sigma[rows], damping[rows])
             trial = theta[rows] + step
-            trial_residuals = (y[rows] - predict(trial, x)) / sigma
+            trial_residuals = _scaled(y[rows], predict(trial, x), sigma[rows])
             trial_loss = huber(trial_residuals)
             better = np.isfinite(trial_loss) & (trial_loss <= loss[rows])
             improved = rows[better]
@@ -54,23 +57,25 @@ def huber_lm(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], theta: np.
     return theta, loss
 
 
-def _step(predict, theta: np.ndarray, x: np.ndarray, residuals: np.ndarray, sigma: np.ndarray,
+def _scaled(y: np.ndarray, predicted: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Residuals in units of sigma; 0 where sigma is infinite (a point left out), whatever the prediction."""
+    return np.where(np.isinf(sigma), 0.0, (y - predicted) / sigma)
+
+
+def _step(gradient: Model, theta: np.ndarray, x: np.ndarray, residuals: np.ndarray, sigma: np.ndarray,
           damping: np.ndarray) -> np.ndarray:
     """One damped Gauss–Newton step per row, with Huber weights from the current residuals."""
-    base = predict(theta, x)
-    jacobian = np.empty((*residuals.shape, theta.shape[1]))
-    for column in range(theta.shape[1]):
-        shifted = theta.copy()
-        delta = 1e-6 * np.maximum(1.0, np.abs(theta[:, column]))
-        shifted[:, column] += delta
-        jacobian[:, :, column] = (predict(shifted, x) - base) / delta[:, None] / sigma
+    scaled = np.where(np.isinf(sigma)[..., None], 0.0, gradient(theta, x) / sigma[..., None])
     size = np.abs(residuals)
     weights = np.where(size <= HUBER_DELTA, 1.0, HUBER_DELTA / np.maximum(size, 1e-300))
-    weighted = jacobian * weights[:, :, None]
-    normal = np.einsum("rnp,rnq->rpq", weighted, jacobian)
-    gradient = np.einsum("rnp,rn->rp", weighted, residuals)
-    diagonal = np.einsum("rpp->rp", normal)
-    normal = normal + np.einsum("rp,pq->rpq", damping[:, None] * diagonal + 1e-12, np.eye(theta.shape[1]))
+    weighted = scaled * weights[:, :, None]
+    normal = np.matmul(weighted.transpose(0, 2, 1), scaled)
+    gradient = np.matmul(weighted.transpose(0, 2, 1), residuals[:, :, None])[:, :, 0]
     normal = np.where(np.isfinite(normal), normal, 0.0)
     gradient = np.where(np.isfinite(gradient), gradient, 0.0)
-    return np.linalg.solve(normal, gradient[:, :, None])[:, :, 0]
+    diagonal = np.einsum("rpp->rp", normal)
+    normal = normal + np.einsum("rp,pq->rpq", damping[:, None] * diagonal + 1e-12, np.eye(theta.shape[1]))
+    try:
+        return np.linalg.solve(normal, gradient[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # a row whose damped normal matrix is still singular (overflowed scales)
+        return (np.linalg.pinv(normal) @ gradient[:, :, None])[:, :, 0]

@@ -2,17 +2,18 @@
 compute, per FLOP they cost, scored from the fit's bootstrap.
 
 The decision is which source is best at the target compute, for each fitted (task, metric); its
-uncertainty is 1 − P(best). That must include how a curve is extrapolated, not only evaluation noise, so
-each source's replicates mix the forms: every form is fitted and bootstrapped on the same paired
-replicates, and each replicate takes one form with probability ∝ exp(−½ (leave-largest-out error / σ)²).
+uncertainty is 1 − P(best), from the fit's own uncertainty model (see `mixture`): forms averaged per
+replicate, the pooled scatter, and the calibrated extrapolation error. The planner refits every replicate in
+every form (`every_form`), so a hypothetical result can move each form and reweigh them.
 
 A candidate cell adds one observation y of its source at compute c. What it would teach is estimated
 before running it (a preposterior analysis) by mirroring what the refit will do, per form:
 - a cell beyond the source's largest compute becomes the held-out point, so each form's new weight is
   exp(−½ ((its prediction at c − y) / σ)²): extensions are what settle a disagreement between forms;
-- within each form, the replicates move by a square-root ensemble Kalman update: their mean by
-  K·(y − mean prediction at c), K = cov(target, c) / (var(c) + σ²), and their spread narrows by what a
-  point at c with evaluation noise σ tells (little, for a repeated seed where the data are dense).
+- within each form, the replicates (their extrapolation error included, one shock per replicate at the cell
+  and the target alike, so an extension also tells about that error) move by a square-root ensemble Kalman
+  update: their mean by K·(y − mean prediction at c), K = cov(target, c) / (var(c) + σ²), and their spread
+  narrows by what a point at c with evaluation noise σ tells (little, for a repeated seed where the data are dense).
 Reweighting the fixed replicates by the likelihood of y, tried first, overstated what a repeated small-
 budget seed teaches: the forms differ there by misfit that one more point does not resolve, and few
 replicates survived the weights. Candidates per source: a new seed at each budget it has, and 2× and 4×
@@ -22,8 +23,6 @@ cell of each source before a second of any.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -37,55 +36,23 @@ HYPOTHETICAL_RESULTS = 128
 EXTENSIONS = (2, 4)  # candidate budgets: these multiples of a source's largest
 
 
-@dataclass
-class MixedCurve:
-    """One source's curve as a mixture of forms: replicate r follows form `choice[r]`."""
-
-    source: str
-    better: float
-    noise: float
-    flops_per_token: float
-    fits: list[CurveFit]
-    weights: np.ndarray  # of the forms, from their leave-largest-out errors
-    choice: np.ndarray
-
-    def predict_draws(self, flops: np.ndarray) -> np.ndarray:
-        stacked = np.stack([fit.predict_draws(flops) for fit in self.fits])
-        return stacked[self.choice, np.arange(len(self.choice))]
+def decision_curves(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | None = None
+                    ) -> dict[tuple[str, str], list[CurveFit]]:
+    """Per (task, metric), each source's fitted curve, every replicate refitted in every form."""
+    curves: dict[tuple[str, str], list[CurveFit]] = {}
+    for curve in fit_table(table, settings, items, every_form=True).curves:
+        if curve.usable:
+            curves.setdefault((curve.task, curve.metric), []).append(curve)
+    return curves
 
 
-def mixed_curves(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | None = None,
-                 seed: int = 0) -> dict[tuple[str, str], list[MixedCurve]]:
-    """Per (task, metric), each source's form-mixture curve (sources with a usable fit in some form)."""
-    rng = np.random.default_rng(seed)
-    by_form = [fit_table(table, replace(settings, forms=[name]), items).curves for name in settings.forms]
-    mixed: dict[tuple[str, str], list[MixedCurve]] = {}
-    for position, reference in enumerate(by_form[0]):
-        fits = [curves[position] for curves in by_form if curves[position].usable]
-        if not fits:
-            continue
-        errors = np.array([fit.leave_largest_out_error for fit in fits])
-        known = np.isfinite(errors)
-        log_weights = -0.5 * (np.where(known, errors, 0.0) / reference.noise) ** 2
-        log_weights = np.where(known, log_weights, log_weights[known].mean() if known.any() else 0.0)
-        weights = np.exp(log_weights - log_weights.max())
-        draws = min(len(fit.draws) for fit in fits)
-        weights = weights / weights.sum()
-        choice = rng.choice(len(fits), size=draws, p=weights)
-        fits = [replace(fit, draws=fit.draws[:draws]) for fit in fits]
-        mixed.setdefault((reference.task, reference.metric), []).append(
-            MixedCurve(reference.source, reference.better, reference.noise, reference.flops_per_token, fits, weights,
-                       choice))
-    return mixed
-
-
-def target_scores(curves: list[MixedCurve], target_flops: float) -> np.ndarray:
+def target_scores(curves: list[CurveFit], target_flops: float) -> np.ndarray:
     """Replicates × sources: each source's prediction at the target, signed so that larger is better."""
     scores = np.stack([curve.predict_draws(np.array([target_flops]))[:, 0] * curve.better for curve in curves], 1)
     return np.where(np.isfinite(scores), scores, -np.inf)
 
 
-def decision(curves: list[MixedCurve], target_flops: float) -> tuple[str, float]:
+def decision(curves: list[CurveFit], target_flops: float) -> tuple[str, float]:
     """The most probable best source at the target compute and its probability."""
     counts = np.bincount(np.argmax(target_scores(curves, target_flops), axis=1), minlength=len(curves))
     return curves[int(np.argmax(counts))].source, float(counts.max() / counts.sum())
@@ -98,22 +65,23 @@ def uncertainty(scores: np.ndarray) -> np.ndarray:
     return 1.0 - counts.max(axis=-1) / scores.shape[-2]
 
 
-def expected_reduction(curves: list[MixedCurve], observed: MixedCurve, flops: float, target_flops: float,
+def expected_reduction(curves: list[CurveFit], observed: CurveFit, flops: float, target_flops: float,
                        rng: np.random.Generator) -> float:
     """Expected drop of 1 − P(best) at the target from one more observation of `observed` at `flops`,
     against the same replicates with nothing learnt (common random numbers, so noise does not pose as
     information)."""
     column = next(index for index, curve in enumerate(curves) if curve is observed)
     scores = target_scores(curves, target_flops)
-    at_cell = np.stack([fit.predict_draws(np.array([flops]))[:, 0] for fit in observed.fits])  # forms × draws
-    at_target = np.stack([fit.predict_draws(np.array([target_flops]))[:, 0] for fit in observed.fits])
-    central = np.array([fit.predict(np.array([flops]))[0] for fit in observed.fits])
+    at_cell, at_target = (observed.form_draws(np.array([c]))[:, :, 0]
+                          + observed.extrapolation_error(np.array([c]))[:, 0]  # one shock per replicate at both
+                          for c in (flops, target_flops))  # forms × draws
+    central = observed.form_predictions(np.array([flops]))[:, 0]
     noise = observed.noise if np.isfinite(observed.noise) and observed.noise > 0 else 1e-3
     gain, spread = _kalman_gains(at_cell, at_target, noise)
     shrink = 1.0 / (1.0 + noise / spread)  # the square-root filter's: replicates narrow without added noise
     with np.errstate(all="ignore"):
         mean_cell = np.nanmean(at_cell, axis=1)
-    extends = flops > max(fit.highest for fit in observed.fits)
+    extends = flops > observed.highest
     uniform = rng.random(at_cell.shape[1])  # common numbers: which form each replicate follows
     truth_form = rng.choice(len(central), HYPOTHETICAL_RESULTS, p=observed.weights)
     truth_draw = rng.integers(0, at_cell.shape[1], HYPOTHETICAL_RESULTS)
@@ -155,7 +123,7 @@ def _kalman_gains(at_cell: np.ndarray, at_target: np.ndarray, noise: float) -> t
     return gain, spread
 
 
-def candidate_cells(table: pd.DataFrame, curves: list[MixedCurve], target_flops: float
+def candidate_cells(table: pd.DataFrame, curves: list[CurveFit], target_flops: float
                     ) -> list[tuple[str, int, int, float]]:
     """(source, budget, seed, total FLOPs) of every candidate: a new seed at each budget a source has, and
     the source at 2× and 4× its largest budget while that stays within the target compute."""
@@ -173,7 +141,7 @@ def candidate_cells(table: pd.DataFrame, curves: list[MixedCurve], target_flops:
     return [(*cell, flops) for cell, flops in candidates.items()]
 
 
-def suggest(decisions: dict[tuple[str, str], list[MixedCurve]], table: pd.DataFrame, target_flops: float,
+def suggest(decisions: dict[tuple[str, str], list[CurveFit]], table: pd.DataFrame, target_flops: float,
             count: int = 3, seed: int = 0) -> pd.DataFrame:
     """The `count` candidate cells with the largest expected drop in decision uncertainty per FLOP,
     summed over every (task, metric) with two or more sources."""

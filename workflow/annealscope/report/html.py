@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,9 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
     sections = [f"<h1>{html.escape(title)}</h1>"]
     for heading, figure, table, caption_file in SECTIONS:
         sections += [f"<h2>{html.escape(heading)}</h2>", f'<p class="caption">{caption(caption_file)}</p>']
+        if figure == "curves.png":
+            weights = form_weight_caption(pd.read_csv(fit_dir / "fits.csv"))
+            sections.append(f'<p class="caption">{html.escape(weights)}</p>')
         if figure:
             data = base64.b64encode((fit_dir / figure).read_bytes()).decode()
             sections.append(f'<img alt="{html.escape(heading)}" src="data:image/png;base64,{data}">')
@@ -56,6 +60,16 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
                 f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
     with atomic_path(out) as tmp:
         tmp.write_text(document, encoding="utf-8")
+
+
+def form_weight_caption(fits: pd.DataFrame) -> str:
+    """Which forms carry each curve's weight, e.g. "gsm8k · acc · web: anchored_power_law 0.71, log_linear 0.29"."""
+    lines = []
+    for row in fits[fits["form"].notna()].itertuples():
+        weights = json.loads(row.form_weights)
+        lines.append(f"{row.task} · {row.metric} · {row.source}: "
+                     + ", ".join(f"{form} {weight:.2f}" for form, weight in weights.items()))
+    return "Forms averaged per curve, with their weights: " + ("; ".join(lines) or "none fitted") + "."
 
 
 def precision_table(metrics: pd.DataFrame) -> pd.DataFrame:

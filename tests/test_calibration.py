@@ -1,0 +1,31 @@
+"""The fit's uncertainty on curves that none of its forms contains: a small run of benchmarks/calibration.py's
+simulator (Hill curves, two mechanisms, repeated data, stretched exponentials; seed and item noise)."""
+
+import importlib.util
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    spec = importlib.util.spec_from_file_location("calibration", ROOT / "benchmarks" / "calibration.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["calibration"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ninety_percent_intervals_cover_misspecified_curves_in_the_grid_and_beyond_it(calibration):
+    outcomes = [calibration.score(seed, bootstrap=200) for seed in range(36)]
+    intervals = pd.DataFrame([row for outcome in outcomes for row in outcome["intervals"]])
+    coverage = intervals.groupby("where")["covered"].mean()
+    assert 0.82 <= coverage["grid"] <= 0.97, coverage
+    assert 0.78 <= coverage["beyond"] <= 0.97, coverage
+    pairs = pd.DataFrame([row for outcome in outcomes for row in outcome["pairs"]])
+    assert pairs["fit"].mean() > pairs["micro"].mean() and pairs["fit"].mean() > pairs["largest"].mean()
+    read = intervals[intervals["where"] != "below"]
+    assert np.median(read["width"] / read["noise"]) < 8  # useful: a few cell-noise widths, not everything
