@@ -14,7 +14,7 @@ metric in the grid and beyond it, their mean width, pairwise decision accuracy a
 smallest budget) and the largest-budget point, and the calibration of `p_best` (observed frequency of being
 best against the predicted probability, by bin, and its Brier score).
 
-    python benchmarks/calibration.py [--problems 240 --bootstrap 1000 --jobs 2]
+    python benchmarks/calibration.py [--problems 720 --bootstrap 1000 --jobs 2]
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ TRAIN_FLOPS_PER_TOKEN = 6 * 7e9
 BUDGETS = (0.5e9 * 2 ** np.arange(5)).astype(np.int64)
 DECISION_TOKENS = np.array([1e9, 3e9, 8e9, 16e9, 32e9])  # training-compute equivalents of the decisions
 NOISE_LEVELS = (0.005, 0.01, 0.02)
-SEED_NOISE = 1.0
 ITEMS = 300
 ITEM_SPREAD = 0.1  # sd of the items' own difficulty, shared by every cell (what the paired bootstrap keeps)
 KINDS = ("given", "filtered", "synthesized")
@@ -113,7 +112,7 @@ def simulate(seed: int, noise: float | None = None, seeds: int | None = None, it
     sources = [draw_source(rng, f"{kind}_{index}", kind) for index, kind in enumerate(kinds)]
     noise = noise if noise is not None else float(rng.choice(NOISE_LEVELS))
     seeds = seeds if seeds is not None else int(rng.integers(1, 4))
-    seed_noise = noise * rng.uniform(0.3, 1.0) * SEED_NOISE
+    seed_noise = noise * rng.uniform(0.3, 1.0)
     base = rng.uniform(0.18, 0.24)
     difficulty = rng.normal(0, ITEM_SPREAD, items)
     cells = [("base", 0, 0, 0.0, base)]
@@ -197,7 +196,7 @@ def report(outcomes: list[dict[str, list]], elapsed: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=240)
+    parser.add_argument("--problems", type=int, default=720)
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     args = parser.parse_args()

@@ -32,6 +32,11 @@ BAD = [
     ("missing corpus file", lambda c: c["sources"]["filtered_web"].update(pool=["data/missing.jsonl"]),
      "sources.filtered_web.pool[0]"),
     ("micro budget off grid", lambda c: c["grid"].update(micro_anneal_budget=123), "grid.micro_anneal_budget"),
+    ("fasttext model file missing", lambda c: c["sources"]["filtered_web"].update(
+        classifier={"backend": "fasttext", "model_file": "models/absent.bin", "label": "__label__hq"}),
+     "sources.filtered_web.classifier.model_file"),
+    ("fasttext with neither a model nor seeds", lambda c: c["sources"]["filtered_web"].update(
+        classifier={"backend": "fasttext"}), "sources.filtered_web.classifier"),
 ]
 
 

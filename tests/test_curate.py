@@ -286,3 +286,42 @@ def test_budgets_beyond_max_epochs_are_refused():
     with pytest.raises(EpochLimitError, match=r"needs 4\.00 epochs.*max_epochs = 2"):
         training_order(8192, 0.5, source_windows=64, replay_windows=64, seq_len=32, global_batch=8, seed=0,
                        max_epochs=2)
+
+
+def test_a_fasttext_classifier_trained_on_seeds_separates_the_domain_and_a_saved_one_scores_the_same(tmp_path):
+    import fasttext
+
+    from annealscope.curate.classifiers import POSITIVE, _train_fasttext, fasttext_scores
+
+    settings = {"backend": "fasttext", "seeds": "wikipedia:seed", "positive_labels": ["Mathematics"],
+                "ngram_max": 2, "dim": 32, "epochs": 25, "lr": 0.5, "seed": 0, "flops_per_token": None}
+    seeds, pool = list(read_corpus("wikipedia:seed")), list(read_corpus("wikipedia:pool"))
+    texts = [document.text for document in pool]
+    scores = fasttext_scores(settings, seeds, texts, [7] * len(texts))
+    domain = np.array([document.label == "Mathematics" for document in pool])
+    assert scores.values.shape == (len(pool),) and np.all((scores.values >= 0) & (scores.values <= 1))
+    assert scores.values[domain].mean() > scores.values[~domain].mean() + 0.2
+    assert scores.description["held_out_auc"] > 0.8 and scores.flops_per_token == 2.0 * 32 * 2
+    assert scores.scanned_tokens == 7 * len(texts)
+    labels = np.array([document.label == "Mathematics" for document in seeds])
+    path = tmp_path / "math.bin"
+    _train_fasttext(settings, [document.text for document in seeds], labels).save_model(str(path))
+    saved = fasttext_scores({"model_file": str(path), "label": POSITIVE, "flops_per_token": None}, [], texts,
+                            [1] * len(texts))
+    np.testing.assert_allclose(saved.values, scores.values, atol=1e-6)
+    assert fasttext.load_model(str(path)).get_labels()
+    with pytest.raises(ValueError, match=r"classifier\.label: '__label__hq' is not a label"):
+        fasttext_scores({"model_file": str(path), "label": "__label__hq", "flops_per_token": None}, [], texts,
+                        [1] * len(texts))
+
+
+def test_a_filtered_source_keeps_what_the_fasttext_classifier_passes_and_charges_its_flops():
+    from annealscope.curate.filtering import classify_pool
+
+    classifier = {"backend": "fasttext", "seeds": "wikipedia:seed", "positive_labels": ["Mathematics"],
+                  "ngram_max": 2, "dim": 16, "epochs": 25, "lr": 0.5, "seed": 0, "flops_per_token": None}
+    pool = [{"text": document.text, "label": document.label, "tokens": 10}
+            for document in read_corpus("wikipedia:pool")]
+    kept, record = classify_pool({"classifier": classifier, "threshold": 0.5}, pool)
+    assert 0 < len(kept) < len(pool) and all(document["score"] >= 0.5 for document in kept)
+    assert record["kept_labelled_precision"] > 0.5 and record["acquisition_flops"] == 2.0 * 16 * 2 * 10 * len(pool)

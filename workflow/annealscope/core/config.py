@@ -216,6 +216,9 @@ def _check_source(name: str, source: dict, config: dict) -> None:
     model = classifier.get("model", "")
     if classifier.get("backend") == "transformers" and model.startswith((".", "/")) and not Path(model).exists():
         raise ConfigError(f"{key}.classifier.model: {classifier['model']} does not exist")
+    if classifier.get("model_file") and not Path(classifier["model_file"]).is_file():
+        raise ConfigError(f"{key}.classifier.model_file: {classifier['model_file']} does not exist; download the "
+                          "fastText .bin first (e.g. `huggingface-cli download REPO FILE --local-dir DIR`)")
 
 
 def _check_teacher(key: str, generator: dict) -> None:

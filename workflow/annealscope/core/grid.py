@@ -205,6 +205,11 @@ def _filter_estimate(config: dict, source: dict) -> str:
             for reference in source["pool"]]
     if classifier["backend"] == "hashed_ngram":
         flops_per_token = classifier["flops_per_token"] or 2.0 * classifier["ngram_max"]
+    elif classifier["backend"] == "fasttext":  # a model_file's own dim and n-grams are read when it runs
+        flops_per_token = classifier["flops_per_token"] or (None if classifier.get("model_file") else
+                                                            2.0 * classifier["dim"] * classifier["ngram_max"])
+        if flops_per_token is None:
+            return "n/a (set classifier.flops_per_token)"
     elif classifier.get("parameters"):
         flops_per_token = 2.0 * classifier["parameters"]
     else:

@@ -7,7 +7,9 @@ import time
 
 from annealscope.core.corpora import read_corpus
 from annealscope.core.flops import classifier_flops
-from annealscope.curate.classifiers import hashed_ngram_scores, transformers_scores
+from annealscope.curate.classifiers import fasttext_scores, hashed_ngram_scores, transformers_scores
+
+SEEDED = {"hashed_ngram": hashed_ngram_scores, "fasttext": fasttext_scores}  # backends that read labelled seeds
 
 
 def classify_pool(settings: dict, pool: list[dict], cache_dir=None) -> tuple[list[dict], dict]:
@@ -15,10 +17,10 @@ def classify_pool(settings: dict, pool: list[dict], cache_dir=None) -> tuple[lis
     classifier = settings["classifier"]
     texts = [document["text"] for document in pool]
     started = time.perf_counter()
-    if classifier["backend"] == "hashed_ngram":
-        seeds = list(read_corpus(classifier["seeds"], cache_dir))
-        scores = hashed_ngram_scores(classifier, seeds, texts, [document["tokens"] for document in pool])
-        positive = set(classifier["positive_labels"])
+    if classifier["backend"] in SEEDED:
+        seeds = list(read_corpus(classifier["seeds"], cache_dir)) if "seeds" in classifier else []
+        scores = SEEDED[classifier["backend"]](classifier, seeds, texts, [document["tokens"] for document in pool])
+        positive = set(classifier.get("positive_labels", []))
         seed_labels = {document.label for document in seeds}
     else:
         scores = transformers_scores(classifier, texts)
