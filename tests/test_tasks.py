@@ -43,3 +43,45 @@ def test_decontamination_removes_a_document_quoting_an_eval_item():
     kept, removed = index.filter([clean, leaked])
     assert kept == [clean]
     assert removed == {"task": 1}
+
+
+QUESTIONS = ["A farmer plants seven rows of beans with twelve plants in each row and then buys nine more plants",
+             "A train leaves the station at noon travelling sixty miles per hour toward a city three hundred miles",
+             "A baker fills fourteen trays with two dozen rolls each and sells all but the rolls of one tray"]
+
+
+def test_lm_eval_tasks_defined_only_by_yaml_are_indexed_as_lm_eval_builds_them_and_removals_counted(tmp_path):
+    import yaml
+
+    from annealscope.core.io import write_jsonl
+    from annealscope.curate.pipeline import eval_item_texts
+    from annealscope.evaluate.contamination import write_decontamination_texts
+
+    data = tmp_path / "qa.jsonl"
+    write_jsonl(data, [{"question": question, "answer": str(index), "choices": ["red", "blue", "green"], "gold": index}
+                       for index, question in enumerate(QUESTIONS)])
+    common = {"dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}}, "test_split": "test",
+              "metadata": {"version": 1.0}}
+    specs = {"local_qa": {"output_type": "generate_until", "doc_to_text": "Question: {{question}}\nAnswer:",
+                          "doc_to_target": "{{answer}}", "metric_list": [{"metric": "exact_match"}]},
+             "local_mc": {"output_type": "multiple_choice", "doc_to_text": "{{question}}?",
+                          "doc_to_choice": "{{choices}}", "doc_to_target": "{{gold}}",
+                          "metric_list": [{"metric": "acc"}]},
+             "local_query": {"output_type": "generate_until", "doc_to_text": "Q: {{question}}",
+                             "doc_to_target": "{{answer}}", "should_decontaminate": True,
+                             "doc_to_decontamination_query": "question",
+                             "metric_list": [{"metric": "exact_match"}]}}
+    (tmp_path / "tasks").mkdir()
+    for name, spec in specs.items():
+        (tmp_path / "tasks" / f"{name}.yaml").write_text(yaml.safe_dump({"task": name, **common, **spec}))
+    prepared = tmp_path / "prepared"
+    counts = write_decontamination_texts(sorted(specs), prepared, include_path=str(tmp_path / "tasks"))
+    assert counts == {"local_mc": 3, "local_qa": 3, "local_query": 3}
+    texts = eval_item_texts(prepared)
+    assert texts["local_qa"][0] == f"Question: {QUESTIONS[0]}\nAnswer: 0"
+    assert texts["local_mc"][2] == f"{QUESTIONS[2]}? green"
+    assert texts["local_query"][1] == QUESTIONS[1]
+    index = ContaminationIndex({"local_query": texts["local_query"]}, n=13)
+    documents = [{"text": f"Worked example. {QUESTIONS[1]}. The answer follows."}, {"text": " ".join(["beans"] * 30)}]
+    kept, removed = index.filter(documents)
+    assert kept == documents[1:] and removed == {"local_query": 1}

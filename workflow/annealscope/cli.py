@@ -241,6 +241,8 @@ def _train(args) -> None:
 
 
 def _prepare_tasks(args) -> None:
+    if args.cache_dir:  # lm-eval's own tasks read their datasets from where fetch-tasks put them
+        os.environ["HF_HOME"] = str(Path(args.cache_dir, "hf").resolve())
     from annealscope.evaluate.tasks import prepare_tasks
 
     counts = prepare_tasks(args.tasks, args.resources, args.out, json.loads(args.heldout), args.heldout_documents,

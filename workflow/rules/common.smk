@@ -162,10 +162,6 @@ def source_settings(wildcards):
     return SETTINGS.source(wildcards.source, models)
 
 
-def local_tasks():
-    return [task for task in config["eval"]["tasks"] if task in LOCAL_TASKS]
-
-
 def anneal_settings(wildcards):
     return SETTINGS.cell(wildcards.source, wildcards.budget, wildcards.seed)
 

@@ -4,10 +4,11 @@
 rule prepare_tasks:
     input:
         datasets=cached_datasets([ref for refs in config["eval"]["heldout"].values() for ref in refs]),
+        fetched=fetched_tasks,
     output:
         directory(path(layout.TASKS)),
     params:
-        tasks=local_tasks(),
+        tasks=config["eval"]["tasks"],
         resources=RESOURCES,
         heldout=as_json(config["eval"]["heldout"]),
         documents=config["eval"]["heldout_documents"],

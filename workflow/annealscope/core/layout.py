@@ -39,6 +39,7 @@ REPORT = "results/{run}/report.html"
 LOGS = "results/{run}/logs"
 
 HELDOUT_PREFIX = "heldout_"  # the task of held-out domain D is heldout_D
+DECONTAMINATION_TEXTS = "decontamination"  # in the prepared tasks folder: {"text"} JSONL per lm-eval task
 
 
 def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:

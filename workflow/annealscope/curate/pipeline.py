@@ -12,6 +12,7 @@ from pathlib import Path
 from annealscope import __version__
 from annealscope.core.corpora import TokenCounter, describe_reference, read_corpora
 from annealscope.core.io import read_jsonl, write_json, write_jsonl
+from annealscope.core.layout import DECONTAMINATION_TEXTS
 from annealscope.core.references import acquisition_kind, source_corpus_references
 from annealscope.core.tokens import token_counter
 from annealscope.curate.decontaminate import ContaminationIndex
@@ -27,11 +28,14 @@ class CurationError(ValueError):
 
 
 def eval_item_texts(tasks_dir: str | Path) -> dict[str, list[str]]:
-    """Question plus gold answer of every prepared evaluation item, and every held-out document, by task."""
+    """Question plus gold answer of every prepared evaluation item, every held-out document, and every lm-eval
+    task's documents as lm-eval builds them (`annealscope.evaluate.contamination`), by task."""
     texts = {}
     for path in sorted(Path(tasks_dir).glob("*.jsonl")):
         texts[path.stem] = [item["text"] if "text" in item else f"{item['question']} {item['choices'][item['gold']]}"
                             for item in read_jsonl(path)]
+    for path in sorted(Path(tasks_dir, DECONTAMINATION_TEXTS).glob("*.jsonl")):
+        texts[path.stem] = [item["text"] for item in read_jsonl(path)]
     return texts
 
 

