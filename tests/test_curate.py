@@ -325,3 +325,15 @@ def test_a_filtered_source_keeps_what_the_fasttext_classifier_passes_and_charges
     kept, record = classify_pool({"classifier": classifier, "threshold": 0.5}, pool)
     assert 0 < len(kept) < len(pool) and all(document["score"] >= 0.5 for document in kept)
     assert record["kept_labelled_precision"] > 0.5 and record["acquisition_flops"] == 2.0 * 16 * 2 * 10 * len(pool)
+
+
+def test_token_counts_are_exact_across_count_batches(tiny_base):
+    from transformers import AutoTokenizer
+
+    from annealscope.core.tokens import COUNT_BATCH
+
+    texts = [document.text for document in read_corpus("pydoc:topics")]
+    texts = (texts * (2 * COUNT_BATCH // len(texts) + 2))[:2 * COUNT_BATCH + 7]
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
+    assert token_counter(tiny_base)(texts) == [len(tokenizer(text, add_special_tokens=False)["input_ids"])
+                                               for text in texts]

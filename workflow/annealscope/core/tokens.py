@@ -15,12 +15,20 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
 
+COUNT_BATCH = 1024  # texts tokenized at once to count: a whole corpus at once held ~50× its size in encodings
+
+
 def token_counter(tokenizer_dir: str | Path):
-    """Tokens per text with the base model's tokenizer (no special tokens)."""
+    """Tokens per text with the base model's tokenizer (no special tokens), counted a batch at a time so the
+    token ids of only one batch are ever held."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    return lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for start in range(0, len(texts), COUNT_BATCH)
+                for ids in tokenizer(texts[start:start + COUNT_BATCH], add_special_tokens=False)["input_ids"]]
+    return count
 
 
 @dataclass
