@@ -319,9 +319,10 @@ def finish_curve(draft: Draft, calibration: Calibration, base: Points | None, rn
     if not draft.fits:
         return curve
     weights = form_weights(points, draft.fits, calibration)
-    kept = [fit for fit, weight in zip(draft.fits, weights, strict=True) if weight >= MIN_WEIGHT]
-    for fit in kept:
-        fit.weight = float(weights[draft.fits.index(fit)] / weights[weights >= MIN_WEIGHT].sum())
+    heavy = weights >= MIN_WEIGHT
+    kept = [fit for fit, keep in zip(draft.fits, heavy, strict=True) if keep]
+    for fit, weight in zip(kept, weights[heavy] / weights[heavy].sum(), strict=True):
+        fit.weight = float(weight)
     kept.sort(key=lambda fit: -fit.weight)
     draws = points.replicates.shape[0]
     if draws:

@@ -31,7 +31,7 @@ GROWTH = 1.0  # the extrapolation error's sd grows as (distance beyond the data)
 ROUNDS = 3  # fixed-point rounds: the weights' scale depends on the scatter and slope they help estimate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HeldOut:
     """A form refitted without a curve's largest computes: prediction − observation at each of them (ascending
     compute), and the bootstrap variance of those predictions."""
@@ -40,7 +40,7 @@ class HeldOut:
     variances: np.ndarray
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays: compared by identity
 class FormFit:
     """One form fitted to one curve, with its held-out refits, and after the bootstrap its weight and draws."""
 
