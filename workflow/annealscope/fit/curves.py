@@ -121,9 +121,9 @@ class CurveFit:
         with np.errstate(all="ignore"):
             return np.stack([fit.form.predict(fit.draws, x) for fit in self.components])
 
-    def extrapolation_error(self, flops: np.ndarray, highest: float | None = None) -> np.ndarray:
+    def extrapolation_error(self, flops: np.ndarray) -> np.ndarray:
         """Each replicate's extrapolation error at each compute (draws, len(flops)), beyond [lowest, highest]."""
-        distance = extrapolation_distance(flops, self.lowest, self.highest if highest is None else highest)
+        distance = extrapolation_distance(flops, self.lowest, self.highest)
         return self.shocks[:, None] * np.sqrt(extrapolation_variance(self.extrapolation_sd, distance))[None, :]
 
     def predict_draws(self, flops: np.ndarray) -> np.ndarray:
