@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 
 from annealscope.core.corpora import CorpusError, cached_dataset, describe_reference, read_corpus
-from annealscope.core.io import read_jsonl, write_jsonl
+from annealscope.core.io import write_jsonl
 from annealscope.core.sampling import EpochLimitError, training_order
 from annealscope.core.tokens import TokenArray, token_counter, token_dtype
-from annealscope.curate.dedup import exact_dedup, near_dedup
-from annealscope.curate.diversity import distinct_n, length_histogram
+from annealscope.curate.diversity import length_histogram
 from annealscope.curate.heuristics import apply_heuristics
-from annealscope.curate.pipeline import CurationError, acquisition_dollars, curate_source
+from annealscope.curate.pipeline import acquisition_dollars
 from annealscope.curate.synthesize import render_prompts, teacher_documents
 from annealscope.curate.teachers import TeacherError
 from annealscope.curate.tokenize import tokenize_documents
@@ -90,19 +89,7 @@ def test_each_heuristic_rule_removes_and_counts_its_own_failures():
         apply_heuristics(documents, {"max_colour": 1})
 
 
-def test_near_duplicates_go_and_distinct_documents_stay():
-    base = "the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat by the door " * 3
-    documents = [{"text": base}, {"text": base + " today"}, {"text": base.replace("fox", "wolf", 1)},
-                 {"text": "an entirely different document about prime numbers and their distribution " * 3},
-                 {"text": base}]
-    assert len(exact_dedup(documents)) == 4
-    kept = near_dedup(exact_dedup(documents), threshold=0.8)
-    assert [document["text"][:6] for document in kept] == ["the qu", "an ent"]
-
-
-def test_diversity_and_length_statistics():
-    assert distinct_n(["a b a b", "a b"], 1) == pytest.approx(2 / 6)
-    assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
+def test_length_histogram():
     assert length_histogram([1, 3, 4, 5, 100]) == {"[1, 2)": 1, "[2, 4)": 1, "[4, 8)": 2, "[64, 128)": 1}
 
 
@@ -131,13 +118,13 @@ def test_tokenize_counts_exactly_and_matches_the_tokenizer(tmp_path, tiny_base):
 
     texts = [document.text for document in read_corpus("pydoc:topics")]
     write_jsonl(tmp_path / "docs.jsonl", ({"text": text} for text in texts))
-    meta = tokenize_documents(tmp_path / "docs.jsonl", tiny_base, tmp_path / "t.bin", tmp_path / "t.json", threads=2)
+    meta = tokenize_documents(tmp_path / "docs.jsonl", tiny_base, tmp_path / "t.bin", threads=2)
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
     expected = [token for text in texts for token in [*tokenizer(text, add_special_tokens=False)["input_ids"],
                                                       tokenizer.eos_token_id]]
     array = TokenArray.open(tmp_path / "t.bin")
     assert meta["documents"] == len(texts) and meta["tokens"] == len(expected)
-    assert np.array_equal(np.asarray(array.tokens), expected)
+    assert np.array_equal(array.window(0, array.size), expected)
 
 
 def sequence_classifier(tiny_base, directory: Path) -> Path:
@@ -155,19 +142,21 @@ def sequence_classifier(tiny_base, directory: Path) -> Path:
 
 
 def test_a_transformers_classifier_filters_a_pool_and_is_charged_per_token(tmp_path, tiny_base):
-    from annealscope.curate.classifiers import transformers_scores
+    from annealscope.curate.classifiers import load_classifier
 
     model = sequence_classifier(tiny_base, tmp_path / "classifier")
     texts = [document.text for document in read_corpus("pydoc:topics")][:20]
-    scores = transformers_scores({"model": str(model), "label": "high", "batch_size": 8, "max_length": 64,
-                                 "trust_remote_code": False}, texts)
-    assert scores.values.shape == (20,) and np.all((scores.values > 0) & (scores.values < 1))
-    assert 20 * 8 < scores.scanned_tokens <= 20 * 64
-    parameters = scores.description["classifier_parameters"]
-    assert scores.flops_per_token == 2.0 * parameters
+    settings = {"backend": "transformers", "model": str(model), "label": "high", "batch_size": 8, "max_length": 64,
+                "trust_remote_code": False}
+    classifier = load_classifier(settings)
+    values, scanned = classifier.score(texts)
+    assert values.shape == (20,) and np.all((values > 0) & (values < 1))
+    assert 20 * 8 < scanned <= 20 * 64
+    assert classifier.flops_per_token == 2.0 * classifier.description["classifier_parameters"]
+    np.testing.assert_allclose(np.concatenate([classifier.score(texts[:7])[0], classifier.score(texts[7:])[0]]),
+                               values, atol=1e-5)  # scored a batch at a time, as shard jobs do
     with pytest.raises(ValueError, match=r"classifier\.label"):
-        transformers_scores({"model": str(model), "label": "medium", "batch_size": 8, "max_length": 64,
-                             "trust_remote_code": False}, texts)
+        load_classifier({**settings, "label": "medium"})
 
 
 def teacher_settings(server, **overrides) -> dict:
@@ -223,55 +212,6 @@ def test_vllm_missing_is_a_clear_error():
             load_teacher({"backend": "vllm", "model": "x", "seed": 0})
 
 
-def given_settings(corpus, **overrides) -> dict:
-    settings = {"curation": "given", "corpus": corpus, "acquisition_flops": 0.0, "decontamination_ngram": 13,
-                "heuristics": {}, "near_dedup": {"threshold": 0.8, "num_perm": 64, "shingle": 3},
-                "acquisition_usd": None}
-    return {**settings, **overrides}
-
-
-def test_curation_counts_every_step_and_decontaminates_by_task(tmp_path, tiny_base):
-    item = "What is the value of seven times eight when both are multiplied together in a product"
-    tasks = tmp_path / "tasks"
-    write_jsonl(tasks / "quiz.jsonl", [{"question": item, "choices": ["56", "54"], "gold": 0}])
-    corpus = [{"text": f"Text {index}: " + "numbers and sums and products " * (index + 2)} for index in range(6)]
-    corpus += [{"text": corpus[0]["text"]}, {"text": f"Leaked: {item} 56. More words follow here."}, {"text": "tiny"}]
-    write_jsonl(tmp_path / "corpus.jsonl", corpus)
-    settings = given_settings([str(tmp_path / "corpus.jsonl")], heuristics={"min_words": 2})
-    manifest = curate_source("mine", settings, tiny_base, tasks, tmp_path / "docs.jsonl", tmp_path / "m.json")
-    steps = {step["step"]: step for step in manifest["steps"]}
-    assert [step["step"] for step in manifest["steps"]] == ["read", "heuristics", "exact_dedup", "near_dedup",
-                                                             "decontaminate"]
-    assert steps["heuristics"]["removed_by_rule"] == {"min_words": 1}
-    assert steps["exact_dedup"]["documents_in"] - steps["exact_dedup"]["documents_out"] == 1
-    assert steps["decontaminate"]["removed_by_task"] == {"quiz": 1}
-    assert manifest["documents"] == steps["decontaminate"]["documents_out"] == len(list(read_jsonl(
-        tmp_path / "docs.jsonl")))
-    assert manifest["tokens"] == steps["decontaminate"]["tokens_out"] > 0
-    assert manifest["contamination_rate"] == pytest.approx(1 / 9)
-    assert manifest["provenance"][0]["shards"][0]["sha256"]
-
-
-def test_a_source_emptied_by_a_step_names_the_source_and_step(tmp_path, tiny_base):
-    write_jsonl(tmp_path / "corpus.jsonl", [{"text": "one two"}, {"text": "three four"}])
-    (tmp_path / "tasks").mkdir()
-    settings = given_settings([str(tmp_path / "corpus.jsonl")], heuristics={"min_words": 50})
-    with pytest.raises(CurationError, match="source mine, step heuristics: no documents left"):
-        curate_source("mine", settings, tiny_base, tmp_path / "tasks", tmp_path / "d.jsonl", tmp_path / "m.json")
-    assert not (tmp_path / "d.jsonl").exists() and not (tmp_path / "m.json").exists()
-
-
-def test_a_template_error_stops_curation_naming_source_and_step(tmp_path, tiny_base):
-    (tmp_path / "tasks").mkdir()
-    template = tmp_path / "broken.jinja"
-    template.write_text("{{ document }} {% if %}")
-    generator = teacher_settings(type("Unused", (), {"base_url": "http://127.0.0.1:9/v1"}), template=str(template))
-    settings = {**given_settings([]), "curation": "synthesize", "generator": generator}
-    with pytest.raises(CurationError, match=r"source qa, step generate: prompt template .*broken\.jinja"):
-        curate_source("qa", settings, tiny_base, tmp_path / "tasks", tmp_path / "d.jsonl", tmp_path / "m.json")
-    assert not list(tmp_path.glob("d.jsonl*")) and not (tmp_path / "work").exists()
-
-
 def test_dollars_come_from_a_fixed_price_or_from_pricing():
     acquisition = {"generation_seconds": 7200, "prompt_tokens": 2_000_000, "generated_tokens": 1_000_000}
     assert acquisition_dollars({"acquisition_usd": 5.0}, acquisition) == 5.0
@@ -291,40 +231,28 @@ def test_budgets_beyond_max_epochs_are_refused():
 def test_a_fasttext_classifier_trained_on_seeds_separates_the_domain_and_a_saved_one_scores_the_same(tmp_path):
     import fasttext
 
-    from annealscope.curate.classifiers import POSITIVE, _train_fasttext, fasttext_scores
+    from annealscope.curate.classifiers import POSITIVE, load_classifier, train_classifier
 
     settings = {"backend": "fasttext", "seeds": "wikipedia:seed", "positive_labels": ["Mathematics"],
                 "ngram_max": 2, "dim": 32, "epochs": 25, "lr": 0.5, "seed": 0, "flops_per_token": None}
     seeds, pool = list(read_corpus("wikipedia:seed")), list(read_corpus("wikipedia:pool"))
     texts = [document.text for document in pool]
-    scores = fasttext_scores(settings, seeds, texts, [7] * len(texts))
+    description = train_classifier(settings, seeds, tmp_path / "trained")
+    trained = load_classifier(settings, tmp_path / "trained")
+    values, scanned = trained.score(texts)
     domain = np.array([document.label == "Mathematics" for document in pool])
-    assert scores.values.shape == (len(pool),) and np.all((scores.values >= 0) & (scores.values <= 1))
-    assert scores.values[domain].mean() > scores.values[~domain].mean() + 0.2
-    assert scores.description["held_out_auc"] > 0.8 and scores.flops_per_token == 2.0 * 32 * 2
-    assert scores.scanned_tokens == 7 * len(texts)
-    labels = np.array([document.label == "Mathematics" for document in seeds])
-    path = tmp_path / "math.bin"
-    _train_fasttext(settings, [document.text for document in seeds], labels).save_model(str(path))
-    saved = fasttext_scores({"model_file": str(path), "label": POSITIVE, "flops_per_token": None}, [], texts,
-                            [1] * len(texts))
-    np.testing.assert_allclose(saved.values, scores.values, atol=1e-6)
+    assert values.shape == (len(pool),) and np.all((values >= 0) & (values <= 1)) and scanned is None
+    assert values[domain].mean() > values[~domain].mean() + 0.2
+    assert description["held_out_auc"] > 0.8 and trained.flops_per_token == 2.0 * 32 * 2
+    assert "Mathematics" in trained.seed_labels
+    path = tmp_path / "trained" / "model.bin"
+    saved = load_classifier({"backend": "fasttext", "model_file": str(path), "label": POSITIVE,
+                             "flops_per_token": None})
+    np.testing.assert_allclose(saved.score(texts)[0], values, atol=1e-6)
     assert fasttext.load_model(str(path)).get_labels()
     with pytest.raises(ValueError, match=r"classifier\.label: '__label__hq' is not a label"):
-        fasttext_scores({"model_file": str(path), "label": "__label__hq", "flops_per_token": None}, [], texts,
-                        [1] * len(texts))
-
-
-def test_a_filtered_source_keeps_what_the_fasttext_classifier_passes_and_charges_its_flops():
-    from annealscope.curate.filtering import classify_pool
-
-    classifier = {"backend": "fasttext", "seeds": "wikipedia:seed", "positive_labels": ["Mathematics"],
-                  "ngram_max": 2, "dim": 16, "epochs": 25, "lr": 0.5, "seed": 0, "flops_per_token": None}
-    pool = [{"text": document.text, "label": document.label, "tokens": 10}
-            for document in read_corpus("wikipedia:pool")]
-    kept, record = classify_pool({"classifier": classifier, "threshold": 0.5}, pool)
-    assert 0 < len(kept) < len(pool) and all(document["score"] >= 0.5 for document in kept)
-    assert record["kept_labelled_precision"] > 0.5 and record["acquisition_flops"] == 2.0 * 16 * 2 * 10 * len(pool)
+        load_classifier({"backend": "fasttext", "model_file": str(path), "label": "__label__hq",
+                         "flops_per_token": None})
 
 
 def test_token_counts_are_exact_across_count_batches(tiny_base):

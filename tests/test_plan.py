@@ -53,3 +53,21 @@ def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
     as_run = r"as run \(0\.6\dx: branched-wsd\)"  # math-7b branches its cooldowns; medical-7b does not
     assert re.search(as_run, outputs["math-7b"]) and not re.search(as_run, outputs["medical-7b"])
     assert re.search(r"^cooldown\s+32$", outputs["math-7b"], flags=re.MULTILINE)
+
+
+def test_the_7b_plan_counts_every_curation_shard_job_with_its_resources(root):
+    """math-7b: OpenWebMath capped at 14e9 tokens in shards of 2^26 (209), 2M program problems in shards of
+    100,000 (20), and two teachers' 500,000 and 1,000,000 prompts in shards of 20,000 (25 + 50 GPU jobs)."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "config/examples/math-7b.yaml",
+                             "--directory", str(root)], capture_output=True, text=True, cwd=root)
+    output = result.stdout + result.stderr
+    jobs = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE)}
+    assert {name: jobs[name] for name in ("train_classifier", "curate_shard", "generate_shard", "dedup",
+                                          "finish_shard", "manifest")} == {
+        "train_classifier": 1, "curate_shard": 209 + 20, "generate_shard": 25 + 50, "dedup": 4,
+        "finish_shard": 304, "manifest": 4}
+    for source, shards, hours in (("openwebmath_filtered", 209, 0), ("teacher_gsm_variants", 25, 25 * 8 * 24),
+                                  ("mind_dialogues", 50, 50 * 8 * 24)):
+        assert re.search(rf"│ {source}\s+│ \w+\s+│\s+{shards} │\s+{hours:,} │", output), source
+    curate = 2 * 304 - 75 + 2 * 4 + 1 + 1  # shard and finish jobs, dedup and manifest, a classifier, tokenize replay
+    assert re.search(rf"│ curate\s+│\s+{curate} │", output) and re.search(r"│ generate\s+│\s+75 │\s+1 │\s+8 │", output)

@@ -113,7 +113,8 @@ def submitted_rules() -> list[str]:
 @pytest.mark.slow
 def test_the_test_grid_runs_end_to_end_through_slurm(slurm_grid):
     rules = submitted_rules()
-    for rule in ("curate", "tokenize", "anneal", "evaluate", "collect", "fit", "report"):
+    for rule in ("train_classifier", "curate_shard", "generate_shard", "dedup", "finish_shard", "manifest",
+                 "tokenize", "anneal", "evaluate", "collect", "fit", "report"):
         assert rule in rules, (rule, sorted(set(rules)))
     assert rules.count("anneal") >= 9 and rules.count("evaluate") >= 10
     for name in ("metrics.csv", "items.parquet", "report.html", "fit/decisions.csv"):

@@ -24,7 +24,7 @@ def tiny(tmp_path_factory, tiny_base) -> dict:
     from annealscope.core.corpora import read_corpus
 
     write_jsonl(directory / "docs.jsonl", (document.as_record() for document in read_corpus("pydoc:topics")))
-    tokenize_documents(directory / "docs.jsonl", tiny_base, directory / "tokens.bin", directory / "tokens.json")
+    tokenize_documents(directory / "docs.jsonl", tiny_base, directory / "tokens.bin")
     return {"dir": directory, "init": str(tiny_base), "tokens": str(directory / "tokens.bin")}
 
 
@@ -99,8 +99,8 @@ def test_a_failed_job_names_its_outputs_and_leaves_none(tiny):
 
 def test_token_array_sidecar_is_exact(tiny):
     array = TokenArray.open(tiny["tokens"])
-    assert array.tokens.size == array.meta["tokens"]
-    assert array.tokens.dtype.name == "uint16"
+    assert array.size == array.meta["tokens"]
+    assert array.parts[0].dtype.name == "uint16"
 
 
 @pytest.mark.slow

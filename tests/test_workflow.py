@@ -115,6 +115,7 @@ def test_hub_datasets_are_fetched_once_and_curation_steps_are_recorded(grid):
     teacher = json.loads((results / "curate" / "teacher_problems" / "manifest.json").read_text())
     assert teacher["provenance"][0]["rows"] == 8 and "train.jsonl" in teacher["provenance"][0]["local_files"]
     assert teacher["acquisition"]["shards"] == 2 and teacher["acquisition"]["prompts"] == 8
+    assert [shard["pieces"] for shard in teacher["shards"]] == [["prompts 0..3"], ["prompts 4..7"]]  # two jobs
     web = json.loads((results / "curate" / "filtered_web" / "manifest.json").read_text())
     steps = [step["step"] for step in web["steps"]]
     assert steps == ["read", "heuristics", "classify", "exact_dedup", "near_dedup", "decontaminate"]
@@ -179,8 +180,9 @@ def test_adding_a_source_reruns_only_its_cells(grid, tmp_path):
     path = tmp_path / "more_source.yaml"
     path.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(root, path)
-    assert sorted(jobs) == ["anneal", "collect", "curate", "evaluate", "fit", "report", "tokenize"]
-    for rule in ("curate", "tokenize", "anneal", "evaluate"):
+    assert sorted(jobs) == ["anneal", "collect", "curate_shard", "dedup", "evaluate", "finish_shard", "fit",
+                            "manifest", "report"]
+    for rule in ("curate_shard", "dedup", "finish_shard", "manifest", "anneal", "evaluate"):
         assert all("more_problems" in output for output in jobs[rule]), (rule, jobs[rule])
     assert len(jobs["anneal"]) == 3
 

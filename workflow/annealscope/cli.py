@@ -47,6 +47,8 @@ def _parent(*arguments: tuple[tuple[str, ...], dict]) -> argparse.ArgumentParser
 
 CACHE_DIR = _parent((("--cache-dir",), {"help": "where the fetch rule caches hf: references"}))
 OUT = _parent((("--out",), {"required": True}))
+SOURCE = _parent((("--name",), {"required": True, "help": "the source"}),
+                 (("--settings",), {"required": True, "help": "JSON of sources.<name>"}))
 FIT_INPUT = _parent(
     (("metrics",), {"help": "a table with the metrics.csv columns"}),
     (("--items",), {"help": "per-item results (items.parquet from collect): bootstrap over items"}),
@@ -85,14 +87,51 @@ def _corpus_arguments(command):
     return command
 
 
-def _curate_arguments(command):
-    command.add_argument("--name", required=True)
-    command.add_argument("--settings", required=True, help="JSON of sources.<name>")
+def _train_classifier_arguments(command):
+    return command
+
+
+def _curate_shard_arguments(command):
+    command.add_argument("--shard", type=int, required=True)
+    command.add_argument("--pieces", required=True, help="JSON of the shard's pieces (annealscope.core.shards)")
     command.add_argument("--tokenizer", required=True)
+    command.add_argument("--work-dir", required=True, help="resumable intermediate files (teacher generations)")
+    command.add_argument("--classifier", help="the source's trained classifier folder (seeded backends)")
+    command.add_argument("--documents", required=True, help="the kept documents (JSONL)")
+    command.add_argument("--signatures", required=True, help="their dedup keys (.npz)")
+    command.add_argument("--stats", required=True, help="the shard's step counts and acquisition (JSON)")
+    return command
+
+
+def _dedup_arguments(command):
+    command.add_argument("--stats", nargs="+", required=True, help="every shard's curate-shard statistics, in order")
+    command.add_argument("--signatures", nargs="+", required=True, help="every shard's signatures, in order")
+    command.add_argument("--out-stats", required=True, help="the dedup steps' counts (JSON)")
+    return command
+
+
+def _finish_shard_arguments(command):
+    command.add_argument("--shard", type=int, required=True)
+    command.add_argument("--filtered", required=True, help="the shard's documents from curate-shard")
+    command.add_argument("--duplicates", required=True, help="the source's dedup decision (.npz)")
     command.add_argument("--tasks", required=True, help="prepared evaluation tasks, for decontamination")
-    command.add_argument("--work-dir", required=True, help="resumable intermediate files (generation shards)")
+    command.add_argument("--tokenizer", required=True)
     command.add_argument("--documents", required=True)
+    command.add_argument("--tokens", required=True, help="the shard's .bin token array (sidecar: .json)")
+    command.add_argument("--stats", required=True)
+    command.add_argument("--diversity", required=True, help="the shard's diversity sketch (.npz)")
+    return command
+
+
+def _manifest_arguments(command):
+    command.add_argument("--filter-stats", nargs="+", required=True)
+    command.add_argument("--dedup-stats", required=True)
+    command.add_argument("--finish-stats", nargs="+", required=True)
+    command.add_argument("--diversity", nargs="+", required=True)
+    command.add_argument("--tokens", nargs="+", required=True, help="every shard's .bin token array, in order")
+    command.add_argument("--tokenizer", required=True)
     command.add_argument("--manifest", required=True)
+    command.add_argument("--index", required=True, help="the source's token index (.json) that training reads")
     return command
 
 
@@ -209,22 +248,57 @@ def _corpus(args) -> None:
     print(f"wrote {count:,} documents of {', '.join(args.references)} to {args.out}")
 
 
-def _curate(args) -> None:
+def _source_settings(args) -> dict:
+    """The source's settings from --settings, with this run's execution settings (batch sizes, …) added."""
     from annealscope.core.settings import execution_settings
-    from annealscope.curate.pipeline import curate_source
 
     settings = json.loads(args.settings)
     for block, execution in execution_settings("sources", args.name).items():
         settings[block] |= execution
-    curate_source(args.name, settings, args.tokenizer, args.tasks, args.documents, args.manifest,
-                  cache_dir=args.cache_dir, work_dir=args.work_dir)
+    return settings
+
+
+def _train_classifier(args) -> None:
+    from annealscope.core.corpora import read_corpus
+    from annealscope.curate.classifiers import train_classifier
+
+    classifier = _source_settings(args)["classifier"]
+    description = train_classifier(classifier, list(read_corpus(classifier["seeds"], args.cache_dir)), args.out)
+    print(f"trained the {args.name} classifier ({description['classifier']}) on {description['seed_documents']:,} "
+          f"seeds: held-out AUC {description['held_out_auc']:.3f}; saved to {args.out}")
+
+
+def _curate_shard(args) -> None:
+    from annealscope.curate.pipeline import filter_shard
+
+    filter_shard(args.name, _source_settings(args), args.shard, json.loads(args.pieces), args.tokenizer,
+                 args.documents, args.signatures, args.stats, args.cache_dir, args.work_dir, args.classifier)
+
+
+def _dedup(args) -> None:
+    from annealscope.curate.pipeline import dedup_source
+
+    dedup_source(args.name, _source_settings(args), args.stats, args.signatures, args.out, args.out_stats)
+
+
+def _finish_shard(args) -> None:
+    from annealscope.curate.pipeline import finish_shard
+
+    finish_shard(args.name, _source_settings(args), args.shard, args.filtered, args.duplicates, args.tasks,
+                 args.tokenizer, args.documents, args.tokens, args.stats, args.diversity)
+
+
+def _manifest(args) -> None:
+    from annealscope.curate.pipeline import write_manifest
+
+    write_manifest(args.name, _source_settings(args), args.filter_stats, args.dedup_stats, args.finish_stats,
+                   args.diversity, args.tokens, args.tokenizer, args.manifest, args.index, args.cache_dir)
 
 
 def _tokenize(args) -> None:
     from annealscope.curate.tokenize import tokenize_documents
 
-    meta = tokenize_documents(args.documents, args.tokenizer, args.out, Path(args.out).with_suffix(".json"),
-                              args.threads)
+    meta = tokenize_documents(args.documents, args.tokenizer, args.out, args.threads)
     print(f"tokenized {meta['documents']:,} documents to {meta['tokens']:,} {meta['dtype']} tokens in {args.out}")
 
 
@@ -393,7 +467,14 @@ COMMANDS = {  # name: (argument builder, runner, help)
     "fetch-model": (_fetch_model_arguments, _fetch_model, "cache a hub model snapshot for offline use"),
     "fetch-tasks": (_fetch_tasks_arguments, _fetch_tasks, "cache the datasets of lm-eval tasks for offline use"),
     "corpus": (_corpus_arguments, _corpus, "write the documents of corpus references as JSONL"),
-    "curate": (_curate_arguments, _curate, "curate one source: documents and manifest"),
+    "train-classifier": (_train_classifier_arguments, _train_classifier,
+                         "train a source's classifier on its labelled seeds, once for all its shards"),
+    "curate-shard": (_curate_shard_arguments, _curate_shard,
+                     "acquire one shard of a source, apply its heuristics and classifier, sign it for dedup"),
+    "dedup": (_dedup_arguments, _dedup, "decide which documents of a source repeat an earlier one"),
+    "finish-shard": (_finish_shard_arguments, _finish_shard,
+                     "drop a shard's duplicates, decontaminate, write its documents and tokens"),
+    "manifest": (_manifest_arguments, _manifest, "add a source's shards up into its manifest and token index"),
     "tokenize": (_tokenize_arguments, _tokenize, "tokenize documents to a .bin token array and .json sidecar"),
     "train": (_train_arguments, _train, "launch one DeepSpeed training job (pre-training or anneal)"),
     "prepare-tasks": (_prepare_tasks_arguments, _prepare_tasks, "write the local evaluation tasks for lm-eval"),
@@ -406,7 +487,9 @@ COMMANDS = {  # name: (argument builder, runner, help)
 }
 PARENTS = {  # the options several commands share
     _init_base_arguments: [CACHE_DIR, OUT], _fetch_dataset_arguments: [OUT], _fetch_model_arguments: [OUT],
-    _fetch_tasks_arguments: [OUT], _corpus_arguments: [CACHE_DIR, OUT], _curate_arguments: [CACHE_DIR],
+    _fetch_tasks_arguments: [OUT], _corpus_arguments: [CACHE_DIR, OUT],
+    _train_classifier_arguments: [SOURCE, CACHE_DIR, OUT], _curate_shard_arguments: [SOURCE, CACHE_DIR],
+    _dedup_arguments: [SOURCE, OUT], _finish_shard_arguments: [SOURCE], _manifest_arguments: [SOURCE, CACHE_DIR],
     _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _fit_arguments: [FIT_INPUT, OUT],
     _suggest_arguments: [FIT_INPUT], _report_arguments: [OUT],
 }

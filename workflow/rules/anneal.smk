@@ -6,7 +6,7 @@ if not BRANCHED_GRID:
     rule anneal:
         input:
             base=base_input(),
-            source=path(layout.TOKENS),
+            source=path(layout.TOKENS_META),
             replay=replay_input,
         output:
             model=directory(path(layout.ANNEAL_MODEL)),
@@ -40,7 +40,7 @@ else:
     rule stable_start:
         input:
             base=base_input(),
-            source=path(layout.TOKENS),
+            source=path(layout.TOKENS_META),
             replay=replay_input,
         output:
             path(layout.STABLE_START),
@@ -57,7 +57,7 @@ else:
         input:
             start=path(layout.STABLE_START),
             base=base_input(),
-            source=path(layout.TOKENS),
+            source=path(layout.TOKENS_META),
             replay=replay_input,
         output:
             summary=path(layout.STABLE_SUMMARY),
@@ -85,7 +85,7 @@ else:
             start=path(layout.STABLE_START),
             branch=ancient(path(layout.STABLE_BRANCH)),
             base=base_input(),
-            source=path(layout.TOKENS),
+            source=path(layout.TOKENS_META),
             replay=replay_input,
         output:
             model=directory(path(layout.ANNEAL_MODEL)),

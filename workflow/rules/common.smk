@@ -14,7 +14,15 @@ from annealscope.core.config import ConfigError, read_config_file
 from annealscope.core.corpora import dataset_slug
 from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.integrity import missing_collected_files
-from annealscope.core.references import hub_datasets, hub_models, model_slug, source_corpus_references
+from annealscope.core.references import (
+    acquisition_kind,
+    hub_datasets,
+    hub_models,
+    is_trained_here,
+    model_slug,
+    source_corpus_references,
+)
+from annealscope.core.shards import shard_name, source_shards
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import slurm_resources
@@ -40,6 +48,10 @@ TRAIN_THREADS = config["anneal"]["ranks"] * config["anneal"]["threads"]  # a tra
 os.environ[EXECUTION_VARIABLE] = SETTINGS.execution()  # how jobs run, read at run time (core.settings)
 RESOURCES = Path(workflow.basedir) / "resources"
 SOURCE_NAMES = "|".join(config["sources"])
+SOURCE_SHARDS = {name: source_shards(source) for name, source in config["sources"].items()}
+TEACHER_SOURCES = [name for name, source in config["sources"].items() if acquisition_kind(source) == "teacher"]
+TRAINED_CLASSIFIERS = [name for name, source in config["sources"].items()
+                       if source["curation"] == "filter" and is_trained_here(source["classifier"])]
 CACHE = config["cache_dir"]
 HUB_DATASETS = {dataset_slug(reference): reference for reference in hub_datasets(config)}
 HUB_MODELS = {model_slug(name, revision): (name, revision) for name, revision in hub_models(config)}
@@ -144,14 +156,33 @@ def source_models(source):
             if (block := settings.get(key)) and "model" in block}
 
 
-def curate_inputs(wildcards):
-    inputs = {"tokenizer": tokenizer_input(), "tasks": path(layout.TASKS),
-              "datasets": cached_datasets(source_corpus_references(config["sources"][wildcards.source]))}
-    if uses_base_as_teacher(wildcards.source):
+def curate_shard_inputs(wildcards):
+    """What a shard job reads: the tokenizer, the fetched datasets and models of its source, the base model as
+    a teacher, and the classifier trained for the source."""
+    source = wildcards.source
+    inputs = {"tokenizer": tokenizer_input(),
+              "datasets": cached_datasets(source_corpus_references(config["sources"][source]))}
+    if uses_base_as_teacher(source):
         inputs["teacher"] = base_input()
-    models = [cached_model(name) for name in source_models(wildcards.source).values()]
+    models = [cached_model(name) for name in source_models(source).values()]
     inputs["models"] = [model for model in models if model.startswith(f"{CACHE}/models/")]
+    if source in TRAINED_CLASSIFIERS:
+        inputs["classifier"] = path(layout.CLASSIFIER, source=source)
     return inputs
+
+
+def classifier_argument(wildcards, input):
+    return f"--classifier {input.classifier}" if input.get("classifier") else ""
+
+
+def shard_pieces(wildcards):
+    return as_json(SOURCE_SHARDS[wildcards.source][int(wildcards.shard)])
+
+
+def shard_files(pattern, wildcards):
+    """`pattern` for every shard of the source, in shard order."""
+    return [path(pattern, source=wildcards.source, shard=shard_name(index))
+            for index in range(len(SOURCE_SHARDS[wildcards.source]))]
 
 
 def source_settings(wildcards):

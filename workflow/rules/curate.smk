@@ -1,32 +1,160 @@
-# Curation (synthesize, filter, given) and tokenization of every source and of the replay corpus.
+# Curation of every source in shard jobs (docs/design.md, "Curation at scale"): a classifier trained once per
+# source; per shard, acquisition, heuristics and the classifier (curate_shard, or generate_shard for a teacher's
+# GPU jobs); deduplication across the source's shards; per shard, decontamination and tokens (finish_shard);
+# the manifest and the token index. The replay and pre-training corpora are tokenized whole.
 
 
-rule curate:
+rule train_classifier:
     input:
-        unpack(curate_inputs),
+        datasets=lambda wildcards: cached_datasets([config["sources"][wildcards.source]["classifier"]["seeds"]]),
     output:
-        documents=path(layout.DOCUMENTS),
+        directory(path(layout.CLASSIFIER)),
+    wildcard_constraints:
+        source="|".join(TRAINED_CLASSIFIERS) or "(?!)",
+    params:
+        settings=source_settings,
+        cache=CACHE,
+    resources:
+        **job_resources("curate"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("train_classifier_{source}"),
+    benchmark:
+        benchmark_path("train_classifier_{source}")
+    shell:
+        "annealscope train-classifier --name {wildcards.source} --settings {params.settings:q}"
+        " --cache-dir {params.cache} --out {output} > {log} 2>&1"
+
+
+rule curate_shard:
+    input:
+        unpack(curate_shard_inputs),
+    output:
+        documents=path(layout.SHARD_FILTERED),
+        signatures=path(layout.SHARD_SIGNATURES),
+        stats=path(layout.SHARD_FILTERED_STATS),
+    wildcard_constraints:
+        source="|".join(name for name in config["sources"] if name not in TEACHER_SOURCES) or "(?!)",
+        shard="[0-9]{5}",
+    params:
+        settings=source_settings,
+        pieces=shard_pieces,
+        tokenizer=input_or_base("tokenizer"),
+        classifier=classifier_argument,
+        cache=CACHE,
+        work=lambda wildcards: path(layout.CURATE_WORK, source=wildcards.source),
+    resources:
+        **job_resources("curate"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("curate_{source}_shard{shard}"),
+    benchmark:
+        benchmark_path("curate_{source}_shard{shard}")
+    shell:
+        "annealscope curate-shard --name {wildcards.source} --settings {params.settings:q} --shard {wildcards.shard}"
+        " --pieces {params.pieces:q} --tokenizer {params.tokenizer} {params.classifier} --cache-dir {params.cache}"
+        " --work-dir {params.work} --documents {output.documents} --signatures {output.signatures}"
+        " --stats {output.stats} > {log} 2>&1"
+
+
+use rule curate_shard as generate_shard with:
+    wildcard_constraints:
+        source="|".join(TEACHER_SOURCES) or "(?!)",
+        shard="[0-9]{5}",
+    threads: 2
+    resources:
+        **job_resources("generate", threads=2),
+
+
+rule dedup:
+    input:
+        stats=lambda wildcards: shard_files(layout.SHARD_FILTERED_STATS, wildcards),
+        signatures=lambda wildcards: shard_files(layout.SHARD_SIGNATURES, wildcards),
+    output:
+        duplicates=path(layout.DUPLICATES),
+        stats=path(layout.DUPLICATES_STATS),
+    wildcard_constraints:
+        source=SOURCE_NAMES,
+    params:
+        settings=source_settings,
+    resources:
+        **job_resources("curate"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("dedup_{source}"),
+    benchmark:
+        benchmark_path("dedup_{source}")
+    shell:
+        "annealscope dedup --name {wildcards.source} --settings {params.settings:q} --stats {input.stats}"
+        " --signatures {input.signatures} --out {output.duplicates} --out-stats {output.stats} > {log} 2>&1"
+
+
+rule finish_shard:
+    input:
+        filtered=path(layout.SHARD_FILTERED),
+        duplicates=path(layout.DUPLICATES),
+        tasks=path(layout.TASKS),
+        tokenizer=tokenizer_input(),
+    output:
+        documents=path(layout.SHARD_DOCUMENTS),
+        tokens=path(layout.SHARD_TOKENS),
+        meta=path(layout.SHARD_TOKENS_META),
+        stats=path(layout.SHARD_STATS),
+        diversity=path(layout.SHARD_DIVERSITY),
+    wildcard_constraints:
+        source=SOURCE_NAMES,
+        shard="[0-9]{5}",
+    params:
+        settings=source_settings,
+        tokenizer=input_or_base("tokenizer"),
+    resources:
+        **job_resources("curate"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("finish_{source}_shard{shard}"),
+    benchmark:
+        benchmark_path("finish_{source}_shard{shard}")
+    shell:
+        "annealscope finish-shard --name {wildcards.source} --settings {params.settings:q} --shard {wildcards.shard}"
+        " --filtered {input.filtered} --duplicates {input.duplicates} --tasks {input.tasks}"
+        " --tokenizer {params.tokenizer} --documents {output.documents} --tokens {output.tokens}"
+        " --stats {output.stats} --diversity {output.diversity} > {log} 2>&1"
+
+
+rule manifest:
+    input:
+        filtered=lambda wildcards: shard_files(layout.SHARD_FILTERED_STATS, wildcards),
+        duplicates=path(layout.DUPLICATES_STATS),
+        finished=lambda wildcards: shard_files(layout.SHARD_STATS, wildcards),
+        diversity=lambda wildcards: shard_files(layout.SHARD_DIVERSITY, wildcards),
+        tokens=lambda wildcards: shard_files(layout.SHARD_TOKENS, wildcards),
+        tokenizer=tokenizer_input(),
+    output:
         manifest=path(layout.MANIFEST),
+        index=path(layout.TOKENS_META),
     wildcard_constraints:
         source=SOURCE_NAMES,
     params:
         settings=source_settings,
         tokenizer=input_or_base("tokenizer"),
         cache=CACHE,
-        work=lambda wildcards: path(layout.CURATE_WORK, source=wildcards.source),
-    threads: 2
     resources:
-        **job_resources("curate", threads=2),
+        **job_resources("curate"),
     conda:
         "../../envs/annealscope.yaml"
     log:
-        log_path("curate_{source}"),
+        log_path("manifest_{source}"),
     benchmark:
-        benchmark_path("curate_{source}")
+        benchmark_path("manifest_{source}")
     shell:
-        "annealscope curate --name {wildcards.source} --settings {params.settings:q}"
-        " --tokenizer {params.tokenizer} --tasks {input.tasks} --documents {output.documents}"
-        " --manifest {output.manifest} --cache-dir {params.cache} --work-dir {params.work} > {log} 2>&1"
+        "annealscope manifest --name {wildcards.source} --settings {params.settings:q}"
+        " --filter-stats {input.filtered} --dedup-stats {input.duplicates} --finish-stats {input.finished}"
+        " --diversity {input.diversity} --tokens {input.tokens} --tokenizer {params.tokenizer}"
+        " --cache-dir {params.cache} --manifest {output.manifest} --index {output.index} > {log} 2>&1"
 
 
 rule tokenize:
@@ -36,6 +164,8 @@ rule tokenize:
     output:
         tokens=path(layout.TOKENS),
         meta=path(layout.TOKENS_META),
+    wildcard_constraints:
+        source="pretrain|replay",
     params:
         tokenizer=input_or_base("tokenizer"),
     threads: 2

@@ -235,7 +235,7 @@ def _anneal(job: _Job) -> None:
             "parameters": job.parameters, "seq_len": spec.seq_len, "global_batch": spec.global_batch,
             "source_tokens": data.source_tokens, "replay_tokens": data.replay_tokens,
             "unique_source_tokens": data.unique_source_tokens,
-            "source_tokens_available": int(job.arrays[SOURCE].tokens.size), "epochs": data.epochs,
+            "source_tokens_available": job.arrays[SOURCE].size, "epochs": data.epochs,
             "train_flops": training_flops(job.parameters, data.source_tokens),
             "replay_flops": training_flops(job.parameters, data.replay_tokens),
             "branch_step": branch.step if branch else None,

@@ -154,11 +154,18 @@ def cached_dataset(reference: str, cache_dir: str | Path | None) -> Path | None:
     return directory if (directory / CACHED_PROVENANCE).is_file() else None
 
 
-def _capped(reference: str, documents: Iterator[Document], count_tokens: TokenCounter | None) -> Iterator[Document]:
-    """Stop at the reference's max_documents and max_tokens (counted by `count_tokens`)."""
+def _share(cap: int, part: int, parts: int) -> int:
+    """Part `part`'s share of `cap` split over `parts` (the first cap % parts parts take one more)."""
+    return cap // parts + (part < cap % parts)
+
+
+def _capped(reference: str, documents: Iterator[Document], count_tokens: TokenCounter | None, part: int = 0,
+            parts: int = 1) -> Iterator[Document]:
+    """Stop at the reference's max_documents and max_tokens (counted by `count_tokens`), or at part `part`'s
+    share of them when the reference is read in `parts` parts."""
     options = hub_options(reference)
-    max_documents = int(options.get("max_documents", 0)) or None
-    max_tokens = int(options.get("max_tokens", 0)) or None
+    max_documents = _share(int(options.get("max_documents", 0)), part, parts) or None
+    max_tokens = _share(int(options.get("max_tokens", 0)), part, parts) or None
     if max_tokens and count_tokens is None:
         raise CorpusError(f"{reference}: max_tokens needs the base model's tokenizer, which this step lacks "
                           "(the tokenizer is trained on base_model.build.corpus); use max_documents here")
@@ -207,6 +214,10 @@ def _wikipedia(split: str) -> Iterator[Document]:
 
 
 def _docstrings(library: str) -> Iterator[Document]:
+    """Public docstrings of `library`. Every library's modules are imported first: scipy rewrites some numpy
+    docstrings when it is imported, so the texts would otherwise depend on what the process imported before."""
+    for module_name in (name for names in DOCSTRING_PACKAGES.values() for name in names):
+        importlib.import_module(module_name)
     seen: set[str] = set()
     for module_name in DOCSTRING_PACKAGES[library]:
         module = importlib.import_module(module_name)
@@ -340,6 +351,65 @@ def _describe_hub(part: str, reference: str, cache_dir) -> dict:
 def _read_local(part: str, reference: str, cache_dir, count_tokens) -> Iterator[Document]:
     for shard in local_shards(reference):
         yield from _local_file(shard)
+
+
+def read_piece(piece: dict, cache_dir: str | Path | None = None,
+               count_tokens: TokenCounter | None = None) -> Iterator[Document]:
+    """The documents of one piece of a shard (annealscope.core.shards): a whole corpus, a byte range of a local
+    file, or one part of a capped hub reference."""
+    reference = piece["reference"]
+    if "part" in piece:
+        part, parts = piece["part"], piece["parts"]
+        cached = cached_dataset(reference, cache_dir)
+        rows = _cached_rows(cached / CACHED_DOCUMENTS, part, parts) if cached else \
+            itertools.islice(hub_dataset_rows(reference), part, None, parts)
+        yield from _capped(reference, rows, count_tokens, part, parts)
+    elif "path" in piece:
+        path = Path(piece["path"])
+        if path.suffix == ".jsonl":  # read by byte range, split or not, so a record's id is the same either way
+            yield from _local_range(path, piece["start"], piece["end"])
+        else:
+            yield from _local_file(path)
+    else:
+        yield from read_corpus(reference, cache_dir, count_tokens)
+
+
+def _cached_rows(path: Path, part: int, parts: int) -> Iterator[Document]:
+    """Rows part, part + parts, … of a fetched dataset (as the fetch rule wrote it); the other rows are skipped
+    unparsed."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in itertools.islice(handle, part, None, parts):
+                record = json.loads(line)
+                label = record.get("label")
+                yield Document(id=str(record["id"]), text=record["text"], label=None if label is None else str(label))
+    except (OSError, ValueError, EOFError, KeyError) as error:
+        raise CorpusError(f"{path}: cannot read this fetched dataset ({error}); delete its folder and fetch again") \
+            from error
+
+
+def _local_range(path: Path, start: int, end: int) -> Iterator[Document]:
+    """The records of a JSONL file whose lines start in bytes [start, end), each with its byte offset as id."""
+    with open(path, "rb") as handle:
+        handle.seek(max(start - 1, 0))
+        if start:
+            handle.readline()  # the rest of a line that started before this range
+        while (offset := handle.tell()) < end:
+            line = handle.readline()
+            if not line:
+                return
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise CorpusError(f"{path}, byte {offset}: not a JSON record ({error}); fix or remove the line") \
+                    from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise CorpusError(f"{path}, byte {offset}: the record has no 'text' string; fix the line")
+            label = record.get("label")
+            yield Document(id=str(record.get("id") or f"{path.name}@{offset}"), text=record["text"],
+                           label=None if label is None else str(label))
 
 
 CORPUS_KINDS = {

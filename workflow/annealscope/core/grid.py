@@ -22,6 +22,7 @@ from annealscope.core.layout import MANIFEST, run_path
 from annealscope.core.precision import cpu_precision
 from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
+from annealscope.core.shards import source_shards
 from annealscope.core.submission import submission_table
 
 
@@ -228,11 +229,14 @@ def acquisition_table(config: dict):
     from rich.table import Table
 
     table = Table(title="acquisition, planned (manifests record what was spent)")
-    table.add_column("source")
-    table.add_column("curation")
-    table.add_column("estimate")
+    for column in ("source", "curation", "shard jobs", "GPU-hours reserved", "estimate"):
+        table.add_column(column, justify="right" if column in ("shard jobs", "GPU-hours reserved") else "left")
     for name, source in config["sources"].items():
-        table.add_row(name, source["curation"], acquisition_estimate(config, source))
+        shards = len(source_shards(source))
+        family = "generate" if acquisition_kind(source) == "teacher" else "curate"
+        resources = config["resources"].get(family) or config["resources"]["default"]
+        reserved = shards * resources["gpus"] * resources["runtime"] / 60
+        table.add_row(name, source["curation"], f"{shards:,}", f"{reserved:,.0f}", acquisition_estimate(config, source))
     return table
 
 

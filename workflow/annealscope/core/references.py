@@ -15,14 +15,18 @@ def is_hub_model(name: str) -> bool:
     return bool(HUB_REPO_ID.match(name)) and not Path(name).exists()
 
 
-
-
 def acquisition_kind(source: dict) -> str:
     """How a source's documents are acquired: written by a program or a teacher (`synthesize`), kept by a
     classifier (`filter`), or owned (`given`); the key of every per-kind registry."""
     if source["curation"] == "synthesize":
         return source["generator"]["kind"]
     return source["curation"]
+
+
+def is_trained_here(classifier: dict) -> bool:
+    """Whether a filtered source's classifier is trained on its labelled seeds (once, by its own job), rather
+    than loaded (a fastText `model_file`, a transformers model)."""
+    return classifier["backend"] in ("hashed_ngram", "fasttext") and not classifier.get("model_file")
 
 
 def source_corpus_keys(source: dict) -> list[tuple[str, str]]:

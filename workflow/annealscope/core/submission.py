@@ -7,6 +7,9 @@ nodes as `gres` gpu:N, which SLURM reads per node, with `nodes` (sbatch --nodes)
 
 from __future__ import annotations
 
+from annealscope.core.references import acquisition_kind, is_trained_here
+from annealscope.core.shards import source_shards
+
 SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
 
 
@@ -29,8 +32,15 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
     sources = len(config["sources"])
     built = "build" in config["base_model"]
     stable = sources * len(config["grid"]["seeds"]) if config["grid"]["schedule"] == "branched-wsd" else 0
+    shards = {name: len(source_shards(source)) for name, source in config["sources"].items()}
+    generated = sum(count for name, count in shards.items() if acquisition_kind(config["sources"][name]) == "teacher")
+    trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])
+                  for source in config["sources"].values())
     return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
-            "curate": 2 * sources + 1 + built,  # curate, tokenize each source; tokenize replay (and base corpus)
+            # per shard: curate (unless generated) and finish; per source: dedup and manifest; classifiers
+            # trained once per source; tokenize replay (and the base corpus)
+            "curate": 2 * sum(shards.values()) - generated + 2 * sources + trained + 1 + built,
+            "generate": generated,  # a teacher's shard jobs
             "evaluate": grid_cells + 1,
             "default": 4 + 3 * built}  # prepare_tasks, collect, fit, report (base_init, two corpora)
 

@@ -3,12 +3,13 @@ between the tokenize stage and training."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from annealscope.core.io import read_json
+from annealscope.core.io import read_json, write_json
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -31,26 +32,67 @@ def token_counter(tokenizer_dir: str | Path):
     return count
 
 
+def write_token_index(index_path: str | Path, shard_bins: list[str | Path]) -> dict:
+    """A source's token index: its shards' arrays in order (paths relative to the index), with their totals;
+    training reads them as one stream (`TokenArray.open`)."""
+    index_path = Path(index_path)
+    metas = [read_json(Path(path).with_suffix(".json")) for path in shard_bins]
+    dtypes = {meta["dtype"] for meta in metas}
+    if len(dtypes) != 1:
+        raise ValueError(f"{index_path}: the shards' token arrays differ in dtype ({sorted(dtypes)}); retokenize them")
+    index = {"dtype": dtypes.pop(), "tokens": sum(meta["tokens"] for meta in metas),
+             "documents": sum(meta["documents"] for meta in metas), "vocab_size": metas[0]["vocab_size"],
+             "eos_token_id": metas[0]["eos_token_id"],
+             "shards": [{"path": os.path.relpath(path, index_path.parent), "tokens": meta["tokens"]}
+                        for path, meta in zip(shard_bins, metas, strict=True)]}
+    write_json(index_path, index)
+    return index
+
+
 @dataclass
 class TokenArray:
-    """A read-only view of a tokenized corpus."""
+    """A read-only view of a tokenized corpus: one array, or a source's shards read as one stream."""
 
-    tokens: np.ndarray
+    parts: list[np.ndarray]
     meta: dict
 
+    def __post_init__(self) -> None:
+        self.starts = np.cumsum([0, *(part.size for part in self.parts)])
+
     @classmethod
-    def open(cls, bin_path: str | Path) -> TokenArray:
-        bin_path = Path(bin_path)
-        meta = read_json(bin_path.with_suffix(".json"))
-        tokens = np.memmap(bin_path, dtype=np.dtype(meta["dtype"]), mode="r")
-        if tokens.size != meta["tokens"]:
-            raise ValueError(f"{bin_path}: holds {tokens.size} tokens but its sidecar says {meta['tokens']}; "
-                             "delete both and rerun tokenize")
-        return cls(tokens=tokens, meta=meta)
+    def open(cls, path: str | Path) -> TokenArray:
+        """A `.bin` with its `.json` sidecar, or a source's token index (`.json` naming its shards)."""
+        path = Path(path)
+        meta = read_json(path.with_suffix(".json"))
+        entries = ([(path.parent / shard["path"], shard["tokens"]) for shard in meta["shards"]] if "shards" in meta
+                   else [(path.with_suffix(".bin"), meta["tokens"])])
+        parts = []
+        for bin_path, tokens in entries:
+            part = np.memmap(bin_path, dtype=np.dtype(meta["dtype"]), mode="r") if tokens else \
+                np.zeros(0, np.dtype(meta["dtype"]))
+            if part.size != tokens:
+                raise ValueError(f"{bin_path}: holds {part.size} tokens but {path.with_suffix('.json')} says "
+                                 f"{tokens}; delete both and rerun its tokenization")
+            parts.append(part)
+        return cls(parts=parts, meta=meta)
+
+    @property
+    def size(self) -> int:
+        return int(self.starts[-1])
 
     def windows(self, seq_len: int) -> int:
         """How many disjoint windows of `seq_len` tokens the array holds."""
-        return self.tokens.size // seq_len
+        return self.size // seq_len
 
     def window(self, index: int, seq_len: int) -> np.ndarray:
-        return np.asarray(self.tokens[index * seq_len:(index + 1) * seq_len], dtype=np.int64)
+        """Tokens [index·seq_len, (index + 1)·seq_len) of the stream, across shard boundaries."""
+        start, end = index * seq_len, (index + 1) * seq_len
+        first = int(np.searchsorted(self.starts, start, side="right")) - 1
+        pieces = []
+        while start < end:
+            offset = start - self.starts[first]
+            take = min(end - start, self.parts[first].size - offset)
+            pieces.append(self.parts[first][offset:offset + take])
+            start += take
+            first += 1
+        return np.asarray(np.concatenate(pieces) if len(pieces) > 1 else pieces[0], dtype=np.int64)

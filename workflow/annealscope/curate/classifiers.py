@@ -2,6 +2,9 @@
 
 - ``hashed_ngram``: hashed word 1..n-gram features and logistic regression, trained on labelled seed
   documents (the DCLM / FineWeb-Edu fastText pattern); its held-out AUC goes in the manifest.
+
+A seeded classifier is trained once per source (`train_classifier`, its own job) and every shard job loads
+it (`load_classifier`) and scores its documents a batch at a time.
 - ``fasttext``: a fastText supervised model (what the DCLM and OpenWebMath classifiers are): a trained
   ``model_file`` scored on one of its labels, or one trained here on labelled seeds, with its held-out AUC.
 - ``transformers``: a Hugging Face sequence-classification model (e.g. an educational-value
@@ -10,22 +13,32 @@
 
 from __future__ import annotations
 
+import json
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from annealscope.core.corpora import Document
+from annealscope.core.io import atomic_path
+from annealscope.core.references import is_trained_here
+
+MODEL_FILES = {"hashed_ngram": "model.pkl", "fasttext": "model.bin"}
+DESCRIPTION = "classifier.json"
 
 
 @dataclass
-class Scores:
-    """Per-document scores, the tokens the classifier read, and what to record about it."""
+class Classifier:
+    """A loaded classifier: `score(texts)` gives each text's score and the tokens it read (None: the caller
+    counts them with the base tokenizer), at `flops_per_token`; `description` goes in the manifest."""
 
-    values: np.ndarray
-    scanned_tokens: int
+    score: Callable[[list[str]], tuple[np.ndarray, int | None]]
     flops_per_token: float
     description: dict = field(default_factory=dict)
+    seed_labels: set[str] = field(default_factory=set)  # labels its seeds had: kept documents with one of them
+                                                        # measure its precision
 
 
 def _hashed_pipeline(ngram_max: int, features: int, seed: int):
@@ -59,55 +72,81 @@ def seed_labels(settings: dict, seeds: list[Document]) -> np.ndarray:
     return labels
 
 
-def hashed_ngram_scores(settings: dict, seeds: list[Document], texts: list[str], token_counts: list[int]) -> Scores:
-    """Train on the labelled seeds, then score `texts`; about 2·n FLOPs per token (n hashed n-gram lookups)."""
+def train_classifier(settings: dict, seeds: list[Document], out_dir: str | Path) -> dict:
+    """Train a seeded backend on the labelled seeds, write the model and its description (held-out AUC
+    included) to `out_dir` atomically, and return the description."""
     labels = seed_labels(settings, seeds)
-    seed_texts = [document.text for document in seeds]
-    ngram_max, features, seed = settings["ngram_max"], settings["features"], settings["seed"]
+    texts = [document.text for document in seeds]
+    backend, seed = settings["backend"], settings["seed"]
+    if backend == "hashed_ngram":
+        ngram_max, features = settings["ngram_max"], settings["features"]
 
-    def train_and_score(train_texts: list[str], train_labels: np.ndarray, scored: list[str]) -> np.ndarray:
-        model = _hashed_pipeline(ngram_max, features, seed).fit(train_texts, train_labels)
-        return model.predict_proba(scored)[:, 1] if scored else np.zeros(0)
+        def fit(train_texts, train_labels):
+            return _hashed_pipeline(ngram_max, features, seed).fit(train_texts, train_labels)
 
-    return Scores(
-        values=train_and_score(seed_texts, labels, texts),
-        scanned_tokens=int(sum(token_counts)),
-        flops_per_token=settings.get("flops_per_token") or 2.0 * ngram_max,
-        description={"classifier": f"hashed 1..{ngram_max}-gram logistic regression, {features} features",
-                     "seed_documents": len(seeds), "seed_positives": int(labels.sum()),
-                     "held_out_auc": held_out_auc(seed_texts, labels, train_and_score, seed)})
+        def train_and_score(train_texts, train_labels, scored):
+            return fit(train_texts, train_labels).predict_proba(scored)[:, 1]
+
+        summary = f"hashed 1..{ngram_max}-gram logistic regression, {features} features"
+        flops_per_token = settings.get("flops_per_token") or 2.0 * ngram_max
+    else:
+        def fit(train_texts, train_labels):
+            return _train_fasttext(settings, train_texts, train_labels)
+
+        def train_and_score(train_texts, train_labels, scored):
+            return _fasttext_probability(fit(train_texts, train_labels), scored, POSITIVE)
+
+        summary = f"fastText trained on seeds, dim {settings['dim']}, word n-grams 1..{settings['ngram_max']}"
+        flops_per_token = settings.get("flops_per_token") or 2.0 * settings["dim"] * settings["ngram_max"]
+    description = {"classifier": summary, "seed_documents": len(seeds), "seed_positives": int(labels.sum()),
+                   "held_out_auc": held_out_auc(texts, labels, train_and_score, seed),
+                   "flops_per_token": flops_per_token,
+                   "seed_labels": sorted({document.label for document in seeds if document.label is not None})}
+    model = fit(texts, labels)
+    with atomic_path(out_dir, directory=True) as tmp:
+        if backend == "hashed_ngram":
+            with open(tmp / MODEL_FILES[backend], "wb") as handle:
+                pickle.dump(model, handle)
+        else:
+            model.save_model(str(tmp / MODEL_FILES[backend]))
+        (tmp / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+    return description
 
 
-def fasttext_scores(settings: dict, seeds: list[Document], texts: list[str], token_counts: list[int]) -> Scores:
-    """Score `texts` with a fastText model: `model_file`'s probability of `label`, or a model trained on the
-    labelled seeds (probability of a positive label). Cost: about 2·dim FLOPs per word and n-gram read."""
+def load_classifier(settings: dict, trained_dir: str | Path | None = None) -> Classifier:
+    """The source's classifier: one trained here (from `trained_dir`), a fastText `model_file`, or a
+    transformers model."""
+    backend = settings["backend"]
+    if is_trained_here(settings):
+        if trained_dir is None:
+            raise ValueError(f"classifier.backend {backend} is trained on its seeds first; pass its model folder")
+        description = json.loads(Path(trained_dir, DESCRIPTION).read_text())
+        flops_per_token, labels = description.pop("flops_per_token"), set(description.pop("seed_labels"))
+        path = Path(trained_dir, MODEL_FILES[backend])
+        if backend == "hashed_ngram":
+            with open(path, "rb") as handle:  # written by train_classifier above, never a user's file
+                model = pickle.load(handle)
+            return Classifier(lambda texts: (model.predict_proba(texts)[:, 1] if texts else np.zeros(0), None),
+                              flops_per_token, description, labels)
+        return _fasttext_classifier(str(path), POSITIVE, settings, description, labels)
+    if backend == "fasttext":
+        return _fasttext_classifier(settings["model_file"], settings["label"], settings,
+                                    {"classifier": f"fastText {settings['model_file']}",
+                                     "score": f"p({settings['label']})"})
+    return _transformers_classifier(settings)
+
+
+def _fasttext_classifier(model_file: str, label: str, settings: dict, description: dict,
+                         seed_labels: set[str] | None = None) -> Classifier:
+    """Scores are the probability of `label`. Cost: about 2·dim FLOPs per word and n-gram read."""
     import fasttext
 
-    if settings.get("model_file"):
-        model = fasttext.load_model(settings["model_file"])
-        label = settings["label"]
-        if label not in model.get_labels():
-            raise ValueError(f"classifier.label: {label!r} is not a label of {settings['model_file']}; it has "
-                             f"{model.get_labels()}")
-        values = _fasttext_probability(model, texts, label)
-        description = {"classifier": f"fastText {settings['model_file']}", "score": f"p({label})"}
-    else:
-        labels = seed_labels(settings, seeds)
-        seed_texts = [document.text for document in seeds]
-
-        def train_and_score(train_texts: list[str], train_labels: np.ndarray, scored: list[str]) -> np.ndarray:
-            return _fasttext_probability(_train_fasttext(settings, train_texts, train_labels), scored, POSITIVE)
-
-        model = _train_fasttext(settings, seed_texts, labels)
-        values = _fasttext_probability(model, texts, POSITIVE)
-        description = {"classifier": f"fastText trained on seeds, dim {settings['dim']}, word n-grams "
-                                     f"1..{settings['ngram_max']}", "seed_documents": len(seeds),
-                       "seed_positives": int(labels.sum()),
-                       "held_out_auc": held_out_auc(seed_texts, labels, train_and_score, settings["seed"])}
-    ngrams = model.f.getArgs().wordNgrams
-    return Scores(values=values, scanned_tokens=int(sum(token_counts)),
-                  flops_per_token=settings.get("flops_per_token") or 2.0 * model.get_dimension() * ngrams,
-                  description=description)
+    model = fasttext.load_model(model_file)
+    if label not in model.get_labels():
+        raise ValueError(f"classifier.label: {label!r} is not a label of {model_file}; it has {model.get_labels()}")
+    flops_per_token = settings.get("flops_per_token") or 2.0 * model.get_dimension() * model.f.getArgs().wordNgrams
+    return Classifier(lambda texts: (_fasttext_probability(model, texts, label), None), flops_per_token, description,
+                      seed_labels or set())
 
 
 POSITIVE = "__label__positive"
@@ -143,8 +182,8 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def transformers_scores(settings: dict, texts: list[str]) -> Scores:
-    """Score `texts` with a sequence-classification model, batched, longest first to limit padding.
+def _transformers_classifier(settings: dict) -> Classifier:
+    """A sequence-classification model, run batched, longest first to limit padding.
 
     ``label: regression`` (or a one-output model) takes the raw output; otherwise the softmax probability
     of ``label`` (a name from the model's id2label, or an index). Cost: 2·N FLOPs per token read."""
@@ -159,21 +198,25 @@ def transformers_scores(settings: dict, texts: list[str]) -> Scores:
     model.to(device).eval()
     parameters = sum(parameter.numel() for parameter in model.parameters())
     column = _score_column(model.config, settings["label"])
-    order = np.argsort([-len(text) for text in texts], kind="stable")
-    values = np.zeros(len(texts))
-    scanned = 0
     batch_size = settings["batch_size"]
-    for start in tqdm(range(0, len(texts), batch_size), desc="classify", unit="batch", mininterval=5):
-        batch = order[start:start + batch_size]
-        encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
-                            max_length=settings["max_length"]).to(device)
-        scanned += int(encoded["attention_mask"].sum())
-        with torch.no_grad():
-            logits = model(**encoded).logits.float()
-        values[batch] = (logits[:, 0] if column is None else logits.softmax(-1)[:, column]).cpu().numpy()
-    return Scores(values=values, scanned_tokens=scanned, flops_per_token=2.0 * parameters,
-                  description={"classifier": settings["model"], "classifier_parameters": parameters,
-                               "score": "regression" if column is None else f"p({settings.get('label')})"})
+
+    def score(texts: list[str]) -> tuple[np.ndarray, int]:
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        values = np.zeros(len(texts))
+        scanned = 0
+        for start in range(0, len(texts), batch_size):
+            batch = order[start:start + batch_size]
+            encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
+                                max_length=settings["max_length"]).to(device)
+            scanned += int(encoded["attention_mask"].sum())
+            with torch.no_grad():
+                logits = model(**encoded).logits.float()
+            values[batch] = (logits[:, 0] if column is None else logits.softmax(-1)[:, column]).cpu().numpy()
+        return values, scanned
+
+    return Classifier(score, 2.0 * parameters, {
+        "classifier": settings["model"], "classifier_parameters": parameters,
+        "score": "regression" if column is None else f"p({settings.get('label')})"})
 
 
 def _score_column(model_config, label: str | int) -> int | None:

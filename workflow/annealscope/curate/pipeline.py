@@ -1,30 +1,51 @@
-"""Curation of one source: documents plus a manifest of what each step did, what it cost and where the
-data came from. Steps run in order (acquire, heuristics, exact and near dedup, decontamination); each
-records documents and tokens in and out, and a failing or emptying step is named in the error."""
+"""Curation of one source in shard jobs (docs/design.md, "Curation at scale"):
+
+1. `filter_shard`, per shard: acquire its documents (generate, or read its pieces), apply the heuristics and
+   the classifier, and sign what is kept for deduplication; streamed a batch at a time.
+2. `dedup_source`, once per source: which documents repeat an earlier one, exactly or nearly
+   (annealscope.curate.dedup), from the signatures alone.
+3. `finish_shard`, per shard: drop its duplicates, decontaminate, write its documents and their token array,
+   and sketch its diversity.
+4. `write_manifest`, once per source: the shards' statistics added up into the manifest, and the source's
+   token index (its shards' arrays, in order, read by training as one stream).
+
+Every step records documents and tokens in and out; an error names the source, the shard and the step; a
+source that some step leaves empty fails naming that step.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
 import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
 from annealscope import __version__
-from annealscope.core.corpora import TokenCounter, describe_reference, read_corpora
-from annealscope.core.io import read_jsonl, write_json, write_jsonl
+from annealscope.core.corpora import TokenCounter, describe_reference, read_corpora, read_piece
+from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json
 from annealscope.core.layout import DECONTAMINATION_TEXTS
 from annealscope.core.references import acquisition_kind, source_corpus_references
-from annealscope.core.tokens import token_counter
+from annealscope.core.shards import describe_piece
+from annealscope.core.tokens import token_counter, write_token_index
+from annealscope.curate.classifiers import load_classifier
 from annealscope.curate.decontaminate import ContaminationIndex
-from annealscope.curate.dedup import exact_dedup, near_dedup
-from annealscope.curate.diversity import describe_documents
-from annealscope.curate.filtering import classify_pool
+from annealscope.curate.dedup import Signer, find_duplicates
+from annealscope.curate.diversity import Diversity, merged_description
 from annealscope.curate.heuristics import apply_heuristics
 from annealscope.curate.synthesize import program_documents, teacher_documents
+from annealscope.curate.tokenize import write_tokens
+
+BATCH = 1024  # documents held at once by a shard job's streaming steps
 
 
 class CurationError(ValueError):
-    """A curation step failed; the message names the source and the step."""
+    """A curation step failed; the message names the source, the shard and the step."""
 
 
 def eval_item_texts(tasks_dir: str | Path) -> dict[str, list[str]]:
@@ -39,108 +60,349 @@ def eval_item_texts(tasks_dir: str | Path) -> dict[str, list[str]]:
     return texts
 
 
-Action = Callable[[list[dict]], tuple[list[dict], dict]]
-
-
 class Steps:
-    """The manifest's step log: documents and tokens in and out of each step, and what it reports."""
+    """A shard's step log: documents and tokens in and out of each step, summed over batches, and what each
+    step reports (counts in nested dicts add up)."""
 
-    def __init__(self, source: str):
-        self.source = source
-        self.records: list[dict] = []
+    def __init__(self, where: str):
+        self.where = where
+        self.records: dict[str, dict] = {}
 
-    def run(self, name: str, documents: list[dict], action: Action, record_details: bool = True
-            ) -> tuple[list[dict], dict]:
-        """Apply `action` to `documents`; an error, or no documents left, is a CurationError naming the step."""
-        started = time.perf_counter()
+    def add(self, name: str, before: list[dict], after: list[dict], seconds: float, details: dict | None = None
+            ) -> None:
+        record = self.records.setdefault(name, {"step": name, "documents_in": 0, "documents_out": 0,
+                                                "tokens_in": 0, "tokens_out": 0, "seconds": 0.0})
+        record["documents_in"] += len(before)
+        record["documents_out"] += len(after)
+        record["tokens_in"] += sum(document["tokens"] for document in before)
+        record["tokens_out"] += sum(document["tokens"] for document in after)
+        record["seconds"] += seconds
+        for key, value in (details or {}).items():
+            record[key] = add_counts(record.get(key), value)
+
+    def run(self, name: str, action, *arguments):
+        """Call `action`, naming the source, shard and step in any error."""
         try:
-            kept, details = action(documents)
+            return action(*arguments)
         except (ValueError, OSError, RuntimeError) as error:
             if isinstance(error, CurationError):
                 raise
-            raise CurationError(f"source {self.source}, step {name}: {error}") from error
-        self.records.append({"step": name, "documents_in": len(documents), "documents_out": len(kept),
-                             "tokens_in": sum(document.get("tokens", 0) for document in documents),
-                             "tokens_out": sum(document.get("tokens", 0) for document in kept),
-                             "seconds": round(time.perf_counter() - started, 3),
-                             **(details if record_details else {})})
-        if not kept:
-            raise CurationError(f"source {self.source}, step {name}: no documents left (of {len(documents)}); "
-                                "loosen this step's settings or widen its input")
-        return kept, details
+            raise CurationError(f"{self.where}, step {name}: {error}") from error
+
+    def list(self) -> list[dict]:
+        return [{**record, "seconds": round(record["seconds"], 3)} for record in self.records.values()]
 
 
-def acquire(name: str, settings: dict, steps: Steps, count: TokenCounter, cache_dir, work_dir
-            ) -> tuple[list[dict], dict]:
-    """The source's raw documents by acquisition kind, each with its token count, and what acquiring cost."""
-    return ACQUIRERS[acquisition_kind(settings)](name, settings, steps, count, cache_dir, work_dir)
+def add_counts(total, value):
+    """Add counts, including dicts of counts (removals per rule or per task); anything else is kept as is."""
+    if isinstance(value, dict):
+        total = dict(total or {})
+        for key, count in value.items():
+            total[key] = add_counts(total.get(key), count)
+        return total
+    if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(total, int | float):
+        return total + value
+    return value if total is None else total
 
 
-def _program(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
+def batched(documents: Iterable[dict], size: int = BATCH) -> Iterator[list[dict]]:
+    iterator = iter(documents)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def counted(documents: list[dict], count: TokenCounter) -> list[dict]:
+    """`documents` with each one's token count added as `tokens`."""
+    for document, tokens in zip(documents, count([document["text"] for document in documents]), strict=True):
+        document["tokens"] = tokens
+    return documents
+
+
+# 1. A shard's acquisition, heuristics, classifier and signatures.
+
+def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], tokenizer_dir: str | Path,
+                 documents_path: str | Path, signatures_path: str | Path, stats_path: str | Path,
+                 cache_dir: str | Path | None = None, work_dir: str | Path | None = None,
+                 classifier_dir: str | Path | None = None) -> dict:
+    """Acquire shard `shard` of source `name`, keep what its heuristics and classifier pass, and write the kept
+    documents, their signatures and the shard's statistics (each atomically)."""
+    started = time.perf_counter()
+    where = f"source {name}, shard {shard} ({'; '.join(map(describe_piece, pieces))})"
+    steps = Steps(where)
+    count = token_counter(tokenizer_dir)
+    kind = acquisition_kind(settings)
+    classifier = steps.run("classify", load_classifier, settings["classifier"], classifier_dir) \
+        if kind == "filter" else None
+    signer = Signer(settings["near_dedup"])
+    acquisition: dict = {}
+    first_step = "read" if kind in ("filter", "given") else "generate"
+    documents = acquire(kind, name, settings, pieces, cache_dir, work_dir, count, steps, acquisition)
+    steps.add(first_step, [], [], 0.0)  # recorded even for a shard that holds nothing
+    with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
+            tqdm(desc=f"curate {name} shard {shard}", unit="doc", mininterval=5) as progress:
+        while True:
+            ticked = time.perf_counter()
+            batch = steps.run(first_step, lambda: next(documents, None))
+            if batch is None:
+                break
+            steps.add(first_step, [], batch, time.perf_counter() - ticked)
+            batch = heuristics(steps, settings, batch)
+            if classifier is not None:
+                batch = steps.run("classify", classify, steps, settings, classifier, batch, acquisition)
+            signer.add(batch)
+            for document in batch:
+                handle.write(_json_line(document))
+            progress.update(len(batch))
+    signer.save(signatures_path)
+    stats = {"source": name, "shard": shard, "pieces": pieces, "steps": steps.list(), "acquisition": acquisition,
+             "seconds": time.perf_counter() - started}
+    write_json(stats_path, stats)
+    kept = stats["steps"][-1]["documents_out"] if stats["steps"] else 0
+    print(f"{where}: kept {kept:,} documents", flush=True)
+    return stats
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def acquire(kind: str, name: str, settings: dict, pieces: list[dict], cache_dir, work_dir, count: TokenCounter,
+            steps: Steps, acquisition: dict) -> Iterator[list[dict]]:
+    """The shard's documents in batches, each with its token count; what acquiring cost goes in `acquisition`."""
+    if kind in ("filter", "given"):
+        records = (document.as_record() for piece in pieces for document in read_piece(piece, cache_dir, count))
+        return (counted(batch, count) for batch in batched(records))
+    generated, details = steps.run("generate", GENERATORS[kind], name, settings, pieces[0], cache_dir, work_dir,
+                                   count)
+    acquisition |= details
+    return batched(counted(generated, count))
+
+
+def _program(name, settings, piece, cache_dir, work_dir, count) -> tuple[list[dict], dict]:
+    """Documents [first, first + count) of the program: the first shard draws from the generator's seed (so a
+    one-shard source is what it always was), shard k from its own stream."""
     generator = settings["generator"]
-    return steps.run("generate", [], lambda _: counted(program_documents(generator["documents"], generator["seed"]),
-                                                       count), record_details=False)
+    first, number = piece["program"]
+    shard = first // settings["sharding"]["documents"]
+    seed = generator["seed"] if shard == 0 else f"{generator['seed']}/{shard}"
+    documents, details = program_documents(number, seed)
+    return [{**document, "id": f"program/{first + index}"} for index, document in enumerate(documents)], details
 
 
-def _teacher(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
+def _teacher(name, settings, piece, cache_dir, work_dir, count) -> tuple[list[dict], dict]:
     generator = settings["generator"]
-    return steps.run("generate", [], lambda _: counted(teacher_documents(
-        generator, teacher_seeds(generator, cache_dir, count), name, work_dir), count), record_details=False)
+    first, number = piece["prompts"]
+    seeds = teacher_seeds(generator, cache_dir, count, first, number)
+    return teacher_documents(generator, seeds, name, work_dir, first)
 
 
-def _filter(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
-    documents, _ = steps.run("read", [], lambda _: (read_records(settings["pool"], cache_dir, count), {}))
-    documents = heuristics(steps, settings, documents)
-    return steps.run("classify", documents, lambda docs: classify_pool(settings, docs, cache_dir),
-                     record_details=False)
+GENERATORS = {"program": _program, "teacher": _teacher}
 
 
-def _given(name, settings, steps, count, cache_dir, work_dir) -> tuple[list[dict], dict]:
-    documents, _ = steps.run("read", [], lambda _: (read_records(settings["corpus"], cache_dir, count), {}))
-    return documents, {"acquisition_flops": float(settings["acquisition_flops"])}
-
-
-ACQUIRERS = {"program": _program, "teacher": _teacher, "filter": _filter, "given": _given}
+def teacher_seeds(settings: dict, cache_dir, count: TokenCounter, first: int, number: int) -> list[str]:
+    """The seed documents of prompts [first, first + number): program problems, or documents of the configured
+    corpora in a shuffled order. Only indices are shuffled, so a shard holds only its own seeds."""
+    prompts = settings["prompts"]
+    if settings.get("seed_corpus"):
+        total = sum(1 for _ in read_corpora(settings["seed_corpus"], cache_dir, count))
+        order = list(range(total))
+        random.Random(settings["seed"]).shuffle(order)
+        wanted = {index: position for position, index in enumerate(order[:prompts][first:first + number])}
+        seeds = [None] * len(wanted)
+        for index, document in enumerate(read_corpora(settings["seed_corpus"], cache_dir, count)):
+            if index in wanted:
+                seeds[wanted[index]] = document.text
+        return seeds
+    documents, _ = program_documents(prompts, seed=settings["seed"] + 1)
+    return [document["text"] for document in documents[first:first + number]]
 
 
 def heuristics(steps: Steps, settings: dict, documents: list[dict]) -> list[dict]:
     """The configured heuristic rules as a step, when any is set."""
     if not any(limit is not None for limit in settings["heuristics"].values()):
         return documents
-
-    def apply_rules(documents: list[dict]) -> tuple[list[dict], dict]:
-        kept, removed = apply_heuristics(documents, settings["heuristics"])
-        return kept, {"removed_by_rule": removed}
-
-    return steps.run("heuristics", documents, apply_rules)[0]
+    started = time.perf_counter()
+    kept, removed = steps.run("heuristics", apply_heuristics, documents, settings["heuristics"])
+    steps.add("heuristics", documents, kept, time.perf_counter() - started, {"removed_by_rule": removed})
+    return kept
 
 
-def read_records(references: list[str], cache_dir, count: TokenCounter) -> list[dict]:
-    return counted(([document.as_record() for document in read_corpora(references, cache_dir, count)], {}), count)[0]
+def classify(steps: Steps, settings: dict, classifier, documents: list[dict], acquisition: dict) -> list[dict]:
+    """Score a batch; keep those at or above the threshold; add what scanning it cost to `acquisition`."""
+    started = time.perf_counter()
+    values, scanned = classifier.score([document["text"] for document in documents])
+    seconds = time.perf_counter() - started
+    kept = [{**document, "score": float(score)} for document, score in zip(documents, values, strict=True)
+            if score >= settings["threshold"]]
+    steps.add("classify", documents, kept, seconds)
+    scanned = sum(document["tokens"] for document in documents) if scanned is None else scanned
+    positive = set(settings["classifier"].get("positive_labels", []))
+    labelled = [document for document in kept if document.get("label") in classifier.seed_labels]
+    totals = {"pool_documents": len(documents), "scanned_tokens": scanned, "kept_documents": len(kept),
+              "pool_tokens": sum(document["tokens"] for document in documents),
+              "kept_tokens": sum(document["tokens"] for document in kept), "classify_seconds": seconds,
+              "kept_labelled": len(labelled),
+              "kept_labelled_positive": sum(document["label"] in positive for document in labelled)}
+    acquisition |= {**classifier.description, "threshold": settings["threshold"],
+                    "flops_per_token": classifier.flops_per_token,
+                    **{key: acquisition.get(key, 0) + value for key, value in totals.items()}}
+    return kept
 
 
-def counted(result: tuple[list[dict], dict], count: TokenCounter) -> tuple[list[dict], dict]:
-    """`result` with each document's token count added as `tokens`."""
-    documents, details = result
-    for document, tokens in zip(documents, count([document["text"] for document in documents]), strict=True):
-        document["tokens"] = tokens
-    return documents, details
+# 2. Deduplication across the source.
+
+def dedup_source(name: str, settings: dict, stats_paths: list[str | Path], signature_paths: list[str | Path],
+                 duplicates_path: str | Path, out_stats: str | Path) -> dict:
+    """Decide which documents of the whole source repeat an earlier one; a source left empty by an earlier step
+    fails here, before any later job runs, naming the step."""
+    started = time.perf_counter()
+    check_not_empty(name, merged_steps([read_json(path)["steps"] for path in stats_paths]))
+    drop, records = find_duplicates(signature_paths, settings["near_dedup"])
+    seconds = round(time.perf_counter() - started, 3)
+    records = [{**record, "seconds": seconds} for record in records]
+    check_not_empty(name, records)
+    with atomic_path(duplicates_path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **{f"shard{index}": positions for index, positions in enumerate(drop)})
+    write_json(out_stats, {"source": name, "steps": records})
+    removed = records[0]["documents_in"] - records[-1]["documents_out"]
+    print(f"dedup {name}: {removed:,} of {records[0]['documents_in']:,} documents are duplicates "
+          f"({len(stats_paths)} shards)", flush=True)
+    return {"steps": records}
 
 
-def teacher_seeds(settings: dict, cache_dir, count: TokenCounter) -> list[str]:
-    """The seed document each prompt sees: program problems, or documents of configured corpora."""
-    number = settings["prompts"]
-    if settings.get("seed_corpus"):
-        documents = [document.text for document in read_corpora(settings["seed_corpus"], cache_dir, count)]
-        random.Random(settings["seed"]).shuffle(documents)
-        return documents[:number]
-    documents, _ = program_documents(number, seed=settings["seed"] + 1)
-    return [document["text"] for document in documents]
+def check_not_empty(name: str, records: list[dict]) -> None:
+    """A step that left no document in any shard ends the source, naming the step."""
+    for record in records:
+        if not record["documents_out"]:
+            raise CurationError(f"source {name}, step {record['step']}: no documents left (of "
+                                f"{record['documents_in']} in all its shards); loosen this step's settings or "
+                                "widen its input")
 
 
-def decontaminate(index: ContaminationIndex, documents: list[dict], items: dict) -> tuple[list[dict], dict]:
-    kept, removed = index.filter(documents)
-    return kept, {"ngram": index.n, "removed_by_task": {task: removed[task] for task in items}}
+def merged_steps(shard_steps: list[list[dict]]) -> list[dict]:
+    """The step records of every shard added up, in step order."""
+    merged: dict[str, dict] = {}
+    for records in shard_steps:
+        for record in records:
+            merged[record["step"]] = add_counts(merged.get(record["step"]), record)
+    return [{**record, "seconds": round(record["seconds"], 3)} for record in merged.values()]
+
+
+# 3. A shard's duplicates dropped, decontamination, documents and tokens.
+
+def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Path, duplicates_path: str | Path,
+                 tasks_dir: str | Path, tokenizer_dir: str | Path, documents_path: str | Path,
+                 tokens_path: str | Path, stats_path: str | Path, diversity_path: str | Path) -> dict:
+    """Drop the shard's duplicates, decontaminate the rest against every evaluation task, and write the shard's
+    documents, token array, statistics and diversity sketch."""
+    started = time.perf_counter()
+    where = f"source {name}, shard {shard}"
+    steps = Steps(where)
+    drop = set(np.load(duplicates_path)[f"shard{shard}"].tolist())
+    items = eval_item_texts(tasks_dir)
+    index = ContaminationIndex(items, n=settings["decontamination_ngram"])
+    diversity = Diversity()
+    removed: Counter = Counter()
+
+    def documents() -> Iterator[dict]:
+        unique = (document for position, document in enumerate(read_jsonl(filtered_path)) if position not in drop)
+        for batch in batched(unique):
+            ticked = time.perf_counter()
+            kept, found = steps.run("decontaminate", index.filter, batch)
+            removed.update(found)
+            steps.add("decontaminate", batch, kept, time.perf_counter() - ticked)
+            diversity.add([document["text"] for document in kept], [document["tokens"] for document in kept])
+            yield from kept
+
+    def texts() -> Iterator[str]:
+        """The kept texts, each written to the shard's documents as it passes (renamed into place at the end)."""
+        with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            for document in documents():
+                handle.write(_json_line(document))
+                yield document["text"]
+
+    meta = steps.run("tokenize", write_tokens, texts(), tokenizer_dir, tokens_path, f"tokenize {name} shard {shard}")
+    if "decontaminate" not in steps.records:  # nothing left after deduplication
+        steps.add("decontaminate", [], [], 0.0)
+    steps.records["decontaminate"]["removed_by_task"] = {task: removed[task] for task in items}
+    with atomic_path(diversity_path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **diversity.arrays())
+    stats = {"source": name, "shard": shard, "steps": steps.list(), "tokens": meta["tokens"],
+             "seconds": time.perf_counter() - started}
+    write_json(stats_path, stats)
+    print(f"{where}: {meta['documents']:,} documents, {meta['tokens']:,} tokens after decontamination", flush=True)
+    return stats
+
+
+# 4. The manifest and the token index.
+
+def write_manifest(name: str, settings: dict, filter_stats: list[str | Path], dedup_stats: str | Path,
+                   finish_stats: list[str | Path], diversity_paths: list[str | Path], token_paths: list[str | Path],
+                   tokenizer_dir: str | Path, manifest_path: str | Path, index_path: str | Path,
+                   cache_dir: str | Path | None = None) -> dict:
+    """Add the shards' statistics up into the source's manifest (the same fields as a source curated whole),
+    and write the token index that training reads; a source left empty fails naming the step."""
+    filtered = [read_json(path) for path in filter_stats]
+    finished = [read_json(path) for path in finish_stats]
+    steps = [*merged_steps([shard["steps"] for shard in filtered]), *read_json(dedup_stats)["steps"],
+             *merged_steps([[record for record in shard["steps"] if record["step"] == "decontaminate"]
+                            for shard in finished])]
+    check_not_empty(name, steps)
+    acquisition = merged_acquisition(settings, [shard["acquisition"] for shard in filtered])
+    steps[-1]["ngram"] = settings["decontamination_ngram"]
+    removed = steps[-1]["removed_by_task"]
+    before = steps[0]["documents_out"]
+    index = write_token_index(index_path, token_paths)
+    manifest = {
+        "source": name, "curation": settings["curation"], "documents": steps[-1]["documents_out"],
+        "tokens": steps[-1]["tokens_out"], "acquisition_flops": acquisition["acquisition_flops"],
+        "acquisition_usd": acquisition_dollars(settings, acquisition), "acquisition": acquisition, "steps": steps,
+        "duplicate_rate": sum(record["documents_in"] - record["documents_out"] for record in steps
+                              if record["step"].endswith("dedup")) / before,
+        "contamination_rate": sum(removed.values()) / before,
+        "diversity": merged_description([np.load(path) for path in diversity_paths]),
+        "tokenizer": str(tokenizer_dir), "annealscope_version": __version__,
+        "provenance": [describe_reference(reference, cache_dir) for reference in source_corpus_references(settings)],
+        "shards": [{"shard": shard["shard"], "pieces": [describe_piece(piece) for piece in shard["pieces"]],
+                    "documents": done["steps"][-1]["documents_out"], "tokens": done["tokens"]}
+                   for shard, done in zip(filtered, finished, strict=True)],
+        "seconds": sum(shard["seconds"] for shard in [*filtered, *finished]),
+        "token_array": {"tokens": index["tokens"], "documents": index["documents"]},
+    }
+    write_json(manifest_path, manifest)
+    print(f"curated {name} ({settings['curation']}) in {len(filtered)} shard(s): {manifest['documents']:,} "
+          f"documents, {manifest['tokens']:,} tokens, {manifest['acquisition_flops']:.3g} acquisition FLOPs, "
+          f"{manifest['duplicate_rate']:.1%} duplicates, {sum(removed.values())} contaminated removed", flush=True)
+    return manifest
+
+
+ADDITIVE = {"pool_documents", "scanned_tokens", "kept_documents", "pool_tokens", "kept_tokens", "classify_seconds",
+            "kept_labelled", "kept_labelled_positive", "prompts", "shards", "prompt_tokens", "generated_tokens",
+            "kept_generations", "kept_generated_tokens", "generation_seconds", "acquisition_flops", "attempts"}
+RATIOS = {"pass_rate": ("kept_tokens", "pool_tokens"), "kept_labelled_precision": ("kept_labelled_positive",
+                                                                                  "kept_labelled"),
+          "yield": ("kept_generated_tokens", "generated_tokens")}
+
+
+def merged_acquisition(settings: dict, shards: list[dict]) -> dict:
+    """Every shard's acquisition added up: counts, seconds and FLOPs summed, ratios recomputed from their sums,
+    the rest (which model, which template) taken from the first shard. A given source costs what it says."""
+    merged: dict = {}
+    for shard in shards:
+        for key, value in shard.items():
+            merged[key] = merged.get(key, 0) + value if key in ADDITIVE else merged.get(key, value)
+    for ratio, (numerator, denominator) in RATIOS.items():
+        if denominator in merged:
+            merged[ratio] = merged[numerator] / merged[denominator] if merged[denominator] else None
+    kind = acquisition_kind(settings)
+    if kind == "given":
+        merged["acquisition_flops"] = float(settings["acquisition_flops"])
+    elif kind == "filter":
+        from annealscope.core.flops import classifier_flops
+
+        merged["acquisition_flops"] = classifier_flops(merged["flops_per_token"], merged["scanned_tokens"])
+    merged.setdefault("acquisition_flops", 0.0)
+    return merged
 
 
 def acquisition_dollars(settings: dict, acquisition: dict) -> float | None:
@@ -156,48 +418,3 @@ def acquisition_dollars(settings: dict, acquisition: dict) -> float | None:
             + pricing.get("usd_per_million_input_tokens", 0.0) * input_tokens / 1e6
             + pricing.get("usd_per_million_output_tokens", 0.0) * acquisition.get("generated_tokens", 0) / 1e6)
 
-
-def curate_source(name: str, settings: dict, tokenizer_dir: str | Path, tasks_dir: str | Path,
-                  documents_path: str | Path, manifest_path: str | Path, cache_dir: str | Path | None = None,
-                  work_dir: str | Path | None = None) -> dict:
-    """Curate source `name` by its kind, then filter, deduplicate and decontaminate; write both files."""
-    started = time.perf_counter()
-    count = token_counter(tokenizer_dir)
-    curation = settings["curation"]
-    if acquisition_kind(settings) not in ACQUIRERS:
-        raise CurationError(f"sources.{name}: unknown curation {curation!r} (generator kind); use one of "
-                            f"{sorted(ACQUIRERS)}")
-    steps = Steps(name)
-    work_dir = Path(work_dir or Path(documents_path).parent / "work")
-    documents, acquisition = acquire(name, settings, steps, count, cache_dir, work_dir)
-    if curation != "filter":  # a filtered source applies them before its classifier
-        documents = heuristics(steps, settings, documents)
-    documents, _ = steps.run("exact_dedup", documents, lambda docs: (exact_dedup(docs), {}))
-    if near := settings["near_dedup"]:
-        documents, _ = steps.run("near_dedup", documents, lambda docs: (
-            near_dedup(docs, near["threshold"], near["num_perm"], near["shingle"]), {"settings": near}))
-    items = eval_item_texts(tasks_dir)
-    index = ContaminationIndex(items, n=settings["decontamination_ngram"])
-    documents, contamination = steps.run("decontaminate", documents, lambda docs: decontaminate(index, docs, items))
-    removed = contamination["removed_by_task"]
-    write_jsonl(documents_path, documents)
-    before = steps.records[0]["documents_out"]
-    texts, token_counts = [document["text"] for document in documents], [document["tokens"] for document in documents]
-    manifest = {
-        "source": name, "curation": curation, "documents": len(documents), "tokens": int(sum(token_counts)),
-        "acquisition_flops": acquisition["acquisition_flops"],
-        "acquisition_usd": acquisition_dollars(settings, acquisition), "acquisition": acquisition,
-        "steps": steps.records,
-        "duplicate_rate": sum(record["documents_in"] - record["documents_out"] for record in steps.records
-                              if record["step"].endswith("dedup")) / before,
-        "contamination_rate": sum(removed.values()) / before,
-        "diversity": describe_documents(texts, token_counts),
-        "tokenizer": str(tokenizer_dir), "annealscope_version": __version__,
-        "provenance": [describe_reference(reference, cache_dir) for reference in source_corpus_references(settings)],
-        "seconds": time.perf_counter() - started,
-    }
-    write_json(manifest_path, manifest)
-    print(f"curated {name} ({curation}): {len(documents):,} documents, {manifest['tokens']:,} tokens, "
-          f"{manifest['acquisition_flops']:.3g} acquisition FLOPs, {manifest['duplicate_rate']:.1%} duplicates, "
-          f"{sum(removed.values())} contaminated removed", flush=True)
-    return manifest

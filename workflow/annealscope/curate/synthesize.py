@@ -20,7 +20,7 @@ MIN_DISTINCT_TRIGRAM_RATIO = 0.3
 SHARD_KEY_IGNORES = {"batch_size", "concurrency", "timeout", "base_url", "api_key_env"}  # how, not what
 
 
-def program_documents(count: int, seed: int) -> tuple[list[dict], dict]:
+def program_documents(count: int, seed: int | str) -> tuple[list[dict], dict]:
     """`count` distinct templated word problems with worked answers; a program costs no model FLOPs."""
     rng = random.Random(seed)
     texts: dict[str, None] = {}
@@ -34,15 +34,16 @@ def program_documents(count: int, seed: int) -> tuple[list[dict], dict]:
     return documents, {"generator": "annealscope.core.wordproblems", "attempts": attempts, "acquisition_flops": 0.0}
 
 
-def render_prompts(template_path: str | Path, seeds: list[str], params: dict) -> list[str]:
-    """Render the template once per seed document in a sandbox; undefined names are errors."""
+def render_prompts(template_path: str | Path, seeds: list[str], params: dict, first: int = 0) -> list[str]:
+    """Render the template once per seed document in a sandbox (`index` counts from `first`); undefined names
+    are errors."""
     from jinja2 import StrictUndefined, TemplateError
     from jinja2.sandbox import SandboxedEnvironment
 
     environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
     try:
         template = environment.from_string(Path(template_path).read_text(encoding="utf-8"))
-        return [template.render(document=seed, index=index, params=params) for index, seed in enumerate(seeds)]
+        return [template.render(document=seed, index=index, params=params) for index, seed in enumerate(seeds, first)]
     except TemplateError as error:
         raise ValueError(f"prompt template {template_path}: {error}") from error
 
@@ -63,10 +64,11 @@ def shard_key(settings: dict, prompts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def generate_shards(settings: dict, prompts: list[str], shard_dir: Path, name: str) -> list[dict]:
-    """Generate in shards of `shard_prompts` prompts, each written atomically (documents, then its stats);
-    a rerun skips every shard whose stats exist, so a killed job loses at most the shard in progress.
-    The teacher is loaded only if a shard is left to generate. Returns the stats of every shard."""
+def generate_shards(settings: dict, prompts: list[str], shard_dir: Path, name: str, first: int = 0) -> list[dict]:
+    """Generate in chunks of `shard_prompts` prompts (prompt `first` on), each written atomically (documents,
+    then its stats); a rerun skips every chunk whose stats exist, so a killed job loses at most the chunk in
+    progress. The teacher is loaded only if a chunk is left to generate. Returns the stats of every chunk.
+    Chunk k draws from seed + its global index, so splitting prompts over jobs changes no generation."""
     size = settings["shard_prompts"]
     shards = [prompts[start:start + size] for start in range(0, len(prompts), size)]
     pending = [index for index in range(len(shards)) if not (shard_dir / f"shard-{index:05d}.json").is_file()]
@@ -75,8 +77,8 @@ def generate_shards(settings: dict, prompts: list[str], shard_dir: Path, name: s
     teacher = load_teacher(settings) if pending else None
     for index in tqdm(pending, desc=f"generate {name}", unit="shard"):
         started = time.perf_counter()
-        generations = teacher.generate(shards[index], seed=settings["seed"] + index)
-        records = [{"id": f"teacher/{index * size + offset}", "text": generation.text,
+        generations = teacher.generate(shards[index], seed=settings["seed"] + first // size + index)
+        records = [{"id": f"teacher/{first + index * size + offset}", "text": generation.text,
                     "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
                     "kept": generation.completion_tokens >= settings["min_tokens"]
                     and distinct_trigram_ratio(generation.text) >= MIN_DISTINCT_TRIGRAM_RATIO}
@@ -91,11 +93,13 @@ def generate_shards(settings: dict, prompts: list[str], shard_dir: Path, name: s
     return [read_json(shard_dir / f"shard-{index:05d}.json") for index in range(len(shards))]
 
 
-def teacher_documents(settings: dict, seeds: list[str], name: str, work_dir: str | Path) -> tuple[list[dict], dict]:
-    """One generation per rendered prompt, in resumable shards under `work_dir`; the cost is counted."""
-    prompts = render_prompts(settings["template"], seeds, settings["params"])
+def teacher_documents(settings: dict, seeds: list[str], name: str, work_dir: str | Path, first: int = 0
+                      ) -> tuple[list[dict], dict]:
+    """One generation per rendered prompt (prompts `first` on), in resumable chunks under `work_dir`; the
+    cost is counted."""
+    prompts = render_prompts(settings["template"], seeds, settings["params"], first)
     shard_dir = Path(work_dir) / "shards" / shard_key(settings, prompts)
-    stats = generate_shards(settings, prompts, shard_dir, name)
+    stats = generate_shards(settings, prompts, shard_dir, name, first)
     documents = [{"id": record["id"], "text": record["text"]}
                  for index in range(len(stats)) for record in read_jsonl(shard_dir / f"shard-{index:05d}.jsonl.gz")
                  if record["kept"]]

@@ -1,0 +1,195 @@
+"""Curation at scale, through the workflow: peak memory per job and throughput as the pool grows.
+
+For each pool size it writes a pool of JSONL files on disk (sentences of real Wikipedia summaries recombined,
+with a tenth exact and a twentieth near duplicates), then curates it as a filtered source (heuristics, a
+hashed n-gram classifier trained once, exact and near dedup across shards, decontamination, tokens) with
+`snakemake --cores N`, every shard its own job. It prints per size: the peak resident memory of the largest
+curation job (Snakemake's benchmark files), wall time, throughput in MB/s per core, and the ratio to a
+baseline measured in the same run: reading and tokenizing the same files with the raw tokenizer on one
+core. Then the smallest pool of at least two shards again with one job at a time, for the speed-up of
+parallel shard jobs.
+
+Goals (issue 17): peak memory flat in the pool size and at most 2 GB a job; throughput at least 0.5x the
+baseline per core; 2 parallel jobs in at most 0.6x the time of 1.
+
+Run: python benchmarks/curate_scale.py [--sizes 0.25 1 4] [--shard-mb 64] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILE_BYTES = 32 << 20  # the pool is written as files of about this size
+SOURCE = "pool"
+
+
+def sentences() -> list[str]:
+    from annealscope.core.corpora import read_corpus
+
+    found = []
+    for document in read_corpus("wikipedia:general"):
+        found += [sentence for sentence in re.split(r"(?<=[.!?])\s+", document.text) if len(sentence) > 20]
+    return found
+
+
+def write_pool(directory: Path, size_bytes: int, seed: int = 0) -> int:
+    """JSONL files of documents of 3-15 recombined sentences, with exact and near duplicates; returns bytes."""
+    rng = random.Random(seed)
+    pool = sentences()
+    directory.mkdir(parents=True)
+    written, index, recent = 0, 0, []
+    while written < size_bytes:
+        path = directory / f"part-{index:05d}.jsonl"
+        with open(path, "w", encoding="utf-8") as handle:
+            while handle.tell() < FILE_BYTES and written + handle.tell() < size_bytes:
+                roll = rng.random()
+                if recent and roll < 0.10:
+                    text = rng.choice(recent)
+                elif recent and roll < 0.15:
+                    words = rng.choice(recent).split(" ")
+                    words[rng.randrange(len(words))] = "changed"
+                    text = " ".join(words)
+                else:
+                    text = " ".join(rng.choices(pool, k=rng.randint(3, 15)))
+                    recent = [*recent, text][-1000:]
+                handle.write(json.dumps({"text": text}) + "\n")
+            written += handle.tell()
+        index += 1
+    return written
+
+
+def config(run: str, pool_dir: Path, cache: Path, shard_bytes: int) -> dict:
+    return {
+        "run": run, "cache_dir": str(cache),
+        "base_model": {"build": {"corpus": ["wikipedia:general"], "vocab_size": 8192, "hidden_size": 64,
+                                 "intermediate_size": 160, "num_layers": 2, "num_heads": 2, "pretrain_tokens": 10000}},
+        "replay": {"corpus": ["wikipedia:general"], "fraction": 0.0},
+        "sources": {SOURCE: {"curation": "filter", "pool": [str(pool_dir)],
+                             "heuristics": {"min_words": 20, "max_symbol_ratio": 0.3},
+                             "classifier": {"backend": "hashed_ngram", "seeds": "wikipedia:seed",
+                                            "positive_labels": ["Mathematics"]},
+                             "threshold": 0.2, "sharding": {"bytes": shard_bytes}}},
+        "grid": {"budgets": [4096], "seeds": [0]},
+        "eval": {"tasks": ["arith_mc", "mmlu_math"], "heldout": {}},
+    }
+
+
+def snakemake(config_path: Path, targets: list[str], cores: int) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile", str(config_path),
+                    "--quiet", "all", *targets], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def peak_rss_mb(run_dir: Path) -> tuple[float, str]:
+    """The largest max_rss (MB) among the curation jobs' benchmark files, and which job it was."""
+    peaks = []
+    for path in (run_dir / "logs").glob("*.benchmark.tsv"):
+        if path.name.startswith(("curate_", "dedup_", "finish_", "manifest_", "train_classifier_")):
+            with open(path) as handle:
+                row = next(csv.DictReader(handle, delimiter="\t"))
+            peaks.append((float(row["max_rss"]), path.name.removesuffix(".benchmark.tsv")))
+    return max(peaks)
+
+
+def baseline_seconds(pool_dir: Path, tokenizer_dir: Path) -> float:
+    """Read and tokenize every file with the raw fast tokenizer on one core (no annealscope code)."""
+    script = f"""
+import json, os, time, pathlib
+os.environ["RAYON_NUM_THREADS"] = "1"
+from tokenizers import Tokenizer
+tokenizer = Tokenizer.from_file({str(tokenizer_dir / "tokenizer.json")!r})
+started, tokens = time.perf_counter(), 0
+for path in sorted(pathlib.Path({str(pool_dir)!r}).glob("*.jsonl")):
+    with open(path, encoding="utf-8") as handle:
+        texts = [json.loads(line)["text"] for line in handle]
+    for start in range(0, len(texts), 1024):
+        tokens += sum(len(e.ids) for e in tokenizer.encode_batch(texts[start:start + 1024], add_special_tokens=False))
+print(time.perf_counter() - started)
+"""
+    output = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                            env={**os.environ, "TOKENIZERS_PARALLELISM": "true"})
+    return float(output.stdout.strip().splitlines()[-1])
+
+
+def measure(size_gb: float, shard_mb: int, cores: int, work: Path) -> dict:
+    import yaml
+
+    run = f"curate-scale-{size_gb:g}gb"
+    run_dir = ROOT / "results" / run
+    shutil.rmtree(run_dir, ignore_errors=True)
+    pool_dir = work / run / "pool"
+    written = write_pool(pool_dir, int(size_gb * (1 << 30)))
+    config_path = work / run / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config(run, pool_dir, work / "cache", shard_mb << 20)))
+    snakemake(config_path, [f"results/{run}/base/init", f"results/{run}/tasks"], cores)  # not timed: setup
+    wall = snakemake(config_path, [f"results/{run}/curate/{SOURCE}/manifest.json"], cores)
+    manifest = json.loads((run_dir / "curate" / SOURCE / "manifest.json").read_text())
+    rss, job = peak_rss_mb(run_dir)
+    baseline = baseline_seconds(pool_dir, run_dir / "base" / "init")
+    result = {"size_gb": size_gb, "pool_mb": written / 1e6, "shards": len(manifest["shards"]), "wall_s": wall,
+              "peak_rss_mb": rss, "peak_job": job, "mb_per_s_per_core": written / 1e6 / wall / cores,
+              "baseline_mb_per_s": written / 1e6 / baseline, "documents_out": manifest["documents"],
+              "duplicate_rate": manifest["duplicate_rate"], "config": config_path, "run_dir": run_dir}
+    result["ratio_to_baseline"] = result["mb_per_s_per_core"] / result["baseline_mb_per_s"]
+    return result
+
+
+def rerun_serially(result: dict) -> float:
+    """The same curation again with one job at a time (outputs removed, the base and tasks kept)."""
+    for directory in ("curate", "tokens"):
+        shutil.rmtree(result["run_dir"] / directory, ignore_errors=True)
+    return snakemake(result["config"], [f"results/{result['run_dir'].name}/curate/{SOURCE}/manifest.json"], 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.25, 1.0, 4.0], help="pool sizes in GB")
+    parser.add_argument("--shard-mb", type=int, default=64, help="sharding.bytes in MB")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the pools and results")
+    args = parser.parse_args()
+    import torch
+
+    print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores; shards of {args.shard_mb} MB; "
+          f"{args.cores} parallel jobs")
+    work = Path(tempfile.mkdtemp(prefix="curate_scale."))
+    results = []
+    try:
+        for size in args.sizes:
+            results.append(measure(size, args.shard_mb, args.cores, work))
+            row = results[-1]
+            print(f"{row['pool_mb']:>9,.0f} MB  {row['shards']:>3} shards  peak {row['peak_rss_mb']:>6,.0f} MB "
+                  f"({row['peak_job']})  wall {row['wall_s']:>7.1f} s  {row['mb_per_s_per_core']:.2f} MB/s/core  "
+                  f"baseline {row['baseline_mb_per_s']:.2f} MB/s  ratio {row['ratio_to_baseline']:.2f}  "
+                  f"kept {row['documents_out']:,} documents, {row['duplicate_rate']:.1%} duplicates", flush=True)
+        parallel = next((row for row in results if row["shards"] >= 2), None)
+        if parallel is not None:
+            serial = rerun_serially(parallel)
+            print(f"{parallel['pool_mb']:,.0f} MB pool: 1 job at a time {serial:.1f} s, {args.cores} parallel jobs "
+                  f"{parallel['wall_s']:.1f} s: ratio {parallel['wall_s'] / serial:.2f} (goal <= 0.6)")
+        peaks = [row["peak_rss_mb"] for row in results]
+        print(f"peak memory of the largest job: {min(peaks):,.0f}-{max(peaks):,.0f} MB over "
+              f"{results[0]['pool_mb']:,.0f}-{results[-1]['pool_mb']:,.0f} MB pools "
+              f"(ratio {max(peaks) / min(peaks):.2f}; goal flat and <= 2,048 MB)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+            for row in results:
+                shutil.rmtree(row["run_dir"], ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

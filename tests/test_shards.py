@@ -1,0 +1,312 @@
+"""Curation at scale: shards planned from sizes, read exactly once, deduplicated across shards as one source,
+added up into the manifest a whole source would have, with memory bounded per shard job."""
+
+import itertools
+import json
+import random
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from annealscope.core.corpora import read_corpus, read_piece
+from annealscope.core.io import write_jsonl
+from annealscope.core.shards import describe_piece, source_shards
+from annealscope.core.tokens import TokenArray, write_token_index
+from annealscope.curate import diversity, pipeline
+from annealscope.curate.dedup import Signer, find_duplicates, shingles
+from annealscope.curate.pipeline import (
+    CurationError,
+    dedup_source,
+    filter_shard,
+    finish_shard,
+    teacher_seeds,
+    write_manifest,
+)
+from annealscope.curate.text import ngrams, words
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB = f"hf:{ROOT}/tests/data/hub_dataset?split=train&text=question&label=topic"
+SHARDING = {"bytes": 1 << 28, "tokens": 1 << 26, "documents": 100_000}
+
+
+def given(corpus, sharding=None, **overrides) -> dict:
+    settings = {"curation": "given", "corpus": corpus, "acquisition_flops": 0.0, "decontamination_ngram": 13,
+                "heuristics": {}, "near_dedup": {"threshold": 0.8, "num_perm": 64, "shingle": 3},
+                "acquisition_usd": None, "sharding": {**SHARDING, **(sharding or {})}}
+    return {**settings, **overrides}
+
+
+def curate(name: str, settings: dict, tokenizer, tasks, out: Path, classifier=None) -> dict:
+    """Every stage of a source's curation, as the workflow runs them (one call per job)."""
+    shards = source_shards(settings)
+    files = {kind: [out / f"shard{index}.{kind}" for index in range(len(shards))]
+             for kind in ("filtered.jsonl", "signatures.npz", "filtered.json", "documents.jsonl", "documents.json",
+                          "diversity.npz", "tokens.bin")}
+    for index, pieces in enumerate(shards):
+        filter_shard(name, settings, index, pieces, tokenizer, files["filtered.jsonl"][index],
+                     files["signatures.npz"][index], files["filtered.json"][index], work_dir=out / "work",
+                     classifier_dir=classifier)
+    dedup_source(name, settings, files["filtered.json"], files["signatures.npz"], out / "duplicates.npz",
+                 out / "duplicates.json")
+    for index in range(len(shards)):
+        finish_shard(name, settings, index, files["filtered.jsonl"][index], out / "duplicates.npz", tasks, tokenizer,
+                     files["documents.jsonl"][index], files["tokens.bin"][index], files["documents.json"][index],
+                     files["diversity.npz"][index])
+    return write_manifest(name, settings, files["filtered.json"], out / "duplicates.json", files["documents.json"],
+                          files["diversity.npz"], files["tokens.bin"], tokenizer, out / "manifest.json",
+                          out / "index.json")
+
+
+def documents_of(out: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted(out.glob("shard*.documents.jsonl"), key=lambda p: int(p.name[5:-16]))
+            for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def tasks(tmp_path):
+    item = "What is the value of seven times eight when both are multiplied together in a product"
+    directory = tmp_path / "tasks"
+    write_jsonl(directory / "quiz.jsonl", [{"question": item, "choices": ["56", "54"], "gold": 0}])
+    return directory
+
+
+def pool(count: int, seed: int = 0) -> list[dict]:
+    """Documents of random words, a tenth of them near copies of an earlier one and a tenth exact copies."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{index}" for index in range(3000)]
+    documents = []
+    for index in range(count):
+        if index > 10 and index % 10 == 3:
+            documents.append({"text": documents[rng.randrange(index)]["text"]})
+        elif index > 10 and index % 10 == 7:
+            text = documents[rng.randrange(index)]["text"].split()
+            text[rng.randrange(len(text))] = "changed"
+            documents.append({"text": " ".join(text)})
+        else:
+            documents.append({"text": " ".join(rng.choices(vocabulary, k=rng.randint(40, 120)))})
+    return documents
+
+
+def test_shards_are_planned_from_sizes_and_generators_alone(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", pool(50))
+    write_jsonl(tmp_path / "b.jsonl", pool(400, seed=1))
+    write_jsonl(tmp_path / "c.jsonl.gz", pool(400, seed=2))
+    small = (tmp_path / "a.jsonl").stat().st_size
+    settings = given([str(tmp_path / "*.jsonl*"), "pydoc:topics"], {"bytes": small * 2})
+    shards = source_shards(settings)
+    pieces = [piece for shard in shards for piece in shard]
+    split = [piece for piece in pieces if piece.get("path", "").endswith("b.jsonl")]
+    assert len(split) > 2 and split[0]["start"] == 0 and split[-1]["end"] == (tmp_path / "b.jsonl").stat().st_size
+    assert all(left["end"] == right["start"] for left, right in itertools.pairwise(split))
+    assert next(piece for piece in pieces if piece.get("path", "").endswith(".gz"))["start"] == 0  # read whole
+    assert shards[-1][-1] == {"reference": "pydoc:topics"}  # a built-in corpus joins the last shard
+    hub = given([HUB + "&max_documents=7"], {"documents": 3})
+    assert [shard[0]["part"] for shard in source_shards(hub)] == [0, 1, 2]
+    program = {"curation": "synthesize", "generator": {"kind": "program", "documents": 250}, "sharding": SHARDING}
+    assert source_shards({**program, "sharding": {**SHARDING, "documents": 100}})[-1] == [{"program": [200, 50]}]
+    teacher = {"curation": "synthesize", "sharding": SHARDING,
+               "generator": {"kind": "teacher", "prompts": 10, "shard_prompts": 4}}
+    assert [describe_piece(shard[0]) for shard in source_shards(teacher)] == ["prompts 0..3", "prompts 4..7",
+                                                                              "prompts 8..9"]
+
+
+def test_byte_ranges_of_a_jsonl_file_read_every_record_once_in_order(tmp_path):
+    records = [{"text": f"record {index} " + "x" * random.Random(index).randint(0, 80)} for index in range(300)]
+    path = tmp_path / "pool.jsonl"
+    write_jsonl(path, records)
+    size = path.stat().st_size
+    for step in (1, 7, 64, 1000, size):
+        texts = [document.text for start in range(0, size, step)
+                 for document in read_piece({"reference": str(path), "path": str(path), "start": start,
+                                             "end": min(start + step, size)})]
+        assert texts == [record["text"] for record in records], step
+
+
+@pytest.mark.parametrize("fetched", [False, True], ids=["streamed", "fetched"])
+def test_a_capped_hub_reference_splits_its_rows_and_its_cap_over_parts(tmp_path, fetched):
+    from annealscope.core.corpora import dataset_slug
+    from annealscope.fetch.hub import fetch_dataset
+
+    capped = HUB + "&max_documents=5"
+    cache = tmp_path if fetched else None
+    if fetched:
+        for reference in (HUB, capped):
+            fetch_dataset(reference, tmp_path / "datasets" / dataset_slug(reference))
+    rows = [document.text for document in read_corpus(HUB)]
+    parts = [[document.text for document in read_piece({"reference": HUB, "part": part, "parts": 3}, cache)]
+             for part in range(3)]
+    assert sorted(text for part in parts for text in part) == sorted(rows) and parts[1][0] == rows[1]
+    assert [len(list(read_piece({"reference": capped, "part": part, "parts": 3}, cache)))
+            for part in range(3)] == [2, 2, 1]
+
+
+def datasketch_greedy(texts: list[str], near: dict) -> list[int]:
+    """The reference: insert into datasketch's MinHashLSH one document at a time, keeping those with no match."""
+    from datasketch import MinHash, MinHashLSH
+
+    lsh, kept = MinHashLSH(threshold=near["threshold"], num_perm=near["num_perm"]), []
+    for index, text in enumerate(texts):
+        signature = MinHash(num_perm=near["num_perm"], seed=1)
+        signature.update_batch(list(shingles(text, near["shingle"])))
+        if not lsh.query(signature):
+            lsh.insert(str(index), signature)
+            kept.append(index)
+    return kept
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.8])
+def test_near_dedup_over_shards_keeps_what_one_lsh_index_over_the_whole_source_keeps(tmp_path, threshold):
+    near = {"threshold": threshold, "num_perm": 64, "shingle": 3}
+    documents = pool(600, seed=3)
+    texts = [document["text"] for document in documents]
+    unique = list(dict.fromkeys(texts))  # exact dedup first, as the workflow does
+    files = []
+    for index, start in enumerate(range(0, len(texts), 170)):  # four shards, pairs split across them
+        signer = Signer(near)
+        signer.add([{"text": text, "tokens": 1} for text in texts[start:start + 170]])
+        signer.save(tmp_path / f"{index}.npz")
+        files.append(tmp_path / f"{index}.npz")
+    drop, records = find_duplicates(files, near)
+    kept = [position for index, positions in enumerate(drop)
+            for position in sorted(set(range(min(170, len(texts) - 170 * index))) - set(positions.tolist()))
+            for position in [170 * index + position]]
+    expected = [texts.index(unique[index]) for index in datasketch_greedy(unique, near)]
+    assert kept == expected
+    assert records[0]["documents_in"] - records[0]["documents_out"] == len(texts) - len(unique)
+    assert records[1]["documents_out"] == len(expected) < len(unique)
+
+
+def test_a_near_duplicate_pair_split_over_two_shards_keeps_the_first(tmp_path, tiny_base, tasks):
+    text = "the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat by the door " * 3
+    write_jsonl(tmp_path / "a.jsonl", [{"text": text}, {"text": "a different document about prime numbers " * 3}])
+    write_jsonl(tmp_path / "b.jsonl", [{"text": text.replace("fox", "wolf", 1)}])
+    settings = given([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")],
+                     {"bytes": (tmp_path / "a.jsonl").stat().st_size})  # a file a shard
+    assert len(source_shards(settings)) == 2
+    manifest = curate("mine", settings, tiny_base, tasks, tmp_path / "out")
+    assert [shard["documents"] for shard in manifest["shards"]] == [2, 0]
+    assert manifest["steps"][2]["step"] == "near_dedup" and manifest["duplicate_rate"] == pytest.approx(1 / 3)
+
+
+def test_a_source_curated_in_shards_has_the_manifest_and_tokens_of_one_curated_whole(tmp_path, tiny_base, tasks):
+    item = "What is the value of seven times eight when both are multiplied together in a product"
+    documents = [*pool(900, seed=4), {"text": f"Leaked: {item} 56. More words follow here."}, {"text": "tiny"}]
+    write_jsonl(tmp_path / "pool.jsonl", documents)
+    settings = given([str(tmp_path / "pool.jsonl")], heuristics={"min_words": 2})
+    whole = curate("mine", settings, tiny_base, tasks, tmp_path / "whole")
+    sharded = curate("mine", {**settings, "sharding": {**SHARDING, "bytes": 20_000}}, tiny_base, tasks,
+                     tmp_path / "sharded")
+    assert len(sharded["shards"]) > 5 and len(whole["shards"]) == 1
+    ignore = {"shards", "seconds", "steps"}
+    assert {key: value for key, value in sharded.items() if key not in ignore} == \
+        {key: value for key, value in whole.items() if key not in ignore}
+    strip = [{key: value for key, value in step.items() if key != "seconds"} for step in whole["steps"]]
+    assert [{key: value for key, value in step.items() if key != "seconds"} for step in sharded["steps"]] == strip
+    assert [step["step"] for step in whole["steps"]] == ["read", "heuristics", "exact_dedup", "near_dedup",
+                                                          "decontaminate"]
+    assert strip[1]["removed_by_rule"] == {"min_words": 1} and strip[-1]["removed_by_task"] == {"quiz": 1}
+    assert 0 < whole["duplicate_rate"] < 0.3 and whole["diversity"]["distinct_exact"]
+    assert documents_of(tmp_path / "sharded") == documents_of(tmp_path / "whole")
+    stream = TokenArray.open(tmp_path / "sharded" / "index.json")
+    one = TokenArray.open(tmp_path / "whole" / "index.json")
+    assert stream.size == one.size == whole["token_array"]["tokens"]
+    np.testing.assert_array_equal(np.concatenate([stream.window(index, 61) for index in range(stream.windows(61))]),
+                                  one.window(0, 61 * one.windows(61)))
+
+
+def test_diversity_sketches_are_exact_when_small_and_estimate_within_a_percent_when_large(monkeypatch):
+    rng = random.Random(5)
+    texts = [" ".join(f"w{rng.randrange(20000)}" for _ in range(rng.randint(5, 60))) for _ in range(1500)]
+    truth = {n: len({gram for text in texts for gram in ngrams(words(text), n)}) /
+             sum(max(len(words(text)) - n + 1, 0) for text in texts) for n in diversity.ORDERS}
+    halves = [diversity.Diversity(), diversity.Diversity()]
+    for index, text in enumerate(texts):
+        halves[index % 2].add([text], [1])
+    merged = diversity.merged_description([half.arrays() for half in halves])
+    assert merged["distinct_exact"]
+    assert {n: merged[f"distinct_{n}"] for n in diversity.ORDERS} == pytest.approx(truth, rel=1e-9)
+    monkeypatch.setattr(diversity, "EXACT_LIMIT", 2000)  # past it, a HyperLogLog
+    halves = [diversity.Diversity(), diversity.Diversity()]
+    for index, text in enumerate(texts):
+        halves[index % 2].add([text], [1])
+    merged = diversity.merged_description([half.arrays() for half in halves])
+    assert not merged["distinct_exact"]
+    assert {n: merged[f"distinct_{n}"] for n in diversity.ORDERS} == pytest.approx(truth, rel=0.015)
+
+
+def test_an_unreadable_shard_fails_its_own_job_naming_source_shard_and_step(tmp_path, tiny_base):
+    write_jsonl(tmp_path / "good.jsonl", pool(20))
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip at all")
+    settings = given([str(tmp_path / "good.jsonl"), str(tmp_path / "bad.jsonl.gz")],
+                     {"bytes": (tmp_path / "good.jsonl").stat().st_size})
+    shards = source_shards(settings)
+    out = tmp_path / "out"
+    filter_shard("mine", settings, 0, shards[0], tiny_base, out / "0.jsonl", out / "0.npz", out / "0.json")
+    with pytest.raises(CurationError, match=r"source mine, shard 1 \(.*bad\.jsonl\.gz\), step read: .*cannot read"):
+        filter_shard("mine", settings, 1, shards[1], tiny_base, out / "1.jsonl", out / "1.npz", out / "1.json")
+    assert sorted(path.name for path in out.iterdir()) == ["0.json", "0.jsonl", "0.npz"]  # nothing half-written
+
+
+def test_a_source_that_a_step_empties_fails_naming_the_step(tmp_path, tiny_base, tasks):
+    write_jsonl(tmp_path / "corpus.jsonl", [{"text": "one two"}, {"text": "three four"}])
+    settings = given([str(tmp_path / "corpus.jsonl")], heuristics={"min_words": 50})
+    with pytest.raises(CurationError, match="source mine, step heuristics: no documents left"):
+        curate("mine", settings, tiny_base, tasks, tmp_path / "out")
+    assert not (tmp_path / "out" / "duplicates.npz").exists()
+    (tmp_path / "blank.jsonl").write_text("\n\n")
+    with pytest.raises(CurationError, match="source mine, step read: no documents left"):
+        curate("mine", given([str(tmp_path / "blank.jsonl")]), tiny_base, tasks, tmp_path / "blank")
+
+
+def test_a_template_error_stops_its_shard_naming_source_shard_and_step(tmp_path, tiny_base):
+    template = tmp_path / "broken.jinja"
+    template.write_text("{{ document }} {% if %}")
+    generator = {"kind": "teacher", "backend": "openai", "model": "tiny", "base_url": "http://127.0.0.1:9/v1",
+                 "parameters": 1e5, "template": str(template), "prompts": 4, "shard_prompts": 2, "params": {},
+                 "seed": 0}
+    settings = {**given([]), "curation": "synthesize", "generator": generator}
+    shards = source_shards(settings)
+    with pytest.raises(CurationError, match=r"source qa, shard 1 \(prompts 2\.\.3\), step generate: prompt template"):
+        filter_shard("qa", settings, 1, shards[1], tiny_base, tmp_path / "d.jsonl", tmp_path / "s.npz",
+                     tmp_path / "s.json")
+    assert not list(tmp_path.glob("d.jsonl*")) and not (tmp_path / "work").exists()
+
+
+def test_each_teacher_shard_sees_its_own_slice_of_the_shuffled_seeds():
+    settings = {"prompts": 7, "seed": 3, "seed_corpus": [HUB]}
+    whole = teacher_seeds(settings, None, None, 0, 7)
+    assert len(set(whole)) == 7
+    assert teacher_seeds(settings, None, None, 0, 3) + teacher_seeds(settings, None, None, 3, 4) == whole
+
+
+def test_a_shard_jobs_memory_does_not_grow_with_its_documents(tmp_path, tiny_base, monkeypatch):
+    """Peak traced memory of a shard job over 4× the documents (24 batches against 6) stays within 1.3×, after
+    a warm-up run that fills the caches of imports and the tokenizer."""
+    monkeypatch.setattr(pipeline, "BATCH", 200)
+    peaks = []
+    for count in (300, 1200, 4800):
+        write_jsonl(tmp_path / f"{count}.jsonl", pool(count, seed=count))
+        settings = given([str(tmp_path / f"{count}.jsonl")], heuristics={"min_words": 5})
+        out = tmp_path / str(count)
+        tracemalloc.start()
+        filter_shard("mine", settings, 0, source_shards(settings)[0], tiny_base, out / "f.jsonl", out / "s.npz",
+                     out / "s.json")
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[2] < 1.3 * peaks[1], peaks
+
+
+def test_a_token_index_reads_shards_as_one_stream_across_boundaries(tmp_path):
+    arrays = [np.arange(0, 10, dtype=np.uint16), np.zeros(0, dtype=np.uint16), np.arange(10, 33, dtype=np.uint16)]
+    paths = []
+    for index, array in enumerate(arrays):
+        array.tofile(tmp_path / f"{index}.bin")
+        (tmp_path / f"{index}.json").write_text(json.dumps({"dtype": "uint16", "tokens": len(array), "documents": 1,
+                                                             "vocab_size": 100, "eos_token_id": 0}))
+        paths.append(tmp_path / f"{index}.bin")
+    write_token_index(tmp_path / "index.json", paths)
+    stream = TokenArray.open(tmp_path / "index.json")
+    assert stream.size == 33 and stream.windows(8) == 4
+    assert [stream.window(index, 8).tolist() for index in range(4)] == [list(range(8 * i, 8 * i + 8)) for i in range(4)]

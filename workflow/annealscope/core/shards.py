@@ -1,0 +1,112 @@
+"""How a source's input splits into shards, each curated by its own job: planned from the config and file
+sizes alone (no document is read), so `snakemake -n` counts the shard jobs and a finished shard is never redone.
+
+A shard is a list of pieces, read in order:
+
+- ``{"reference": R}``: a whole corpus (a built-in corpus, an uncapped hub reference, a small local file);
+- ``{"reference": R, "path": P, "start": B0, "end": B1}``: the lines of a local JSONL file that start in the
+  byte range [B0, B1), so a large file splits without reading it;
+- ``{"reference": R, "part": K, "parts": S}``: rows K, K+S, K+2S, … of a capped hub reference, up to 1/S of
+  its cap (``max_tokens`` or ``max_documents``);
+- ``{"program": [FIRST, COUNT]}`` / ``{"prompts": [FIRST, COUNT]}``: a generator's documents or prompts.
+
+Local files and whole corpora are packed in order into shards of about ``sharding.bytes`` (a built-in
+corpus counts as small), so shard order is input order and deduplication keeps the same first document.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from annealscope.core.corpora import LOCAL_CORPUS, corpus_kind, hub_options, local_shards
+from annealscope.core.references import acquisition_kind
+
+SPLITTABLE = ".jsonl"  # uncompressed JSON lines split at byte offsets; other files are read whole
+
+
+def shard_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def source_shards(settings: dict) -> list[list[dict]]:
+    """The shards of one source (validated settings), in order; at least one."""
+    sharding = settings["sharding"]
+    kind = acquisition_kind(settings)
+    if kind == "program":
+        return _ranges("program", settings["generator"]["documents"], sharding["documents"])
+    if kind == "teacher":
+        generator = settings["generator"]
+        return _ranges("prompts", generator["prompts"], generator["shard_prompts"])
+    references = settings["pool"] if kind == "filter" else settings["corpus"]
+    return _pack([piece for reference in references for piece in _pieces(reference, sharding)], sharding["bytes"])
+
+
+def _ranges(key: str, total: int, size: int) -> list[list[dict]]:
+    return [[{key: [first, min(size, total - first)]}] for first in range(0, total, size)]
+
+
+def _pieces(reference: str, sharding: dict) -> list[tuple[int | None, dict]]:
+    """(bytes, piece) of one reference; bytes None for a piece that is a shard of its own."""
+    kind, _ = corpus_kind(reference)
+    if reference.startswith("hf:"):
+        parts = hub_parts(reference, sharding)
+        if parts == 1:
+            return [(0, {"reference": reference})]
+        return [(None, {"reference": reference, "part": part, "parts": parts}) for part in range(parts)]
+    if kind is not LOCAL_CORPUS:  # a built-in corpus: small, read whole
+        return [(0, {"reference": reference})]
+    pieces = []
+    for path in local_shards(reference):
+        size = path.stat().st_size
+        if path.name.endswith(SPLITTABLE) and size > sharding["bytes"]:
+            step = sharding["bytes"]
+            pieces += [(min(step, size - start), {"reference": reference, "path": str(path), "start": start,
+                                                 "end": min(start + step, size)}) for start in range(0, size, step)]
+        else:
+            pieces.append((size, {"reference": reference, "path": str(path), "start": 0, "end": size}))
+    return pieces
+
+
+def hub_parts(reference: str, sharding: dict) -> int:
+    """How many shards a hub reference splits into: its cap over the shard size, else 1."""
+    options = hub_options(reference)
+    if "max_tokens" in options:
+        return max(1, math.ceil(int(options["max_tokens"]) / sharding["tokens"]))
+    if "max_documents" in options:
+        return max(1, math.ceil(int(options["max_documents"]) / sharding["documents"]))
+    return 1
+
+
+def _pack(pieces: list[tuple[int | None, dict]], limit: int) -> list[list[dict]]:
+    shards: list[list[dict]] = []
+    current: list[dict] = []
+    size = 0
+    for piece_bytes, piece in pieces:
+        if piece_bytes is None or (current and size + piece_bytes > limit):
+            if current:
+                shards.append(current)
+            current, size = [], 0
+        if piece_bytes is None:
+            shards.append([piece])
+            continue
+        current.append(piece)
+        size += piece_bytes
+    if current:
+        shards.append(current)
+    return shards
+
+
+def describe_piece(piece: dict) -> str:
+    """A piece in words, for errors and provenance."""
+    if "program" in piece or "prompts" in piece:
+        key = "program" if "program" in piece else "prompts"
+        first, count = piece[key]
+        return f"{'documents' if key == 'program' else 'prompts'} {first}..{first + count - 1}"
+    if "path" in piece:
+        whole = piece["start"] == 0 and piece["end"] == Path(piece["path"]).stat().st_size
+        return piece["path"] if whole else f"{piece['path']} bytes [{piece['start']}, {piece['end']})"
+    if "part" in piece:
+        return f"{piece['reference']} rows {piece['part']} mod {piece['parts']}"
+    return piece["reference"]
+
