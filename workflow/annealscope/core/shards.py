@@ -16,6 +16,7 @@ corpus counts as small), so shard order is input order and deduplication keeps t
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -60,9 +61,10 @@ def _pieces(reference: str, sharding: dict) -> list[tuple[int | None, dict]]:
     for path in local_shards(reference):
         size = path.stat().st_size
         if path.name.endswith(SPLITTABLE) and size > sharding["bytes"]:
-            step = sharding["bytes"]
-            pieces += [(min(step, size - start), {"reference": reference, "path": str(path), "start": start,
-                                                 "end": min(start + step, size)}) for start in range(0, size, step)]
+            parts = math.ceil(size / sharding["bytes"])  # equal ranges: no sliver of a shard at the end
+            bounds = [size * part // parts for part in range(parts + 1)]
+            pieces += [(end - start, {"reference": reference, "path": str(path), "start": start, "end": end})
+                       for start, end in itertools.pairwise(bounds)]
         else:
             pieces.append((size, {"reference": reference, "path": str(path), "start": 0, "end": size}))
     return pieces

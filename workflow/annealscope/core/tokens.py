@@ -19,16 +19,41 @@ def token_dtype(vocab_size: int) -> np.dtype:
 COUNT_BATCH = 1024  # texts tokenized at once to count: a whole corpus at once held ~50× its size in encodings
 
 
-def token_counter(tokenizer_dir: str | Path):
-    """Tokens per text with the base model's tokenizer (no special tokens), counted a batch at a time so the
-    token ids of only one batch are ever held."""
+def backend_tokenizer(tokenizer_dir: str | Path):
+    """The fast (Rust) tokenizer of a model folder: its tokenizer.json directly, which spares importing
+    transformers, else through transformers."""
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(path))
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir)).backend_tokenizer
+
+
+def eos_token_id(tokenizer_dir: str | Path, backend) -> int:
+    """The end-of-sequence token's id: tokenizer_config.json's `eos_token` looked up in the fast tokenizer, else
+    what transformers says."""
+    config = Path(tokenizer_dir) / "tokenizer_config.json"
+    name = read_json(config).get("eos_token") if config.is_file() else None
+    name = name.get("content") if isinstance(name, dict) else name
+    found = backend.token_to_id(name) if isinstance(name, str) else None
+    if found is not None:
+        return found
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir)).eos_token_id
+
+
+def token_counter(tokenizer_dir: str | Path):
+    """Tokens per text with the base model's tokenizer (no special tokens), counted a batch at a time so the
+    token ids of only one batch are ever held (`encode_batch_fast`: the same ids, without offsets)."""
+    backend = backend_tokenizer(tokenizer_dir)
 
     def count(texts: list[str]) -> list[int]:
-        return [len(ids) for start in range(0, len(texts), COUNT_BATCH)
-                for ids in tokenizer(texts[start:start + COUNT_BATCH], add_special_tokens=False)["input_ids"]]
+        return [len(encoding.ids) for start in range(0, len(texts), COUNT_BATCH)
+                for encoding in backend.encode_batch_fast(texts[start:start + COUNT_BATCH], add_special_tokens=False)]
     return count
 
 

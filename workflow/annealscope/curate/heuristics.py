@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from functools import cached_property
 
 from annealscope.curate.text import ngrams, words
 
@@ -16,46 +17,53 @@ SYMBOLS = re.compile(r"[^\w\s]")
 DIGITS = re.compile(r"\d")
 
 
-def mean_word_length(text: str) -> float:
-    tokens = words(text)
-    return sum(map(len, tokens)) / len(tokens) if tokens else 0.0
+class Measures:
+    """What the rules measure of one text, each computed once (its words are split once for every rule)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    @cached_property
+    def words(self) -> list[str]:
+        return words(self.text)
+
+    @cached_property
+    def visible(self) -> int:
+        """Non-space characters."""
+        return sum(map(len, self.text.split()))
+
+    def mean_word_length(self) -> float:
+        return sum(map(len, self.words)) / len(self.words) if self.words else 0.0
+
+    def symbol_ratio(self) -> float:
+        """Punctuation and symbol characters per non-space character."""
+        return len(SYMBOLS.findall(self.text)) / self.visible if self.visible else 1.0
+
+    def digit_ratio(self) -> float:
+        return len(DIGITS.findall(self.text)) / self.visible if self.visible else 1.0
+
+    def duplicate_line_fraction(self) -> float:
+        """The fraction of non-empty lines that repeat an earlier line."""
+        lines = [line.strip() for line in self.text.splitlines() if line.strip()]
+        return 1 - len(set(lines)) / len(lines) if lines else 0.0
+
+    def top_bigram_fraction(self) -> float:
+        """Characters covered by the most frequent word bigram, per character of all words (Gopher)."""
+        if len(self.words) < 2:
+            return 0.0
+        (first, second), count = Counter(ngrams(self.words, 2)).most_common(1)[0]
+        return count * (len(first) + len(second)) / sum(map(len, self.words))
 
 
-def symbol_ratio(text: str) -> float:
-    """Punctuation and symbol characters per non-space character."""
-    visible = len(text) - sum(character.isspace() for character in text)
-    return len(SYMBOLS.findall(text)) / visible if visible else 1.0
-
-
-def digit_ratio(text: str) -> float:
-    visible = len(text) - sum(character.isspace() for character in text)
-    return len(DIGITS.findall(text)) / visible if visible else 1.0
-
-
-def duplicate_line_fraction(text: str) -> float:
-    """The fraction of non-empty lines that repeat an earlier line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return 1 - len(set(lines)) / len(lines) if lines else 0.0
-
-
-def top_bigram_fraction(text: str) -> float:
-    """Characters covered by the most frequent word bigram, per character of all words (Gopher)."""
-    tokens = words(text)
-    if len(tokens) < 2:
-        return 0.0
-    (first, second), count = Counter(ngrams(tokens, 2)).most_common(1)[0]
-    return count * (len(first) + len(second)) / sum(map(len, tokens))
-
-
-RULES: dict[str, Callable[[str, float], bool]] = {
-    "min_words": lambda text, limit: len(words(text)) >= limit,
-    "max_words": lambda text, limit: len(words(text)) <= limit,
-    "min_mean_word_length": lambda text, limit: mean_word_length(text) >= limit,
-    "max_mean_word_length": lambda text, limit: mean_word_length(text) <= limit,
-    "max_symbol_ratio": lambda text, limit: symbol_ratio(text) <= limit,
-    "max_digit_ratio": lambda text, limit: digit_ratio(text) <= limit,
-    "max_duplicate_line_fraction": lambda text, limit: duplicate_line_fraction(text) <= limit,
-    "max_top_bigram_fraction": lambda text, limit: top_bigram_fraction(text) <= limit,
+RULES: dict[str, Callable[[Measures, float], bool]] = {
+    "min_words": lambda text, limit: len(text.words) >= limit,
+    "max_words": lambda text, limit: len(text.words) <= limit,
+    "min_mean_word_length": lambda text, limit: text.mean_word_length() >= limit,
+    "max_mean_word_length": lambda text, limit: text.mean_word_length() <= limit,
+    "max_symbol_ratio": lambda text, limit: text.symbol_ratio() <= limit,
+    "max_digit_ratio": lambda text, limit: text.digit_ratio() <= limit,
+    "max_duplicate_line_fraction": lambda text, limit: text.duplicate_line_fraction() <= limit,
+    "max_top_bigram_fraction": lambda text, limit: text.top_bigram_fraction() <= limit,
 }
 
 
@@ -68,8 +76,8 @@ def apply_heuristics(documents: list[dict], settings: dict) -> tuple[list[dict],
     removed = dict.fromkeys(active, 0)
     kept = []
     for document in documents:
-        failed = next((rule for rule in RULES if rule in active and not RULES[rule](document["text"], active[rule])),
-                      None)
+        measures = Measures(document["text"])
+        failed = next((rule for rule in RULES if rule in active and not RULES[rule](measures, active[rule])), None)
         if failed is None:
             kept.append(document)
         else:

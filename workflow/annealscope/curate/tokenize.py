@@ -12,30 +12,28 @@ import numpy as np
 from tqdm import tqdm
 
 from annealscope.core.io import atomic_path, read_jsonl, write_json
-from annealscope.core.tokens import token_dtype
+from annealscope.core.tokens import backend_tokenizer, eos_token_id, token_dtype
 
 BATCH_DOCUMENTS = 2048
 
 
 def write_tokens(texts: Iterable[str], tokenizer_dir: str | Path, out_bin: str | Path, description: str,
                  threads: int | None = None) -> dict:
-    """Tokenize every text (EOS after each) with the fast tokenizer's parallel `encode_batch` on `threads`
+    """Tokenize every text (EOS after each) with the fast tokenizer's parallel `encode_batch_fast` on `threads`
     cores, streaming batches to the array; write the array and its sidecar (same name, .json) atomically.
     No texts give an empty array."""
     os.environ["TOKENIZERS_PARALLELISM"] = "true"
     if threads:
         os.environ["RAYON_NUM_THREADS"] = str(threads)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    backend, eos = tokenizer.backend_tokenizer, tokenizer.eos_token_id
-    dtype = token_dtype(len(tokenizer))
+    backend = backend_tokenizer(tokenizer_dir)
+    eos, vocab_size = eos_token_id(tokenizer_dir, backend), backend.get_vocab_size(with_added_tokens=True)
+    dtype = token_dtype(vocab_size)
     documents = tokens = 0
     iterator = iter(texts)
     with atomic_path(out_bin) as tmp, open(tmp, "wb") as handle, \
             tqdm(desc=description, unit="doc", mininterval=5) as progress:
         while batch := list(itertools.islice(iterator, BATCH_DOCUMENTS)):
-            encodings = backend.encode_batch(batch, add_special_tokens=False)
+            encodings = backend.encode_batch_fast(batch, add_special_tokens=False)
             lengths = np.fromiter((len(encoding.ids) + 1 for encoding in encodings), dtype=np.int64, count=len(batch))
             flat = np.empty(int(lengths.sum()), dtype=dtype)
             ends = np.cumsum(lengths)
@@ -45,7 +43,7 @@ def write_tokens(texts: Iterable[str], tokenizer_dir: str | Path, out_bin: str |
             flat.tofile(handle)
             documents, tokens = documents + len(batch), tokens + flat.size
             progress.update(len(batch))
-    meta = {"dtype": dtype.name, "tokens": tokens, "documents": documents, "vocab_size": len(tokenizer),
+    meta = {"dtype": dtype.name, "tokens": tokens, "documents": documents, "vocab_size": vocab_size,
             "eos_token_id": eos, "mean_document_tokens": tokens / documents if documents else 0.0}
     write_json(Path(out_bin).with_suffix(".json"), meta)
     return meta
