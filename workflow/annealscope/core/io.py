@@ -72,9 +72,14 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(tmp, "wt", encoding="utf-8") as handle:
             for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False, default=_jsonable) + "\n")
+                handle.write(json_line(record))
                 count += 1
     return count
+
+
+def json_line(record: dict) -> str:
+    """One JSON line, as write_jsonl writes it (for writers that stream into their own file)."""
+    return json.dumps(record, ensure_ascii=False, default=_jsonable) + "\n"
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annealscope.core.io import atomic_path
 from annealscope.curate.text import ngrams, words
 
 EXACT, TOKENS = "exact", "tokens"
@@ -84,8 +85,6 @@ class Signer:
         if self.near:
             keys = np.concatenate(self.band_keys) if self.band_keys else np.zeros((0, self.bands), np.uint64)
             arrays |= {f"band{band}": np.ascontiguousarray(keys[:, band]) for band in range(self.bands)}
-        from annealscope.core.io import atomic_path
-
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 

@@ -16,7 +16,6 @@ source that some step leaves empty fails naming that step.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import time
 from collections import Counter
@@ -28,7 +27,8 @@ from tqdm import tqdm
 
 from annealscope import __version__
 from annealscope.core.corpora import TokenCounter, describe_reference, read_corpora, read_piece
-from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json
+from annealscope.core.flops import classifier_flops
+from annealscope.core.io import atomic_path, json_line, read_json, read_jsonl, write_json
 from annealscope.core.layout import DECONTAMINATION_TEXTS
 from annealscope.core.references import acquisition_kind, source_corpus_references
 from annealscope.core.shards import describe_piece
@@ -151,7 +151,7 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
                 batch = steps.run("classify", classify, steps, settings, classifier, batch, acquisition)
             signer.add(batch)
             for document in batch:
-                handle.write(_json_line(document))
+                handle.write(json_line(document))
             progress.update(len(batch))
     signer.save(signatures_path)
     stats = {"source": name, "shard": shard, "pieces": pieces, "steps": steps.list(), "acquisition": acquisition,
@@ -160,10 +160,6 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     kept = stats["steps"][-1]["documents_out"] if stats["steps"] else 0
     print(f"{where}: kept {kept:,} documents", flush=True)
     return stats
-
-
-def _json_line(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def acquire(kind: str, name: str, settings: dict, pieces: list[dict], cache_dir, work_dir, count: TokenCounter,
@@ -318,7 +314,7 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
         """The kept texts, each written to the shard's documents as it passes (renamed into place at the end)."""
         with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
             for document in documents():
-                handle.write(_json_line(document))
+                handle.write(json_line(document))
                 yield document["text"]
 
     meta = steps.run("tokenize", write_tokens, texts(), tokenizer_dir, tokens_path, f"tokenize {name} shard {shard}")
@@ -398,8 +394,6 @@ def merged_acquisition(settings: dict, shards: list[dict]) -> dict:
     if kind == "given":
         merged["acquisition_flops"] = float(settings["acquisition_flops"])
     elif kind == "filter":
-        from annealscope.core.flops import classifier_flops
-
         merged["acquisition_flops"] = classifier_flops(merged["flops_per_token"], merged["scanned_tokens"])
     merged.setdefault("acquisition_flops", 0.0)
     return merged
