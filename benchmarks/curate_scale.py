@@ -1,13 +1,14 @@
 """Curation at scale, through the workflow: peak memory per job and throughput as the pool grows.
 
 For each pool size it writes a pool of JSONL files on disk (sentences of real Wikipedia summaries recombined,
-with a tenth exact and a twentieth near duplicates), then curates it as a filtered source (heuristics, a
-hashed n-gram classifier trained once, exact and near dedup across shards, decontamination, tokens) with
+with a tenth exact and a twentieth near duplicates), then curates it as a filtered source (datatrove's Gopher
+quality rules, a fastText classifier trained once and scoring every document, at threshold 0 so that every
+document goes on to exact and near dedup across shards, decontamination and tokens) with
 `snakemake --cores N`, every shard its own job. It prints per size: the peak resident memory of the largest
 curation job (Snakemake's benchmark files), wall time, throughput in MB/s per core, and the ratio to a
 baseline measured in the same run: reading and tokenizing the same files with the raw tokenizer on one
-core (its fastest batch call, `encode_batch_fast`). Then the smallest pool of at least two shards again with
-one job at a time, for the speed-up of parallel shard jobs.
+core (its fastest batch call, `encode_batch_fast`). The 1 GB pool (else the first of at least two shards) is
+curated again with one job at a time, for the speed-up of parallel shard jobs.
 
 Goals (issue 17): peak memory flat in the pool size and at most 2 GB a job; throughput at least 0.5x the
 baseline per core; 2 parallel jobs in at most 0.6x the time of 1.
@@ -80,10 +81,10 @@ def config(run: str, pool_dir: Path, cache: Path, shard_bytes: int) -> dict:
                                  "intermediate_size": 160, "num_layers": 2, "num_heads": 2, "pretrain_tokens": 10000}},
         "replay": {"corpus": ["wikipedia:general"], "fraction": 0.0},
         "sources": {SOURCE: {"curation": "filter", "pool": [str(pool_dir)],
-                             "heuristics": {"min_words": 20, "max_symbol_ratio": 0.3},
-                             "classifier": {"backend": "hashed_ngram", "seeds": "wikipedia:seed",
+                             "heuristics": {"gopher_quality": {"min_doc_words": 20}},
+                             "classifier": {"backend": "fasttext", "seeds": "wikipedia:seed",
                                             "positive_labels": ["Mathematics"]},
-                             "threshold": 0.2, "sharding": {"bytes": shard_bytes}}},
+                             "threshold": 0.0, "sharding": {"bytes": shard_bytes}}},
         "grid": {"budgets": [4096], "seeds": [0]},
         "eval": {"tasks": ["arith_mc", "mmlu_math"], "heldout": {}},
     }
@@ -173,19 +174,22 @@ def main() -> None:
           f"{args.cores} parallel jobs")
     work = Path(tempfile.mkdtemp(prefix="curate_scale."))
     results = []
+    serial_size = 1.0 if 1.0 in args.sizes else None
     try:
         for size in args.sizes:
-            results.append(measure(size, args.shard_mb, args.cores, work))
-            row = results[-1]
+            row = measure(size, args.shard_mb, args.cores, work)
+            results.append(row)
             print(f"{row['pool_mb']:>9,.0f} MB  {row['shards']:>3} shards  peak {row['peak_rss_mb']:>6,.0f} MB "
                   f"({row['peak_job']})  wall {row['wall_s']:>7.1f} s  {row['mb_per_s_per_core']:.2f} MB/s/core  "
                   f"baseline {row['baseline_mb_per_s']:.2f} MB/s  ratio {row['ratio_to_baseline']:.2f}  "
                   f"kept {row['documents_out']:,} documents, {row['duplicate_rate']:.1%} duplicates", flush=True)
-        parallel = next((row for row in results if row["shards"] >= 2), None)
-        if parallel is not None:
-            serial = rerun_serially(parallel)
-            print(f"{parallel['pool_mb']:,.0f} MB pool: 1 job at a time {serial:.1f} s, {args.cores} parallel jobs "
-                  f"{parallel['wall_s']:.1f} s: ratio {parallel['wall_s'] / serial:.2f} (goal <= 0.6)")
+            if size == serial_size or (serial_size is None and row["shards"] >= 2):
+                serial_size, serial = size, rerun_serially(row)
+                print(f"{row['pool_mb']:,.0f} MB pool: 1 job at a time {serial:.1f} s, {args.cores} parallel jobs "
+                      f"{row['wall_s']:.1f} s: ratio {row['wall_s'] / serial:.2f} (goal <= 0.6)", flush=True)
+            if not args.keep:
+                shutil.rmtree(row["config"].parent, ignore_errors=True)
+                shutil.rmtree(row["run_dir"], ignore_errors=True)
         peaks = [row["peak_rss_mb"] for row in results]
         print(f"peak memory of the largest job: {min(peaks):,.0f}-{max(peaks):,.0f} MB over "
               f"{results[0]['pool_mb']:,.0f}-{results[-1]['pool_mb']:,.0f} MB pools "

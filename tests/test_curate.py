@@ -12,7 +12,7 @@ from annealscope.core.io import write_jsonl
 from annealscope.core.sampling import EpochLimitError, training_order
 from annealscope.core.tokens import TokenArray, token_counter, token_dtype
 from annealscope.curate.diversity import length_histogram
-from annealscope.curate.heuristics import apply_heuristics
+from annealscope.curate.heuristics import Heuristics
 from annealscope.curate.pipeline import acquisition_dollars
 from annealscope.curate.synthesize import render_prompts, teacher_documents
 from annealscope.curate.teachers import TeacherError
@@ -75,18 +75,34 @@ def test_max_tokens_caps_a_hub_reference_with_the_base_tokenizer(tiny_base):
         list(read_corpus(HUB + "&max_tokens=40"))
 
 
-def test_each_heuristic_rule_removes_and_counts_its_own_failures():
-    documents = [{"text": "short"}, {"text": "word " * 30}, {"text": "$#@! " * 10 + "fine words here ok"},
-                 {"text": "1234567890 " * 10 + "some text"}, {"text": "a normal sentence with several words in it"},
-                 {"text": "same line\nsame line\nsame line\nother line"}]
-    kept, removed = apply_heuristics(documents, {"min_words": 3, "max_top_bigram_fraction": 0.5,
-                                                 "max_symbol_ratio": 0.3, "max_digit_ratio": 0.5,
-                                                 "max_duplicate_line_fraction": 0.4, "max_words": None})
-    assert [document["text"] for document in kept] == ["a normal sentence with several words in it"]
-    assert removed == {"min_words": 1, "max_top_bigram_fraction": 1, "max_symbol_ratio": 1, "max_digit_ratio": 1,
-                       "max_duplicate_line_fraction": 1}
-    with pytest.raises(ValueError, match="unknown rule"):
-        apply_heuristics(documents, {"max_colour": 1})
+PROSE = ("The committee met on Monday to review the budget and the plan for the new library. "
+         "Members of the public were invited to speak, and several of them asked about the opening hours. ")
+LATER = ("After a long discussion, the council voted to fund repairs to the roof before winter arrives. "
+         "A final report will be published in the spring, with the costs of each part of the work. ")
+ITEMS = ["fresh green apples", "ripe yellow pears", "red ink pens", "blue writing paper", "seven steel nails",
+         "a heavy hammer", "wood glue tubes", "cotton string balls", "wide brown tape", "white chalk sticks",
+         "two cardboard boxes", "a reading lamp"]
+
+
+def test_each_datatrove_filter_removes_and_counts_its_own_failures():
+    documents = [{"id": "short", "text": "Too short to be a document."},
+                 {"id": "repeated", "text": "\n".join(["the same line of text, again and again"] * 12)},
+                 {"id": "curly", "text": PROSE + "\nvar settings = {colour: 1} for the page to use."},
+                 {"id": "ragged", "text": PROSE + "\n" + "\n".join(ITEMS)},
+                 {"id": "prose", "text": PROSE + "\nShort line\n" + LATER.replace("arrives.", "arrives.[1]"),
+                  "tokens": 99}]
+    rules = Heuristics.build({"gopher_quality": {"min_doc_words": 20}, "gopher_repetition": {},
+                              "c4_quality": {"filter_no_terminal_punct": False, "min_num_sentences": 2},
+                              "fineweb_quality": {"stop_chars": [".", "!", "?"]}})
+    kept, removed = rules.apply(documents)
+    assert removed == {"gopher_quality": {"gopher_short_doc": 1}, "gopher_repetition": {"dup_line_frac": 1},
+                       "c4_quality": {"curly_bracket": 1}, "fineweb_quality": {"line_punct_ratio": 1}}
+    [prose] = kept
+    assert prose["text"] == PROSE.strip() + "\n" + LATER.strip()  # C4 drops short lines and citations
+    assert "tokens" not in prose  # to be counted again
+    assert Heuristics.build({}).filters == {}
+    with pytest.raises(ValueError, match="unknown filter"):
+        Heuristics.build({"gopher_colour": {}})
 
 
 def test_length_histogram():

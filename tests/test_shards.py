@@ -25,6 +25,7 @@ from annealscope.curate.pipeline import (
     write_manifest,
 )
 from annealscope.curate.text import ngrams, words
+from annealscope.curate.tokenize import TokenEncoder, TokenRanges, write_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = f"hf:{ROOT}/tests/data/hub_dataset?split=train&text=question&label=topic"
@@ -42,18 +43,18 @@ def curate(name: str, settings: dict, tokenizer, tasks, out: Path, classifier=No
     """Every stage of a source's curation, as the workflow runs them (one call per job)."""
     shards = source_shards(settings)
     files = {kind: [out / f"shard{index}.{kind}" for index in range(len(shards))]
-             for kind in ("filtered.jsonl", "signatures.npz", "filtered.json", "documents.jsonl", "documents.json",
-                          "diversity.npz", "tokens.bin")}
+             for kind in ("filtered.jsonl", "filtered_tokens.bin", "signatures.npz", "filtered.json",
+                          "documents.jsonl", "documents.json", "diversity.npz", "tokens.bin")}
     for index, pieces in enumerate(shards):
         filter_shard(name, settings, index, pieces, tokenizer, files["filtered.jsonl"][index],
-                     files["signatures.npz"][index], files["filtered.json"][index], work_dir=out / "work",
-                     classifier_dir=classifier)
+                     files["filtered_tokens.bin"][index], files["signatures.npz"][index],
+                     files["filtered.json"][index], work_dir=out / "work", classifier_dir=classifier)
     dedup_source(name, settings, files["filtered.json"], files["signatures.npz"], out / "duplicates.npz",
                  out / "duplicates.json")
     for index in range(len(shards)):
-        finish_shard(name, settings, index, files["filtered.jsonl"][index], out / "duplicates.npz", tasks, tokenizer,
-                     files["documents.jsonl"][index], files["tokens.bin"][index], files["documents.json"][index],
-                     files["diversity.npz"][index])
+        finish_shard(name, settings, index, files["filtered.jsonl"][index], files["filtered_tokens.bin"][index],
+                     out / "duplicates.npz", tasks, files["documents.jsonl"][index], files["tokens.bin"][index],
+                     files["documents.json"][index], files["diversity.npz"][index])
     return write_manifest(name, settings, files["filtered.json"], out / "duplicates.json", files["documents.json"],
                           files["diversity.npz"], files["tokens.bin"], tokenizer, out / "manifest.json",
                           out / "index.json")
@@ -70,6 +71,11 @@ def tasks(tmp_path):
     directory = tmp_path / "tasks"
     write_jsonl(directory / "quiz.jsonl", [{"question": item, "choices": ["56", "54"], "gold": 0}])
     return directory
+
+
+def at_least(words: int) -> dict:
+    """Heuristics that remove documents of fewer than `words` words (the pool's words are no stop words)."""
+    return {"gopher_quality": {"min_doc_words": words, "min_stop_words": None}}
 
 
 def pool(count: int, seed: int = 0) -> list[dict]:
@@ -194,7 +200,7 @@ def test_a_source_curated_in_shards_has_the_manifest_and_tokens_of_one_curated_w
     item = "What is the value of seven times eight when both are multiplied together in a product"
     documents = [*pool(900, seed=4), {"text": f"Leaked: {item} 56. More words follow here."}, {"text": "tiny"}]
     write_jsonl(tmp_path / "pool.jsonl", documents)
-    settings = given([str(tmp_path / "pool.jsonl")], heuristics={"min_words": 2})
+    settings = given([str(tmp_path / "pool.jsonl")], heuristics=at_least(2))
     whole = curate("mine", settings, tiny_base, tasks, tmp_path / "whole")
     sharded = curate("mine", {**settings, "sharding": {**SHARDING, "bytes": 20_000}}, tiny_base, tasks,
                      tmp_path / "sharded")
@@ -206,7 +212,8 @@ def test_a_source_curated_in_shards_has_the_manifest_and_tokens_of_one_curated_w
     assert [{key: value for key, value in step.items() if key != "seconds"} for step in sharded["steps"]] == strip
     assert [step["step"] for step in whole["steps"]] == ["read", "heuristics", "exact_dedup", "near_dedup",
                                                           "decontaminate"]
-    assert strip[1]["removed_by_rule"] == {"min_words": 1} and strip[-1]["removed_by_task"] == {"quiz": 1}
+    assert strip[1]["removed_by"] == {"gopher_quality": {"gopher_short_doc": 1}}
+    assert strip[-1]["removed_by_task"] == {"quiz": 1}
     assert 0 < whole["duplicate_rate"] < 0.3 and whole["diversity"]["distinct_exact"]
     assert documents_of(tmp_path / "sharded") == documents_of(tmp_path / "whole")
     stream = TokenArray.open(tmp_path / "sharded" / "index.json")
@@ -214,6 +221,9 @@ def test_a_source_curated_in_shards_has_the_manifest_and_tokens_of_one_curated_w
     assert stream.size == one.size == whole["token_array"]["tokens"]
     np.testing.assert_array_equal(np.concatenate([stream.window(index, 61) for index in range(stream.windows(61))]),
                                   one.window(0, 61 * one.windows(61)))
+    write_tokens((document["text"] for document in documents_of(tmp_path / "whole")), tiny_base,
+                 tmp_path / "afresh.bin", "afresh")  # the ids copied on from the read equal encoding what trains
+    np.testing.assert_array_equal(TokenArray.open(tmp_path / "afresh.bin").window(0, one.size), one.window(0, one.size))
 
 
 def test_diversity_sketches_are_exact_when_small_and_estimate_within_a_percent_when_large(monkeypatch):
@@ -243,15 +253,18 @@ def test_an_unreadable_shard_fails_its_own_job_naming_source_shard_and_step(tmp_
                      {"bytes": (tmp_path / "good.jsonl").stat().st_size})
     shards = source_shards(settings)
     out = tmp_path / "out"
-    filter_shard("mine", settings, 0, shards[0], tiny_base, out / "0.jsonl", out / "0.npz", out / "0.json")
+    filter_shard("mine", settings, 0, shards[0], tiny_base, out / "0.jsonl", out / "0.ids.bin", out / "0.npz",
+                 out / "0.json")
     with pytest.raises(CurationError, match=r"source mine, shard 1 \(.*bad\.jsonl\.gz\), step read: .*cannot read"):
-        filter_shard("mine", settings, 1, shards[1], tiny_base, out / "1.jsonl", out / "1.npz", out / "1.json")
-    assert sorted(path.name for path in out.iterdir()) == ["0.json", "0.jsonl", "0.npz"]  # nothing half-written
+        filter_shard("mine", settings, 1, shards[1], tiny_base, out / "1.jsonl", out / "1.ids.bin", out / "1.npz",
+                     out / "1.json")
+    assert sorted(path.name for path in out.iterdir()) == ["0.ids.bin", "0.ids.json", "0.json", "0.jsonl",
+                                                           "0.npz"]  # nothing half-written
 
 
 def test_a_source_that_a_step_empties_fails_naming_the_step(tmp_path, tiny_base, tasks):
     write_jsonl(tmp_path / "corpus.jsonl", [{"text": "one two"}, {"text": "three four"}])
-    settings = given([str(tmp_path / "corpus.jsonl")], heuristics={"min_words": 50})
+    settings = given([str(tmp_path / "corpus.jsonl")], heuristics=at_least(50))
     with pytest.raises(CurationError, match="source mine, step heuristics: no documents left"):
         curate("mine", settings, tiny_base, tasks, tmp_path / "out")
     assert not (tmp_path / "out" / "duplicates.npz").exists()
@@ -269,9 +282,9 @@ def test_a_template_error_stops_its_shard_naming_source_shard_and_step(tmp_path,
     settings = {**given([]), "curation": "synthesize", "generator": generator}
     shards = source_shards(settings)
     with pytest.raises(CurationError, match=r"source qa, shard 1 \(prompts 2\.\.3\), step generate: prompt template"):
-        filter_shard("qa", settings, 1, shards[1], tiny_base, tmp_path / "d.jsonl", tmp_path / "s.npz",
-                     tmp_path / "s.json")
-    assert not list(tmp_path.glob("d.jsonl*")) and not (tmp_path / "work").exists()
+        filter_shard("qa", settings, 1, shards[1], tiny_base, tmp_path / "d.jsonl", tmp_path / "d.bin",
+                     tmp_path / "s.npz", tmp_path / "s.json")
+    assert not list(tmp_path.glob("d.*")) and not (tmp_path / "work").exists()
 
 
 def test_each_teacher_shard_sees_its_own_slice_of_the_shuffled_seeds():
@@ -288,11 +301,11 @@ def test_a_shard_jobs_memory_does_not_grow_with_its_documents(tmp_path, tiny_bas
     peaks = []
     for count in (300, 1200, 4800):
         write_jsonl(tmp_path / f"{count}.jsonl", pool(count, seed=count))
-        settings = given([str(tmp_path / f"{count}.jsonl")], heuristics={"min_words": 5})
+        settings = given([str(tmp_path / f"{count}.jsonl")], heuristics=at_least(5))
         out = tmp_path / str(count)
         tracemalloc.start()
-        filter_shard("mine", settings, 0, source_shards(settings)[0], tiny_base, out / "f.jsonl", out / "s.npz",
-                     out / "s.json")
+        filter_shard("mine", settings, 0, source_shards(settings)[0], tiny_base, out / "f.jsonl", out / "f.bin",
+                     out / "s.npz", out / "s.json")
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[2] < 1.3 * peaks[1], peaks
@@ -310,3 +323,18 @@ def test_a_token_index_reads_shards_as_one_stream_across_boundaries(tmp_path):
     stream = TokenArray.open(tmp_path / "index.json")
     assert stream.size == 33 and stream.windows(8) == 4
     assert [stream.window(index, 8).tolist() for index in range(4)] == [list(range(8 * i, 8 * i + 8)) for i in range(4)]
+
+
+def test_filtered_token_ids_read_back_only_with_their_documents_counts(tmp_path, tiny_base):
+    texts = ["one two three", "four five", "six"]
+    write_tokens(texts, tiny_base, tmp_path / "ids.bin", "ids")
+    counts = [len(ids) for ids in TokenEncoder(tiny_base)(texts)]
+    with TokenRanges(tmp_path / "ids.bin") as ranges:
+        assert [ids.tolist() for ids in ranges.take(counts[:2]) + ranges.take(counts[2:])] == \
+            [ids.tolist() for ids in TokenEncoder(tiny_base)(texts)]
+    with pytest.raises(ValueError, match="do not match its documents' token counts"), \
+            TokenRanges(tmp_path / "ids.bin") as ranges:
+        ranges.take([counts[0] + 1, counts[1] - 1, counts[2]])
+    with pytest.raises(ValueError, match="more token ids than its documents hold"), \
+            TokenRanges(tmp_path / "ids.bin") as ranges:
+        ranges.take(counts[:2])

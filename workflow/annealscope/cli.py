@@ -98,6 +98,7 @@ def _curate_shard_arguments(command):
     command.add_argument("--work-dir", required=True, help="resumable intermediate files (teacher generations)")
     command.add_argument("--classifier", help="the source's trained classifier folder (seeded backends)")
     command.add_argument("--documents", required=True, help="the kept documents (JSONL)")
+    command.add_argument("--tokens", required=True, help="their token ids, a .bin token array (sidecar: .json)")
     command.add_argument("--signatures", required=True, help="their dedup keys (.npz)")
     command.add_argument("--stats", required=True, help="the shard's step counts and acquisition (JSON)")
     return command
@@ -113,9 +114,9 @@ def _dedup_arguments(command):
 def _finish_shard_arguments(command):
     command.add_argument("--shard", type=int, required=True)
     command.add_argument("--filtered", required=True, help="the shard's documents from curate-shard")
+    command.add_argument("--filtered-tokens", required=True, help="their token array from curate-shard")
     command.add_argument("--duplicates", required=True, help="the source's dedup decision (.npz)")
     command.add_argument("--tasks", required=True, help="prepared evaluation tasks, for decontamination")
-    command.add_argument("--tokenizer", required=True)
     command.add_argument("--documents", required=True)
     command.add_argument("--tokens", required=True, help="the shard's .bin token array (sidecar: .json)")
     command.add_argument("--stats", required=True)
@@ -272,7 +273,8 @@ def _curate_shard(args) -> None:
     from annealscope.curate.pipeline import filter_shard
 
     filter_shard(args.name, _source_settings(args), args.shard, json.loads(args.pieces), args.tokenizer,
-                 args.documents, args.signatures, args.stats, args.cache_dir, args.work_dir, args.classifier)
+                 args.documents, args.tokens, args.signatures, args.stats, args.cache_dir, args.work_dir,
+                 args.classifier)
 
 
 def _dedup(args) -> None:
@@ -284,8 +286,8 @@ def _dedup(args) -> None:
 def _finish_shard(args) -> None:
     from annealscope.curate.pipeline import finish_shard
 
-    finish_shard(args.name, _source_settings(args), args.shard, args.filtered, args.duplicates, args.tasks,
-                 args.tokenizer, args.documents, args.tokens, args.stats, args.diversity)
+    finish_shard(args.name, _source_settings(args), args.shard, args.filtered, args.filtered_tokens,
+                 args.duplicates, args.tasks, args.documents, args.tokens, args.stats, args.diversity)
 
 
 def _manifest(args) -> None:

@@ -32,6 +32,8 @@ rule curate_shard:
         unpack(curate_shard_inputs),
     output:
         documents=path(layout.SHARD_FILTERED),
+        tokens=path(layout.SHARD_FILTERED_TOKENS),
+        tokens_meta=path(layout.SHARD_FILTERED_TOKENS_META),
         signatures=path(layout.SHARD_SIGNATURES),
         stats=path(layout.SHARD_FILTERED_STATS),
     wildcard_constraints:
@@ -55,7 +57,8 @@ rule curate_shard:
     shell:
         "annealscope curate-shard --name {wildcards.source} --settings {params.settings:q} --shard {wildcards.shard}"
         " --pieces {params.pieces:q} --tokenizer {params.tokenizer} {params.classifier} --cache-dir {params.cache}"
-        " --work-dir {params.work} --documents {output.documents} --signatures {output.signatures}"
+        " --work-dir {params.work} --documents {output.documents} --tokens {output.tokens}"
+        " --signatures {output.signatures}"
         " --stats {output.stats} > {log} 2>&1"
 
 
@@ -95,9 +98,10 @@ rule dedup:
 rule finish_shard:
     input:
         filtered=path(layout.SHARD_FILTERED),
+        filtered_tokens=path(layout.SHARD_FILTERED_TOKENS),
+        filtered_tokens_meta=path(layout.SHARD_FILTERED_TOKENS_META),
         duplicates=path(layout.DUPLICATES),
         tasks=path(layout.TASKS),
-        tokenizer=tokenizer_input(),
     output:
         documents=path(layout.SHARD_DOCUMENTS),
         tokens=path(layout.SHARD_TOKENS),
@@ -109,7 +113,6 @@ rule finish_shard:
         shard="[0-9]{5}",
     params:
         settings=source_settings,
-        tokenizer=input_or_base("tokenizer"),
     resources:
         **job_resources("curate"),
     conda:
@@ -120,8 +123,8 @@ rule finish_shard:
         benchmark_path("finish_{source}_shard{shard}")
     shell:
         "annealscope finish-shard --name {wildcards.source} --settings {params.settings:q} --shard {wildcards.shard}"
-        " --filtered {input.filtered} --duplicates {input.duplicates} --tasks {input.tasks}"
-        " --tokenizer {params.tokenizer} --documents {output.documents} --tokens {output.tokens}"
+        " --filtered {input.filtered} --filtered-tokens {input.filtered_tokens} --duplicates {input.duplicates}"
+        " --tasks {input.tasks} --documents {output.documents} --tokens {output.tokens}"
         " --stats {output.stats} --diversity {output.diversity} > {log} 2>&1"
 
 

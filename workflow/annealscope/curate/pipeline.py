@@ -37,9 +37,9 @@ from annealscope.curate.classifiers import load_classifier
 from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description
-from annealscope.curate.heuristics import apply_heuristics
+from annealscope.curate.heuristics import Heuristics
 from annealscope.curate.synthesize import program_documents, teacher_documents
-from annealscope.curate.tokenize import write_tokens
+from annealscope.curate.tokenize import TokenEncoder, TokenRanges, token_array
 
 BATCH = 1024  # documents held at once by a shard job's streaming steps
 
@@ -111,34 +111,39 @@ def batched(documents: Iterable[dict], size: int = BATCH) -> Iterator[list[dict]
         yield batch
 
 
-def counted(documents: list[dict], count: TokenCounter) -> list[dict]:
-    """`documents` with each one's token count added as `tokens`."""
-    for document, tokens in zip(documents, count([document["text"] for document in documents]), strict=True):
-        document["tokens"] = tokens
+def encoded(documents: list[dict], encode: TokenEncoder) -> list[dict]:
+    """`documents` with each one's token ids added as `ids` (written to the shard's token array, never to its
+    JSONL) and their count as `tokens`."""
+    for document, ids in zip(documents, encode([document["text"] for document in documents]), strict=True):
+        document["ids"], document["tokens"] = ids, len(ids)
     return documents
 
 
 # 1. A shard's acquisition, heuristics, classifier and signatures.
 
 def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], tokenizer_dir: str | Path,
-                 documents_path: str | Path, signatures_path: str | Path, stats_path: str | Path,
+                 documents_path: str | Path, tokens_path: str | Path, signatures_path: str | Path,
+                 stats_path: str | Path,
                  cache_dir: str | Path | None = None, work_dir: str | Path | None = None,
                  classifier_dir: str | Path | None = None) -> dict:
     """Acquire shard `shard` of source `name`, keep what its heuristics and classifier pass, and write the kept
-    documents, their signatures and the shard's statistics (each atomically)."""
+    documents, their token ids (encoded once, here), their signatures and the shard's statistics (each
+    atomically)."""
     started = time.perf_counter()
     where = f"source {name}, shard {shard} ({'; '.join(map(describe_piece, pieces))})"
     steps = Steps(where)
-    count = token_counter(tokenizer_dir)
+    count, encode = token_counter(tokenizer_dir), TokenEncoder(tokenizer_dir)
     kind = acquisition_kind(settings)
     classifier = steps.run("classify", load_classifier, settings["classifier"], classifier_dir) \
         if kind == "filter" else None
     signer = Signer(settings["near_dedup"])
+    rules = Heuristics.build(settings["heuristics"])
     acquisition: dict = {}
     first_step = "read" if kind in ("filter", "given") else "generate"
-    documents = acquire(kind, name, settings, pieces, cache_dir, work_dir, count, steps, acquisition)
+    documents = acquire(kind, name, settings, pieces, cache_dir, work_dir, count, encode, steps, acquisition)
     steps.add(first_step, [], [], 0.0)  # recorded even for a shard that holds nothing
     with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
+            token_array(tokens_path, encode.meta()) as tokens, \
             tqdm(desc=f"curate {name} shard {shard}", unit="doc", mininterval=5) as progress:
         while True:
             ticked = time.perf_counter()
@@ -146,10 +151,11 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
             if batch is None:
                 break
             steps.add(first_step, [], batch, time.perf_counter() - ticked)
-            batch = heuristics(steps, settings, batch)
+            batch = heuristics(steps, rules, encode, batch)
             if classifier is not None:
                 batch = steps.run("classify", classify, steps, settings, classifier, batch, acquisition)
             signer.add(batch)
+            tokens.add([document.pop("ids") for document in batch])
             for document in batch:
                 handle.write(json_line(document))
             progress.update(len(batch))
@@ -163,15 +169,15 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
 
 
 def acquire(kind: str, name: str, settings: dict, pieces: list[dict], cache_dir, work_dir, count: TokenCounter,
-            steps: Steps, acquisition: dict) -> Iterator[list[dict]]:
-    """The shard's documents in batches, each with its token count; what acquiring cost goes in `acquisition`."""
+            encode: TokenEncoder, steps: Steps, acquisition: dict) -> Iterator[list[dict]]:
+    """The shard's documents in batches, each with its token ids; what acquiring cost goes in `acquisition`."""
     if kind in ("filter", "given"):
         records = (document.as_record() for piece in pieces for document in read_piece(piece, cache_dir, count))
-        return (counted(batch, count) for batch in batched(records))
+        return (encoded(batch, encode) for batch in batched(records))
     generated, details = steps.run("generate", GENERATORS[kind], name, settings, pieces[0], cache_dir, work_dir,
                                    count)
     acquisition |= details
-    return batched(counted(generated, count))
+    return (encoded(batch, encode) for batch in batched(generated))
 
 
 def _program(name, settings, piece, cache_dir, work_dir, count) -> tuple[list[dict], dict]:
@@ -213,13 +219,15 @@ def teacher_seeds(settings: dict, cache_dir, count: TokenCounter, first: int, nu
     return [document["text"] for document in documents[first:first + number]]
 
 
-def heuristics(steps: Steps, settings: dict, documents: list[dict]) -> list[dict]:
-    """The configured heuristic rules as a step, when any is set."""
-    if not any(limit is not None for limit in settings["heuristics"].values()):
+def heuristics(steps: Steps, rules: Heuristics, encode: TokenEncoder, documents: list[dict]) -> list[dict]:
+    """The configured heuristic filters as a step, when any is on; a document whose text a filter shortened
+    is encoded again."""
+    if not rules.filters:
         return documents
     started = time.perf_counter()
-    kept, removed = steps.run("heuristics", apply_heuristics, documents, settings["heuristics"])
-    steps.add("heuristics", documents, kept, time.perf_counter() - started, {"removed_by_rule": removed})
+    kept, removed = steps.run("heuristics", rules.apply, documents)
+    encoded([document for document in kept if "tokens" not in document], encode)
+    steps.add("heuristics", documents, kept, time.perf_counter() - started, {"removed_by": removed})
     return kept
 
 
@@ -286,11 +294,12 @@ def merged_steps(shard_steps: list[list[dict]]) -> list[dict]:
 
 # 3. A shard's duplicates dropped, decontamination, documents and tokens.
 
-def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Path, duplicates_path: str | Path,
-                 tasks_dir: str | Path, tokenizer_dir: str | Path, documents_path: str | Path,
+def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Path, filtered_tokens: str | Path,
+                 duplicates_path: str | Path, tasks_dir: str | Path, documents_path: str | Path,
                  tokens_path: str | Path, stats_path: str | Path, diversity_path: str | Path) -> dict:
     """Drop the shard's duplicates, decontaminate the rest against every evaluation task, and write the shard's
-    documents, token array, statistics and diversity sketch."""
+    documents, their token array (copied from the filtered ids, not encoded again), statistics and diversity
+    sketch."""
     started = time.perf_counter()
     where = f"source {name}, shard {shard}"
     steps = Steps(where)
@@ -299,25 +308,27 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
     index = ContaminationIndex(items, n=settings["decontamination_ngram"])
     diversity = Diversity()
     removed: Counter = Counter()
-
-    def documents() -> Iterator[dict]:
-        unique = (document for position, document in enumerate(read_jsonl(filtered_path)) if position not in drop)
-        for batch in batched(unique):
+    with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
+            TokenRanges(filtered_tokens) as filtered, \
+            token_array(tokens_path, read_json(Path(filtered_tokens).with_suffix(".json"))) as tokens, \
+            tqdm(desc=f"finish {name} shard {shard}", unit="doc", mininterval=5) as progress:
+        position = 0
+        for batch in batched(read_jsonl(filtered_path)):
+            ids = filtered.take([document["tokens"] for document in batch])
+            unique = [{**document, "ids": document_ids}
+                      for offset, (document, document_ids) in enumerate(zip(batch, ids, strict=True))
+                      if position + offset not in drop]
+            position += len(batch)
             ticked = time.perf_counter()
-            kept, found = steps.run("decontaminate", index.filter, batch)
+            kept, found = steps.run("decontaminate", index.filter, unique)
             removed.update(found)
-            steps.add("decontaminate", batch, kept, time.perf_counter() - ticked)
+            steps.add("decontaminate", unique, kept, time.perf_counter() - ticked)
             diversity.add([document["text"] for document in kept], [document["tokens"] for document in kept])
-            yield from kept
-
-    def texts() -> Iterator[str]:
-        """The kept texts, each written to the shard's documents as it passes (renamed into place at the end)."""
-        with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-            for document in documents():
+            tokens.add([document.pop("ids") for document in kept])
+            for document in kept:
                 handle.write(json_line(document))
-                yield document["text"]
-
-    meta = steps.run("tokenize", write_tokens, texts(), tokenizer_dir, tokens_path, f"tokenize {name} shard {shard}")
+            progress.update(len(batch))
+    meta = read_json(Path(tokens_path).with_suffix(".json"))
     if "decontaminate" not in steps.records:  # nothing left after deduplication
         steps.add("decontaminate", [], [], 0.0)
     steps.records["decontaminate"]["removed_by_task"] = {task: removed[task] for task in items}
