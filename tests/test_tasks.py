@@ -1,4 +1,5 @@
 import random
+from collections import Counter
 
 from annealscope.core.wordproblems import training_document
 from annealscope.curate.decontaminate import ContaminationIndex
@@ -43,6 +44,35 @@ def test_decontamination_removes_a_document_quoting_an_eval_item():
     kept, removed = index.filter([clean, leaked])
     assert kept == [clean]
     assert removed == {"task": 1}
+
+
+def test_batched_decontamination_matches_the_word_by_word_check_and_never_across_documents():
+    """The hashed screen over a batch finds exactly what matching each document word by word finds, charged to
+    the same tasks, on random text with items planted at random places, including halves of an item ending one
+    document and starting the next (which is no match)."""
+    rng = random.Random(3)
+    vocabulary = [f"v{index}" for index in range(400)]
+    items = {task: [" ".join(rng.choices(vocabulary, k=rng.randint(8, 30))) for _ in range(20)]
+             for task in ("one", "two")}
+    index = ContaminationIndex(items, n=13)
+    documents = []
+    for position in range(400):
+        text = rng.choices(vocabulary, k=rng.randint(0, 60))
+        task = rng.choice(["one", "two"])
+        item = words(rng.choice(items[task]))
+        if position % 7 == 0:
+            text[rng.randint(0, len(text)):0] = item
+        elif position % 7 == 1:
+            text += item[:len(item) // 2]
+        elif position % 7 == 2:
+            text = item[len(item) // 2:] + text
+        documents.append({"text": " ".join(text)})
+    kept, removed = index.filter(documents)
+    expected = [index.match(document["text"]) for document in documents]
+    assert kept == [document for document, task in zip(documents, expected, strict=True) if task is None]
+    assert removed == Counter(task for task in expected if task) and sum(removed.values()) >= 400 // 7
+    assert index.suspects([document["text"] for document in documents]) == \
+        {position for position, task in enumerate(expected) if task}  # no window spans two documents
 
 
 QUESTIONS = ["A farmer plants seven rows of beans with twelve plants in each row and then buys nine more plants",

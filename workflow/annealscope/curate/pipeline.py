@@ -314,7 +314,7 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
             tqdm(desc=f"finish {name} shard {shard}", unit="doc", mininterval=5) as progress:
         position = 0
         for batch in batched(read_jsonl(filtered_path)):
-            ids = filtered.take([document["tokens"] for document in batch])
+            ids = steps.run("tokens", filtered.take, [document["tokens"] for document in batch])
             unique = [{**document, "ids": document_ids}
                       for offset, (document, document_ids) in enumerate(zip(batch, ids, strict=True))
                       if position + offset not in drop]
