@@ -61,8 +61,11 @@ def datatrove(files: list[Path], work: Path) -> tuple[dict[str, float], set[tupl
     )
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.hashing import HashConfig
 
-    config = MinhashConfig(n_grams=SHINGLE, num_buckets=BANDS, hashes_per_bucket=ROWS)
+    # sha1, as datasketch hashes annealscope's shingles (datatrove's xxhash path needs xxhash<4, which hashes str)
+    config = MinhashConfig(n_grams=SHINGLE, num_buckets=BANDS, hashes_per_bucket=ROWS,
+                           hash_config=HashConfig(precision=64, hash_fc="sha1"))
 
     def reader():
         return JsonlReader(str(files[0].parent), glob_pattern="*.jsonl", id_key="id")
