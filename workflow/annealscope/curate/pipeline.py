@@ -309,9 +309,9 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
     diversity = Diversity()
     removed: Counter = Counter()
     with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
-            TokenRanges(filtered_tokens) as filtered, \
             token_array(tokens_path, read_json(Path(filtered_tokens).with_suffix(".json"))) as tokens, \
-            tqdm(desc=f"finish {name} shard {shard}", unit="doc", mininterval=5) as progress:
+            tqdm(desc=f"finish {name} shard {shard}", unit="doc", mininterval=5) as progress, \
+            TokenRanges(filtered_tokens) as filtered:  # closed first: ids left over fail before anything is in place
         position = 0
         for batch in batched(read_jsonl(filtered_path)):
             ids = steps.run("tokens", filtered.take, [document["tokens"] for document in batch])
