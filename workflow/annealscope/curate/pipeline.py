@@ -328,7 +328,7 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
             for document in kept:
                 handle.write(json_line(document))
             progress.update(len(batch))
-    meta = read_json(Path(tokens_path).with_suffix(".json"))
+    meta = tokens.summary()
     if "decontaminate" not in steps.records:  # nothing left after deduplication
         steps.add("decontaminate", [], [], 0.0)
     steps.records["decontaminate"]["removed_by_task"] = {task: removed[task] for task in items}

@@ -58,6 +58,11 @@ class TokenSink:
         flat.tofile(self.handle)
         self.documents, self.tokens = self.documents + len(ids), self.tokens + flat.size
 
+    def summary(self) -> dict:
+        """The array's sidecar: its meta and what was written."""
+        return {**self.meta, "tokens": self.tokens, "documents": self.documents,
+                "mean_document_tokens": self.tokens / self.documents if self.documents else 0.0}
+
 
 @contextmanager
 def token_array(out_bin: str | Path, meta: dict) -> Iterator[TokenSink]:
@@ -65,9 +70,7 @@ def token_array(out_bin: str | Path, meta: dict) -> Iterator[TokenSink]:
     with atomic_path(out_bin) as tmp, open(tmp, "wb") as handle:
         sink = TokenSink(handle, meta)
         yield sink
-    write_json(Path(out_bin).with_suffix(".json"), {
-        **meta, "tokens": sink.tokens, "documents": sink.documents,
-        "mean_document_tokens": sink.tokens / sink.documents if sink.documents else 0.0})
+    write_json(Path(out_bin).with_suffix(".json"), sink.summary())
 
 
 class TokenRanges:
@@ -114,7 +117,7 @@ def write_tokens(texts: Iterable[str], tokenizer_dir: str | Path, out_bin: str |
         while batch := list(itertools.islice(iterator, BATCH_DOCUMENTS)):
             sink.add(encode(batch))
             progress.update(len(batch))
-    return read_json(Path(out_bin).with_suffix(".json"))
+    return sink.summary()
 
 
 def tokenize_documents(documents_path: str | Path, tokenizer_dir: str | Path, out_bin: str | Path,
