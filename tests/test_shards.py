@@ -15,7 +15,7 @@ from annealscope.core.io import write_jsonl
 from annealscope.core.shards import describe_piece, source_shards
 from annealscope.core.tokens import TokenArray, write_token_index
 from annealscope.curate import diversity, pipeline
-from annealscope.curate.dedup import Signer, find_duplicates, shingles
+from annealscope.curate.dedup import MinHasher, Signer, find_duplicates, shingle_hashes
 from annealscope.curate.pipeline import (
     CurationError,
     dedup_source,
@@ -148,18 +148,24 @@ def test_a_capped_hub_reference_splits_its_rows_and_its_cap_over_parts(tmp_path,
             for part in range(3)] == [2, 2, 1]
 
 
-def datasketch_greedy(texts: list[str], near: dict) -> list[int]:
-    """The reference: insert into datasketch's MinHashLSH one document at a time, keeping those with no match."""
+def datasketch_greedy(signatures: np.ndarray, near: dict) -> list[int]:
+    """The reference: insert the documents' signatures into datasketch's MinHashLSH one at a time, keeping those
+    with no match."""
     from datasketch import MinHash, MinHashLSH
 
     lsh, kept = MinHashLSH(threshold=near["threshold"], num_perm=near["num_perm"]), []
-    for index, text in enumerate(texts):
-        signature = MinHash(num_perm=near["num_perm"], seed=1)
-        signature.update_batch(list(shingles(text, near["shingle"])))
+    for index, values in enumerate(signatures):
+        signature = MinHash(num_perm=near["num_perm"], hashvalues=values, scheme="affine64")
         if not lsh.query(signature):
             lsh.insert(str(index), signature)
             kept.append(index)
     return kept
+
+
+def signed(texts: list[str]) -> list[dict]:
+    """Documents with ids: one id per word (the pool's words are `w<number>` and `changed`)."""
+    return [{"text": text, "tokens": 1, "ids": np.array([int(word[1:]) if word[1:].isdigit() else 9999
+                                                         for word in text.split()], np.uint16)} for text in texts]
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.8])
@@ -171,17 +177,42 @@ def test_near_dedup_over_shards_keeps_what_one_lsh_index_over_the_whole_source_k
     files = []
     for index, start in enumerate(range(0, len(texts), 170)):  # four shards, pairs split across them
         signer = Signer(near)
-        signer.add([{"text": text, "tokens": 1} for text in texts[start:start + 170]])
+        signer.add(signed(texts[start:start + 170]))
         signer.save(tmp_path / f"{index}.npz")
         files.append(tmp_path / f"{index}.npz")
     drop, records = find_duplicates(files, near)
     kept = [position for index, positions in enumerate(drop)
             for position in sorted(set(range(min(170, len(texts) - 170 * index))) - set(positions.tolist()))
             for position in [170 * index + position]]
-    expected = [texts.index(unique[index]) for index in datasketch_greedy(unique, near)]
+    documents = signed(unique)
+    signatures = MinHasher(near["num_perm"])(*shingle_hashes([document["ids"] for document in documents], 3))
+    expected = [texts.index(unique[index]) for index in datasketch_greedy(signatures, near)]
     assert kept == expected
     assert records[0]["documents_in"] - records[0]["documents_out"] == len(texts) - len(unique)
     assert records[1]["documents_out"] == len(expected) < len(unique)
+
+
+def test_minhash_agreement_estimates_the_jaccard_similarity_of_token_shingles():
+    rng = np.random.default_rng(0)
+    minhash, size = MinHasher(256), 5
+    for changed in (1, 5, 20, 60, 150):
+        first = rng.integers(0, 50_000, 300)
+        second = first.copy()
+        second[rng.choice(300, changed, replace=False)] = rng.integers(50_000, 60_000, changed)
+        sets = [{tuple(ids[i:i + size]) for i in range(len(ids) - size + 1)} for ids in (first, second)]
+        jaccard = len(sets[0] & sets[1]) / len(sets[0] | sets[1])
+        signatures = minhash(*shingle_hashes([first, second], size))
+        assert np.mean(signatures[0] == signatures[1]) == pytest.approx(jaccard, abs=0.1), changed
+
+
+def test_a_documents_signature_does_not_depend_on_its_neighbours_in_the_batch():
+    minhash = MinHasher(32)
+    documents = [np.array([7, 8, 9, 10, 11, 12], np.uint32), np.array([], np.uint32), np.array([5, 6], np.uint32),
+                 np.array([9, 10, 11], np.uint32)]
+    together = minhash(*shingle_hashes(documents, 4))
+    alone = np.vstack([minhash(*shingle_hashes([document], 4)) for document in documents])
+    np.testing.assert_array_equal(together, alone)
+    assert len({row.tobytes() for row in together}) == 4  # short and empty documents sign as themselves
 
 
 def test_a_near_duplicate_pair_split_over_two_shards_keeps_the_first(tmp_path, tiny_base, tasks):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from annealscope.core.arrays import sorted_unique
 from annealscope.curate.text import ngrams, words
 
 MIN_ITEM_WORDS = 8
@@ -55,7 +56,7 @@ class ContaminationIndex:
         """The sorted window hashes of the item n-grams of one length (as `window_hashes` computes them)."""
         hashes = word_hashes(list(itertools.chain.from_iterable(grams))).reshape(len(grams), length)
         with np.errstate(over="ignore"):
-            return np.unique((hashes * self.weights[:length]).sum(axis=1, dtype=np.uint64))
+            return sorted_unique((hashes * self.weights[:length]).sum(axis=1, dtype=np.uint64))
 
     def match(self, text: str) -> str | None:
         """The task of the first evaluation n-gram found in `text`, or None."""

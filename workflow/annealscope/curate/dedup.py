@@ -1,7 +1,8 @@
 """Deduplication across a whole source, in stages so that no job holds the documents:
 
 1. each shard job computes, per document, a 64-bit key of its exact text and one 64-bit key per MinHash LSH
-   band (`Signer`), a few hundred bytes a document;
+   band (`Signer`) of its shingles, the runs of `shingle` consecutive token ids (the ids the shard job encoded
+   anyway), a few hundred bytes a document;
 2. one job per source (`find_duplicates`) reads the keys of every shard, one band at a time, and decides which
    documents go: a repeat of an earlier text (exact), then a document that shares a band with an earlier kept
    one (near; MinHash LSH as datasketch's `MinHashLSH` queries it, with the same bands);
@@ -19,17 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from annealscope.core.io import atomic_path
-from annealscope.curate.text import ngrams, words
 
 EXACT, TOKENS = "exact", "tokens"
 MIX = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB], dtype=np.uint64)
-
-
-def shingles(text: str, size: int) -> set[bytes]:
-    tokens = words(text)
-    if len(tokens) < size:
-        return {" ".join(tokens).encode()}
-    return {" ".join(gram).encode() for gram in ngrams(tokens, size)}
+SHINGLE_MIX = np.array([0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5],
+                       dtype=np.uint64)
 
 
 def exact_key(text: str) -> int:
@@ -44,26 +39,69 @@ def band_parameters(near: dict) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
+def shingle_hashes(ids: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit hash of every run of `size` consecutive token ids of each document (a document shorter than
+    `size` is one shingle of all its ids), and the index of each document's first shingle. Vectorised over the
+    batch: no Python work per token."""
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    padded_lengths = np.maximum(lengths, 1) + size - 1  # zeros after each document: no run crosses two
+    padded = np.zeros(int(padded_lengths.sum()), dtype=np.uint64)
+    starts = np.concatenate([[0], np.cumsum(padded_lengths)[:-1]])
+    if lengths.sum():
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        padded[np.repeat(starts, lengths) + within] = np.concatenate(ids).astype(np.uint64) + np.uint64(1)
+    count = len(padded) - size + 1
+    hashes = np.zeros(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for offset in range(size):
+            hashes = (hashes ^ padded[offset:offset + count]) * SHINGLE_MIX[offset % len(SHINGLE_MIX)]
+            hashes ^= hashes >> np.uint64(29)
+    shingles = np.maximum(lengths - size + 1, 1)
+    first = np.concatenate([[0], np.cumsum(shingles)[:-1]])
+    positions = np.repeat(starts, shingles) + np.arange(shingles.sum()) - np.repeat(first, shingles)
+    return hashes[positions], first
+
+
+class MinHasher:
+    """MinHash signatures of shingle hashes: for each of `num_perm` random bijections of the 64-bit hashes (an
+    odd multiplier and an offset mod 2^64: datasketch 2's `affine64` scheme, computed for a whole batch at
+    once), the least value over a document's shingles. Two documents agree in one permutation with probability
+    about the Jaccard similarity of their shingle sets."""
+
+    def __init__(self, num_perm: int, seed: int = 1):
+        rng = np.random.default_rng(seed)
+        self.multipliers = rng.integers(0, 1 << 63, num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        self.offsets = rng.integers(0, 1 << 63, num_perm, dtype=np.uint64)
+
+    def __call__(self, hashes: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """(documents, num_perm) signatures; `first` indexes each document's first shingle in `hashes`."""
+        signatures = np.empty((len(first), len(self.multipliers)), dtype=np.uint64)
+        if not len(first):
+            return signatures
+        with np.errstate(over="ignore"):
+            for column, (multiplier, offset) in enumerate(zip(self.multipliers, self.offsets, strict=True)):
+                signatures[:, column] = np.minimum.reduceat(hashes * multiplier + offset, first)
+        return signatures
+
+
 class Signer:
-    """Per document: its exact key and, with near-dedup on, one key per LSH band of its MinHash signature."""
+    """Per document: its exact key and, with near-dedup on, one key per LSH band of the MinHash signature of its
+    token-id shingles."""
 
     def __init__(self, near: dict | None, seed: int = 1):
-        self.near, self.seed = near, seed
+        self.near = near
         self.bands, self.rows = band_parameters(near) if near else (0, 0)
+        self.minhash = MinHasher(near["num_perm"], seed) if near else None
         self.exact: list[np.ndarray] = []
         self.band_keys: list[np.ndarray] = []
         self.tokens: list[np.ndarray] = []
 
     def add(self, documents: list[dict]) -> None:
-        """Sign a batch of documents (each with its `text` and `tokens`)."""
+        """Sign a batch of documents (each with its `text`, token `ids` and their count, `tokens`)."""
         self.exact.append(np.array([exact_key(document["text"]) for document in documents], dtype=np.uint64))
         self.tokens.append(np.array([document["tokens"] for document in documents], dtype=np.int64))
         if self.near and documents:
-            from datasketch import MinHash
-
-            signatures = MinHash.bulk([list(shingles(document["text"], self.near["shingle"]))
-                                       for document in documents], num_perm=self.near["num_perm"], seed=self.seed)
-            values = np.stack([signature.hashvalues for signature in signatures]).astype(np.uint64)
+            values = self.minhash(*shingle_hashes([document["ids"] for document in documents], self.near["shingle"]))
             self.band_keys.append(self._band_keys(values))
 
     def _band_keys(self, values: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annealscope.core.arrays import sorted_unique
 from annealscope.curate.text import words
 
 ORDERS = (1, 2, 3)
@@ -72,7 +73,7 @@ class Sketch:
     def merge(self, other: Sketch) -> Sketch:
         total = self.total + other.total
         if self.exact is not None and other.exact is not None:
-            union = np.union1d(self.exact, other.exact)
+            union = sorted_unique(np.concatenate([self.exact, other.exact]))
             if len(union) <= EXACT_LIMIT:
                 return Sketch(union, None, total)
             return Sketch(None, _registers(union), total)
@@ -134,7 +135,7 @@ class Diversity:
         hashes = [self.hasher(words(text)) for text in texts]
         for n in ORDERS:
             grams = [ngram_hashes(values, n) for values in hashes]
-            self.pending[n].append(np.unique(np.concatenate(grams)) if grams else np.zeros(0, np.uint64))
+            self.pending[n].append(sorted_unique(np.concatenate(grams)) if grams else np.zeros(0, np.uint64))
             self.pending_total[n] += sum(len(values) for values in grams)
             held = self.sketches[n].exact
             if sum(map(len, self.pending[n])) > max(EXACT_LIMIT // 4, 0 if held is None else len(held)):
@@ -143,7 +144,7 @@ class Diversity:
 
     def _flush(self, n: int) -> None:
         if self.pending[n]:
-            batch = Sketch(np.unique(np.concatenate(self.pending[n])), None, self.pending_total[n])
+            batch = Sketch(sorted_unique(np.concatenate(self.pending[n])), None, self.pending_total[n])
             self.sketches[n] = self.sketches[n].merge(batch)
             self.pending[n], self.pending_total[n] = [], 0
 
