@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from curate_scale import write_pool
 
 from annealscope.base.build import train_tokenizer

@@ -191,6 +191,12 @@ def _fit_arguments(command):
     return command
 
 
+def _backtest_arguments(command):
+    command.add_argument("--micro-anneal-budget", type=int)
+    command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
+    return command
+
+
 def _suggest_arguments(command):
     command.add_argument("--budget", type=float, required=True, help="the target compute (FLOPs) of the decision")
     command.add_argument("--count", type=int, default=3, help="how many cells to propose")
@@ -200,6 +206,7 @@ def _suggest_arguments(command):
 
 def _report_arguments(command):
     command.add_argument("--fit", required=True)
+    command.add_argument("--backtest", help="the folder `annealscope backtest` wrote: its tables join the report")
     command.add_argument("--metrics", required=True)
     command.add_argument("--title", default="annealscope")
     return command
@@ -371,6 +378,18 @@ def _fit(args) -> None:
           f"{len(analysis.crossovers)} crossover(s); outputs in {args.out}")
 
 
+def _backtest(args) -> None:
+    import pandas as pd
+
+    from annealscope.fit.backtest import backtest, summary, write_backtest
+
+    metrics = pd.read_csv(args.metrics)
+    items = pd.read_parquet(args.items) if args.items else None
+    values, decisions = backtest(metrics, fit_settings(args), items)
+    write_backtest(values, decisions, args.out)
+    print(f"backtest without each source's largest budget: {summary(values, decisions)}; outputs in {args.out}")
+
+
 def _warn_about_inputs(metrics, items) -> None:
     """Say on the console what the fit leaves out or cannot see, not only in fits.csv."""
     import numpy as np
@@ -452,7 +471,7 @@ def _assignments(items: list[str], option: str, convert) -> dict:
 def _report(args) -> None:
     from annealscope.report.html import render_report
 
-    render_report(args.fit, args.metrics, args.out, args.title)
+    render_report(args.fit, args.metrics, args.out, args.title, args.backtest)
     print(f"wrote the report to {args.out}")
 
 
@@ -483,6 +502,8 @@ COMMANDS = {  # name: (argument builder, runner, help)
     "evaluate": (_evaluate_arguments, _evaluate, "evaluate checkpoints with lm-evaluation-harness"),
     "collect": (_collect_arguments, _collect, "collect evaluated cells into metrics.csv"),
     "fit": (_fit_arguments, _fit, "fit curves per source to a metrics table"),
+    "backtest": (_backtest_arguments, _backtest,
+                 "refit without each source's largest budget and check the decision there against the runs"),
     "suggest": (_suggest_arguments, _suggest, "the next cells that most reduce the decision's uncertainty"),
     "report": (_report_arguments, _report, "render the HTML report of a fit"),
     "plan": (_plan_arguments, _plan, "print the grid's cells, FLOPs and GPU-hours without Snakemake"),
@@ -493,6 +514,7 @@ PARENTS = {  # the options several commands share
     _train_classifier_arguments: [SOURCE, CACHE_DIR, OUT], _curate_shard_arguments: [SOURCE, CACHE_DIR],
     _dedup_arguments: [SOURCE, OUT], _finish_shard_arguments: [SOURCE], _manifest_arguments: [SOURCE, CACHE_DIR],
     _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _fit_arguments: [FIT_INPUT, OUT],
+    _backtest_arguments: [FIT_INPUT, OUT],
     _suggest_arguments: [FIT_INPUT], _report_arguments: [OUT],
 }
 

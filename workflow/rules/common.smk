@@ -261,8 +261,13 @@ def fit_output(name):
     return f"{path(layout.FIT_DIR)}/{name}"
 
 
+def backtest_output(name):
+    return f"{path(layout.BACKTEST_DIR)}/{name}"
+
+
 def final_outputs():
-    return [path(layout.METRICS), *(fit_output(name) for name in layout.FIT_OUTPUTS), path(layout.REPORT)]
+    return [path(layout.METRICS), *(fit_output(name) for name in layout.FIT_OUTPUTS),
+            *(backtest_output(name) for name in layout.BACKTEST_OUTPUTS), path(layout.REPORT)]
 
 
 def job_resources(family, nodes=1, threads=1):

@@ -30,3 +30,25 @@ rule fit:
         "annealscope fit {input.metrics} --items {input.item_table} --out {params.out} --settings {params.settings:q}"
         " > {log} 2>&1"
 
+
+
+rule backtest:
+    input:
+        metrics=path(layout.METRICS),
+        item_table=path(layout.ITEMS_TABLE),
+    output:
+        values=report(backtest_output("backtest.csv"), caption="../report/backtest.rst", category="Fit"),
+        decisions=report(backtest_output("backtest_decisions.csv"), caption="../report/backtest.rst",
+                         category="Fit"),
+    params:
+        settings=SETTINGS.fit(),
+        out=lambda wildcards, output: Path(output.values).parent,
+    resources:
+        **job_resources("default"),
+    conda:
+        "../../envs/annealscope.yaml"
+    log:
+        log_path("backtest"),
+    shell:
+        "annealscope backtest {input.metrics} --items {input.item_table} --out {params.out}"
+        " --settings {params.settings:q} > {log} 2>&1"

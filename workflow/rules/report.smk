@@ -4,11 +4,13 @@
 rule report:
     input:
         fits=rules.fit.output.fits,
+        backtest=rules.backtest.output.values,
         metrics=path(layout.METRICS),
     output:
         path(layout.REPORT),
     params:
         fit_dir=lambda wildcards, input: Path(input.fits).parent,
+        backtest_dir=lambda wildcards, input: Path(input.backtest).parent,
         title=f"annealscope run {RUN}",
     resources:
         **job_resources("default"),
@@ -17,5 +19,6 @@ rule report:
     log:
         log_path("report"),
     shell:
-        "annealscope report --fit {params.fit_dir} --metrics {input.metrics} --out {output}"
+        "annealscope report --fit {params.fit_dir} --backtest {params.backtest_dir} --metrics {input.metrics}"
+        " --out {output}"
         " --title {params.title:q} > {log} 2>&1"

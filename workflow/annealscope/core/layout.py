@@ -48,6 +48,8 @@ METRICS = "results/{run}/metrics.csv"
 FIT_DIR = "results/{run}/fit"
 FIT_OUTPUTS = ("fits.csv", "predictions.csv", "decisions.csv", "pairwise.csv", "crossovers.csv", "allocation.csv",
                "curves.png", "ranking.png", "crossovers.png", "costs.png")
+BACKTEST_DIR = "results/{run}/backtest"
+BACKTEST_OUTPUTS = ("backtest.csv", "backtest_decisions.csv")
 ITEMS_TABLE = "results/{run}/items.parquet"
 REPORT = "results/{run}/report.html"
 LOGS = "results/{run}/logs"

@@ -11,7 +11,7 @@ import pandas as pd
 
 from annealscope.core.attribution import attribution_table
 from annealscope.core.io import atomic_path
-from annealscope.core.layout import BASE_SOURCE
+from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
 font-size:.85rem;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}
@@ -33,7 +33,8 @@ def caption(name: str) -> str:
     return html.escape((CAPTIONS / name).read_text(encoding="utf-8").replace("``", "").strip())
 
 
-def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path, title: str = "annealscope") -> None:
+def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path, title: str = "annealscope",
+                  backtest_dir: str | Path | None = None) -> None:
     fit_dir = Path(fit_dir)
     sections = [f"<h1>{html.escape(title)}</h1>"]
     for heading, figure, table, caption_file in SECTIONS:
@@ -46,8 +47,11 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
             sections.append(f'<img alt="{html.escape(heading)}" src="data:image/png;base64,{data}">')
         if table:
             frame = pd.read_csv(fit_dir / table)
-            sections.append(frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
-                            if len(frame) else "<p>(none)</p>")
+            sections.append(table_html(frame))
+    if backtest_dir is not None:
+        sections += ["<h2>Backtest: each source's largest budget predicted from the rest</h2>",
+                     f'<p class="caption">{caption("backtest.rst")}</p>',
+                     *(table_html(pd.read_csv(Path(backtest_dir) / name)) for name in BACKTEST_OUTPUTS[::-1])]
     metrics = pd.read_csv(metrics_path)
     sections += ["<h2>Grid compute</h2>", f'<p class="caption">{caption("attribution.rst")}</p>',
                  attribution_table(metrics).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
@@ -60,6 +64,10 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
                 f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
     with atomic_path(out) as tmp:
         tmp.write_text(document, encoding="utf-8")
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="") if len(frame) else "<p>(none)</p>"
 
 
 def form_weight_caption(fits: pd.DataFrame) -> str:
