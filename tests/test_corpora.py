@@ -29,10 +29,19 @@ def test_a_jsonl_line_without_text_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("reference", ["wikipedia:everything", "docstrings:torch", "missing/file.jsonl",
-                                       "hf:org/data?colour=red", "hf:org/data?max_documents=many"])
+                                       "hf:org/data?colour=red", "hf:org/data?max_documents=many",
+                                       "docstrings:sympy?start=3", "pydoc:topics?skip=-1"])
 def test_bad_references_are_refused(reference):
     with pytest.raises(CorpusError):
         check_reference(reference)
+
+
+def test_a_built_in_corpus_is_sliced_into_disjoint_parts_in_its_own_order():
+    every = [document.id for document in read_corpus("pydoc:topics")]
+    held_out = [document.id for document in read_corpus("pydoc:topics?max_documents=20")]
+    source = [document.id for document in read_corpus("pydoc:topics?skip=20&max_documents=30")]
+    rest = [document.id for document in read_corpus("pydoc:topics?skip=50")]
+    assert held_out + source + rest == every and len(source) == 30 and len(every) > 50
 
 
 def test_hub_references_parse_without_the_network():

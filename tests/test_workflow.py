@@ -77,7 +77,12 @@ def test_every_stage_produced_its_artifacts(grid):
     assert set(items["task"]) == set(metrics["task"]) and items["value"].notna().all()
     assert (metrics.loc[metrics["source"] != "base", "total_usd"] > 0).all()
     assert "bootstrap replicates over items and seeds" in (results / "logs" / "fit.log").read_text()
-    assert "<img" in (results / "report.html").read_text()
+    report = (results / "report.html").read_text()
+    assert "<img" in report and "Backtest" in report
+    values = pd.read_csv(results / "backtest" / "backtest.csv")
+    assert set(values["source"]) == set(annealed["source"]) and (values["held_out_budget"] == 16384).all()
+    assert set(pd.read_csv(results / "backtest" / "backtest_decisions.csv")["method"]) == {
+        "fit", "micro_anneal", "largest_remaining"}
 
 
 def test_anneal_exports_load_and_logs_decay_to_zero(grid):
@@ -152,7 +157,7 @@ def test_adding_a_budget_reruns_only_the_new_cells(grid, tmp_path):
     path = tmp_path / "more_budget.yaml"
     path.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(root, path)
-    assert sorted(jobs) == ["anneal", "collect", "evaluate", "fit", "report"]
+    assert sorted(jobs) == ["anneal", "backtest", "collect", "evaluate", "fit", "report"]
     assert len(jobs["anneal"]) == 3 and all("/32768/" in output for output in jobs["anneal"])
     assert len(jobs["evaluate"]) == 3 and all("/32768/" in output for output in jobs["evaluate"])
 
@@ -166,7 +171,7 @@ def test_extra_cells_run_only_themselves(grid, tmp_path):
     path = tmp_path / "extra.yaml"
     path.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(root, path)
-    assert sorted(jobs) == ["anneal", "collect", "evaluate", "fit", "report"]
+    assert sorted(jobs) == ["anneal", "backtest", "collect", "evaluate", "fit", "report"]
     assert sorted(output.split(",")[0] for output in jobs["anneal"]) == [
         f"results/{RUN}/anneal/filtered_web/4096/seed1/model",
         f"results/{RUN}/anneal/program_problems/32768/seed0/model"]
@@ -180,20 +185,20 @@ def test_adding_a_source_reruns_only_its_cells(grid, tmp_path):
     path = tmp_path / "more_source.yaml"
     path.write_text(yaml.safe_dump(changed))
     jobs = planned_jobs(root, path)
-    assert sorted(jobs) == ["anneal", "collect", "curate_shard", "dedup", "evaluate", "finish_shard", "fit",
-                            "manifest", "report"]
+    assert sorted(jobs) == ["anneal", "backtest", "collect", "curate_shard", "dedup", "evaluate", "finish_shard",
+                            "fit", "manifest", "report"]
     for rule in ("curate_shard", "dedup", "finish_shard", "manifest", "anneal", "evaluate"):
         assert all("more_problems" in output for output in jobs[rule]), (rule, jobs[rule])
     assert len(jobs["anneal"]) == 3
 
 
-def test_changing_fit_settings_reruns_only_fit_and_report(grid, tmp_path):
+def test_changing_fit_settings_reruns_only_fit_backtest_and_report(grid, tmp_path):
     root, config, _ = grid
     changed = yaml.safe_load(config.read_text())
     changed["fit"] = {"bootstrap": 7, "forms": ["log_linear"]}
     path = tmp_path / "refit.yaml"
     path.write_text(yaml.safe_dump(changed))
-    assert sorted(planned_jobs(root, path)) == ["fit", "report"]
+    assert sorted(planned_jobs(root, path)) == ["backtest", "fit", "report"]
 
 
 def changed_config(config: Path, tmp_path: Path, block: str, key: str, value) -> Path:
@@ -216,9 +221,9 @@ def test_an_execution_setting_reruns_nothing(grid, tmp_path, block, key, value):
 def test_a_price_reruns_only_what_it_prices_and_a_result_setting_exactly_its_cells(grid, tmp_path):
     root, config, _ = grid
     assert sorted(planned_jobs(root, changed_config(config, tmp_path, "plan", "gpu_peak_flops", 5e14))) == [
-        "collect", "fit", "report"]  # the dollars change; no anneal (it only fed MFU's peak)
+        "backtest", "collect", "fit", "report"]  # the dollars change; no anneal (it only fed MFU's peak)
     jobs = planned_jobs(root, changed_config(config, tmp_path, "anneal", "lr", 1e-3))
-    assert sorted(jobs) == ["anneal", "collect", "evaluate", "fit", "report"]  # pre-training has its own lr
+    assert sorted(jobs) == ["anneal", "backtest", "collect", "evaluate", "fit", "report"]  # pre-training has its own lr
     assert len(jobs["anneal"]) == len(jobs["evaluate"]) == 9
 
 

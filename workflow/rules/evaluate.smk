@@ -45,7 +45,7 @@ rule evaluate:
     benchmark:
         benchmark_path("evaluate_{source}_{budget}_seed{seed}")
     run:
-        # Its own process per job locally unless --force-use-threads (docs/design.md, "Process model").
+        # In a thread of the main process locally (profiles/default: force-use-threads), sharing one evaluator.
         evaluate_in_process(params.checkpoint, output.scores, output.per_item, params.settings, input.tasks,
                             log[0], params.trust, params.hf_home)
 

@@ -8,6 +8,8 @@ A corpus is named by a reference string:
   (to train classifiers); every document carries its topic as ``label``.
 - ``docstrings:numpy|scipy|sympy|python``: public docstrings of installed libraries (BSD / PSF).
 - ``pydoc:topics``: Python's ``pydoc_data.topics`` help texts (PSF).
+- any of these with ``?skip=N&max_documents=M``: documents N to N + M of it, in its order (so a held-out set
+  and a source can take disjoint slices of one corpus).
 - ``hf:NAME?name=CONFIG&split=train&text=text&label=LABEL&max_documents=N&max_tokens=T&revision=REV``:
   a Hugging Face dataset (a hub name, or a local dataset directory), streamed and capped. The ``fetch``
   rule caches it under the cache directory once, so compute nodes read it offline.
@@ -102,6 +104,8 @@ def check_reference(reference: str) -> None:
     """Raise CorpusError if `reference` names no readable corpus; cheap, for config validation."""
     kind, part = corpus_kind(reference)
     kind.check(part, reference)
+    if kind in BUILTIN_KINDS:
+        builtin_slice(reference)
 
 
 def local_shards(reference: str) -> list[Path]:
@@ -131,7 +135,11 @@ def read_corpus(reference: str, cache_dir: str | Path | None = None,
     A ``max_tokens`` cap needs `count_tokens` (the base model's tokenizer)."""
     kind, part = corpus_kind(reference)
     kind.check(part, reference)
-    yield from kind.read(part, reference, cache_dir, count_tokens)
+    documents = kind.read(part, reference, cache_dir, count_tokens)
+    if kind in BUILTIN_KINDS:
+        skip, cap = builtin_slice(reference)
+        documents = itertools.islice(documents, skip, None if cap is None else skip + cap)
+    yield from documents
 
 
 def read_corpora(references: list[str], cache_dir: str | Path | None = None,
@@ -420,6 +428,8 @@ CORPUS_KINDS = {
                         lambda *_: {"version": _python_version(), "licence": "PSF"}),
     "hf": CorpusKind(lambda part, reference: hub_options(reference), _read_hub, _describe_hub),
 }
+BUILTIN_KINDS = [CORPUS_KINDS[name] for name in ("wikipedia", "docstrings", "pydoc")]
+BUILTIN_OPTIONS = {"skip", "max_documents"}
 def _check_local(part: str, reference: str) -> None:
     """Every shard is non-empty, and the first lines of the first JSONL shards parse with a text field: what
     a dry run can see cheaply of a corpus it does not read."""
@@ -446,6 +456,22 @@ LOCAL_CORPUS = CorpusKind(_check_local, _read_local, lambda part, reference, _: 
 
 
 def corpus_kind(reference: str) -> tuple[CorpusKind, str]:
-    """The kind of a reference and its part after the colon; anything else is a local path or pkgdata: file."""
+    """The kind of a reference and its part after the colon (a built-in corpus's `?skip=…&max_documents=…`
+    left out); anything else is a local path or pkgdata: file."""
     kind, _, part = reference.partition(":")
-    return (CORPUS_KINDS[kind], part) if kind in CORPUS_KINDS else (LOCAL_CORPUS, reference)
+    if kind not in CORPUS_KINDS:
+        return LOCAL_CORPUS, reference
+    return CORPUS_KINDS[kind], part if kind == "hf" else part.partition("?")[0]
+
+
+def builtin_slice(reference: str) -> tuple[int, int | None]:
+    """(skip, max_documents) of a built-in corpus reference such as ``docstrings:sympy?skip=200&max_documents=60``:
+    the documents from position `skip` on, at most `max_documents` of them."""
+    query = reference.partition("?")[2]
+    options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    unknown = set(options) - BUILTIN_OPTIONS
+    if unknown or not all(value.isdigit() for value in options.values()):
+        raise CorpusError(f"{reference}: a built-in corpus takes ?skip=N&max_documents=N (whole numbers)"
+                          + (f"; unknown {sorted(unknown)}" if unknown else ""))
+    cap = options.get("max_documents")
+    return int(options.get("skip", 0)), None if cap is None else int(cap)

@@ -3,9 +3,10 @@
 lm-eval's start-up (task indexing, dataset building) is paid once per process: the task manager
 indexes only the prepared local tasks (``include_defaults=False`` when every task is local), the
 task dictionary is built once, and each checkpoint reuses it. ``evaluate_in_process`` keeps one
-evaluator per settings for the life of the process: the Snakemake rule is a ``run:`` job, which Snakemake 9
-runs as its own process per job unless ``--force-use-threads`` is given, so only such a run shares it
-(docs/design.md, "Process model"). ``evaluate_checkpoints`` scores several checkpoints in one process.
+evaluator per settings for the life of the process: the Snakemake rule is a ``run:`` job, which the workflow's
+default profile runs in a thread of the main Snakemake process (``force-use-threads``), so every local
+evaluation shares it (docs/design.md, "Process model"). ``evaluate_checkpoints`` scores several checkpoints
+in one process.
 """
 
 from __future__ import annotations
