@@ -94,7 +94,7 @@ def test_a_new_budget_extends_the_stable_phase_and_adds_one_cooldown(branched, t
     config = {**config, "grid": {**config["grid"], "budgets": [4096, 8192, 16384]}}
     path = write_config(config, tmp_path / "more.yaml")
     jobs = planned_jobs(root, path)
-    assert sorted(jobs) == ["collect", "cooldown", "evaluate", "fit", "report", "stable"]
+    assert sorted(jobs) == ["backtest", "collect", "cooldown", "evaluate", "fit", "report", "stable"]
     assert len(jobs["cooldown"]) == 1 and "/16384/" in jobs["cooldown"][0]
     finished = (cell(results, 8192) / "summary.json").stat().st_mtime
     target = str(cell(results, 16384).relative_to(root) / "summary.json")

@@ -114,10 +114,10 @@ def submitted_rules() -> list[str]:
 def test_the_test_grid_runs_end_to_end_through_slurm(slurm_grid):
     rules = submitted_rules()
     for rule in ("train_classifier", "curate_shard", "generate_shard", "dedup", "finish_shard", "manifest",
-                 "tokenize", "anneal", "evaluate", "collect", "fit", "report"):
+                 "tokenize", "anneal", "evaluate", "collect", "fit", "backtest", "report"):
         assert rule in rules, (rule, sorted(set(rules)))
     assert rules.count("anneal") >= 9 and rules.count("evaluate") >= 10
-    for name in ("metrics.csv", "items.parquet", "report.html", "fit/decisions.csv"):
+    for name in ("metrics.csv", "items.parquet", "report.html", "fit/decisions.csv", "backtest/backtest.csv"):
         assert (RESULTS / name).stat().st_size > 0
 
 
