@@ -25,7 +25,7 @@ import pandas as pd
 
 from annealscope.core.io import atomic_path
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE
-from annealscope.fit.curves import FitSettings, check_table, fit_table, interval
+from annealscope.fit.curves import CurveFit, FitSettings, check_table, fit_table, interval
 from annealscope.fit.forms import higher_is_better
 
 METHODS = ("fit", "micro_anneal", "largest_remaining")
@@ -69,7 +69,7 @@ def backtest(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | N
     return pd.DataFrame(values, columns=VALUE_COLUMNS), pd.DataFrame(decisions, columns=DECISION_COLUMNS)
 
 
-def source_row(task: str, metric: str, source: str, cell: pd.DataFrame, remaining: pd.DataFrame, curve,
+def source_row(task: str, metric: str, source: str, cell: pd.DataFrame, remaining: pd.DataFrame, curve: CurveFit | None,
                micro_budget: int) -> dict:
     """One source's held-out observation, the refit's prediction there and the points the shortcuts use."""
     flops = float(cell["total_flops"].mean())
