@@ -58,6 +58,9 @@ FIT_INPUT = _parent(
     (("--settings",), {"help": "JSON of fit (command-line options take precedence; the schema fills the rest)"}),
 )
 
+DECISION = _parent((("--micro-anneal-budget",), {"type": int}),
+                   (("--higher-is-better",), {"action": "append", "default": [], "metavar": "METRIC=true|false"}))
+
 
 def _init_base_arguments(command):
     command.add_argument("--settings", required=True, help="JSON of base_model.build")
@@ -182,8 +185,6 @@ def _collect_arguments(command):
 
 def _fit_arguments(command):
     command.add_argument("--target-flops", type=float, nargs="*", default=None)
-    command.add_argument("--micro-anneal-budget", type=int)
-    command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
     command.add_argument("--allocate-flops", type=float, nargs="*", help="FLOP budgets to split across sources")
     command.add_argument("--allocate-usd", type=float, nargs="*", help="dollar budgets to split across sources")
     command.add_argument("--max-tokens", action="append", default=[], metavar="SOURCE=TOKENS",
@@ -192,8 +193,6 @@ def _fit_arguments(command):
 
 
 def _backtest_arguments(command):
-    command.add_argument("--micro-anneal-budget", type=int)
-    command.add_argument("--higher-is-better", action="append", default=[], metavar="METRIC=true|false")
     return command
 
 
@@ -513,8 +512,8 @@ PARENTS = {  # the options several commands share
     _fetch_tasks_arguments: [OUT], _corpus_arguments: [CACHE_DIR, OUT],
     _train_classifier_arguments: [SOURCE, CACHE_DIR, OUT], _curate_shard_arguments: [SOURCE, CACHE_DIR],
     _dedup_arguments: [SOURCE, OUT], _finish_shard_arguments: [SOURCE], _manifest_arguments: [SOURCE, CACHE_DIR],
-    _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _fit_arguments: [FIT_INPUT, OUT],
-    _backtest_arguments: [FIT_INPUT, OUT],
+    _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _fit_arguments: [FIT_INPUT, DECISION, OUT],
+    _backtest_arguments: [FIT_INPUT, DECISION, OUT],
     _suggest_arguments: [FIT_INPUT], _report_arguments: [OUT],
 }
 

@@ -31,7 +31,6 @@ rule fit:
         " > {log} 2>&1"
 
 
-
 rule backtest:
     input:
         metrics=path(layout.METRICS),

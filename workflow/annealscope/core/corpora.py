@@ -133,8 +133,8 @@ def read_corpus(reference: str, cache_dir: str | Path | None = None,
 
     A ``hf:`` reference is read from `cache_dir` when the fetch rule has cached it there, else streamed.
     A ``max_tokens`` cap needs `count_tokens` (the base model's tokenizer)."""
+    check_reference(reference)
     kind, part = corpus_kind(reference)
-    kind.check(part, reference)
     documents = kind.read(part, reference, cache_dir, count_tokens)
     if kind in BUILTIN_KINDS:
         skip, cap = builtin_slice(reference)
@@ -430,6 +430,8 @@ CORPUS_KINDS = {
 }
 BUILTIN_KINDS = [CORPUS_KINDS[name] for name in ("wikipedia", "docstrings", "pydoc")]
 BUILTIN_OPTIONS = {"skip", "max_documents"}
+
+
 def _check_local(part: str, reference: str) -> None:
     """Every shard is non-empty, and the first lines of the first JSONL shards parse with a text field: what
     a dry run can see cheaply of a corpus it does not read."""
