@@ -2,7 +2,8 @@
 where spaCy is installed (`pip install spacy`; not a dependency), with datatrove's default English tokenizer.
 
 The text is curate_scale's pool (recombined Wikipedia sentences). It prints MB/s per filter and the ratio
-regex/spaCy: why `curate/heuristics.py` splits words by a regular expression.
+regex/spaCy: why `curate/heuristics.py` splits words by a regular expression; and annealscope's Gopher quality
+filter against datatrove's `GopherQualityFilter` on the same words (same verdicts, tested in tests/test_curate.py).
 
 Run: python benchmarks/heuristics_speed.py [--mb 20]
 """
@@ -18,14 +19,15 @@ from pathlib import Path
 
 from curate_scale import write_pool
 from datatrove.data import Document
+from datatrove.pipeline.filters import GopherQualityFilter
 
 from annealscope.curate.heuristics import FILTERS, RegexWords
 
 ARGUMENTS = {"c4_quality": {"filter_no_terminal_punct": False}}  # as FineWeb runs it
 
 
-def throughput(texts: list[str], name: str, language) -> float:
-    step = FILTERS[name](**ARGUMENTS.get(name, {}), language=language)
+def throughput(texts: list[str], name: str, language, filters: dict = FILTERS) -> float:
+    step = filters[name](**ARGUMENTS.get(name, {}), language=language)
     documents = [Document(text=text, id=str(index)) for index, text in enumerate(texts)]
     started = time.perf_counter()
     for document in documents:
@@ -50,6 +52,9 @@ def main() -> None:
             slow = throughput(texts, name, "en")
             line += f"   spaCy words {slow:6.2f} MB/s   ratio {fast / slow:5.1f}"
         print(line, flush=True)
+    theirs = throughput(texts, "gopher_quality", RegexWords(), {"gopher_quality": GopherQualityFilter})
+    print(f"datatrove's GopherQualityFilter, regex words {theirs:6.2f} MB/s; annealscope's gopher_quality "
+          f"is {throughput(texts, 'gopher_quality', RegexWords()) / theirs:.2f}x as fast")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datatrove.data import Document
+from datatrove.pipeline.filters import GopherQualityFilter
 
 from annealscope.core.corpora import CorpusError, cached_dataset, describe_reference, read_corpus
 from annealscope.core.io import write_jsonl
 from annealscope.core.sampling import EpochLimitError, training_order
 from annealscope.core.tokens import TokenArray, token_counter, token_dtype
 from annealscope.curate.diversity import length_histogram
-from annealscope.curate.heuristics import Heuristics
+from annealscope.curate.heuristics import GopherQuality, Heuristics, RegexWords
 from annealscope.curate.pipeline import acquisition_dollars
 from annealscope.curate.synthesize import render_prompts, teacher_documents
 from annealscope.curate.teachers import TeacherError
@@ -103,6 +105,24 @@ def test_each_datatrove_filter_removes_and_counts_its_own_failures():
     assert Heuristics.build({}).filters == {}
     with pytest.raises(ValueError, match="unknown filter"):
         Heuristics.build({"gopher_colour": {}})
+
+
+GOPHER_PIECES = ["the", "of", "and", "word", "Ünïcödé", "数学", "x", "2011", "___", "a_b", "don't", "#", "##", "...",
+                 "…", "€", "½", "²", "💡", "—", "!!", "\u0345", "-", "•", "\n", "\n- ", "\n• ", "...\n", "\t", "  "]
+
+
+@pytest.mark.parametrize("arguments", [{}, {"min_doc_words": 5, "max_doc_words": 60},
+                                       {"min_doc_words": None, "min_avg_word_length": None, "min_stop_words": 0}])
+def test_gopher_quality_gives_datatrove_s_verdict_on_every_document(arguments):
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(GOPHER_PIECES, size=rng.integers(1, 120), p=weights) + " ")
+             for weights in rng.dirichlet(np.full(len(GOPHER_PIECES), 0.3), size=3000)]
+    ours, theirs = (step(**arguments, language=RegexWords()) for step in (GopherQuality, GopherQualityFilter))
+    verdicts = [ours.filter(Document(text=text, id="")) for text in texts]
+    assert verdicts == [theirs.filter(Document(text=text, id="")) if text.strip() else (False, "gopher_short_doc")
+                        for text in texts]
+    reasons = {verdict[1] for verdict in verdicts if verdict is not True}
+    assert len(reasons) >= 5 and True in verdicts, reasons
 
 
 def test_length_histogram():

@@ -17,32 +17,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from annealscope.core.arrays import sorted_unique
-from annealscope.curate.text import words
+from annealscope.curate.text import WordTable, words
 
 ORDERS = (1, 2, 3)
 EXACT_LIMIT = 1 << 22  # distinct hashes kept exactly per n (32 MB)
 HLL_PRECISION = 16
-WORD_CACHE = 1 << 20
 MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
 
+def stable_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+
+
 class WordHasher:
-    """A stable 64-bit hash per word, cached (words repeat: a text's vocabulary is small)."""
+    """A stable 64-bit hash per word, looked up in a table of the words seen."""
 
     def __init__(self):
-        self.cache: dict[str, int] = {}
+        self.table = WordTable(stable_hash)
 
     def __call__(self, tokens: list[str]) -> np.ndarray:
-        cache = self.cache
-        if len(cache) > WORD_CACHE:
-            cache.clear()
-        values = []
-        for token in tokens:
-            value = cache.get(token)
-            if value is None:
-                value = cache[token] = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
-            values.append(value)
-        return np.array(values, dtype=np.uint64)
+        return np.fromiter(map(self.table.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
 
 
 def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:

@@ -8,12 +8,18 @@ FILTERS' order and is counted under the first filter and reason that removed it.
 Words are split by a regular expression (runs of word characters, runs of other non-space characters), not by
 datatrove's spaCy tokenizer for English, which made the four filters 5-44x slower on web text
 (benchmarks/heuristics_speed.py). Sentences are datatrove's own regular-expression split.
+
+`GopherQuality` is datatrove's Gopher quality filter with the same rules, order and reasons, but it classifies
+each distinct word once (has it a non-punctuation character, a letter?) instead of looping over every character
+of every word in Python; tests/test_curate.py checks its verdicts against datatrove's. Where datatrove divides by
+zero (a text without words, with `min_doc_words` off) it removes the document as `gopher_short_doc`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import regex
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
@@ -23,14 +29,12 @@ from datatrove.pipeline.filters import (
     GopherRepetitionFilter,
 )
 from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.filters.gopher_quality_filter import PUNCTUATION_SET
+from datatrove.utils.text import split_into_words
 from datatrove.utils.word_tokenizers import WhitespaceTokenizer
 
-FILTERS: dict[str, type[BaseFilter]] = {
-    "gopher_quality": GopherQualityFilter,
-    "gopher_repetition": GopherRepetitionFilter,
-    "c4_quality": C4QualityFilter,
-    "fineweb_quality": FineWebQualityFilter,
-}
+from annealscope.curate.text import WordTable
+
 WORD = regex.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
 
 
@@ -41,6 +45,60 @@ class RegexWords(WhitespaceTokenizer):
         return WORD.findall(text)
 
 
+def is_not_symbol(word: str) -> bool:
+    return any(character not in PUNCTUATION_SET for character in word)
+
+
+class GopherQuality(GopherQualityFilter):
+    """datatrove's `GopherQualityFilter`, its per-word statistics looked up in tables of the words seen."""
+
+    def __init__(self, **arguments):
+        super().__init__(**arguments)
+        self.not_symbol = WordTable(lambda word: int(is_not_symbol(word)))
+        self.kept_length = WordTable(lambda word: len(word) if is_not_symbol(word) else 0)
+        self.has_letter = WordTable(lambda word: int(any(character.isalpha() for character in word)))
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        text = doc.text
+        words = split_into_words(text, self.language)
+        n_words = len(words)
+        n_not_symbol = sum(map(self.not_symbol.__getitem__, words))
+        if not n_words or (self.min_doc_words and n_not_symbol < self.min_doc_words):
+            return False, "gopher_short_doc"
+        if self.max_doc_words and n_not_symbol > self.max_doc_words:
+            return False, "gopher_long_doc"
+        mean_length = sum(map(self.kept_length.__getitem__, words)) / n_not_symbol if n_not_symbol else np.nan
+        if self.min_avg_word_length and mean_length < self.min_avg_word_length:
+            return False, "gopher_below_avg_threshold"
+        if self.max_avg_word_length and mean_length > self.max_avg_word_length:
+            return False, "gopher_above_avg_threshold"
+        if self.max_symbol_word_ratio and text.count("#") / n_words > self.max_symbol_word_ratio:
+            return False, "gopher_too_many_hashes"
+        if self.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > self.max_symbol_word_ratio:
+            return False, "gopher_too_many_ellipsis"
+        lines = text.splitlines()
+        if (self.max_bullet_lines_ratio
+                and sum(line.lstrip().startswith(("•", "-")) for line in lines) / len(lines)
+                > self.max_bullet_lines_ratio):
+            return False, "gopher_too_many_bullets"
+        if (self.max_ellipsis_lines_ratio
+                and sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines)
+                > self.max_ellipsis_lines_ratio):
+            return False, "gopher_too_many_end_ellipsis"
+        if (self.max_non_alpha_words_ratio
+                and sum(map(self.has_letter.__getitem__, words)) / n_words < self.max_non_alpha_words_ratio):
+            return False, "gopher_below_alpha_threshold"
+        if self.min_stop_words and len(self.stop_words.intersection(words)) < self.min_stop_words:
+            return False, "gopher_enough_stop_words"
+        return True
+
+
+FILTERS: dict[str, type[BaseFilter]] = {
+    "gopher_quality": GopherQuality,
+    "gopher_repetition": GopherRepetitionFilter,
+    "c4_quality": C4QualityFilter,
+    "fineweb_quality": FineWebQualityFilter,
+}
 @dataclass
 class Heuristics:
     """The configured datatrove filters, built once per shard job."""

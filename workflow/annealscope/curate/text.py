@@ -8,8 +8,25 @@ A word is a maximal run of letters or digits (Unicode `\\w`, underscore included
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 WORD = re.compile(r"\w+")
+MAX_CACHED_WORDS = 1 << 20
+
+
+class WordTable(dict):
+    """A word's value under `rule`, computed on first sight (a text's vocabulary is small), so that
+    `map(table.__getitem__, words)` runs in C for every word seen before; cleared at MAX_CACHED_WORDS words."""
+
+    def __init__(self, rule: Callable[[str], int]):
+        super().__init__()
+        self.rule = rule
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= MAX_CACHED_WORDS:
+            self.clear()
+        value = self[word] = self.rule(word)
+        return value
 
 
 def words(text: str) -> list[str]:
