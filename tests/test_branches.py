@@ -76,7 +76,7 @@ def test_the_config_resolves_the_schedule_and_refuses_what_cannot_branch(demo_co
     assert config["anneal"]["schedule"] == "wsd"
     with pytest.raises(ConfigError, match=r"anneal\.schedule: cosine cannot branch"):
         check_config(branched(demo_config, schedule="cosine"))
-    with pytest.raises(ConfigError, match=r"budget 20000 cools down from step \d+ of \d+, before anneal.warmup_steps"):
+    with pytest.raises(ConfigError, match=r"budget 10000 cools down from step \d+ of \d+, before anneal.warmup_steps"):
         check_config(branched(demo_config, warmup_steps=40))
     independent = copy.deepcopy(demo_config)
     validate_schema(independent)
@@ -91,20 +91,20 @@ def test_the_demo_grid_as_run_costs_under_two_thirds_of_independent_anneals(demo
     flops, _ = planned_as_run(rows)
     independent = sum(row.train_flops for row in rows)
     assert flops / independent < 0.65
-    largest = {row.cell.source: row.shared_flops for row in rows if row.cell.budget == 160000}
+    largest = {(row.cell.source, row.cell.seed): row.shared_flops for row in rows if row.cell.budget == 80000}
     own = sum(row.train_flops - row.shared_flops for row in rows)
     assert flops == pytest.approx(own + sum(largest.values()))
 
 
 def test_extra_cells_branch_only_their_own_phase(demo_config):
     config = branched(demo_config)
-    config["grid"]["extra_cells"] = [{"source": "program_problems", "budget": 320000, "seed": 0},
-                                     {"source": "filtered_web", "budget": 20000, "seed": 1}]
+    config["grid"]["extra_cells"] = [{"source": "sympy_manual", "budget": 160000, "seed": 0},
+                                     {"source": "library_docs", "budget": 10000, "seed": 2}]
     check_config(config)
     phases = RuleSettings(config).phases
-    assert sorted(phases["program_problems", 0]) == [20000, 40000, 80000, 160000, 320000]
-    assert sorted(phases["filtered_web", 0]) == [20000, 40000, 80000, 160000]
-    assert phases["filtered_web", 1] == [20000]
+    assert sorted(phases["sympy_manual", 0]) == [10000, 20000, 40000, 80000, 160000]
+    assert sorted(phases["library_docs", 0]) == [10000, 20000, 40000, 80000]
+    assert phases["library_docs", 2] == [10000]
 
 
 def test_attribution_counts_each_shared_prefix_once():

@@ -17,26 +17,26 @@ def check(config: dict, root) -> None:
 def test_demo_config_validates_and_gets_defaults(demo_config, root):
     check(demo_config, root)
     assert demo_config["anneal"]["zero_stage"] == 1
-    assert demo_config["sources"]["filtered_web"]["classifier"]["ngram_max"] == 2
-    assert demo_config["sources"]["filtered_web"]["near_dedup"]["threshold"] == 0.8
-    assert demo_config["sources"]["teacher_problems"]["generator"]["max_new_tokens"] == 128
-    assert "ngram_max" not in demo_config["sources"]["program_problems"]
+    assert demo_config["sources"]["library_docs"]["classifier"]["ngram_max"] == 2
+    assert demo_config["sources"]["library_docs"]["near_dedup"]["threshold"] == 0.8
+    assert demo_config["sources"]["teacher_docs"]["generator"]["temperature"] == 0.7
+    assert "ngram_max" not in demo_config["sources"]["sympy_manual"]
 
 
 BAD = [
     ("wrong type", lambda c: c["grid"].update(budgets="20000"), "budgets"),
-    ("unknown curation", lambda c: c["sources"]["program_problems"].update(curation="scrape"), "curation"),
+    ("unknown curation", lambda c: c["sources"]["sympy_manual"].update(curation="scrape"), "curation"),
     ("budget not positive", lambda c: c["grid"].update(budgets=[20000, 0]), "budgets"),
-    ("missing template", lambda c: c["sources"]["teacher_problems"]["generator"].update(template="nope.jinja"),
-     "sources.teacher_problems.generator.template"),
-    ("missing corpus file", lambda c: c["sources"]["filtered_web"].update(pool=["data/missing.jsonl"]),
-     "sources.filtered_web.pool[0]"),
+    ("missing template", lambda c: c["sources"]["teacher_docs"]["generator"].update(template="nope.jinja"),
+     "sources.teacher_docs.generator.template"),
+    ("missing corpus file", lambda c: c["sources"]["library_docs"].update(pool=["data/missing.jsonl"]),
+     "sources.library_docs.pool[0]"),
     ("micro budget off grid", lambda c: c["grid"].update(micro_anneal_budget=123), "grid.micro_anneal_budget"),
-    ("fasttext model file missing", lambda c: c["sources"]["filtered_web"].update(
+    ("fasttext model file missing", lambda c: c["sources"]["library_docs"].update(
         classifier={"backend": "fasttext", "model_file": "models/absent.bin", "label": "__label__hq"}),
-     "sources.filtered_web.classifier.model_file"),
-    ("fasttext with neither a model nor seeds", lambda c: c["sources"]["filtered_web"].update(
-        classifier={"backend": "fasttext"}), "sources.filtered_web.classifier"),
+     "sources.library_docs.classifier.model_file"),
+    ("fasttext with neither a model nor seeds", lambda c: c["sources"]["library_docs"].update(
+        classifier={"backend": "fasttext"}), "sources.library_docs.classifier"),
 ]
 
 
@@ -100,8 +100,8 @@ def test_budgets_and_seeds_written_as_floats_are_refused(demo_config, root, key)
 def test_a_key_written_twice_names_both_lines(root, tmp_path):
     path = tmp_path / "twice.yaml"
     path.write_text((root / "config" / "config.yaml").read_text().replace(
-        "sources:\n", "sources:\n  filtered_web: {curation: given, corpus: [pydoc:topics]}\n", 1))
-    with pytest.raises(ConfigError, match=r"twice.yaml: key 'filtered_web' appears twice, at lines \d+ and \d+"):
+        "sources:\n", "sources:\n  library_docs: {curation: given, corpus: [pydoc:topics]}\n", 1))
+    with pytest.raises(ConfigError, match=r"twice.yaml: key 'library_docs' appears twice, at lines \d+ and \d+"):
         load_config(path, root / "resources")
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
                              str(root)], capture_output=True, text=True, cwd=root)
@@ -133,7 +133,7 @@ def test_a_dry_run_refuses_an_empty_or_malformed_local_shard_naming_file_and_lin
 def test_a_dry_run_refuses_a_broken_prompt_template_naming_file_and_line(demo_config, root, tmp_path):
     template = tmp_path / "broken.jinja"
     template.write_text("Rewrite this:\n{{ document }\n")
-    demo_config["sources"]["teacher_problems"]["generator"]["template"] = str(template)
+    demo_config["sources"]["teacher_docs"]["generator"]["template"] = str(template)
     with pytest.raises(ConfigError, match=r"generator.template: .*broken.jinja, line 2"):
         validate_config(demo_config, root / "resources")
 

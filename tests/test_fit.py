@@ -280,3 +280,21 @@ def test_the_fit_command_writes_exactly_the_contract(tmp_path):
     bad = subprocess.run(["annealscope", "fit", str(tmp_path / "metrics.csv"), "--out", str(out), "--max-tokens", "a"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "--max-tokens a: expected NAME=VALUE" in bad.stderr
+
+
+def test_a_source_is_never_chosen_below_its_acquisition_compute():
+    # `costly` is better than `cheap` at any compute, but acquiring it costs 8e12 FLOPs before any training:
+    # below that it cannot be bought, though its curve (extrapolated down) would say it wins there.
+    table = table_of({"cheap": lambda c: 2.0 - 0.1 * np.log(c / 1e12),
+                      "costly": lambda c: 1.0 - 0.05 * np.log(c / 1e12)}, noise=0.01)
+    costly = table["source"] == "costly"
+    table["acquisition_flops"] = np.where(costly, 8e12, 0.0)
+    table.loc[costly, "total_flops"] += 8e12
+    analysis = analyse(table, FitSettings(forms=["log_linear"], bootstrap=200, micro_anneal_budget=1))
+    fitted = analysis.decisions[analysis.decisions["kind"] == "fitted"].set_index("total_flops").sort_index()
+    below = fitted[fitted.index < 8e12]
+    assert len(below) and (below["ranking"] == "cheap").all() and (below["p_best"] == 1.0).all()
+    assert (fitted.loc[fitted.index >= 9e12, "best_source"] == "costly").all()
+    assert analysis.crossovers.empty  # costly wins wherever both can be bought
+    pairs = analysis.pairwise.set_index("total_flops")
+    assert (pairs.loc[pairs.index < 8e12, "p_a_better"] == 1.0).all()  # cheap beats what cannot be bought

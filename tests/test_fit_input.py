@@ -6,6 +6,7 @@ import pytest
 
 from annealscope.cli import main
 from annealscope.core.layout import FIT_OUTPUTS
+from annealscope.core.tables import read_fit_input
 
 
 def table(budgets=(1000, 2000, 4000, 8000), stderr=0.01) -> pd.DataFrame:
@@ -71,3 +72,19 @@ def test_the_output_folder_is_replaced_whole_and_dropped_values_are_said(tmp_pat
     assert sorted(path.name for path in (tmp_path / "fit").iterdir()) == sorted(FIT_OUTPUTS)
     assert "1 row(s) with a non-finite value are not fitted: source=a budget_tokens=1000" in capsys.readouterr().err
     assert not list(tmp_path.glob(".fit.*"))  # no temporary folder left behind
+
+
+def test_seeds_selects_their_runs_and_keeps_the_base_and_an_absent_seed_is_refused(tmp_path, capsys):
+    base = pd.DataFrame([{**table().iloc[0].to_dict(), "source": "base", "budget_tokens": 0, "total_flops": 0.0}])
+    two = pd.concat([base, table(), table().assign(seed=1, value=lambda frame: frame["value"] + 1)])
+    two.to_csv(tmp_path / "metrics.csv", index=False)
+    items = pd.DataFrame({"source": ["base", "a", "a"], "budget_tokens": [0, 1000, 1000], "seed": [0, 0, 1],
+                          "task": "t", "metric": "brier", "item": 0, "value": 0.5})
+    items.to_parquet(tmp_path / "items.parquet")
+    metrics, kept = read_fit_input(tmp_path / "metrics.csv", tmp_path / "items.parquet", [1])
+    assert set(metrics["seed"]) == {0, 1} and (metrics["source"] == "base").sum() == 1
+    assert len(metrics) == 1 + len(table()) and metrics.loc[metrics["source"] != "base", "value"].min() > 1
+    assert kept[["source", "seed"]].values.tolist() == [["base", 0], ["a", 1]]
+    with pytest.raises(SystemExit):
+        main(["fit", str(tmp_path / "metrics.csv"), "--out", str(tmp_path / "fit"), "--seeds", "1", "5"])
+    assert "--seeds [5]" in capsys.readouterr().err and not (tmp_path / "fit").exists()

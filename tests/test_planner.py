@@ -59,7 +59,7 @@ def test_suggestions_spread_over_sources_and_extend_the_contenders(contest):
 def test_the_snippet_adds_exactly_the_suggested_cells_to_the_grid(contest, demo_config):
     table, decisions = contest
     suggestions = suggest(decisions, table, TARGET, count=2)
-    config = dict(demo_config, sources={name: demo_config["sources"]["program_problems"]
+    config = dict(demo_config, sources={name: demo_config["sources"]["sympy_manual"]
                                         for name in ("early", "late", "out")})
     config["grid"] = {**config["grid"], **yaml.safe_load(grid_snippet(suggestions))["grid"]}
     validate_schema(config)

@@ -1,7 +1,9 @@
 """Real DeepSpeed training on CPU: two data-parallel ranks (gloo), ZeRO stages, Hugging Face export."""
 
+import base64
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,13 +173,16 @@ def test_multi_node_launch_is_srun_torchrun_from_the_slurm_allocation(tiny):
     spec = spec_for(tiny, "nodes", nodes=2, ranks=8, global_batch=16)
     with pytest.raises(RuntimeError, match=r"anneal\.nodes is 2, but this job holds no SLURM nodes"):
         launch_command("spec.json", spec, {}, 29600)
-    assert launch_command("spec.json", spec_for(tiny, "one"), {}, 29600)[0].endswith("deepspeed")
+    assert launch_command("spec.json", spec_for(tiny, "one"), {}, 29600)[:4] == [
+        sys.executable, "-u", "-m", "deepspeed.launcher.launch"]
 
 
 def test_deepspeed_command_line():
-    assert deepspeed_command("spec.json", 2, 29501) == [
-        "deepspeed", "--num_gpus", "2", "--master_port", "29501", "--module", "annealscope.anneal.rank", "--spec",
-        "spec.json"]
+    command = deepspeed_command("spec.json", 2, 29501)
+    assert command[:3] == ["python", "-u", "-m"] and command[-5:] == [
+        "--master_port=29501", "--module", "annealscope.anneal.rank", "--spec", "spec.json"]
+    world = next(part for part in command if part.startswith("--world_info=")).removeprefix("--world_info=")
+    assert json.loads(base64.urlsafe_b64decode(world)) == {"localhost": [0, 1]}
 
 
 def test_orphaned_shared_memory_buffers_are_removed_and_mapped_ones_kept(tmp_path):

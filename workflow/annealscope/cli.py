@@ -56,6 +56,7 @@ FIT_INPUT = _parent(
     (("--fit-metrics",), {"nargs": "+", "help": "metrics to fit (default: fit.metrics)"}),
     (("--bootstrap",), {"type": int, "help": "replicates (default: fit.bootstrap)"}),
     (("--settings",), {"help": "JSON of fit (command-line options take precedence; the schema fills the rest)"}),
+    (("--seeds",), {"type": int, "nargs": "+", "help": "only the runs of these seeds (default: all)"}),
 )
 
 DECISION = _parent((("--micro-anneal-budget",), {"type": int}),
@@ -155,6 +156,8 @@ def _train_arguments(command):
     command.add_argument("--out", required=True, help="the model export, or a stable phase's checkpoint folder")
     command.add_argument("--log", help="the per-step log (not written by a stable phase)")
     command.add_argument("--summary", required=True)
+    command.add_argument("--job-threads", type=int,
+                         help="the job's CPU threads, shared by its ranks (default: anneal.threads per rank)")
     return command
 
 
@@ -316,6 +319,8 @@ def _train(args) -> None:
     from annealscope.core.settings import execution_settings
 
     settings = json.loads(args.settings) | execution_settings("anneal")
+    if args.job_threads:
+        settings["threads"] = max(1, args.job_threads // settings.get("ranks", 1))
     spec = TrainSpec.from_settings(settings, init_model=args.init, out_dir=args.out,
                                    log_path=args.log, summary_path=args.summary, source_tokens=args.source,
                                    replay_tokens=args.replay)
@@ -358,13 +363,11 @@ def _collect(args) -> None:
 
 
 def _fit(args) -> None:
-    import pandas as pd
-
+    from annealscope.core.tables import read_fit_input
     from annealscope.fit.analysis import analyse, write_analysis
 
     settings = fit_settings(args)
-    metrics = pd.read_csv(args.metrics)
-    items = pd.read_parquet(args.items) if args.items else None
+    metrics, items = read_fit_input(args.metrics, args.items, args.seeds)
     analysis = analyse(metrics, settings, items)  # refuses a table it would answer wrongly from
     _warn_about_inputs(metrics, items)
     write_analysis(analysis, metrics, args.out)
@@ -378,12 +381,10 @@ def _fit(args) -> None:
 
 
 def _backtest(args) -> None:
-    import pandas as pd
-
+    from annealscope.core.tables import read_fit_input
     from annealscope.fit.backtest import backtest, summary, write_backtest
 
-    metrics = pd.read_csv(args.metrics)
-    items = pd.read_parquet(args.items) if args.items else None
+    metrics, items = read_fit_input(args.metrics, args.items, args.seeds)
     values, decisions = backtest(metrics, fit_settings(args), items)
     write_backtest(values, decisions, args.out)
     print(f"backtest without each source's largest budget: {summary(values, decisions)}; outputs in {args.out}")
@@ -407,13 +408,11 @@ def _warn_about_inputs(metrics, items) -> None:
 
 
 def _suggest(args) -> None:
-    import pandas as pd
-
     from annealscope.core.io import atomic_path
+    from annealscope.core.tables import read_fit_input
     from annealscope.fit.suggest import decision, decision_curves, grid_snippet, suggest
 
-    metrics = pd.read_csv(args.metrics)
-    items = pd.read_parquet(args.items) if args.items else None
+    metrics, items = read_fit_input(args.metrics, args.items, args.seeds)
     decisions = decision_curves(metrics, fit_settings(args), items)
     for (task, metric), curves in sorted(decisions.items()):
         if len(curves) > 1:

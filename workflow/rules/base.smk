@@ -51,9 +51,9 @@ rule pretrain_base:
         summary=path(layout.BASE_SUMMARY),
     params:
         settings=lambda wildcards: SETTINGS.pretrain(),
-    threads: TRAIN_THREADS
+    threads: config["anneal"]["ranks"] * BASE_THREADS
     resources:
-        **job_resources("anneal", threads=TRAIN_THREADS),
+        **job_resources("anneal", threads=config["anneal"]["ranks"] * BASE_THREADS),
     conda:
         "../../envs/annealscope.yaml"
     log:
@@ -62,4 +62,5 @@ rule pretrain_base:
         benchmark_path("pretrain_base")
     shell:
         "annealscope train --settings {params.settings:q} --init {input.init} --source {input.tokens}"
-        " --out {output.model} --log {output.log} --summary {output.summary} > {log} 2>&1"
+        " --out {output.model} --log {output.log} --summary {output.summary} --job-threads {threads}"
+        " > {log} 2>&1"

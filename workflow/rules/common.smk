@@ -45,6 +45,7 @@ except EpochLimitError as error:
     raise WorkflowError(f"invalid grid: {error}") from None
 SETTINGS = RuleSettings(config)
 TRAIN_THREADS = config["anneal"]["ranks"] * config["anneal"]["threads"]  # a training job's threads on its node
+BASE_THREADS = (config["base_model"].get("build") or {}).get("threads") or config["anneal"]["threads"]  # per rank
 os.environ[EXECUTION_VARIABLE] = SETTINGS.execution()  # how jobs run, read at run time (core.settings)
 RESOURCES = Path(workflow.basedir) / "resources"
 SOURCE_NAMES = "|".join(config["sources"])

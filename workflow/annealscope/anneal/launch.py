@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import subprocess
@@ -17,16 +19,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def deepspeed_launcher() -> str:
-    """The `deepspeed` launcher beside this interpreter (the active environment), else the one on PATH."""
-    launcher = Path(sys.executable).with_name("deepspeed")
-    return str(launcher) if launcher.exists() else "deepspeed"
-
-
-def deepspeed_command(spec_path: str | Path, ranks: int, master_port: int, launcher: str = "deepspeed") -> list[str]:
-    """The single-node launch: one process per rank (GPU, or CPU core group)."""
-    return [launcher, "--num_gpus", str(ranks), "--master_port", str(master_port),
-            "--module", "annealscope.anneal.rank", "--spec", str(spec_path)]
+def deepspeed_command(spec_path: str | Path, ranks: int, master_port: int, python: str = "python") -> list[str]:
+    """The single-node launch: DeepSpeed's node launcher (`deepspeed.launcher.launch`, what the `deepspeed`
+    command runs on each node) starting one process per rank (GPU, or CPU core group). Called directly, not
+    through the `deepspeed` command, whose runner is one more Python process importing DeepSpeed (about 2 s a
+    job) and only resolves hosts, which one node does not need."""
+    world = base64.urlsafe_b64encode(json.dumps({"localhost": list(range(ranks))}).encode()).decode()
+    return [python, "-u", "-m", "deepspeed.launcher.launch", f"--world_info={world}", "--master_addr=127.0.0.1",
+            f"--master_port={master_port}", "--module", "annealscope.anneal.rank", "--spec", str(spec_path)]
 
 
 def srun_command(spec_path: str | Path, nodes: int, ranks_per_node: int, master_addr: str, master_port: int,
@@ -46,9 +46,9 @@ def slurm_hosts(nodelist: str) -> list[str]:
 
 
 def launch_command(spec_path: str | Path, spec: TrainSpec, environment: dict[str, str], port: int) -> list[str]:
-    """`deepspeed` on one node; `srun` + `torchrun` across `spec.nodes` nodes of the SLURM allocation."""
+    """DeepSpeed's launcher on one node; `srun` + `torchrun` across `spec.nodes` nodes of the SLURM allocation."""
     if spec.nodes == 1:
-        return deepspeed_command(spec_path, spec.ranks, port, deepspeed_launcher())
+        return deepspeed_command(spec_path, spec.ranks, port, sys.executable)
     allocated = int(environment.get("SLURM_NNODES", "0"))
     if allocated != spec.nodes:
         raise RuntimeError(f"anneal.nodes is {spec.nodes}, but this job holds {allocated or 'no'} SLURM nodes; "

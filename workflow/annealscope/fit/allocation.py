@@ -74,11 +74,11 @@ def _allocate(task: str, metric: str, curves: list[CurveFit], base: float, budge
 def _gain(curve: CurveFit, flops: np.ndarray, base: float) -> np.ndarray:
     """Improvement over the base model (positive is better) at each compute; 0 at none, −inf past the
     source's available tokens, and below its smallest grid compute unless the form is anchored at the base
-    model (a curve is not extrapolated down to compute it never saw)."""
+    model (a curve is not extrapolated down to compute it never saw), and then below its acquisition floor."""
     with np.errstate(all="ignore"):
         gain = curve.better * (curve.predict(np.maximum(flops, 1e-300)) - base)
     cap = curve.available_tokens * curve.flops_per_token
-    below = flops < curve.lowest * 0.999 if not curve.anchored else np.zeros(len(flops), dtype=bool)
+    below = flops < curve.lowest * 0.999 if not curve.anchored else flops < curve.floor * (1 - 1e-9)
     gain[(flops > cap * (1 + 1e-9)) | below | ~np.isfinite(gain)] = -np.inf
     gain[0] = 0.0
     return gain

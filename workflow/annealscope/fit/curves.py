@@ -78,6 +78,7 @@ class CurveFit:
     usd_per_flop: float = np.nan
     flops_per_token: float = np.nan
     available_tokens: float = np.nan
+    floor: float = 0.0  # the source's acquisition compute: no decision buys it with less in all
     noise: float = np.nan  # a typical point's standard error: what one more observation would carry
     components: list[FormFit] = field(default_factory=list)  # the forms averaged, heaviest first
     choice: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=int))  # each replicate's form
@@ -292,8 +293,9 @@ def draft_curve(rows: pd.DataFrame, replicates: np.ndarray, base: Points | None,
 
 
 def costs(rows: pd.DataFrame, source: str, settings: FitSettings) -> dict[str, float]:
-    """A source's dollars per FLOP and FLOPs per token (medians over its cells), and the unique tokens it has
-    (`--max-tokens`, else the table's `available_tokens`); NaN where the table does not say."""
+    """A source's dollars per FLOP and FLOPs per token (medians over its cells), the unique tokens it has
+    (`--max-tokens`, else the table's `available_tokens`; NaN where the table does not say), and its floor:
+    the least acquisition compute of its cells (0 where the table has none)."""
     flops = rows["total_flops"].to_numpy(float)
     usd = rows["total_usd"].to_numpy(float) if "total_usd" in rows else np.full(len(rows), np.nan)
     tokens = rows["budget_tokens"].to_numpy(float)
@@ -302,7 +304,9 @@ def costs(rows: pd.DataFrame, source: str, settings: FitSettings) -> dict[str, f
     with np.errstate(all="ignore"):
         return {"usd_per_flop": float(np.nanmedian(usd / flops)) if np.isfinite(usd).any() else np.nan,
                 "flops_per_token": float(np.median(flops / tokens)) if len(rows) else np.nan,
-                "available_tokens": float(available)}
+                "available_tokens": float(available),
+                "floor": float(np.nanmin(rows["acquisition_flops"].to_numpy(float), initial=np.inf))
+                if "acquisition_flops" in rows and rows["acquisition_flops"].notna().any() else 0.0}
 
 
 def _summary(fit: FormFit) -> str:

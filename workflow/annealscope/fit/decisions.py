@@ -25,26 +25,38 @@ CROSSOVER_COLUMNS = ["task", "metric", "source_a", "source_b", "total_flops", "l
 CROSSOVER_GRID = 120
 
 
+def feasible(curves: list[CurveFit], flops: np.ndarray) -> np.ndarray:
+    """(sources, computes): whether the compute covers the source's acquisition (its floor); below it the
+    source cannot be bought, whatever its curve says there."""
+    return np.stack([np.asarray(flops, float) >= curve.floor * (1 - 1e-9) for curve in curves])
+
+
 def _scores(curves: list[CurveFit], flops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Point predictions (sources, computes) and draws (draws, sources, computes), both oriented so
-    larger is better; draws where any source's refit failed are dropped."""
+    larger is better and −inf where a source cannot be bought (below its floor); draws where any
+    source's refit failed are dropped."""
     point = np.stack([curve.predict(flops) * curve.better for curve in curves])
     draws = np.stack([curve.predict_draws(flops) * curve.better for curve in curves], axis=1)
     complete = np.isfinite(draws).all(axis=(1, 2))
-    return point, draws[complete] if complete.any() else point[None]
+    draws = draws[complete] if complete.any() else point[None]
+    possible = feasible(curves, flops)
+    return np.where(possible, point, -np.inf), np.where(possible[None], draws, -np.inf)
 
 
 def decision_rows(task: str, metric: str, curves: list[CurveFit], flops: np.ndarray, table: pd.DataFrame,
                   settings: FitSettings) -> list[dict]:
-    """Best source, its probability of being best, its marginal gain per FLOP and per dollar and the full
-    ranking at each compute, with Kendall's tau against the micro-anneal ranking; then the micro-anneal row."""
+    """Best source, its probability of being best, its marginal gain per FLOP and per dollar and the ranking
+    of the sources that compute can buy, with Kendall's tau against the micro-anneal ranking; then the
+    micro-anneal row."""
     micro = micro_anneal_ranking(table, metric, settings)
     rows = []
     if curves and len(flops):
         point, draws = _scores(curves, flops)
         winners = np.argmax(draws, axis=1)
         for column, compute in enumerate(flops):
-            order = np.argsort(-point[:, column])
+            order = [index for index in np.argsort(-point[:, column]) if np.isfinite(point[index, column])]
+            if not order:
+                continue
             ranking = [curves[index].source for index in order]
             best = curves[order[0]]
             gain = float(marginal_gain(best, np.array([compute]))[0])
@@ -94,9 +106,9 @@ def pairwise_rows(task: str, metric: str, curves: list[CurveFit], flops: np.ndar
 
 def crossover_rows(task: str, metric: str, curves: list[CurveFit], flops: np.ndarray) -> list[dict]:
     """Every compute where two fitted curves cross within the range of interest (the grid up to the
-    largest target), with a 90% bootstrap interval (over replicates that cross near it), the
-    probability that the pair crosses anywhere in the range at all, and whether the crossing lies
-    outside either source's observed compute (an extrapolation)."""
+    largest target, where both sources can be bought), with a 90% bootstrap interval (over replicates that
+    cross near it), the probability that the pair crosses anywhere in the range at all, and whether the
+    crossing lies outside either source's observed compute (an extrapolation)."""
     if len(curves) < 2:
         return []
     lowest = min(curve.lowest for curve in curves)
@@ -105,17 +117,18 @@ def crossover_rows(task: str, metric: str, curves: list[CurveFit], flops: np.nda
     point, draws = _scores(curves, grid)
     rows = []
     for first, second in itertools.combinations(range(len(curves)), 2):
-        gap = point[first] - point[second]
+        both = np.isfinite(point[first]) & np.isfinite(point[second])
+        gap = np.where(both, point[first] - point[second], np.nan)
         at_point = _crossings(grid, gap[None, :])[0]
         at_point = at_point[np.isfinite(at_point)]
         if not len(at_point):
             continue
-        replicate_crossings = _crossings(grid, draws[:, first] - draws[:, second])
+        replicate_crossings = _crossings(grid, np.where(both[None], draws[:, first] - draws[:, second], np.nan))
         for at in at_point:
             crossed = _nearest(replicate_crossings, at)
             crossed = crossed[np.isfinite(crossed)]
             lower, upper = np.exp(np.percentile(np.log(crossed), INTERVAL)) if len(crossed) else (np.nan, np.nan)
-            below, above = (first, second) if gap[0] > 0 else (second, first)
+            below, above = (first, second) if gap[both][0] > 0 else (second, first)
             rows.append({"task": task, "metric": metric, "source_a": curves[first].source,
                          "source_b": curves[second].source, "total_flops": float(at), "lower": lower,
                          "upper": upper, "p_crossing": len(crossed) / len(draws), "better_below": curves[below].source,

@@ -1,0 +1,42 @@
+"""Where a run's time went, per stage: Snakemake's benchmark files of a results folder, summed per rule.
+
+Each job writes `logs/<rule>_<wildcards>.benchmark.tsv` (its wall seconds and peak memory); this groups them
+by the first word of the name (the rule family: pretrain, curate, anneal, evaluate, ...) and prints the jobs,
+their seconds in all, the shortest and the longest, and the largest peak resident memory. Jobs overlap when
+Snakemake runs two at once, so the sum can exceed the wall time.
+
+Run: python benchmarks/stage_times.py results/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+
+def stage_times(run_dir: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted((run_dir / "logs").glob("*.benchmark.tsv")):
+        measured = pd.read_csv(path, sep="\t").iloc[-1]
+        rows.append({"stage": path.name.split("_")[0], "seconds": float(measured["s"]),
+                     "max_rss_mb": float(measured["max_rss"]) if measured["max_rss"] != "-" else float("nan")})
+    if not rows:
+        raise SystemExit(f"{run_dir}/logs holds no *.benchmark.tsv: run the workflow first")
+    table = pd.DataFrame(rows).groupby("stage").agg(
+        jobs=("seconds", "size"), seconds=("seconds", "sum"), shortest=("seconds", "min"),
+        longest=("seconds", "max"), peak_rss_mb=("max_rss_mb", "max"))
+    return table.sort_values("seconds", ascending=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a results folder, e.g. results/demo")
+    table = stage_times(parser.parse_args().run_dir)
+    print(table.to_string(float_format=lambda value: f"{value:.1f}"))
+    print(f"{int(table['jobs'].sum())} jobs, {table['seconds'].sum():.0f} s of job time in all")
+
+
+if __name__ == "__main__":
+    main()
