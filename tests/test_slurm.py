@@ -51,6 +51,7 @@ def snakemake(config: Path, *args: str, **kwargs) -> subprocess.CompletedProcess
 def grid_config(directory: Path, **changes) -> Path:
     config = yaml.safe_load((ROOT / "tests" / "config" / "test_grid.yaml").read_text())
     config |= {"run": RUN, "cache_dir": f"results/{RUN}/cache"}
+    config["eval"]["tasks"] = ["arith_mc"]  # test_workflow scores every task kind; here the cluster is the point
     for key, value in changes.items():
         config[key] = {**config.get(key, {}), **value}
     path = directory / f"config-{len(list(directory.iterdir()))}.yaml"
@@ -97,7 +98,7 @@ def slurm_grid(tmp_path_factory) -> Path:
         pytest.fail("ANNEALSCOPE_REQUIRE_SLURM is set but no SLURM cluster is up (tests/slurm/start_cluster.sh)")
     directory = tmp_path_factory.mktemp("slurm")
     shutil.rmtree(RESULTS, ignore_errors=True)
-    config = grid_config(directory)
+    config = grid_config(directory, grid={"budgets": [4096, 8192]})
     run = snakemake(config, "-j", "4", *STATUS)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-6000:]
     return directory
@@ -116,7 +117,7 @@ def test_the_test_grid_runs_end_to_end_through_slurm(slurm_grid):
     for rule in ("train_classifier", "curate_shard", "generate_shard", "dedup", "finish_shard", "manifest",
                  "tokenize", "anneal", "evaluate", "collect", "fit", "backtest", "report"):
         assert rule in rules, (rule, sorted(set(rules)))
-    assert rules.count("anneal") >= 9 and rules.count("evaluate") >= 10
+    assert rules.count("anneal") >= 6 and rules.count("evaluate") >= 7
     for name in ("metrics.csv", "items.parquet", "report.html", "fit/decisions.csv", "backtest/backtest.csv"):
         assert (RESULTS / name).stat().st_size > 0
 
