@@ -55,7 +55,7 @@ class GopherQuality(GopherQualityFilter):
     def __init__(self, **arguments):
         super().__init__(**arguments)
         self.not_symbol = WordTable(lambda word: int(is_not_symbol(word)))
-        self.kept_length = WordTable(lambda word: len(word) if is_not_symbol(word) else 0)
+        self.kept_length = WordTable(lambda word: len(word) * self.not_symbol[word])
         self.has_letter = WordTable(lambda word: int(any(character.isalpha() for character in word)))
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
