@@ -125,6 +125,21 @@ def test_gopher_quality_gives_datatrove_s_verdict_on_every_document(arguments):
     assert len(reasons) >= 5 and True in verdicts, reasons
 
 
+def test_word_statistics_total_each_rule_exactly_packed_or_not_and_across_cache_clears(monkeypatch):
+    from annealscope.curate import text
+
+    monkeypatch.setattr(text, "MAX_CACHED_WORDS", 1500)  # cleared a few times below
+    monkeypatch.setattr(text, "FIELD_BITS", 6)  # texts of 64 words or more are summed rule by rule
+    rules = [lambda word: int("a" in word), lambda word: int(word[0].isdigit()), len]
+    statistics = text.WordStatistics(rules)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        tokens = [f"{rng.choice(['x', '7'])}{'a' * rng.integers(3)}{rng.integers(4000)}"
+                  for _ in range(rng.integers(0, 120))]
+        assert statistics.totals(tokens) == [sum(rule(word) for word in tokens) for rule in rules]
+    assert len(statistics) <= 1500
+
+
 def test_length_histogram():
     assert length_histogram([1, 3, 4, 5, 100]) == {"[1, 2)": 1, "[2, 4)": 1, "[4, 8)": 2, "[64, 128)": 1}
 
@@ -270,7 +285,8 @@ def test_a_fasttext_classifier_trained_on_seeds_separates_the_domain_and_a_saved
     from annealscope.curate.classifiers import POSITIVE, load_classifier, train_classifier
 
     settings = {"backend": "fasttext", "seeds": "wikipedia:seed", "positive_labels": ["Mathematics"],
-                "ngram_max": 2, "dim": 32, "epochs": 25, "lr": 0.5, "seed": 0, "flops_per_token": None}
+                "ngram_max": 2, "dim": 32, "buckets": 200000, "epochs": 25, "lr": 0.5, "seed": 0,
+                "flops_per_token": None}
     seeds, pool = list(read_corpus("wikipedia:seed")), list(read_corpus("wikipedia:pool"))
     texts = [document.text for document in pool]
     description = train_classifier(settings, seeds, tmp_path / "trained")

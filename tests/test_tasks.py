@@ -1,10 +1,9 @@
 import random
-from collections import Counter
 
 from annealscope.core.wordproblems import training_document
 from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.synthesize import program_documents
-from annealscope.curate.text import ngrams, words
+from annealscope.curate.text import HashedWords, ngrams, words
 from annealscope.evaluate.tasks import arith_items, mmlu_math_items
 
 
@@ -41,9 +40,12 @@ def test_decontamination_removes_a_document_quoting_an_eval_item():
     index = ContaminationIndex({"task": [item]}, n=13)
     clean = {"text": training_document(random.Random(0))}
     leaked = {"text": f"Intro. {item}. Answer 17."}
-    kept, removed = index.filter([clean, leaked])
-    assert kept == [clean]
-    assert removed == {"task": 1}
+    assert index.tasks([clean["text"], leaked["text"]]) == [None, "task"]
+
+
+def test_an_ngram_shorter_than_the_minimum_item_length_still_indexes_items():
+    index = ContaminationIndex({"task": ["seven rows of twelve beans"]}, n=4)
+    assert index.tasks(["we planted seven rows of twelve carrots", "seven rows of beans"]) == ["task", None]
 
 
 def test_batched_decontamination_matches_the_word_by_word_check_and_never_across_documents():
@@ -67,11 +69,10 @@ def test_batched_decontamination_matches_the_word_by_word_check_and_never_across
         elif position % 7 == 2:
             text = item[len(item) // 2:] + text
         documents.append({"text": " ".join(text)})
-    kept, removed = index.filter(documents)
-    expected = [index.match(document["text"]) for document in documents]
-    assert kept == [document for document, task in zip(documents, expected, strict=True) if task is None]
-    assert removed == Counter(task for task in expected if task) and sum(removed.values()) >= 400 // 7
-    assert index.suspects([document["text"] for document in documents]) == \
+    texts = [document["text"] for document in documents]
+    expected = [index.match(text) for text in texts]
+    assert index.tasks(texts) == expected and sum(task is not None for task in expected) >= 400 // 7
+    assert index.suspects(HashedWords.of(index.hasher, texts)) == \
         {position for position, task in enumerate(expected) if task}  # no window spans two documents
 
 
@@ -113,5 +114,4 @@ def test_lm_eval_tasks_defined_only_by_yaml_are_indexed_as_lm_eval_builds_them_a
     assert texts["local_query"][1] == QUESTIONS[1]
     index = ContaminationIndex({"local_query": texts["local_query"]}, n=13)
     documents = [{"text": f"Worked example. {QUESTIONS[1]}. The answer follows."}, {"text": " ".join(["beans"] * 30)}]
-    kept, removed = index.filter(documents)
-    assert kept == documents[1:] and removed == {"local_query": 1}
+    assert index.tasks([document["text"] for document in documents]) == ["local_query", None]

@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from annealscope.core.attribution import as_run
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import hub_options
 from annealscope.core.flops import (
@@ -105,6 +102,10 @@ def planned_cells(config: dict) -> list[PlannedCell]:
 
 def planned_as_run(rows: list[PlannedCell]) -> tuple[float, float]:
     """Train FLOPs and GPU-hours of the grid as run: shared stable prefixes once (see attribution)."""
+    import pandas as pd  # here, not at the top: every job imports this module, few need pandas
+
+    from annealscope.core.attribution import as_run
+
     frame = pd.DataFrame([{"source": row.cell.source, "seed": row.cell.seed, "flops": row.train_flops or 0.0,
                            "hours": row.gpu_hours or 0.0, "shared_flops": row.shared_flops,
                            "shared_hours": row.shared_hours} for row in rows])

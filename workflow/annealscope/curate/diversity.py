@@ -5,51 +5,23 @@ Distinct-n (Li et al. 2016) needs the distinct word n-grams of the whole source.
 n: the sorted distinct 64-bit hashes of its n-grams while there are at most EXACT_LIMIT, else a HyperLogLog of
 2^HLL_PRECISION registers (about 0.4% error). Merging two exact sketches is their union, exact while it stays
 under the limit; so the demo's and the tests' figures are exact, and a 14B-token source's are estimated in
-bounded memory. Hashes are stable across processes (blake2b of each word), unlike Python's `hash`.
+bounded memory. Word hashes are stable across processes (annealscope.curate.text.WordHasher), unlike Python's
+`hash`, and each batch's are shared with decontamination.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from annealscope.core.arrays import sorted_unique
-from annealscope.curate.text import WordTable, words
+from annealscope.core.arrays import merged_unique, sorted_unique
+from annealscope.curate.text import HashedWords
 
 ORDERS = (1, 2, 3)
 EXACT_LIMIT = 1 << 22  # distinct hashes kept exactly per n (32 MB)
 HLL_PRECISION = 16
-MULTIPLIERS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
-
-
-def stable_hash(word: str) -> int:
-    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-
-
-class WordHasher:
-    """A stable 64-bit hash per word, looked up in a table of the words seen."""
-
-    def __init__(self):
-        self.table = WordTable(stable_hash)
-
-    def __call__(self, tokens: list[str]) -> np.ndarray:
-        return np.fromiter(map(self.table.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
-
-
-def ngram_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
-    """A 64-bit hash of every run of `n` consecutive words, from the words' hashes."""
-    count = len(word_hashes) - n + 1
-    if count <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    combined = np.zeros(count, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for offset in range(n):
-            combined = (combined ^ word_hashes[offset:offset + count]) * MULTIPLIERS[offset]
-            combined ^= combined >> np.uint64(29)
-    return combined
 
 
 @dataclass
@@ -67,7 +39,7 @@ class Sketch:
     def merge(self, other: Sketch) -> Sketch:
         total = self.total + other.total
         if self.exact is not None and other.exact is not None:
-            union = sorted_unique(np.concatenate([self.exact, other.exact]))
+            union = merged_unique([self.exact, other.exact])
             if len(union) <= EXACT_LIMIT:
                 return Sketch(union, None, total)
             return Sketch(None, _registers(union), total)
@@ -119,18 +91,19 @@ class Diversity:
     """Distinct-n sketches and token counts of the documents added, mergeable across shards."""
 
     def __init__(self):
-        self.hasher = WordHasher()
         self.sketches = {n: Sketch.empty() for n in ORDERS}
         self.pending: dict[int, list[np.ndarray]] = {n: [] for n in ORDERS}  # merged in bulk: a union per
         self.pending_total = dict.fromkeys(ORDERS, 0)                       # batch would re-sort the set
         self.token_counts: list[np.ndarray] = []
 
-    def add(self, texts: list[str], token_counts: list[int]) -> None:
-        hashes = [self.hasher(words(text)) for text in texts]
-        for n in ORDERS:
-            grams = [ngram_hashes(values, n) for values in hashes]
-            self.pending[n].append(sorted_unique(np.concatenate(grams)) if grams else np.zeros(0, np.uint64))
-            self.pending_total[n] += sum(len(values) for values in grams)
+    def add(self, hashed: HashedWords, token_counts: list[int]) -> None:
+        """Add a batch of documents: their words' hashes and their token counts."""
+        for n, grams, _ in hashed.windows(ORDERS):
+            if self.sketches[n].exact is None:  # estimated already: registers take the batch as it is
+                self.sketches[n] = self.sketches[n].merge(Sketch(None, _registers(grams), len(grams)))
+                continue
+            self.pending[n].append(sorted_unique(grams))
+            self.pending_total[n] += len(grams)
             held = self.sketches[n].exact
             if sum(map(len, self.pending[n])) > max(EXACT_LIMIT // 4, 0 if held is None else len(held)):
                 self._flush(n)
@@ -138,7 +111,7 @@ class Diversity:
 
     def _flush(self, n: int) -> None:
         if self.pending[n]:
-            batch = Sketch(sorted_unique(np.concatenate(self.pending[n])), None, self.pending_total[n])
+            batch = Sketch(merged_unique(self.pending[n]), None, self.pending_total[n])
             self.sketches[n] = self.sketches[n].merge(batch)
             self.pending[n], self.pending_total[n] = [], 0
 

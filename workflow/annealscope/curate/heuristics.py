@@ -10,9 +10,10 @@ datatrove's spaCy tokenizer for English, which made the four filters 5-44x slowe
 (benchmarks/heuristics_speed.py). Sentences are datatrove's own regular-expression split.
 
 `GopherQuality` is datatrove's Gopher quality filter with the same rules, order and reasons, but it classifies
-each distinct word once (has it a non-punctuation character, a letter?) instead of looping over every character
-of every word in Python; tests/test_curate.py checks its verdicts against datatrove's. Where datatrove divides by
-zero (a text without words, with `min_doc_words` off) it removes the document as `gopher_short_doc`.
+each distinct word once (has it a non-punctuation character, a letter?) into a table of packed counts and sums
+a document's in one pass, instead of looping over every character of every word in Python; tests/test_curate.py
+checks its verdicts against datatrove's. Where datatrove divides by zero (a text without words, with
+`min_doc_words` off) it removes the document as `gopher_short_doc`.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ from datatrove.pipeline.filters import (
 )
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.filters.gopher_quality_filter import PUNCTUATION_SET
-from datatrove.utils.text import split_into_words
-from datatrove.utils.word_tokenizers import WhitespaceTokenizer
+from datatrove.utils.word_tokenizers import WhitespaceTokenizer, load_word_tokenizer
 
-from annealscope.curate.text import WordTable
+from annealscope.curate.text import WordStatistics
 
 WORD = regex.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
 
@@ -50,24 +50,25 @@ def is_not_symbol(word: str) -> bool:
 
 
 class GopherQuality(GopherQualityFilter):
-    """datatrove's `GopherQualityFilter`, its per-word statistics looked up in tables of the words seen."""
+    """datatrove's `GopherQualityFilter`, its per-word statistics looked up in a table of the words seen."""
 
     def __init__(self, **arguments):
         super().__init__(**arguments)
-        self.not_symbol = WordTable(lambda word: int(is_not_symbol(word)))
-        self.kept_length = WordTable(lambda word: len(word) * self.not_symbol[word])
-        self.has_letter = WordTable(lambda word: int(any(character.isalpha() for character in word)))
+        self.split = load_word_tokenizer(self.language).word_tokenize
+        self.statistics = WordStatistics([lambda word: int(is_not_symbol(word)),
+                                          lambda word: int(any(character.isalpha() for character in word)),
+                                          lambda word: len(word) * is_not_symbol(word)])
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         text = doc.text
-        words = split_into_words(text, self.language)
+        words = self.split(text)
         n_words = len(words)
-        n_not_symbol = sum(map(self.not_symbol.__getitem__, words))
+        n_not_symbol, n_with_letter, kept_length = self.statistics.totals(words)
         if not n_words or (self.min_doc_words and n_not_symbol < self.min_doc_words):
             return False, "gopher_short_doc"
         if self.max_doc_words and n_not_symbol > self.max_doc_words:
             return False, "gopher_long_doc"
-        mean_length = sum(map(self.kept_length.__getitem__, words)) / n_not_symbol if n_not_symbol else np.nan
+        mean_length = kept_length / n_not_symbol if n_not_symbol else np.nan
         if self.min_avg_word_length and mean_length < self.min_avg_word_length:
             return False, "gopher_below_avg_threshold"
         if self.max_avg_word_length and mean_length > self.max_avg_word_length:
@@ -86,7 +87,7 @@ class GopherQuality(GopherQualityFilter):
                 > self.max_ellipsis_lines_ratio):
             return False, "gopher_too_many_end_ellipsis"
         if (self.max_non_alpha_words_ratio
-                and sum(map(self.has_letter.__getitem__, words)) / n_words < self.max_non_alpha_words_ratio):
+                and n_with_letter / n_words < self.max_non_alpha_words_ratio):
             return False, "gopher_below_alpha_threshold"
         if self.min_stop_words and len(self.stop_words.intersection(words)) < self.min_stop_words:
             return False, "gopher_enough_stop_words"

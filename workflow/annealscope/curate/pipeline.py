@@ -39,6 +39,7 @@ from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description
 from annealscope.curate.heuristics import Heuristics
 from annealscope.curate.synthesize import program_documents, teacher_documents
+from annealscope.curate.text import HashedWords, WordHasher
 from annealscope.curate.tokenize import TokenEncoder, TokenRanges, token_array
 
 BATCH = 1024  # documents held at once by a shard job's streaming steps
@@ -305,7 +306,8 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
     steps = Steps(where)
     drop = set(np.load(duplicates_path)[f"shard{shard}"].tolist())
     items = eval_item_texts(tasks_dir)
-    index = ContaminationIndex(items, n=settings["decontamination_ngram"])
+    hasher = WordHasher()
+    index = ContaminationIndex(items, n=settings["decontamination_ngram"], hasher=hasher)
     diversity = Diversity()
     removed: Counter = Counter()
     with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
@@ -320,10 +322,14 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
                       if position + offset not in drop]
             position += len(batch)
             ticked = time.perf_counter()
-            kept, found = steps.run("decontaminate", index.filter, unique)
-            removed.update(found)
+            texts = [document["text"] for document in unique]
+            hashed = HashedWords.of(hasher, texts)
+            tasks = steps.run("decontaminate", index.tasks, texts, hashed)
+            kept = [document for document, task in zip(unique, tasks, strict=True) if task is None]
+            removed.update(task for task in tasks if task is not None)
             steps.add("decontaminate", unique, kept, time.perf_counter() - ticked)
-            diversity.add([document["text"] for document in kept], [document["tokens"] for document in kept])
+            diversity.add(hashed.select(np.array([task is None for task in tasks], dtype=bool)),
+                          [document["tokens"] for document in kept])
             tokens.add([document.pop("ids") for document in kept])
             for document in kept:
                 handle.write(json_line(document))
