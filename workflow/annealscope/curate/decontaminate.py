@@ -24,9 +24,9 @@ class ContaminationIndex:
     """The n-grams of every evaluation item, by task. Items shorter than n words contribute their
     whole text when it has at least MIN_ITEM_WORDS words (shorter ones cannot be matched reliably)."""
 
-    def __init__(self, items_by_task: dict[str, Iterable[str]], n: int = 13, hasher: WordHasher | None = None):
+    def __init__(self, items_by_task: dict[str, Iterable[str]], n: int = 13):
         self.n = n
-        self.hasher = hasher or WordHasher()
+        self.hasher = WordHasher()  # also hashes the documents screened, so callers share it
         self.index: dict[int, dict[tuple[str, ...], str]] = {}
         for task, texts in items_by_task.items():
             for text in texts:

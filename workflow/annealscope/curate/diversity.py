@@ -104,8 +104,7 @@ class Diversity:
                 continue
             self.pending[n].append(sorted_unique(grams))
             self.pending_total[n] += len(grams)
-            held = self.sketches[n].exact
-            if sum(map(len, self.pending[n])) > max(EXACT_LIMIT // 4, 0 if held is None else len(held)):
+            if sum(map(len, self.pending[n])) > max(EXACT_LIMIT // 4, len(self.sketches[n].exact)):
                 self._flush(n)
         self.token_counts.append(np.asarray(token_counts, dtype=np.int64))
 

@@ -39,7 +39,7 @@ from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description
 from annealscope.curate.heuristics import Heuristics
 from annealscope.curate.synthesize import program_documents, teacher_documents
-from annealscope.curate.text import HashedWords, WordHasher
+from annealscope.curate.text import HashedWords
 from annealscope.curate.tokenize import TokenEncoder, TokenRanges, token_array
 
 BATCH = 1024  # documents held at once by a shard job's streaming steps
@@ -306,8 +306,7 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
     steps = Steps(where)
     drop = set(np.load(duplicates_path)[f"shard{shard}"].tolist())
     items = eval_item_texts(tasks_dir)
-    hasher = WordHasher()
-    index = ContaminationIndex(items, n=settings["decontamination_ngram"], hasher=hasher)
+    index = ContaminationIndex(items, n=settings["decontamination_ngram"])
     diversity = Diversity()
     removed: Counter = Counter()
     with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
@@ -323,7 +322,7 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
             position += len(batch)
             ticked = time.perf_counter()
             texts = [document["text"] for document in unique]
-            hashed = HashedWords.of(hasher, texts)
+            hashed = HashedWords.of(index.hasher, texts)
             tasks = steps.run("decontaminate", index.tasks, texts, hashed)
             kept = [document for document, task in zip(unique, tasks, strict=True) if task is None]
             removed.update(task for task in tasks if task is not None)
