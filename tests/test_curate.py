@@ -125,6 +125,17 @@ def test_gopher_quality_gives_datatrove_s_verdict_on_every_document(arguments):
     assert len(reasons) >= 5 and True in verdicts, reasons
 
 
+def test_ascii_texts_split_into_the_words_the_unicode_pattern_finds():
+    from annealscope.curate.heuristics import WORD
+
+    rng = np.random.default_rng(2)
+    pieces = [chr(code) for code in range(128)] + ["don't", "a_b", "x'", "'y", "2011"]
+    texts = ["".join(rng.choice(pieces, size=rng.integers(0, 200))) for _ in range(2000)]
+    split = RegexWords().word_tokenize
+    assert all(text.isascii() and split(text) == WORD.findall(text) for text in texts)
+    assert split("naïve café’s") == WORD.findall("naïve café’s") == ["naïve", "café’s"]
+
+
 def test_word_statistics_total_each_rule_exactly_packed_or_not_and_across_cache_clears(monkeypatch):
     from annealscope.curate import text
 

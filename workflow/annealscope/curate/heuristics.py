@@ -18,6 +18,7 @@ checks its verdicts against datatrove's. Where datatrove divides by zero (a text
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,13 +37,14 @@ from datatrove.utils.word_tokenizers import WhitespaceTokenizer, load_word_token
 from annealscope.curate.text import WordStatistics
 
 WORD = regex.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
+ASCII_WORD = re.compile(WORD.pattern, re.ASCII)  # the same words in ASCII text, about 1.5x faster
 
 
 class RegexWords(WhitespaceTokenizer):
     """datatrove's fallback tokenizer (regular-expression sentences) with regular-expression words."""
 
     def word_tokenize(self, text: str) -> list[str]:
-        return WORD.findall(text)
+        return (ASCII_WORD if text.isascii() else WORD).findall(text)
 
 
 def is_not_symbol(word: str) -> bool:
