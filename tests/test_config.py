@@ -1,4 +1,5 @@
 import copy
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from annealscope.core.config import ConfigError
+from annealscope.core.config import KERNEL_PACKAGES, ConfigError
 from annealscope.validation import load_config, validate_config
 
 
@@ -17,6 +18,7 @@ def check(config: dict, root) -> None:
 def test_demo_config_validates_and_gets_defaults(demo_config, root):
     check(demo_config, root)
     assert demo_config["anneal"]["zero_stage"] == 1
+    assert demo_config["anneal"]["communication"]["overlap_comm"] is True  # nested defaults filled in
     assert demo_config["sources"]["library_docs"]["classifier"]["ngram_max"] == 2
     assert demo_config["sources"]["library_docs"]["near_dedup"]["threshold"] == 0.8
     assert demo_config["sources"]["teacher_docs"]["generator"]["temperature"] == 0.7
@@ -37,6 +39,13 @@ BAD = [
      "sources.library_docs.classifier.model_file"),
     ("fasttext with neither a model nor seeds", lambda c: c["sources"]["library_docs"].update(
         classifier={"backend": "fasttext"}), "sources.library_docs.classifier"),
+    ("unknown communication setting", lambda c: c["anneal"].update(communication={"overlap": True}),
+     "anneal.communication"),
+    ("bucket of no elements", lambda c: c["anneal"].update(communication={"reduce_bucket_size": 0}),
+     "anneal.communication.reduce_bucket_size"),
+    *[(f"{key} without its package", lambda c, key=key, value=value: c["anneal"].update({key: value}),
+       f"anneal.{key}: .* pip install") for key, (value, module, *_) in KERNEL_PACKAGES.items()
+      if importlib.util.find_spec(module) is None],
 ]
 
 

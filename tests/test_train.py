@@ -71,17 +71,22 @@ def test_two_data_parallel_ranks_train_and_export(tiny):
     assert set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) <= buffers_before  # no shared memory leaked
     run = check_run(spec, world_size=2)
     assert run["summary"]["gradient_accumulation"] == 2
+    assert run["summary"]["parameters_per_rank"] == run["summary"]["parameters"]  # ZeRO-2: whole model per rank
+    assert run["summary"]["peak_rss_mb"] > 0
     assert 0 < run["log"][0]["mfu"] < 1 and run["summary"]["mfu"] > 0
     assert run["log"][-1]["lr"] < 1e-4 * spec.lr
 
 
 @pytest.mark.slow
-def test_zero3_weights_are_gathered_for_the_export(tiny):
+def test_zero3_builds_the_model_partitioned_and_gathers_its_weights_for_the_export(tiny):
     import torch
 
-    spec = spec_for(tiny, "zero3", zero_stage=3, dtype="fp32", keep_checkpoints=True)
+    spec = spec_for(tiny, "zero3", zero_stage=3, ranks=2, dtype="fp32", keep_checkpoints=True)
     run_training(spec)
-    exported = check_run(spec, world_size=1)["model"]
+    run = check_run(spec, world_size=2)
+    summary, exported = run["summary"], run["model"]
+    assert summary["parameters"] == exported.num_parameters()
+    assert summary["parameters_per_rank"] < 0.6 * summary["parameters"]  # each rank built only its partition
     from transformers import AutoModelForCausalLM
 
     initial = AutoModelForCausalLM.from_pretrained(tiny["init"])
@@ -89,6 +94,35 @@ def test_zero3_weights_are_gathered_for_the_export(tiny):
     trained = dict(exported.named_parameters())[weight]
     assert trained.shape == dict(initial.named_parameters())[weight].shape
     assert not torch.equal(trained, dict(initial.named_parameters())[weight])
+
+
+def test_the_export_check_reads_every_saved_tensor_and_finds_one_that_differs(tiny, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from annealscope.anneal.rank import compare_saved
+
+    model = AutoModelForCausalLM.from_pretrained(tiny["init"])
+    model.save_pretrained(tmp_path, max_shard_size="20KB")  # several files
+    assert len(list(tmp_path.glob("*.safetensors"))) > 1
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
+    assert compare_saved(tmp_path, state) == ([], set(state) - tied)
+    state["model.norm.weight"][0] += 1e-3
+    assert compare_saved(tmp_path, state)[0] == ["model.norm.weight"]
+    assert not torch.equal(state["model.norm.weight"], model.state_dict()["model.norm.weight"])
+
+
+@pytest.mark.slow
+def test_compiled_eager_attention_with_small_buckets_trains_as_the_defaults_do(tiny):
+    """The throughput knobs change how a step runs, not what it computes: the same losses within float noise."""
+    losses = {}
+    for name, knobs in {"default": {}, "knobs": {"attention": "eager", "compile": True, "communication": {
+            "overlap_comm": False, "reduce_bucket_size": 4096, "allgather_bucket_size": 4096}}}.items():
+        spec = spec_for(tiny, name, ranks=2, dtype="fp32", source_budget_tokens=2048, **knobs)
+        run_training(spec)
+        losses[name] = [record["loss"] for record in check_run(spec, world_size=2)["log"]]
+    assert losses["knobs"] == pytest.approx(losses["default"], rel=1e-3)
 
 
 @pytest.mark.slow
@@ -154,11 +188,13 @@ def test_divergence_stops_the_job_naming_the_step_and_keeps_the_last_good_checkp
 
 def test_deepspeed_config_derives_accumulation_offload_and_takes_overrides(tiny):
     spec = spec_for(tiny, "config", global_batch=32, micro_batch=4, offload_optimizer=True, zero_stage=2,
-                    deepspeed={"zero_optimization": {"overlap_comm": True}, "gradient_clipping": 0.5})
+                    communication={"reduce_bucket_size": 1000, "max_live_parameters": 2000},
+                    deepspeed={"zero_optimization": {"overlap_comm": False}, "gradient_clipping": 0.5})
     config = deepspeed_config(spec, world_size=2)
     assert config["gradient_accumulation_steps"] == 4 and config["train_micro_batch_size_per_gpu"] == 4
     assert config["zero_optimization"] == {"stage": 2, "offload_optimizer": {"device": "cpu", "pin_memory": False},
-                                           "overlap_comm": True}
+                                           "overlap_comm": False, "contiguous_gradients": True,
+                                           "reduce_bucket_size": 1000, "stage3_max_live_parameters": 2000}
     assert config["gradient_clipping"] == 0.5 and config["optimizer"]["params"]["torch_adam"] is False
     with pytest.raises(ValueError, match="micro_batch"):
         deepspeed_config(spec_for(tiny, "config", global_batch=32, micro_batch=3), world_size=2)

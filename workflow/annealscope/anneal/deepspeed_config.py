@@ -5,6 +5,10 @@ from __future__ import annotations
 import torch
 
 from annealscope.anneal.spec import TrainSpec
+from annealscope.core.config import schema_defaults
+
+ZERO_KEYS = {"prefetch_bucket_size": "stage3_prefetch_bucket_size",  # anneal.communication -> zero_optimization
+             "max_live_parameters": "stage3_max_live_parameters"}
 
 
 def gradient_accumulation(spec: TrainSpec, world_size: int) -> int:
@@ -29,11 +33,18 @@ def merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def communication(spec: TrainSpec) -> dict:
+    """`anneal.communication` as ZeRO settings: the schema's defaults, the spec's values over them, null sizes
+    left to DeepSpeed."""
+    settings = schema_defaults("anneal", "communication") | (spec.communication or {})
+    return {ZERO_KEYS.get(key, key): value for key, value in settings.items() if value is not None}
+
+
 def deepspeed_config(spec: TrainSpec, world_size: int) -> dict:
-    """ZeRO stage, precision, batch split, optional CPU optimizer offload, and AdamW; `spec.deepspeed`
-    (the config's raw `anneal.deepspeed` object) overrides any of it."""
+    """ZeRO stage and communication, precision, batch split, optional CPU optimizer offload, and AdamW;
+    `spec.deepspeed` (the config's raw `anneal.deepspeed` object) overrides any of it."""
     accumulation = gradient_accumulation(spec, world_size)
-    zero: dict = {"stage": spec.zero_stage}
+    zero: dict = {"stage": spec.zero_stage, **communication(spec)}
     if spec.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
     config = {

@@ -10,6 +10,8 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,18 +108,25 @@ class _Job:
         from transformers import AutoModelForCausalLM
 
         spec = self.spec
-        model = AutoModelForCausalLM.from_pretrained(spec.init_model, dtype=torch.float32)
+        config = deepspeed_config(spec, self.world_size)
+        with partitioned_loading(config):
+            model = AutoModelForCausalLM.from_pretrained(spec.init_model, dtype=torch.float32,
+                                                         attn_implementation=spec.attention)
+        if spec.liger_kernels:
+            fuse_liger_kernels(model)
         context = getattr(model.config, "max_position_embeddings", None)
         if context is not None and spec.seq_len > context:
             raise ValueError(f"anneal.seq_len {spec.seq_len} exceeds the model's max_position_embeddings {context}")
         if spec.activation_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False
-        self.parameters = sum(parameter.numel() for parameter in model.parameters())
+        self.parameters = sum(getattr(parameter, "ds_numel", parameter.numel()) for parameter in model.parameters())
+        self.held = sum(getattr(parameter, "ds_tensor", parameter).numel() for parameter in model.parameters())
         self.flops_per_token = model_flops_per_token(self.parameters, model.config.num_hidden_layers,
                                                      model.config.hidden_size, spec.seq_len)
-        decay = [p for name, p in model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for name, p in model.named_parameters() if p.ndim < 2]
+        matrices = [len(getattr(parameter, "ds_shape", parameter.shape)) >= 2 for parameter in model.parameters()]
+        decay = [p for p, matrix in zip(model.parameters(), matrices, strict=True) if matrix]
+        no_decay = [p for p, matrix in zip(model.parameters(), matrices, strict=True) if not matrix]
         groups = [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         steps = self.data.steps
 
@@ -125,9 +134,10 @@ class _Job:
             return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(
                 step, steps, 1.0, spec.warmup_steps, spec.schedule, spec.cooldown_fraction))
 
-        self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups,
-                                                    config=deepspeed_config(spec, self.world_size),
+        self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups, config=config,
                                                     lr_scheduler=schedule)
+        if spec.compile:
+            self.engine.compile()
         self.accumulation = gradient_accumulation(spec, self.world_size)
 
     def load(self, directory: Path, tag: str) -> dict:
@@ -219,6 +229,7 @@ def _anneal(job: _Job) -> None:
         state = job.load(*_branch_checkpoint(spec, branch.step)) if branch else {"step": 0, "log": [], "seconds": 0.0}
     resumed_from = state["step"] if resumable else None
     state = job.run(state, data.steps)
+    memory = peak_memory(job.held)  # loading and training, before the export
     log_records, wall = state["log"], state["seconds"]
     job.engine.save_checkpoint(str(job.directory), tag="final", client_state={"step": data.steps})
     dist.barrier()
@@ -241,7 +252,7 @@ def _anneal(job: _Job) -> None:
             "branch_step": branch.step if branch else None,
             "shared_flops": training_flops(job.parameters, data.source_tokens_before(branch.step)) if branch else 0.0,
             "final_loss": log_records[-1]["loss"], "wall_seconds": wall, "tokens_per_s": tokens_done / wall,
-            "mfu": job.mfu(tokens_done / wall), "peak_flops": spec.peak_flops,
+            "mfu": job.mfu(tokens_done / wall), "peak_flops": spec.peak_flops, **memory,
         })
         resumed = f", resumed at step {resumed_from}" if resumed_from else ""
         branched = f", branched from the stable phase at step {branch.step}" if branch else ""
@@ -299,6 +310,52 @@ def _stable_phase(job: _Job) -> None:
               f"{[branch.step for branch in job.branches]} ({len(missing)} new) -> {directory}", flush=True)
 
 
+@contextmanager
+def partitioned_loading(config: dict) -> Iterator[None]:
+    """Under ZeRO-3, `from_pretrained` within this builds the model under `deepspeed.zero.Init` (transformers'
+    `HfDeepSpeedConfig`), so each rank materialises about 1/world of the weights instead of the whole model.
+    Outside it, loading is plain again: rank 0's export loads the whole model alone."""
+    if config["zero_optimization"]["stage"] != 3:
+        yield
+        return
+    from transformers.integrations import HfDeepSpeedConfig
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    settings = HfDeepSpeedConfig(config)  # transformers holds only a weak reference to it
+    try:
+        yield
+    finally:
+        unset_hf_deepspeed_config()
+        del settings
+
+
+def fuse_liger_kernels(model) -> None:
+    """Liger's Triton kernels in place of the model's RMSNorm, rotary embedding, SwiGLU and cross-entropy."""
+    if not torch.cuda.is_available():
+        raise ValueError("anneal.liger_kernels: Liger's kernels are Triton kernels for GPUs and this rank has "
+                         "none; set anneal.liger_kernels: false")
+    from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model=model)
+
+
+def peak_memory(held: int) -> dict:
+    """The most model parameters any rank held once loaded (all of them but under ZeRO-3), and the largest peak
+    resident memory of any rank so far and of any GPU where there is one, in MB."""
+    import resource
+
+    import torch.distributed as dist
+
+    peaks = [held, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]  # KB on Linux
+    if torch.cuda.is_available():
+        peaks.append(torch.cuda.max_memory_allocated() / 2**20)
+    values = torch.tensor(peaks, dtype=torch.float64, device="cuda" if torch.cuda.is_available() else "cpu")
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    names = ["parameters_per_rank", "peak_rss_mb", "peak_gpu_mb"][:len(peaks)]
+    return {name: round(value, 1) if name.endswith("_mb") else int(value)
+            for name, value in zip(names, values.tolist(), strict=True)}
+
+
 def train_step(engine, batch: torch.Tensor, accumulation: int = 1) -> torch.Tensor:
     """One optimizer step of causal-LM loss on this rank's `batch`, in `accumulation` micro-batches;
     returns the rank's mean loss (detached, fp32)."""
@@ -326,13 +383,16 @@ def _check_divergence(loss: float, step: int, log_records: list[dict], spec: Tra
 
 
 def _export(spec: TrainSpec, checkpoint_dir: Path, model_class, tokenizer_class) -> None:
-    """Gather the fp32 master weights from the DeepSpeed checkpoint, save a Hugging Face model, and verify
-    that it loads back with exactly those weights before it is renamed into place."""
+    """Gather the fp32 master weights from the DeepSpeed checkpoint into a model built on the meta device (one
+    copy of the weights in memory), save a Hugging Face model, and verify that the written tensors are exactly
+    those weights before it is renamed into place."""
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from transformers import AutoConfig
 
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint_dir), tag="final")
-    model = model_class.from_pretrained(spec.init_model, dtype=torch.float32)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    with torch.device("meta"):
+        model = model_class.from_config(AutoConfig.from_pretrained(spec.init_model))
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:
         raise RuntimeError(f"export of {spec.out_dir}: missing {missing}, unexpected {unexpected}")
@@ -340,13 +400,28 @@ def _export(spec: TrainSpec, checkpoint_dir: Path, model_class, tokenizer_class)
     with atomic_path(spec.out_dir, directory=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer_class.from_pretrained(spec.init_model).save_pretrained(tmp)
-        reloaded = dict(model_class.from_pretrained(tmp, dtype=torch.float32).named_parameters())
-        differing = [name for name, tensor in state.items() if name in reloaded
-                     and not torch.equal(reloaded[name].detach(), tensor.float())]
-        if differing:
+        differing, saved = compare_saved(tmp, state)
+        absent = set(state) - tied - saved
+        if differing or absent:
             raise RuntimeError(f"export of {spec.out_dir}: the saved model differs from the checkpoint in "
-                               f"{differing[:3]}; the checkpoint is kept")
+                               f"{differing[:3]}, lacks {sorted(absent)[:3]}; the checkpoint is kept")
         record_export(tmp)  # what evaluation checks the files against
+
+
+def compare_saved(directory: Path, state: dict[str, torch.Tensor]) -> tuple[list[str], set[str]]:
+    """The names of the saved model's tensors that differ from `state`, and the names of all it saved, read
+    from its safetensors files one tensor at a time."""
+    from safetensors import safe_open
+
+    differing, saved = [], set()
+    for path in sorted(Path(directory).glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            names = handle.keys()
+            for name in names:
+                saved.add(name)
+                if name in state and not torch.equal(handle.get_tensor(name), state[name]):
+                    differing.append(name)
+    return differing, saved
 
 
 def _progress(rank: int, total: int, initial: int, name: str):

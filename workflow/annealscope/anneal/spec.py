@@ -38,6 +38,10 @@ class TrainSpec:
     micro_batch: int | None = schema_default("anneal", "micro_batch")
     activation_checkpointing: bool = schema_default("anneal", "activation_checkpointing")
     offload_optimizer: bool = schema_default("anneal", "offload_optimizer")
+    attention: str = schema_default("anneal", "attention")
+    liger_kernels: bool = schema_default("anneal", "liger_kernels")
+    compile: bool = schema_default("anneal", "compile")
+    communication: dict | None = None  # anneal.communication; None: the schema's defaults
     deepspeed: dict | None = schema_default("anneal", "deepspeed")
     checkpoint_every: int = schema_default("anneal", "checkpoint_every")
     keep_checkpoints: bool = schema_default("anneal", "keep_checkpoints")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib.util
 from dataclasses import field
 from functools import cache
 from pathlib import Path
@@ -31,10 +32,14 @@ def _schema() -> dict:
     return yaml.load(SCHEMA.read_text(), Loader=FAST_LOADER)
 
 
-def schema_defaults(section: str) -> dict:
-    """The schema's default for every key of a top-level section (`anneal`, `fit`, ...) that has one: the one
-    source of defaults, for the workflow (through `validate_schema`) and for code that runs without a config."""
-    properties = _schema()["properties"][section]["properties"]
+def schema_defaults(*path: str) -> dict:
+    """The schema's default for every key of a section (`anneal`, `fit`, ..., or a nested one such as
+    `anneal`, `communication`) that has one: the one source of defaults, for the workflow (through
+    `validate_schema`) and for code that runs without a config."""
+    section = _schema()
+    for key in path:
+        section = section["properties"][key]
+    properties = section["properties"]
     return {key: copy.deepcopy(spec["default"]) for key, spec in properties.items() if "default" in spec}
 
 
@@ -147,6 +152,7 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"anneal.seq_len: {anneal['seq_len']} exceeds base_model.build.max_position_embeddings "
                           f"({build['max_position_embeddings']})")
     _check_batch(anneal)
+    _check_kernels(anneal)
     _check_schedule(config)
     for domain, references in config["eval"]["heldout"].items():
         for index, reference in enumerate(references):
@@ -185,6 +191,18 @@ def _check_batch(anneal: dict) -> None:
                           "sequences per rank per step")
     if anneal["offload_optimizer"] and anneal["zero_stage"] == 0:
         raise ConfigError("anneal.offload_optimizer: needs anneal.zero_stage 1, 2 or 3")
+
+
+KERNEL_PACKAGES = {"attention": ("flash_attention_2", "flash_attn", "flash-attn", "sdpa"),
+                   "liger_kernels": (True, "liger_kernel", "liger-kernel", "false")}
+
+
+def _check_kernels(anneal: dict) -> None:
+    """A kernel the config asks for is installed (whether there is a GPU is checked where the job runs)."""
+    for key, (value, module, package, fallback) in KERNEL_PACKAGES.items():
+        if anneal[key] == value and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"anneal.{key}: {value} needs the {package} package, which is not installed; "
+                              f"pip install {package}, or set anneal.{key}: {fallback}")
 
 
 def _check_schedule(config: dict) -> None:
