@@ -186,6 +186,13 @@ def _collect_arguments(command):
     return command
 
 
+def _import_lm_eval_arguments(command):
+    command.add_argument("results", nargs="+", help="folders that `lm_eval --output_path P --log_samples` wrote")
+    command.add_argument("--cells", required=True, help="CSV: which model each cell is and what it cost")
+    command.add_argument("--plan", default="{}", help="JSON of plan (gpu_hour_usd, gpu_peak_flops, mfu): dollars")
+    return command
+
+
 def _fit_arguments(command):
     command.add_argument("--target-flops", type=float, nargs="*", default=None)
     command.add_argument("--allocate-flops", type=float, nargs="*", help="FLOP budgets to split across sources")
@@ -362,6 +369,21 @@ def _collect(args) -> None:
           + (f"; {len(missing)} (cell, task) pairs MISSING, listed above" if missing else ""))
 
 
+def _import_lm_eval(args) -> None:
+    from annealscope.evaluate.collect import write_items, write_metrics
+    from annealscope.evaluate.imported import import_lm_eval
+
+    metrics, items, missing = import_lm_eval(args.results, args.cells, json.loads(args.plan))
+    out = Path(args.out)
+    write_metrics(metrics, out / "metrics.csv")
+    write_items(items, out / "items.parquet")
+    for line in missing:
+        print(line, file=sys.stderr)
+    cells = metrics[["source", "budget_tokens", "seed"]].drop_duplicates()
+    print(f"imported {len(cells)} cells, {len(metrics)} rows into {out / 'metrics.csv'} and {len(items)} item "
+          f"scores into {out / 'items.parquet'}" + (f"; {len(missing)} MISSING, listed above" if missing else ""))
+
+
 def _fit(args) -> None:
     from annealscope.core.tables import read_fit_input
     from annealscope.fit.analysis import analyse, write_analysis
@@ -499,6 +521,8 @@ COMMANDS = {  # name: (argument builder, runner, help)
     "prepare-tasks": (_prepare_tasks_arguments, _prepare_tasks, "write the local evaluation tasks for lm-eval"),
     "evaluate": (_evaluate_arguments, _evaluate, "evaluate checkpoints with lm-evaluation-harness"),
     "collect": (_collect_arguments, _collect, "collect evaluated cells into metrics.csv"),
+    "import-lm-eval": (_import_lm_eval_arguments, _import_lm_eval,
+                       "metrics.csv and items.parquet of runs evaluated elsewhere with lm_eval --log_samples"),
     "fit": (_fit_arguments, _fit, "fit curves per source to a metrics table"),
     "backtest": (_backtest_arguments, _backtest,
                  "refit without each source's largest budget and check the decision there against the runs"),
@@ -511,7 +535,8 @@ PARENTS = {  # the options several commands share
     _fetch_tasks_arguments: [OUT], _corpus_arguments: [CACHE_DIR, OUT],
     _train_classifier_arguments: [SOURCE, CACHE_DIR, OUT], _curate_shard_arguments: [SOURCE, CACHE_DIR],
     _dedup_arguments: [SOURCE, OUT], _finish_shard_arguments: [SOURCE], _manifest_arguments: [SOURCE, CACHE_DIR],
-    _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _fit_arguments: [FIT_INPUT, DECISION, OUT],
+    _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _import_lm_eval_arguments: [OUT],
+    _fit_arguments: [FIT_INPUT, DECISION, OUT],
     _backtest_arguments: [FIT_INPUT, DECISION, OUT],
     _suggest_arguments: [FIT_INPUT], _report_arguments: [OUT],
 }

@@ -1,0 +1,111 @@
+"""`annealscope import-lm-eval` on what the `lm_eval` command line writes: the same scores as annealscope's
+own evaluation of the same checkpoints, a fit on the result, and clear errors or MISSING lines for bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY
+
+from annealscope.base.build import initialise_base
+from annealscope.evaluate.harness import EvalRequest, Evaluator
+from annealscope.evaluate.imported import import_lm_eval
+from annealscope.evaluate.tasks import prepare_tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = ["arith_mc", "arith_gen", "heldout_python"]  # multiple choice, generative, rolling
+LIMIT = 8
+CELLS = [("base", "base", 0, 0), ("web", "filter", 1000, 0), ("web", "filter", 4000, 0)]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three checkpoints, each evaluated by the `lm_eval` command line and by annealscope's evaluator."""
+    directory = tmp_path_factory.mktemp("import")
+    tasks_dir = directory / "tasks"
+    prepare_tasks(["arith_mc", "arith_gen"], ROOT / "resources", tasks_dir, heldout={"python": ["pydoc:topics"]},
+                  heldout_documents=5)
+    evaluator = Evaluator(TASKS, tasks_dir, limit=LIMIT, batch_size=8)
+    rows, own = [], {}
+    for index, (source, curation, budget, seed) in enumerate(CELLS):
+        model = directory / f"model{index}"
+        initialise_base(["pydoc:topics"], {**TINY, "init_seed": index}, model)
+        subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+                        f"pretrained={model},dtype=float32", "--device", "cpu", "--include_path", str(tasks_dir),
+                        "--tasks", ",".join(TASKS), "--limit", str(LIMIT), "--batch_size", "8",
+                        "--output_path", str(directory / "lm_eval" / f"run{index}"), "--log_samples"],
+                       check=True, capture_output=True)
+        scores = directory / "own" / f"{index}.json"
+        evaluator.evaluate(EvalRequest(str(model), str(scores), str(directory / "own" / f"{index}.jsonl.gz")))
+        own[(source, budget, seed)] = json.loads(scores.read_text())["tasks"]
+        rows.append({"model": str(model), "source": source, "curation": curation, "budget_tokens": budget,
+                     "seed": seed, "train_tokens": budget, "unique_tokens": budget, "train_flops": 6e5 * budget,
+                     "acquisition_flops": 1e5 * budget})
+    pd.DataFrame(rows).to_csv(directory / "cells.csv", index=False)
+    return {"dir": directory, "folders": sorted((directory / "lm_eval").iterdir()), "own": own,
+            "cells": directory / "cells.csv"}
+
+
+def test_imported_scores_equal_annealscope_s_own_evaluation(runs):
+    metrics, items, missing = import_lm_eval(runs["folders"], runs["cells"])
+    assert missing == []
+    compared = 0
+    for row in metrics.itertuples():
+        own = runs["own"][(row.source, row.budget_tokens, row.seed)][row.task]
+        assert row.value == pytest.approx(own[row.metric]["value"], rel=1e-9, abs=1e-12), row
+        assert row.n_items == own[row.metric]["n_items"]
+        compared += 1
+    assert {"acc", "brier", "nll_token", "nll_byte", "exact_match", "bpb"} <= set(metrics["metric"])
+    assert compared == len(metrics) == 3 * 8  # per cell: 6 multiple-choice metrics, exact match, bits per byte
+    assert len(items) == 3 * (LIMIT * 7 + 5)
+    web = metrics[metrics["source"] == "web"]
+    assert set(web["total_flops"]) == {7e5 * 1000, 7e5 * 4000} and set(web["epochs"]) == {1.0}
+
+
+def test_a_fit_runs_on_the_imported_tables(runs, tmp_path):
+    out = tmp_path / "imported"
+    command = [sys.executable, "-m", "annealscope.cli"]
+    imported = subprocess.run([*command, "import-lm-eval", *map(str, runs["folders"]), "--cells", str(runs["cells"]),
+                               "--out", str(out)], capture_output=True, text=True, check=True)
+    assert "imported 3 cells" in imported.stdout
+    subprocess.run([*command, "fit", str(out / "metrics.csv"), "--items", str(out / "items.parquet"),
+                    "--bootstrap", "20", "--out", str(tmp_path / "fit")], check=True, capture_output=True)
+    fitted = pd.read_csv(tmp_path / "fit" / "fits.csv")
+    assert {"arith_mc", "heldout_python"} <= set(fitted["task"]) and set(fitted["source"]) == {"web"}
+
+
+def test_a_folder_without_samples_is_an_error_that_says_to_log_them(runs, tmp_path):
+    folder = shutil.copytree(runs["folders"][0], tmp_path / "no_samples")
+    for path in folder.rglob("samples_*.jsonl"):
+        path.unlink()
+    with pytest.raises(ValueError, match=r"no samples_arith_.*--log_samples"):
+        import_lm_eval([folder, *runs["folders"][1:]], runs["cells"])
+
+
+def test_a_task_missing_in_one_folder_is_a_missing_line_for_that_cell(runs, tmp_path):
+    folder = shutil.copytree(runs["folders"][1], tmp_path / "no_gen")
+    [results] = folder.rglob("results_*.json")
+    data = json.loads(results.read_text())
+    del data["configs"]["arith_gen"]
+    results.write_text(json.dumps(data))
+    metrics, _, missing = import_lm_eval([runs["folders"][0], folder, runs["folders"][2]], runs["cells"])
+    assert missing == ["MISSING: web budget 1000 seed 0, task arith_gen: not in the lm-eval results of "
+                       f"{runs['dir'] / 'model1'}"]
+    assert len(metrics[metrics["budget_tokens"] == 1000]) == 8 - 1
+
+
+def test_a_cell_without_results_is_missing_and_results_without_a_cell_an_error(runs, tmp_path):
+    _, _, missing = import_lm_eval(runs["folders"][:2], runs["cells"])
+    assert missing == [f"MISSING: web budget 4000 seed 0: no lm-eval results of model {runs['dir'] / 'model2'}"]
+    cells = pd.read_csv(runs["cells"]).iloc[:2]
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    with pytest.raises(ValueError, match=rf"in no row of .*cells.csv: {runs['dir'] / 'model2'} \(in .*run2\)"):
+        import_lm_eval(runs["folders"], tmp_path / "cells.csv")
+    cells.drop(columns="train_flops").to_csv(tmp_path / "cells.csv", index=False)
+    with pytest.raises(ValueError, match=r"no column\(s\) \['train_flops'\]"):
+        import_lm_eval(runs["folders"], tmp_path / "cells.csv")
