@@ -63,3 +63,43 @@ def test_a_failing_task_is_recorded_and_the_others_are_kept(evaluated):
     holes = missing_tasks([request.scores_path])
     assert holes == [{"source": "x", "budget_tokens": 1, "seed": 0, "task": "broken_mc",
                       "why": scores["failed"]["broken_mc"]}]
+
+
+def test_a_task_of_eval_include_path_is_checked_evaluated_with_continuous_metrics_and_decontaminated(
+        tmp_path, tiny_base):
+    """A user's lm-eval task, a YAML over a local data file and no Python in annealscope."""
+    from annealscope.core.config import ConfigError
+    from annealscope.core.io import write_jsonl
+    from annealscope.curate.pipeline import eval_item_texts
+    from annealscope.evaluate.tasks import check_tasks
+
+    data = tmp_path / "capitals.jsonl"
+    rows = [("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"), ("Peru", "Lima")]
+    write_jsonl(data, [{"country": country, "answer": index % 3, "options": [capital, "Oslo", "Cairo"][-index % 3:]
+                        + [capital, "Oslo", "Cairo"][:-index % 3]} for index, (country, capital) in enumerate(rows)])
+    mine = tmp_path / "my_tasks"
+    mine.mkdir()
+    (mine / "capitals.yaml").write_text(yaml.safe_dump({
+        "task": "capitals", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test", "output_type": "multiple_choice", "doc_to_text": "The capital of {{country}} is",
+        "doc_to_choice": "{{options}}", "doc_to_target": "answer", "metric_list": [{"metric": "acc"}]}))
+    check_tasks(["arith_mc", "capitals"], ROOT / "resources", mine)
+    with pytest.raises(ConfigError, match=r"unknown task\(s\) \['capital'\].*include_path's \['capitals'\]"):
+        check_tasks(["capital"], ROOT / "resources", mine)
+    with pytest.raises(ConfigError, match=r"eval.include_path: .*absent is not a folder"):
+        check_tasks(["capitals"], ROOT / "resources", tmp_path / "absent")
+    (mine / "clash.yaml").write_text((mine / "capitals.yaml").read_text().replace("capitals", "arith_mc"))
+    with pytest.raises(ConfigError, match=r"defines task\(s\) \['arith_mc'\], which annealscope ships"):
+        check_tasks(["capitals"], ROOT / "resources", mine)
+    (mine / "clash.yaml").unlink()
+
+    tasks_dir = tmp_path / "tasks"
+    counts = prepare_tasks(["arith_mc", "capitals"], ROOT / "resources", tasks_dir, include_path=mine)
+    assert counts["capitals"] == 5
+    texts = eval_item_texts(tasks_dir)["capitals"]
+    assert texts[0] == "The capital of France is Paris" and len(texts) == 5  # prompt and gold, as lm-eval builds them
+    evaluator = Evaluator(["arith_mc", "capitals"], tasks_dir, limit=4, batch_size=4, include_path=mine)
+    request = EvalRequest(str(tiny_base), str(tmp_path / "scores.json"), str(tmp_path / "items.jsonl.gz"))
+    scores = evaluator.evaluate(request)
+    assert set(scores["capitals"]) == {"acc", "brier", "nll", "nll_token", "nll_byte", "p_gold"}
+    assert scores["capitals"]["acc"]["n_items"] == 4 and "arith_mc" in scores

@@ -82,6 +82,7 @@ def _fetch_model_arguments(command):
 def _fetch_tasks_arguments(command):
     command.add_argument("tasks", nargs="+")
     command.add_argument("--hf-home", required=True, help="the Hugging Face cache evaluation jobs read")
+    command.add_argument("--include-path", help="eval.include_path: a folder of the user's task YAMLs")
     return command
 
 
@@ -166,6 +167,7 @@ def _prepare_tasks_arguments(command):
     command.add_argument("--resources", default="resources")
     command.add_argument("--heldout", default="{}", help="JSON of eval.heldout: {domain: [corpus references]}")
     command.add_argument("--heldout-documents", type=int, default=schema_defaults("eval")["heldout_documents"])
+    command.add_argument("--include-path", help="eval.include_path: a folder of the user's task YAMLs")
     return command
 
 
@@ -251,7 +253,7 @@ def _fetch_model(args) -> None:
 def _fetch_tasks(args) -> None:
     from annealscope.fetch.hub import fetch_tasks
 
-    fetch_tasks(args.tasks, args.out)
+    fetch_tasks(args.tasks, args.out, args.include_path)
 
 
 def _corpus(args) -> None:
@@ -340,16 +342,17 @@ def _prepare_tasks(args) -> None:
     from annealscope.evaluate.tasks import prepare_tasks
 
     counts = prepare_tasks(args.tasks, args.resources, args.out, json.loads(args.heldout), args.heldout_documents,
-                           args.cache_dir)
+                           args.cache_dir, args.include_path)
     print("prepared tasks: " + ", ".join(f"{task} ({count:,} items)" for task, count in counts.items()))
 
 
 def _evaluate(args) -> None:
     from annealscope.evaluate.harness import EvalRequest, eval_options, evaluate_checkpoints
 
-    tasks, limit, batch_size, backend = eval_options(json.loads(args.settings))
+    tasks, limit, batch_size, backend, include_path = eval_options(json.loads(args.settings))
     requests = [EvalRequest(*job) for job in args.job]
-    evaluate_checkpoints(requests, tasks, args.tasks_dir, limit, batch_size, args.trust_remote_code, backend)
+    evaluate_checkpoints(requests, tasks, args.tasks_dir, limit, batch_size, args.trust_remote_code, backend,
+                         include_path)
 
 
 def _collect(args) -> None:

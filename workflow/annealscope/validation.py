@@ -13,7 +13,7 @@ def validate_config(config: dict, resources_dir: str | Path = "resources") -> No
     """Validate `config` in place (defaults filled in); a ConfigError names the key and the fix."""
     validate_schema(config)
     check_config(config)
-    check_tasks(config["eval"]["tasks"], resources_dir)
+    check_tasks(config["eval"]["tasks"], resources_dir, config["eval"]["include_path"])
 
 
 def load_config(path: str | Path, resources_dir: str | Path = "resources") -> dict:

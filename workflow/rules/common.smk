@@ -2,6 +2,7 @@
 # params carry are assembled in annealscope.core.settings, the jobs' code lives in the package.
 import hashlib
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -58,6 +59,9 @@ HUB_DATASETS = {dataset_slug(reference): reference for reference in hub_datasets
 HUB_MODELS = {model_slug(name, revision): (name, revision) for name, revision in hub_models(config)}
 LM_EVAL_TASKS = sorted(task for task in config["eval"]["tasks"] if task not in LOCAL_TASKS)
 HF_HOME = str(Path(CACHE, "hf").resolve()) if LM_EVAL_TASKS else ""  # where fetch_tasks puts their datasets
+INCLUDE_PATH = config["eval"]["include_path"]  # the user's own task YAMLs: inputs, so that editing one reruns
+INCLUDE_OPTION = f"--include-path {shlex.quote(str(Path(INCLUDE_PATH).resolve()))}" if INCLUDE_PATH else ""
+USER_TASK_FILES = sorted(str(path) for path in Path(INCLUDE_PATH).rglob("*.yaml")) if INCLUDE_PATH else []
 
 
 wildcard_constraints:
@@ -235,7 +239,8 @@ def fetched_tasks(wildcards=None):
     """The fetch_tasks marker of the lm-eval (non-local) tasks, if there are any."""
     if not LM_EVAL_TASKS:
         return []
-    return [f"{CACHE}/lm-eval/tasks-{hashlib.sha1(' '.join(LM_EVAL_TASKS).encode()).hexdigest()[:10]}"]
+    key = " ".join([*LM_EVAL_TASKS, INCLUDE_OPTION])
+    return [f"{CACHE}/lm-eval/tasks-{hashlib.sha1(key.encode()).hexdigest()[:10]}"]
 
 
 def all_cells(pattern):

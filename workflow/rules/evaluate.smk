@@ -5,6 +5,7 @@ rule prepare_tasks:
     input:
         datasets=cached_datasets([ref for refs in config["eval"]["heldout"].values() for ref in refs]),
         fetched=fetched_tasks,
+        user_tasks=USER_TASK_FILES,
     output:
         directory(path(layout.TASKS)),
     params:
@@ -13,6 +14,7 @@ rule prepare_tasks:
         heldout=as_json(config["eval"]["heldout"]),
         documents=config["eval"]["heldout_documents"],
         cache=CACHE,
+        include=INCLUDE_OPTION,
     resources:
         **job_resources("default"),
     conda:
@@ -21,7 +23,8 @@ rule prepare_tasks:
         log_path("prepare_tasks"),
     shell:
         "annealscope prepare-tasks {params.tasks} --resources {params.resources} --heldout {params.heldout:q}"
-        " --heldout-documents {params.documents} --cache-dir {params.cache} --out {output} > {log} 2>&1"
+        " --heldout-documents {params.documents} --cache-dir {params.cache} {params.include} --out {output}"
+        " > {log} 2>&1"
 
 
 rule evaluate:

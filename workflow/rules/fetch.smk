@@ -45,9 +45,10 @@ rule fetch_tasks:
     params:
         tasks=LM_EVAL_TASKS,
         hf_home=f"{CACHE}/hf",
+        include=INCLUDE_OPTION,
     conda:
         "../../envs/annealscope.yaml"
     log:
         log_path("fetch_tasks_{key}"),
     shell:
-        "annealscope fetch-tasks {params.tasks} --hf-home {params.hf_home} --out {output} > {log} 2>&1"
+        "annealscope fetch-tasks {params.tasks} --hf-home {params.hf_home} {params.include} --out {output} > {log} 2>&1"

@@ -24,6 +24,7 @@ from annealscope.core.integrity import verify_export
 from annealscope.core.io import write_json, write_jsonl
 from annealscope.core.settings import execution_settings
 from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores, gold_scores
+from annealscope.evaluate.tasks import user_task_names
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,14 @@ class Evaluator:
     """Holds lm-eval's task dictionary so several checkpoints share one start-up."""
 
     def __init__(self, tasks: list[str], tasks_dir: str | Path, limit: int | None = None,
-                 batch_size: int | str = 32, trust_remote_code: bool = False, backend: str = "hf"):
+                 batch_size: int | str = 32, trust_remote_code: bool = False, backend: str = "hf",
+                 include_path: str | Path | None = None):
         from lm_eval.tasks import TaskManager, get_task_dict
 
         started = time.perf_counter()
-        local = {path.stem for path in Path(tasks_dir).glob("*.yaml")}
-        self.task_manager = TaskManager(include_path=str(tasks_dir), include_defaults=not set(tasks) <= local)
+        local = {path.stem for path in Path(tasks_dir).glob("*.yaml")} | user_task_names(include_path)
+        folders = [str(tasks_dir), str(include_path)] if include_path else str(tasks_dir)
+        self.task_manager = TaskManager(include_path=folders, include_defaults=not set(tasks) <= local)
         self.unbuilt: dict[str, str] = {}  # tasks that could not be built, with why: reported by every evaluation
         try:
             self.task_dict = get_task_dict(tasks, self.task_manager)
@@ -188,11 +191,11 @@ _EVALUATORS: dict[tuple, Evaluator] = {}
 _LOCK = threading.Lock()
 
 
-def eval_options(settings: dict) -> tuple[list[str], int | None, int | str, str]:
-    """(tasks, limit, batch_size, backend) of the `eval` settings with the workflow's execution settings (the
-    batch size), the schema's defaults filling what they omit."""
+def eval_options(settings: dict) -> tuple[list[str], int | None, int | str, str, str | None]:
+    """(tasks, limit, batch_size, backend, include_path) of the `eval` settings with the workflow's execution
+    settings (the batch size), the schema's defaults filling what they omit."""
     settings = schema_defaults("eval") | settings | execution_settings("eval")
-    return settings["tasks"], settings["limit"], settings["batch_size"], settings["backend"]
+    return settings["tasks"], settings["limit"], settings["batch_size"], settings["backend"], settings["include_path"]
 
 
 def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, settings_json: str, tasks_dir: str,
@@ -204,13 +207,14 @@ def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, sett
     """
     if hf_home:
         os.environ["HF_HOME"] = hf_home
-    tasks, limit, batch_size, backend = eval_options(json.loads(settings_json))
-    key = (tuple(tasks), str(Path(tasks_dir).resolve()), limit, batch_size, trust_remote_code, backend)
+    tasks, limit, batch_size, backend, include_path = eval_options(json.loads(settings_json))
+    key = (tuple(tasks), str(Path(tasks_dir).resolve()), limit, batch_size, trust_remote_code, backend, include_path)
     with _LOCK, open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         started = time.perf_counter()
         evaluator = _EVALUATORS.get(key)
         if evaluator is None:
-            evaluator = _EVALUATORS[key] = Evaluator(tasks, tasks_dir, limit, batch_size, trust_remote_code, backend)
+            evaluator = _EVALUATORS[key] = Evaluator(tasks, tasks_dir, limit, batch_size, trust_remote_code, backend,
+                                                     include_path)
             print(f"built the evaluator for {', '.join(tasks)} (shared by later jobs in this process)")
         evaluator.evaluate(EvalRequest(checkpoint, scores_path, items_path))
         print(f"evaluated {checkpoint} in {time.perf_counter() - started:.1f} s")
@@ -218,12 +222,12 @@ def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, sett
 
 def evaluate_checkpoints(requests: list[EvalRequest], tasks: list[str], tasks_dir: str | Path,
                          limit: int | None = None, batch_size: int | str = 32, trust_remote_code: bool = False,
-                         backend: str = "hf") -> None:
+                         backend: str = "hf", include_path: str | Path | None = None) -> None:
     """Evaluate several checkpoints in one process, paying lm-eval's start-up once."""
     from rich.console import Console
 
     console = Console(stderr=True)
-    evaluator = Evaluator(tasks, tasks_dir, limit, batch_size, trust_remote_code, backend)
+    evaluator = Evaluator(tasks, tasks_dir, limit, batch_size, trust_remote_code, backend, include_path)
     started = time.perf_counter()
     for request in requests:
         scores = evaluator.evaluate(request)

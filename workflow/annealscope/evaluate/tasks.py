@@ -65,9 +65,10 @@ def heldout_task(name: str, items_path: Path) -> dict:
 
 def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
                   heldout: dict[str, list[str]] | None = None, heldout_documents: int = 200,
-                  cache_dir: str | Path | None = None) -> dict[str, int]:
+                  cache_dir: str | Path | None = None, include_path: str | Path | None = None) -> dict[str, int]:
     """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
-    documents), and the decontamination texts of each of lm-eval's own tasks; return item counts."""
+    documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`);
+    return item counts."""
     counts = {}
     with atomic_path(out_dir, directory=True) as tmp:
         for name, references in (heldout or {}).items():
@@ -86,7 +87,7 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
             spec["dataset_kwargs"] = {"data_files": {spec["test_split"]: str(final_items)}}
             (tmp / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         if hub_tasks := [name for name in names if name not in LOCAL_TASKS]:
-            counts |= write_decontamination_texts(hub_tasks, tmp)
+            counts |= write_decontamination_texts(hub_tasks, tmp, str(include_path) if include_path else None)
     return counts
 
 
@@ -108,12 +109,29 @@ def read_task_file(path: Path) -> dict:
                           ) from None
 
 
-def check_tasks(tasks: list[str], resources_dir: str | Path) -> None:
-    """Every configured task is a local one (a YAML under resources/tasks with its items) or lm-eval's."""
+def user_task_names(include_path: str | Path | None) -> set[str]:
+    """The tasks that the YAMLs under `eval.include_path` define, as lm-eval indexes the folder."""
+    if not include_path:
+        return set()
+    from lm_eval.tasks import TaskManager
+
+    return set(TaskManager(include_path=str(include_path), include_defaults=False).all_tasks)
+
+
+def check_tasks(tasks: list[str], resources_dir: str | Path, include_path: str | Path | None = None) -> None:
+    """Every configured task is a local one (a YAML under resources/tasks with its items), one of the user's
+    (a YAML under `eval.include_path`) or lm-eval's."""
+    if include_path and not Path(include_path).is_dir():
+        raise ConfigError(f"eval.include_path: {include_path} is not a folder; give a folder of lm-eval task YAMLs "
+                          "or remove the key")
     local = local_task_names(resources_dir) & set(LOCAL_TASKS)
     for task in sorted(local & set(tasks)):
         read_task_file(Path(resources_dir, "tasks", f"{task}.yaml"))
-    unknown = [task for task in tasks if task not in local]
+    user = user_task_names(include_path)
+    if clashes := sorted(user & local):
+        raise ConfigError(f"eval.include_path: {include_path} defines task(s) {clashes}, which annealscope ships; "
+                          "rename them in your YAML")
+    unknown = [task for task in tasks if task not in local | user]
     if not unknown:
         return
     from lm_eval.tasks import TaskManager
@@ -121,6 +139,7 @@ def check_tasks(tasks: list[str], resources_dir: str | Path) -> None:
     registered = set(TaskManager().all_tasks)
     missing = [task for task in unknown if task not in registered]
     if missing:
-        raise ConfigError(f"eval.tasks: unknown task(s) {missing}; use a local task {sorted(local)} or an "
+        yours = f", one of eval.include_path's {sorted(user)}" if include_path else ""
+        raise ConfigError(f"eval.tasks: unknown task(s) {missing}; use a local task {sorted(local)}{yours} or an "
                           "lm-evaluation-harness task name (lm-eval ls tasks)")
 

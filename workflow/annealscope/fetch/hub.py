@@ -77,13 +77,14 @@ def fetch_model(name: str, revision: str | None, out_dir: str | Path) -> dict:
     return provenance
 
 
-def fetch_tasks(tasks: list[str], out_dir: str | Path) -> dict:
-    """Build lm-evaluation-harness tasks once with the hub reachable, so their datasets land in the
-    Hugging Face cache (``HF_HOME``, set by the caller before any Hugging Face import); record what was done."""
+def fetch_tasks(tasks: list[str], out_dir: str | Path, include_path: str | Path | None = None) -> dict:
+    """Build lm-evaluation-harness tasks (lm-eval's own, and the user's under `include_path`) once with the hub
+    reachable, so their datasets land in the Hugging Face cache (``HF_HOME``, set by the caller before any
+    Hugging Face import); record what was done."""
     from lm_eval.tasks import TaskManager, get_task_dict
 
     started = time.perf_counter()
-    task_dict = get_task_dict(tasks, TaskManager())
+    task_dict = get_task_dict(tasks, TaskManager(include_path=str(include_path) if include_path else None))
     with atomic_path(out_dir, directory=True) as tmp:
         provenance = {"fetched": tasks, "built": sorted(str(name) for name in task_dict),
                       "fetch_seconds": round(time.perf_counter() - started, 3),
