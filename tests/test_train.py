@@ -126,6 +126,33 @@ def test_compiled_eager_attention_with_small_buckets_trains_as_the_defaults_do(t
 
 
 @pytest.mark.slow
+def test_monitors_record_every_step_of_the_training_log_under_the_job_s_folder(tiny, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    spec = spec_for(tiny, "monitored", ranks=2, dtype="fp32", source_budget_tokens=2048,
+                    monitor={"backends": ["tensorboard", "csv", "wandb"], "project": "test"})
+    run_training(spec)
+    log = check_run(spec, world_size=2)["log"]
+    folder = Path(spec.out_dir).parent / "monitor"
+    events = EventAccumulator(str(folder / "tensorboard")).Reload()
+    losses = [event.value for event in events.Scalars("annealscope/loss")]
+    assert losses == pytest.approx([record["loss"] for record in log]) and len(losses) == len(log) > 2
+    assert "Train/Samples/lr" in events.Tags()["scalars"]  # DeepSpeed's own events beside ours
+    rows = (folder / "csv" / "annealscope_tokens_per_s.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(log)
+    assert list((folder / "wandb").glob("offline-run-*"))  # W&B's offline run, beside the others
+
+
+def test_a_job_s_tracker_run_is_named_by_its_cell():
+    from annealscope.core.tracking import run_names
+
+    assert run_names("results/math-7b/anneal/owm/1000000/seed1/model") == ("math-7b", "anneal/owm/1000000/seed1")
+    assert run_names("/x/results/demo/stable/web/seed0/model") == ("demo", "stable/web/seed0")
+    assert run_names("/tmp/work/cell/model") == ("work", "cell")
+
+
+@pytest.mark.slow
 def test_a_failed_job_names_its_outputs_and_leaves_none(tiny):
     spec = spec_for(tiny, "broken", seq_len=4096)
     with pytest.raises(RuntimeError, match="training job"):

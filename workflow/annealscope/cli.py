@@ -396,6 +396,7 @@ def _fit(args) -> None:
     analysis = analyse(metrics, settings, items)  # refuses a table it would answer wrongly from
     _warn_about_inputs(metrics, items)
     write_analysis(analysis, metrics, args.out)
+    _log_results(sorted(path for path in Path(args.out).iterdir() if path.suffix in (".csv", ".png")))
     fits = analysis.result.fits
     usable = fits["form"].notna()
     flat = fits["status"].str.startswith("flat")
@@ -403,6 +404,15 @@ def _fit(args) -> None:
           f"{int((~usable).sum())} not fitted: see fits.csv status) with {settings.bootstrap} bootstrap replicates "
           f"over {'items and seeds' if items is not None else 'standard errors and seeds'}; "
           f"{len(analysis.crossovers)} crossover(s); outputs in {args.out}")
+
+
+def _log_results(files: list[Path]) -> None:
+    """Tables, figures or pages to the trackers, as the workflow's `anneal.monitor` asks."""
+    from annealscope.core.settings import execution_settings
+    from annealscope.core.tracking import log_results
+
+    for where in log_results(files, execution_settings("anneal").get("monitor") or {}):
+        print(f"logged {len(files)} file(s) of {files[0].parent} to {where}")
 
 
 def _backtest(args) -> None:
@@ -496,6 +506,7 @@ def _report(args) -> None:
 
     render_report(args.fit, args.metrics, args.out, args.title, args.backtest)
     print(f"wrote the report to {args.out}")
+    _log_results([Path(args.out)])
 
 
 def _plan(args) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from annealscope.anneal.monitor import monitor_config
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.config import schema_defaults
 
@@ -62,5 +63,6 @@ def deepspeed_config(spec: TrainSpec, world_size: int) -> dict:
         "bf16": {"enabled": spec.dtype == "bf16"},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
+        **monitor_config(spec),
     }
     return merge(config, spec.deepspeed or {})

@@ -28,6 +28,7 @@ from annealscope.anneal.checkpoints import (
     tag_of,
 )
 from annealscope.anneal.deepspeed_config import deepspeed_config, gradient_accumulation
+from annealscope.anneal.monitor import close_trackers, name_wandb_run, track
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.branches import Branch, branch_point
 from annealscope.core.flops import model_flops_per_token, training_flops
@@ -72,6 +73,7 @@ def train(spec: TrainSpec) -> None:
         _stable_phase(job)
     else:
         _anneal(job)
+    close_trackers(job.engine)
     dist.barrier()
 
 
@@ -134,6 +136,7 @@ class _Job:
             return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(
                 step, steps, 1.0, spec.warmup_steps, spec.schedule, spec.cooldown_fraction))
 
+        name_wandb_run(spec)
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups, config=config,
                                                     lr_scheduler=schedule)
         if spec.compile:
@@ -182,6 +185,7 @@ class _Job:
                 "source_tokens": previous["source_tokens"] + int((step_rows == SOURCE).sum()) * spec.seq_len,
                 "replay_tokens": previous["replay_tokens"] + int((step_rows == REPLAY).sum()) * spec.seq_len,
                 "tokens_per_s": tokens_per_s, "mfu": self.mfu(tokens_per_s)})
+            track(engine, log_records[-1])
             if progress is not None:
                 progress.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}")
                 progress.update()

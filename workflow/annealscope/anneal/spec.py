@@ -42,6 +42,7 @@ class TrainSpec:
     liger_kernels: bool = schema_default("anneal", "liger_kernels")
     compile: bool = schema_default("anneal", "compile")
     communication: dict | None = None  # anneal.communication; None: the schema's defaults
+    monitor: dict | None = None  # anneal.monitor; None: no tracker
     deepspeed: dict | None = schema_default("anneal", "deepspeed")
     checkpoint_every: int = schema_default("anneal", "checkpoint_every")
     keep_checkpoints: bool = schema_default("anneal", "keep_checkpoints")

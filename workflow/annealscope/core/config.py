@@ -195,14 +195,20 @@ def _check_batch(anneal: dict) -> None:
 
 KERNEL_PACKAGES = {"attention": ("flash_attention_2", "flash_attn", "flash-attn", "sdpa"),
                    "liger_kernels": (True, "liger_kernel", "liger-kernel", "false")}
+TRACKER_PACKAGES = ("tensorboard", "wandb")  # anneal.monitor.backends that need a package (csv needs none)
 
 
 def _check_kernels(anneal: dict) -> None:
-    """A kernel the config asks for is installed (whether there is a GPU is checked where the job runs)."""
+    """A kernel or tracker the config asks for is installed (whether there is a GPU is checked where the job
+    runs)."""
     for key, (value, module, package, fallback) in KERNEL_PACKAGES.items():
         if anneal[key] == value and importlib.util.find_spec(module) is None:
             raise ConfigError(f"anneal.{key}: {value} needs the {package} package, which is not installed; "
                               f"pip install {package}, or set anneal.{key}: {fallback}")
+    for backend in anneal["monitor"]["backends"]:
+        if backend in TRACKER_PACKAGES and importlib.util.find_spec(backend) is None:
+            raise ConfigError(f"anneal.monitor.backends: {backend} is not installed; pip install "
+                              f"'annealscope[monitor]', or leave {backend} out")
 
 
 def _check_schedule(config: dict) -> None:
