@@ -1,10 +1,10 @@
 """Tokens/s and model FLOPs utilisation of annealscope's anneal step on one GPU, for a 1B-parameter Llama
-at sequence length 2048 (the shape of TinyLlama-1.1B / Llama 3.2 1B class models), bf16, ZeRO-1.
+at sequence length 2048 (the shape of TinyLlama-1.1B / Llama 3.2 1B class models), bf16, ZeRO-1 or ZeRO-3.
 
 MFU = tokens/s x (6N + 12·L·d·seq) / peak, with the peak of the GPU in dense bf16 (default: H100/H200,
 989 TFLOP/s). The model is built from a config (no download) and trained on random tokens with the same
 DeepSpeed configuration and `train_step` the anneal jobs use. Goal: MFU >= 50% on an H200.
-Run (GPU only): python benchmarks/gpu_mfu.py [--micro-batch 8] [--steps 30] [--peak-flops 9.89e14]
+Run (GPU only): python benchmarks/gpu_mfu.py [--zero-stage 1] [--micro-batch 8] [--steps 30] [--peak-flops 9.89e14]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=2048)
     parser.add_argument("--peak-flops", type=float, default=9.89e14)
     parser.add_argument("--activation-checkpointing", action="store_true")
+    parser.add_argument("--zero-stage", type=int, choices=[0, 1, 2, 3], default=1)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu_mfu.py needs a CUDA GPU; on CPU use benchmarks/anneal_throughput.py")
@@ -50,7 +51,7 @@ def main() -> None:
     spec = TrainSpec(init_model="", out_dir="", log_path="", summary_path="", source_tokens="", replay_tokens=None,
                      source_budget_tokens=0, replay_fraction=0.0, seed=0, seq_len=args.seq_len,
                      global_batch=global_batch, lr=3e-4, warmup_steps=0, schedule="linear_decay", weight_decay=0.1,
-                     gradient_clipping=1.0, zero_stage=1, dtype="bf16", ranks=1, threads=8,
+                     gradient_clipping=1.0, zero_stage=args.zero_stage, dtype="bf16", ranks=1, threads=8,
                      micro_batch=args.micro_batch)
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
                                            config=deepspeed_config(spec, 1))
@@ -67,7 +68,8 @@ def main() -> None:
     tokens_per_s = args.steps * global_batch * args.seq_len / seconds
     flops_per_token = model_flops_per_token(parameters, config.num_hidden_layers, config.hidden_size, args.seq_len)
     mfu = tokens_per_s * flops_per_token / args.peak_flops
-    print(f"{torch.cuda.get_device_name()}: {parameters / 1e9:.2f}B-parameter Llama, seq {args.seq_len}, "
+    print(f"{torch.cuda.get_device_name()}: {parameters / 1e9:.2f}B-parameter Llama, ZeRO-{args.zero_stage}, "
+          f"seq {args.seq_len}, "
           f"micro-batch {args.micro_batch} x {args.accumulation}: {tokens_per_s:,.0f} tokens/s, "
           f"MFU {mfu:.1%} of {args.peak_flops:.3g} FLOP/s (goal >= 50%), "
           f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
