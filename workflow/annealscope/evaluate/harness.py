@@ -23,7 +23,7 @@ from annealscope.core.config import schema_defaults
 from annealscope.core.integrity import verify_export
 from annealscope.core.io import write_json, write_jsonl
 from annealscope.core.settings import execution_settings
-from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores, gold_scores
+from annealscope.evaluate.scoring import aggregate, choice_scores, gold_scores, rolling_item, unscored
 from annealscope.evaluate.tasks import user_task_names
 
 
@@ -146,10 +146,8 @@ def score_samples(task, samples: list[dict], model) -> list[dict]:
     if kind == "generate_until":
         return generative_items(task, samples, model)
     if kind == "loglikelihood_rolling":
-        return [{"doc_id": sample["doc_id"], "scores": {"bpb": bits_per_byte(
-            float(sample["filtered_resps"][0]), len(str(sample["target"]).encode()))}} for sample in samples]
-    raise ValueError(f"output type {kind!r} is not scored; use multiple_choice, generate_until or "
-                     "loglikelihood_rolling tasks")
+        return [rolling_item(sample) for sample in samples]
+    raise unscored(kind)
 
 
 def multiple_choice_item(task, sample: dict, model) -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 from annealscope.core.io import read_jsonl
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
 from annealscope.evaluate.collect import total_dollars
-from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores
+from annealscope.evaluate.scoring import aggregate, choice_scores, rolling_item, unscored
 
 CELL_COLUMNS = ("model", "source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens",
                 "train_flops", "acquisition_flops")
@@ -132,10 +132,8 @@ def score_items(config: dict, samples: list[dict], encode) -> list[dict]:
         return [{"doc_id": sample["doc_id"], "scores": {metric: float(sample[metric]) for metric in sample["metrics"]}}
                 for sample in samples]
     if kind == "loglikelihood_rolling":
-        return [{"doc_id": sample["doc_id"], "scores": {"bpb": bits_per_byte(
-            float(sample["filtered_resps"][0]), len(str(sample["target"]).encode()))}} for sample in samples]
-    raise ValueError(f"output type {kind!r} is not scored; use multiple_choice, generate_until or "
-                     "loglikelihood_rolling tasks")
+        return [rolling_item(sample) for sample in samples]
+    raise unscored(kind)
 
 
 def tokenizer_counter(model: str):

@@ -38,6 +38,17 @@ def bits_per_byte(loglik: float, bytes_: int) -> float:
     return -loglik / (math.log(2) * max(bytes_, 1))
 
 
+def unscored(kind: str) -> ValueError:
+    return ValueError(f"output type {kind!r} is not scored; use multiple_choice, generate_until or "
+                      "loglikelihood_rolling tasks")
+
+
+def rolling_item(sample: dict) -> dict:
+    """The per-item record of an lm-eval `loglikelihood_rolling` sample: bits per byte of its text."""
+    return {"doc_id": sample["doc_id"], "scores": {"bpb": bits_per_byte(
+        float(sample["filtered_resps"][0]), len(str(sample["target"]).encode()))}}
+
+
 def aggregate(items: list[dict[str, float]], seed: int = 0) -> dict[str, dict[str, float]]:
     """Mean of each metric over items, with its standard error from a bootstrap over items."""
     rng = np.random.default_rng(seed)
