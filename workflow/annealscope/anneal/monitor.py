@@ -21,11 +21,16 @@ from annealscope.core.tracking import run_names
 TRACKED = ("loss", "lr", "tokens", "source_tokens", "replay_tokens", "tokens_per_s", "mfu")
 
 
+def monitor_folder(spec: TrainSpec) -> Path:
+    """Where a job's trackers write: `monitor/` in the job's folder."""
+    return Path(spec.out_dir).resolve().parent / "monitor"
+
+
 def monitor_config(spec: TrainSpec) -> dict:
     """The DeepSpeed config keys of the trackers `spec.monitor` turns on (none by default)."""
     settings = spec.monitor or {}
     backends = settings.get("backends", [])
-    folder = str(Path(spec.out_dir).resolve().parent / "monitor")
+    folder = str(monitor_folder(spec))
     config = {}
     if "tensorboard" in backends:
         config["tensorboard"] = {"enabled": True, "output_path": folder, "job_name": "tensorboard"}
@@ -43,7 +48,7 @@ def name_wandb_run(spec: TrainSpec) -> None:
     monitor passes neither); a name or folder already set in the environment wins."""
     if "wandb" in (spec.monitor or {}).get("backends", []):
         _, name = run_names(spec.out_dir)
-        folder = Path(spec.out_dir).resolve().parent / "monitor"
+        folder = monitor_folder(spec)
         folder.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_NAME", name)
         os.environ.setdefault("WANDB_DIR", str(folder))

@@ -18,11 +18,12 @@ from annealscope.core.io import write_jsonl
 from annealscope.core.layout import DECONTAMINATION_TEXTS
 
 
-def write_decontamination_texts(tasks: list[str], out_dir: Path, include_path: str | None = None) -> dict[str, int]:
+def write_decontamination_texts(tasks: list[str], out_dir: Path, include_path: str | Path | None = None
+                                ) -> dict[str, int]:
     """Write `out_dir/decontamination/<task>.jsonl` for each task through lm-eval; return the counts."""
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=include_path) if include_path else TaskManager()
+    manager = TaskManager(include_path=include_path)
     folder = out_dir / DECONTAMINATION_TEXTS
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}

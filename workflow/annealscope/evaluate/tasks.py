@@ -87,7 +87,7 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
             spec["dataset_kwargs"] = {"data_files": {spec["test_split"]: str(final_items)}}
             (tmp / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         if hub_tasks := [name for name in names if name not in LOCAL_TASKS]:
-            counts |= write_decontamination_texts(hub_tasks, tmp, str(include_path) if include_path else None)
+            counts |= write_decontamination_texts(hub_tasks, tmp, include_path)
     return counts
 
 

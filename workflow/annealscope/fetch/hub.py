@@ -84,7 +84,7 @@ def fetch_tasks(tasks: list[str], out_dir: str | Path, include_path: str | Path 
     from lm_eval.tasks import TaskManager, get_task_dict
 
     started = time.perf_counter()
-    task_dict = get_task_dict(tasks, TaskManager(include_path=str(include_path) if include_path else None))
+    task_dict = get_task_dict(tasks, TaskManager(include_path=include_path))
     with atomic_path(out_dir, directory=True) as tmp:
         provenance = {"fetched": tasks, "built": sorted(str(name) for name in task_dict),
                       "fetch_seconds": round(time.perf_counter() - started, 3),
