@@ -63,7 +63,7 @@ def deepspeed_loop(data: list[torch.Tensor], spec: TrainSpec) -> float:
 
     model = build_model()
     engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=model.parameters(), config=deepspeed_config(spec, 1),
+        model=model, model_parameters=model.parameters(), config=deepspeed_config(spec, 1, model.config.hidden_size),
         lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: learning_rate(step, len(data), 1.0, spec.warmup_steps, spec.schedule)))
     started = time.perf_counter()

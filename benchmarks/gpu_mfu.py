@@ -54,7 +54,7 @@ def main() -> None:
                      gradient_clipping=1.0, zero_stage=args.zero_stage, dtype="bf16", ranks=1, threads=8,
                      micro_batch=args.micro_batch)
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
-                                           config=deepspeed_config(spec, 1))
+                                           config=deepspeed_config(spec, 1, config.hidden_size))
     batch = torch.randint(0, SHAPE["vocab_size"], (global_batch, args.seq_len), device=engine.device)
     for _ in range(5):
         train_step(engine, batch, args.accumulation)

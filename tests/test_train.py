@@ -217,14 +217,26 @@ def test_deepspeed_config_derives_accumulation_offload_and_takes_overrides(tiny)
     spec = spec_for(tiny, "config", global_batch=32, micro_batch=4, offload_optimizer=True, zero_stage=2,
                     communication={"reduce_bucket_size": 1000, "max_live_parameters": 2000},
                     deepspeed={"zero_optimization": {"overlap_comm": False}, "gradient_clipping": 0.5})
-    config = deepspeed_config(spec, world_size=2)
+    config = deepspeed_config(spec, world_size=2, hidden_size=64)
     assert config["gradient_accumulation_steps"] == 4 and config["train_micro_batch_size_per_gpu"] == 4
     assert config["zero_optimization"] == {"stage": 2, "offload_optimizer": {"device": "cpu", "pin_memory": False},
                                            "overlap_comm": False, "contiguous_gradients": True,
-                                           "reduce_bucket_size": 1000, "stage3_max_live_parameters": 2000}
+                                           "reduce_bucket_size": 1000}
     assert config["gradient_clipping"] == 0.5 and config["optimizer"]["params"]["torch_adam"] is False
     with pytest.raises(ValueError, match="micro_batch"):
-        deepspeed_config(spec_for(tiny, "config", global_batch=32, micro_batch=3), world_size=2)
+        deepspeed_config(spec_for(tiny, "config", global_batch=32, micro_batch=3), world_size=2, hidden_size=64)
+
+
+def test_bucket_sizes_follow_the_model_width_unless_set(tiny):
+    """As transformers' Trainer fills DeepSpeed's `auto`: h*h, 0.9*h*h, 10*h; set values and ZeRO-3-only keys."""
+    zero3 = deepspeed_config(spec_for(tiny, "config", zero_stage=3, communication={"max_live_parameters": 2000}),
+                             world_size=1, hidden_size=4096)["zero_optimization"]
+    assert (zero3["reduce_bucket_size"], zero3["stage3_prefetch_bucket_size"],
+            zero3["stage3_param_persistence_threshold"], zero3["stage3_max_live_parameters"]) == (
+        4096 * 4096, 15099494, 40960, 2000)
+    zero1 = deepspeed_config(spec_for(tiny, "config", zero_stage=1, communication={"reduce_bucket_size": 7}),
+                             world_size=1, hidden_size=4096)["zero_optimization"]
+    assert zero1["reduce_bucket_size"] == 7 and not any(key.startswith("stage3_") for key in zero1)
 
 
 def test_multi_node_launch_is_srun_torchrun_from_the_slurm_allocation(tiny):

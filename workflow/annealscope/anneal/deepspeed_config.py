@@ -9,7 +9,9 @@ from annealscope.anneal.spec import TrainSpec
 from annealscope.core.config import schema_defaults
 
 ZERO_KEYS = {"prefetch_bucket_size": "stage3_prefetch_bucket_size",  # anneal.communication -> zero_optimization
-             "max_live_parameters": "stage3_max_live_parameters"}
+             "max_live_parameters": "stage3_max_live_parameters",
+             "persistence_threshold": "stage3_param_persistence_threshold"}
+ZERO3_ONLY = {"prefetch_bucket_size", "max_live_parameters", "persistence_threshold"}
 
 
 def gradient_accumulation(spec: TrainSpec, world_size: int) -> int:
@@ -34,18 +36,28 @@ def merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def communication(spec: TrainSpec) -> dict:
-    """`anneal.communication` as ZeRO settings: the schema's defaults, the spec's values over them, null sizes
-    left to DeepSpeed."""
-    settings = schema_defaults("anneal", "communication") | (spec.communication or {})
-    return {ZERO_KEYS.get(key, key): value for key, value in settings.items() if value is not None}
+def model_sized(hidden_size: int) -> dict:
+    """Bucket sizes from the model's width, as transformers' Trainer fills DeepSpeed's `auto` values: at 7B
+    (hidden 4096) a 16.8M-element reduce bucket instead of DeepSpeed's 5e8, which ZeRO-3 allocates up front."""
+    return {"reduce_bucket_size": hidden_size * hidden_size, "prefetch_bucket_size": int(0.9 * hidden_size ** 2),
+            "persistence_threshold": 10 * hidden_size}
 
 
-def deepspeed_config(spec: TrainSpec, world_size: int) -> dict:
-    """ZeRO stage and communication, precision, batch split, optional CPU optimizer offload, and AdamW;
-    `spec.deepspeed` (the config's raw `anneal.deepspeed` object) overrides any of it."""
+def communication(spec: TrainSpec, hidden_size: int) -> dict:
+    """`anneal.communication` as ZeRO settings: the schema's defaults, the spec's values over them; null bucket
+    sizes follow the model's width (`model_sized`), other nulls are left to DeepSpeed."""
+    settings = model_sized(hidden_size) | {key: value for key, value in (
+        schema_defaults("anneal", "communication") | (spec.communication or {})).items() if value is not None}
+    return {ZERO_KEYS.get(key, key): value for key, value in settings.items()
+            if spec.zero_stage == 3 or key not in ZERO3_ONLY}
+
+
+def deepspeed_config(spec: TrainSpec, world_size: int, hidden_size: int) -> dict:
+    """ZeRO stage and communication (sized by the model's `hidden_size`), precision, batch split, optional CPU
+    optimizer offload, and AdamW; `spec.deepspeed` (the config's raw `anneal.deepspeed` object) overrides any
+    of it."""
     accumulation = gradient_accumulation(spec, world_size)
-    zero: dict = {"stage": spec.zero_stage, **communication(spec)}
+    zero: dict = {"stage": spec.zero_stage, **communication(spec, hidden_size)}
     if spec.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
     config = {

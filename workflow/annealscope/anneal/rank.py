@@ -107,10 +107,10 @@ class _Job:
 
     def build(self) -> None:
         import deepspeed
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         spec = self.spec
-        config = deepspeed_config(spec, self.world_size)
+        config = deepspeed_config(spec, self.world_size, AutoConfig.from_pretrained(spec.init_model).hidden_size)
         with partitioned_loading(config):
             model = AutoModelForCausalLM.from_pretrained(spec.init_model, dtype=torch.float32,
                                                          attn_implementation=spec.attention)
