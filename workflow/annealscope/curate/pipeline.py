@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -37,10 +38,12 @@ from annealscope.curate.classifiers import load_classifier
 from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description
-from annealscope.curate.heuristics import Heuristics
 from annealscope.curate.synthesize import program_documents, teacher_documents
 from annealscope.curate.text import HashedWords
 from annealscope.curate.tokenize import TokenEncoder, TokenRanges, token_array
+
+if TYPE_CHECKING:
+    from annealscope.curate.heuristics import Heuristics
 
 BATCH = 1024  # documents held at once by a shard job's streaming steps
 
@@ -130,6 +133,8 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     """Acquire shard `shard` of source `name`, keep what its heuristics and classifier pass, and write the kept
     documents, their token ids (encoded once, here), their signatures and the shard's statistics (each
     atomically)."""
+    from annealscope.curate.heuristics import Heuristics  # datatrove: only the jobs that filter import it
+
     started = time.perf_counter()
     where = f"source {name}, shard {shard} ({'; '.join(map(describe_piece, pieces))})"
     steps = Steps(where)
