@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from unittest.mock import patch
 
 from annealscope.anneal.launch import run_training
 from annealscope.anneal.spec import TrainSpec
@@ -58,9 +59,8 @@ def main() -> None:
               f"{args.steps} steps", flush=True)
         runs = {name: anneal(work, work / "init", work / "tokens.bin", stage, args.steps, name)
                 for name, stage in (("ZeRO-3", 3), ("ZeRO-1", 1))}
-        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(2**20)  # inherited by the ranks
-        trimmed = anneal(work, work / "init", work / "tokens.bin", 3, args.steps, "ZeRO-3 trimmed")
-        del os.environ["MALLOC_MMAP_THRESHOLD_"]
+        with patch.dict(os.environ, {"MALLOC_MMAP_THRESHOLD_": str(2**20)}):  # inherited by the ranks
+            trimmed = anneal(work, work / "init", work / "tokens.bin", 3, args.steps, "ZeRO-3 trimmed")
     for name, run in runs.items():
         print(f"{name}: {run['parameters_per_rank'] / 1e6:.1f}M parameters on the busiest rank once built, "
               f"peak resident memory of the largest rank {run['peak_rss_mb']:,.0f} MB")

@@ -110,9 +110,10 @@ class _Job:
         from transformers import AutoConfig, AutoModelForCausalLM
 
         spec = self.spec
-        config = deepspeed_config(spec, self.world_size, AutoConfig.from_pretrained(spec.init_model).hidden_size)
+        model_config = AutoConfig.from_pretrained(spec.init_model)  # read once: sizes the buckets, builds the model
+        config = deepspeed_config(spec, self.world_size, model_config.hidden_size)
         with partitioned_loading(config):
-            model = AutoModelForCausalLM.from_pretrained(spec.init_model, dtype=torch.float32,
+            model = AutoModelForCausalLM.from_pretrained(spec.init_model, config=model_config, dtype=torch.float32,
                                                          attn_implementation=spec.attention)
         if spec.liger_kernels:
             fuse_liger_kernels(model)
