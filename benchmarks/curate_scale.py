@@ -7,7 +7,8 @@ document goes on to exact and near dedup across shards, decontamination and toke
 `snakemake --cores N`, every shard its own job. It prints per size: the peak resident memory of the largest
 curation job (Snakemake's benchmark files), wall time, throughput in MB/s per core, and the ratio to a
 baseline measured in the same run: reading and tokenizing the pool's first files (at most 4, 268 MB) with the
-raw tokenizer on one core (its fastest batch call, `encode_batch_fast`). The 1 GB pool (else the first of at
+raw tokenizer on one core (its fastest batch call, `encode_batch_fast`); and where the time goes, as the
+median wall time of each curation rule's jobs. The 1 GB pool (else the first of at
 least two shards) is curated again with one job at a time, for the speed-up of parallel shard jobs.
 
 Goals (issue 17): peak memory flat in the pool size and at most 2 GB a job; throughput at least 0.5x the
@@ -100,15 +101,36 @@ def snakemake(config_path: Path, targets: list[str], cores: int) -> float:
     return time.perf_counter() - started
 
 
-def peak_rss_mb(run_dir: Path) -> tuple[float, str]:
-    """The largest max_rss (MB) among the curation jobs' benchmark files, and which job it was."""
-    peaks = []
-    for path in (run_dir / "logs").glob("*.benchmark.tsv"):
-        if path.name.startswith(("curate_", "dedup_", "finish_", "manifest_", "train_classifier_")):
+CURATION_RULES = ("train_classifier", "curate", "dedup", "finish", "manifest")
+
+
+def curation_jobs(run_dir: Path) -> list[tuple[str, str, dict]]:
+    """(rule, job, benchmark row) of every curation job, from Snakemake's benchmark files."""
+    jobs = []
+    for path in sorted((run_dir / "logs").glob("*.benchmark.tsv")):
+        job = path.name.removesuffix(".benchmark.tsv")
+        rule = next((rule for rule in CURATION_RULES if job.startswith(f"{rule}_")), None)
+        if rule is not None:
             with open(path) as handle:
-                row = next(csv.DictReader(handle, delimiter="\t"))
-            peaks.append((float(row["max_rss"]), path.name.removesuffix(".benchmark.tsv")))
-    return max(peaks)
+                jobs.append((rule, job, next(csv.DictReader(handle, delimiter="\t"))))
+    return jobs
+
+
+def peak_rss_mb(run_dir: Path) -> tuple[float, str]:
+    """The largest max_rss (MB) among the curation jobs, and which job it was."""
+    return max((float(row["max_rss"]), job) for _, job, row in curation_jobs(run_dir))
+
+
+def seconds_by_rule(run_dir: Path) -> str:
+    """Where the time goes: per rule, its jobs' count and their median wall seconds (a pool's last shard is
+    smaller, so the median, not the mean)."""
+    parts = []
+    for rule in CURATION_RULES:
+        seconds = sorted(float(row["s"]) for name, _, row in curation_jobs(run_dir) if name == rule)
+        if seconds:
+            typical = seconds[len(seconds) // 2]
+            parts.append(f"{rule} {len(seconds)} x {typical:.1f} s" if len(seconds) > 1 else f"{rule} {typical:.1f} s")
+    return "; ".join(parts)
 
 
 def baseline_mb_per_s(pool_dir: Path, tokenizer_dir: Path) -> float:
@@ -152,7 +174,8 @@ def measure(size_gb: float, shard_mb: int, cores: int, work: Path) -> dict:
     result = {"size_gb": size_gb, "pool_mb": written / 1e6, "shards": len(manifest["shards"]), "wall_s": wall,
               "peak_rss_mb": rss, "peak_job": job, "mb_per_s_per_core": written / 1e6 / wall / cores,
               "baseline_mb_per_s": baseline, "documents_out": manifest["documents"],
-              "duplicate_rate": manifest["duplicate_rate"], "config": config_path, "run_dir": run_dir}
+              "duplicate_rate": manifest["duplicate_rate"], "by_rule": seconds_by_rule(run_dir),
+              "config": config_path, "run_dir": run_dir}
     result["ratio_to_baseline"] = result["mb_per_s_per_core"] / result["baseline_mb_per_s"]
     return result
 
@@ -185,7 +208,8 @@ def main() -> None:
             print(f"{row['pool_mb']:>9,.0f} MB  {row['shards']:>3} shards  peak {row['peak_rss_mb']:>6,.0f} MB "
                   f"({row['peak_job']})  wall {row['wall_s']:>7.1f} s  {row['mb_per_s_per_core']:.2f} MB/s/core  "
                   f"baseline {row['baseline_mb_per_s']:.2f} MB/s  ratio {row['ratio_to_baseline']:.2f}  "
-                  f"kept {row['documents_out']:,} documents, {row['duplicate_rate']:.1%} duplicates", flush=True)
+                  f"kept {row['documents_out']:,} documents, {row['duplicate_rate']:.1%} duplicates\n"
+                  f"    median job wall time by rule: {row['by_rule']}", flush=True)
             if size == serial_size or (serial_size is None and row["shards"] >= 2):
                 serial_size, serial = size, rerun_serially(row)
                 print(f"{row['pool_mb']:,.0f} MB pool: 1 job at a time {serial:.1f} s, {args.cores} parallel jobs "
