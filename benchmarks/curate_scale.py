@@ -124,9 +124,9 @@ def peak_rss_mb(run_dir: Path) -> tuple[float, str]:
 def seconds_by_rule(run_dir: Path) -> str:
     """Where the time goes: per rule, its jobs' count and their median wall seconds (a pool's last shard is
     smaller, so the median, not the mean)."""
-    parts = []
+    jobs, parts = curation_jobs(run_dir), []
     for rule in CURATION_RULES:
-        seconds = sorted(float(row["s"]) for name, _, row in curation_jobs(run_dir) if name == rule)
+        seconds = sorted(float(row["s"]) for name, _, row in jobs if name == rule)
         if seconds:
             typical = seconds[len(seconds) // 2]
             parts.append(f"{rule} {len(seconds)} x {typical:.1f} s" if len(seconds) > 1 else f"{rule} {typical:.1f} s")
