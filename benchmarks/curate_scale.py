@@ -26,6 +26,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,9 +127,9 @@ def seconds_by_rule(run_dir: Path) -> str:
     smaller, so the median, not the mean)."""
     jobs, parts = curation_jobs(run_dir), []
     for rule in CURATION_RULES:
-        seconds = sorted(float(row["s"]) for name, _, row in jobs if name == rule)
+        seconds = [float(row["s"]) for name, _, row in jobs if name == rule]
         if seconds:
-            typical = seconds[len(seconds) // 2]
+            typical = statistics.median_high(seconds)
             parts.append(f"{rule} {len(seconds)} x {typical:.1f} s" if len(seconds) > 1 else f"{rule} {typical:.1f} s")
     return "; ".join(parts)
 
