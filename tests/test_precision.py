@@ -29,6 +29,16 @@ def test_auto_is_bf16_with_avx512_bf16_or_amx(monkeypatch):
         assert chosen.dtype == "bf16" and feature in chosen.reason and chosen.warning() is None
 
 
+def test_a_onednn_cap_below_bf16_counts_as_a_cpu_without_it(monkeypatch):
+    with_features(monkeypatch, AMX=True)
+    for cap, dtype in (("avx2", "fp32"), ("AVX512_CORE", "fp32"), ("AVX512_CORE_BF16", "bf16"), ("ALL", "bf16")):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        chosen = cpu_precision("auto")
+        assert chosen.dtype == dtype, (cap, chosen)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert "ONEDNN_MAX_CPU_ISA=AVX2 (bf16 emulated)" in cpu_precision("bf16").warning()
+
+
 def test_the_cpu_flags_agree_with_pytorchs_own_checks():
     features = cpu_bf16_features()
     assert features["AVX512-BF16"] == torch.cpu._is_avx512_bf16_supported()

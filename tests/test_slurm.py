@@ -132,7 +132,7 @@ def test_the_test_grid_runs_end_to_end_through_slurm(slurm_grid):
 @pytest.mark.slow
 def test_a_cancelled_anneal_is_resubmitted_and_resumes_from_its_checkpoint(slurm_grid):
     """scancel lands mid-anneal (after the first checkpoint); --retries resubmits it and it resumes."""
-    budget = 262144
+    budget = 131072  # 256 steps: the retry resumes at step 100 or later
     config = grid_config(slurm_grid, grid={"budgets": [4096, 8192, 16384, budget]})  # a checkpoint every 100 steps
     cell = RESULTS / "anneal" / "filtered_web" / str(budget) / "seed0"
     shutil.rmtree(cell, ignore_errors=True)

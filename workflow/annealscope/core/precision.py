@@ -2,16 +2,21 @@
 (a CUDA device with bf16 support; a CPU with AVX512-BF16 or AMX), fp32 elsewhere.
 
 PyTorch emulates bf16 on CPUs without those instructions: on an AVX2-only AMD EPYC (Zen 3) a 512x512 bf16
-matmul ran at 1.1 GFLOP/s against 26.8 in fp32, so bf16 there costs an order of magnitude in time.
+matmul ran at 1.1 GFLOP/s against 26.8 in fp32, so bf16 there costs an order of magnitude in time. It does
+the same on a CPU that has them when oneDNN is capped below them (`ONEDNN_MAX_CPU_ISA`, say `AVX2`): on the
+AVX512-BF16 EPYC that matmul fell from 377 to 1.3 GFLOP/s. So the cap counts as the CPU's, and
+`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2` runs the AVX2-only kind's kernels and precision on it.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 DTYPES = ("auto", "bf16", "fp32")
 EMULATED_BF16 = "PyTorch emulates bf16 on such a CPU, many times slower than fp32; set anneal.dtype: auto or fp32"
+ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
 @dataclass(frozen=True)
@@ -42,9 +47,13 @@ def cpu_precision(requested: str) -> Precision:
     """The precision for `anneal.dtype` on this machine's CPU, read from its instruction set flags (no torch
     import, so the dry run stays fast)."""
     features = [name for name, present in cpu_bf16_features().items() if present]
-    if features:
-        return _choose(requested, True, f"CPU with {' and '.join(features)} (native bf16)")
-    return _choose(requested, False, "CPU without AVX512-BF16 or AMX (bf16 emulated)")
+    if not features:
+        return _choose(requested, False, "CPU without AVX512-BF16 or AMX (bf16 emulated)")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if cap in ISAS_WITHOUT_BF16:
+        return _choose(requested, False, f"CPU with {' and '.join(features)} under ONEDNN_MAX_CPU_ISA={cap} "
+                                         "(bf16 emulated)")
+    return _choose(requested, True, f"CPU with {' and '.join(features)} (native bf16)")
 
 
 def cpu_bf16_features() -> dict[str, bool]:
