@@ -40,9 +40,12 @@ needs_cluster = pytest.mark.skipif(
     reason="no SLURM cluster here: start one with `sudo bash tests/slurm/start_cluster.sh`")
 
 
-def snakemake(config: Path, *args: str, **kwargs) -> subprocess.CompletedProcess | subprocess.Popen:
+def snakemake(config: Path, *args: str, cluster: bool = True, **kwargs
+              ) -> subprocess.CompletedProcess | subprocess.Popen:
+    """Snakemake on `config`, through SLURM (the slurm profile) unless `cluster` is false."""
+    profile = ["--profile", str(ROOT / "profiles" / "slurm")] if cluster else []
     command = [sys.executable, "-m", "snakemake", "--configfile", str(config), "--directory", str(ROOT),
-               "--profile", str(ROOT / "profiles" / "slurm"), *args]
+               *profile, *args]
     if kwargs.pop("background", False):
         return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, **kwargs)
@@ -102,8 +105,7 @@ def slurm_grid(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("slurm")
     shutil.rmtree(RESULTS, ignore_errors=True)
     config = grid_config(directory, grid={"budgets": [4096, 8192]})
-    base = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(config), "--cores", "2",
-                           "--until", "pretrain_base"], cwd=ROOT, capture_output=True, text=True)
+    base = snakemake(config, "--cores", "2", "--until", "pretrain_base", cluster=False)
     assert base.returncode == 0, base.stdout[-3000:] + base.stderr[-3000:]
     run = snakemake(config, "-j", "4", *STATUS)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-6000:]

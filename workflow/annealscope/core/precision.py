@@ -49,11 +49,11 @@ def cpu_precision(requested: str) -> Precision:
     features = [name for name, present in cpu_bf16_features().items() if present]
     if not features:
         return _choose(requested, False, "CPU without AVX512-BF16 or AMX (bf16 emulated)")
+    device = f"CPU with {' and '.join(features)}"
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if cap in ISAS_WITHOUT_BF16:
-        return _choose(requested, False, f"CPU with {' and '.join(features)} under ONEDNN_MAX_CPU_ISA={cap} "
-                                         "(bf16 emulated)")
-    return _choose(requested, True, f"CPU with {' and '.join(features)} (native bf16)")
+        return _choose(requested, False, f"{device} under ONEDNN_MAX_CPU_ISA={cap} (bf16 emulated)")
+    return _choose(requested, True, f"{device} (native bf16)")
 
 
 def cpu_bf16_features() -> dict[str, bool]:
