@@ -82,8 +82,9 @@ def step(results: list[dict], name: str, action) -> None:
     print(f"   {outcome}", flush=True)
 
 
-def run(command: list[str]) -> str:
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+def run(command: list[str], limit_s: float) -> str:
+    """Run a command of the check; a hang fails its step after `limit_s` seconds instead of using up the lease."""
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=limit_s)
     if completed.returncode:
         raise RuntimeError(f"{' '.join(command[:4])} ... exited {completed.returncode}: "
                            f"{(completed.stdout + completed.stderr)[-3000:]}")
@@ -91,7 +92,7 @@ def run(command: list[str]) -> str:
 
 
 def mfu(stage: int) -> str:
-    lines = run([sys.executable, "benchmarks/gpu_mfu.py", "--zero-stage", str(stage), "--steps", "20"])
+    lines = run([sys.executable, "benchmarks/gpu_mfu.py", "--zero-stage", str(stage), "--steps", "20"], 180)
     return lines.strip().splitlines()[-1]
 
 
@@ -103,8 +104,9 @@ def grid(smoke: bool) -> str:
     config = GRID
     if smoke:
         config = ROOT / "results" / f"{run_name}.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(yaml.safe_dump(yaml.safe_load(GRID.read_text()) | SMOKE))
-    run([sys.executable, "-m", "snakemake", "--cores", "all", "--configfile", str(config), "--quiet", "all"])
+    run([sys.executable, "-m", "snakemake", "--cores", "all", "--configfile", str(config), "--quiet", "all"], 360)
     metrics = ROOT / "results" / run_name / "metrics.csv"
     summaries = sorted((ROOT / "results" / run_name / "anneal").glob("*/*/seed*/summary.json"))
     runs = [json.loads(path.read_text()) for path in summaries]
@@ -135,7 +137,7 @@ def backends(smoke: bool) -> str:
         items = out / f"{index}-{backend}.jsonl.gz"
         run([sys.executable, "-m", "annealscope.cli", "evaluate", "--tasks-dir", str(tasks), "--settings",
              json.dumps({"tasks": task_names, "limit": 200, "backend": backend}),
-             "--job", str(model), str(out / f"{index}-{backend}.json"), str(items)])
+             "--job", str(model), str(out / f"{index}-{backend}.json"), str(items)], 180)
         with gzip.open(items, "rt") as handle:
             logliks.append({(record["task"], record["doc_id"]): record["logliks"]
                             for record in map(json.loads, handle) if "logliks" in record})
