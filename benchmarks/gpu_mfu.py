@@ -3,8 +3,10 @@ at sequence length 2048 (the shape of TinyLlama-1.1B / Llama 3.2 1B class models
 
 MFU = tokens/s x (6N + 12·L·d·seq) / peak, with the peak of the GPU in dense bf16 (default: H100/H200,
 989 TFLOP/s). The model is built from a config (no download) and trained on random tokens with the same
-DeepSpeed configuration and `train_step` the anneal jobs use. Goal: MFU >= 50% on an H200.
+DeepSpeed configuration and `train_step` the anneal jobs use, and optionally with the anneal's throughput knobs
+(`anneal.liger_kernels`, `anneal.compile`). Goal: MFU >= 50% on an H200.
 Run (GPU only): python benchmarks/gpu_mfu.py [--zero-stage 1] [--micro-batch 8] [--steps 30] [--peak-flops 9.89e14]
+    [--liger-kernels] [--compile]
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 import torch
 
 from annealscope.anneal.deepspeed_config import deepspeed_config
-from annealscope.anneal.rank import train_step
+from annealscope.anneal.rank import fuse_liger_kernels, train_step
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.flops import model_flops_per_token
 
@@ -33,6 +35,8 @@ def main() -> None:
     parser.add_argument("--peak-flops", type=float, default=9.89e14)
     parser.add_argument("--activation-checkpointing", action="store_true")
     parser.add_argument("--zero-stage", type=int, choices=[0, 1, 2, 3], default=1)
+    parser.add_argument("--liger-kernels", action="store_true", help="Liger's fused kernels (anneal.liger_kernels)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile through the engine (anneal.compile)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu_mfu.py needs a CUDA GPU; on CPU use benchmarks/anneal_throughput.py")
@@ -43,7 +47,10 @@ def main() -> None:
     deepspeed.init_distributed(dist_backend="nccl")
     torch.manual_seed(0)
     config = LlamaConfig(**SHAPE, tie_word_embeddings=False, attn_implementation="sdpa")
-    model = LlamaForCausalLM(config)
+    with torch.device("cuda"):  # built on the GPU: a CPU initialisation of 1.1B parameters takes longer than the steps
+        model = LlamaForCausalLM(config)
+    if args.liger_kernels:
+        fuse_liger_kernels(model)
     if args.activation_checkpointing:
         model.gradient_checkpointing_enable()
     parameters = sum(parameter.numel() for parameter in model.parameters())
@@ -55,6 +62,8 @@ def main() -> None:
                      micro_batch=args.micro_batch)
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
                                            config=deepspeed_config(spec, 1, config.hidden_size))
+    if args.compile:
+        engine.compile()
     batch = torch.randint(0, SHAPE["vocab_size"], (global_batch, args.seq_len), device=engine.device)
     for _ in range(5):
         train_step(engine, batch, args.accumulation)
@@ -68,7 +77,9 @@ def main() -> None:
     tokens_per_s = args.steps * global_batch * args.seq_len / seconds
     flops_per_token = model_flops_per_token(parameters, config.num_hidden_layers, config.hidden_size, args.seq_len)
     mfu = tokens_per_s * flops_per_token / args.peak_flops
-    print(f"{torch.cuda.get_device_name()}: {parameters / 1e9:.2f}B-parameter Llama, ZeRO-{args.zero_stage}, "
+    knobs = "".join(f", {name}" for name, wanted in (("Liger kernels", args.liger_kernels),
+                                                       ("torch.compile", args.compile)) if wanted)
+    print(f"{torch.cuda.get_device_name()}: {parameters / 1e9:.2f}B-parameter Llama, ZeRO-{args.zero_stage}{knobs}, "
           f"seq {args.seq_len}, "
           f"micro-batch {args.micro_batch} x {args.accumulation}: {tokens_per_s:,.0f} tokens/s, "
           f"MFU {mfu:.1%} of {args.peak_flops:.3g} FLOP/s (goal >= 50%), "
