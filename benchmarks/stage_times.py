@@ -3,7 +3,9 @@
 Each job writes `logs/<rule>_<wildcards>.benchmark.tsv` (its wall seconds and peak memory); this groups them
 by the first word of the name (the rule family: pretrain, curate, anneal, evaluate, ...) and prints the jobs,
 their seconds in all, the shortest and the longest, and the largest peak resident memory. Jobs overlap when
-Snakemake runs two at once, so the sum can exceed the wall time.
+Snakemake runs two at once, so the sum can exceed the wall time. A local run's `evaluate` jobs run in threads of
+the main Snakemake process (profiles/default), whose benchmark measures that process with every job running
+beside it: their peak memory is not the job's own, and the table says so.
 
 Run: python benchmarks/stage_times.py results/demo
 """
@@ -35,6 +37,8 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path, help="a results folder, e.g. results/demo")
     table = stage_times(parser.parse_args().run_dir)
     print(table.to_string(float_format=lambda value: f"{value:.1f}"))
+    if "evaluate" in table.index:
+        print("evaluate's peak_rss_mb: in a local run, the main Snakemake process and every job beside it")
     print(f"{int(table['jobs'].sum())} jobs, {table['seconds'].sum():.0f} s of job time in all")
 
 
