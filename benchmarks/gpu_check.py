@@ -2,7 +2,7 @@
 
 1. `benchmarks/gpu_mfu.py`: tokens/s and MFU of a 1B-parameter Llama at sequence length 2048, bf16, under
    ZeRO-1 and under ZeRO-3, and again with Liger's kernels where liger-kernel is installed (goal: >= 50% of the
-   dense bf16 peak).
+   dense bf16 peak); each run's output, with a profile of one more step, in results/gpu-check-mfu/.
 2. `benchmarks/gpu_grid.yaml`: 2 sources x 2 budgets of a Llama of about 100M parameters built from the config,
    bf16 and ZeRO-3, end to end through Snakemake (curation, pre-training, anneals, evaluation, fit, report).
 3. One of its checkpoints scored by the `hf` and the `vllm` evaluation backends where vLLM is installed: the
@@ -98,8 +98,12 @@ def mfu(stage: int, liger: bool) -> str:
     if liger and importlib.util.find_spec("liger_kernel") is None:
         return "liger-kernel is not installed: not measured"
     knobs = ["--liger-kernels"] if liger else []
-    lines = run([sys.executable, "benchmarks/gpu_mfu.py", "--zero-stage", str(stage), "--steps", "10", *knobs], 180)
-    return lines.strip().splitlines()[-1]
+    output = run([sys.executable, "benchmarks/gpu_mfu.py", "--zero-stage", str(stage), "--steps", "10",
+                  "--profile-steps", "1", *knobs], 180)
+    profile = ROOT / "results" / "gpu-check-mfu" / f"zero{stage}{'-liger' if liger else ''}.txt"
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    profile.write_text(output)  # the measurement and the profile of one more step: where the time went
+    return next(line for line in output.splitlines() if " MFU " in line)
 
 
 def grid(smoke: bool) -> str:

@@ -5,8 +5,9 @@ MFU = tokens/s x (6N + 12·L·d·seq) / peak, with the peak of the GPU in dense 
 989 TFLOP/s). The model is built from a config (no download) and trained on random tokens with the same
 DeepSpeed configuration and `train_step` the anneal jobs use, and optionally with the anneal's throughput knobs
 (`anneal.liger_kernels`, `anneal.compile`). Goal: MFU >= 50% on an H200.
+`--profile-steps N` then profiles N more steps and prints the operators that took the most GPU time.
 Run (GPU only): python benchmarks/gpu_mfu.py [--zero-stage 1] [--micro-batch 8] [--steps 30] [--peak-flops 9.89e14]
-    [--liger-kernels] [--compile]
+    [--liger-kernels] [--compile] [--profile-steps 1]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--zero-stage", type=int, choices=[0, 1, 2, 3], default=1)
     parser.add_argument("--liger-kernels", action="store_true", help="Liger's fused kernels (anneal.liger_kernels)")
     parser.add_argument("--compile", action="store_true", help="torch.compile through the engine (anneal.compile)")
+    parser.add_argument("--profile-steps", type=int, default=0, help="steps to profile after the measured ones")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu_mfu.py needs a CUDA GPU; on CPU use benchmarks/anneal_throughput.py")
@@ -83,7 +85,23 @@ def main() -> None:
           f"seq {args.seq_len}, "
           f"micro-batch {args.micro_batch} x {args.accumulation}: {tokens_per_s:,.0f} tokens/s, "
           f"MFU {mfu:.1%} of {args.peak_flops:.3g} FLOP/s (goal >= 50%), "
-          f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+          f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB", flush=True)
+    if args.profile_steps:
+        try:
+            print(profiled(engine, batch, args.accumulation, args.profile_steps))
+        except RuntimeError as error:  # the measurement above stands without it
+            print(f"the profile failed: {error}")
+
+
+def profiled(engine, batch: torch.Tensor, accumulation: int, steps: int) -> str:
+    """The operators of `steps` more optimizer steps that took the most GPU time, from PyTorch's profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        for _ in range(steps):
+            train_step(engine, batch, accumulation)
+        torch.cuda.synchronize()
+    return profiler.key_averages().table(sort_by="self_device_time_total", row_limit=20)
 
 
 if __name__ == "__main__":
