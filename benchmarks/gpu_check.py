@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from stage_times import stage_times  # beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "benchmarks" / "gpu_grid.yaml"
 SMOKE = {  # the same grid, small enough for a CPU
@@ -121,11 +123,10 @@ def grid(smoke: bool) -> str:
     summaries = sorted((ROOT / "results" / run_name / "anneal").glob("*/*/seed*/summary.json"))
     runs = [json.loads(path.read_text()) for path in summaries]
     speeds = ", ".join(f"{summary['tokens_per_s']:,.0f}" for summary in runs)
-    jobs = [float(path.read_text().splitlines()[-1].split("\t")[0])  # Snakemake's benchmark files: the whole job
-            for path in (ROOT / "results" / run_name / "logs").glob("anneal_*.benchmark.tsv")]
+    jobs = stage_times(ROOT / "results" / run_name).loc["anneal"]  # Snakemake's benchmark files: the whole job
     training = [summary["wall_seconds"] for summary in runs]
     return (f"{len(summaries)} anneals, {metrics.read_text().count(chr(10)) - 1} metric rows; anneal tokens/s "
-            f"{speeds}; anneal jobs {min(jobs):.1f}-{max(jobs):.1f} s, of which training "
+            f"{speeds}; anneal jobs {jobs['shortest']:.1f}-{jobs['longest']:.1f} s, of which training "
             f"{min(training):.1f}-{max(training):.1f} s; {runs[0]['parameters'] / 1e6:.2f}M parameters, "
             f"{runs[0]['dtype']}, {runs[0]['parameters_per_rank'] / 1e6:.2f}M on the rank")
 
