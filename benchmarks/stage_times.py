@@ -5,7 +5,9 @@ by the first word of the name (the rule family: pretrain, curate, anneal, evalua
 their seconds in all, the shortest and the longest, and the largest peak resident memory. Jobs overlap when
 Snakemake runs two at once, so the sum can exceed the wall time. A local run's `evaluate` jobs run in threads of
 the main Snakemake process (profiles/default), whose benchmark measures that process with every job running
-beside it: their peak memory is not the job's own, and the table says so.
+beside it: their peak memory is not the job's own, and the table says so. Last, the anneal jobs' seconds
+around their training: their job time less the training's own (`wall_seconds` of each cell's summary.json),
+which is the start-up, export and exit that every anneal pays.
 
 Run: python benchmarks/stage_times.py results/demo
 """
@@ -13,6 +15,7 @@ Run: python benchmarks/stage_times.py results/demo
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -32,14 +35,26 @@ def stage_times(run_dir: Path) -> pd.DataFrame:
     return table.sort_values("seconds", ascending=False)
 
 
+def training_seconds(run_dir: Path) -> tuple[int, float]:
+    """The anneal cells that trained and their training's seconds in all, from each cell's summary.json."""
+    seconds = [json.loads(path.read_text())["wall_seconds"] for path in run_dir.glob("anneal/*/*/*/summary.json")]
+    return len(seconds), sum(seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a results folder, e.g. results/demo")
-    table = stage_times(parser.parse_args().run_dir)
+    run_dir = parser.parse_args().run_dir
+    table = stage_times(run_dir)
     print(table.to_string(float_format=lambda value: f"{value:.1f}"))
     if "evaluate" in table.index:
         print("evaluate's peak_rss_mb: in a local run, the main Snakemake process and every job beside it")
     print(f"{int(table['jobs'].sum())} jobs, {table['seconds'].sum():.0f} s of job time in all")
+    cells, training = training_seconds(run_dir)
+    if "anneal" in table.index and cells == table.loc["anneal", "jobs"]:
+        around = table.loc["anneal", "seconds"] - training
+        print(f"anneal: {training:.1f} s of training (summary.json), {around:.1f} s around it, "
+              f"{around / cells:.1f} s a job")
 
 
 if __name__ == "__main__":
