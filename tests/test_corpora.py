@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from annealscope.core.corpora import CorpusError, check_reference, hub_options, read_corpus, resolve_package_path
@@ -11,6 +15,39 @@ def test_wikipedia_splits_are_disjoint_and_labelled():
     assert not (splits["general"] & splits["pool"]) and not (splits["pool"] & splits["seed"])
     labels = {document.label for document in read_corpus("wikipedia:seed")}
     assert "Mathematics" in labels
+
+
+def test_library_docstrings_are_the_same_text_in_every_process():
+    """scipy builds some docstrings at import from random samples and from sets, whose order changes with the
+    hash seed; two processes with different hash seeds must still read the same corpus."""
+    script = ("import hashlib; from annealscope.core.corpora import read_corpus; digest = hashlib.sha256(); "
+              "[digest.update((d.id + d.text).encode()) for library in ('numpy', 'scipy') "
+              "for d in read_corpus('docstrings:' + library)]; print(digest.hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.split()[-1] for seed in ("1", "2")}
+    assert len(digests) == 1
+
+
+def test_doctest_outputs_marked_as_varying_are_left_out():
+    from annealscope.core.docstrings import without_varying_outputs
+
+    text = """Draw samples.
+
+... prose that starts with dots stays.
+>>> rng.random(2)
+array([0.1, 0.2])  # may vary
+>>> x = [1,
+...      2]
+>>> rng.random((2, 2))
+array([[0.1, 0.2],  # may vary
+       [0.3, 0.4]])
+>>> len(x)
+2
+
+Kept, # may vary in prose included."""
+    assert without_varying_outputs(text).split("\n") == [
+        "Draw samples.", "", "... prose that starts with dots stays.", ">>> rng.random(2)", ">>> x = [1,",
+        "...      2]", ">>> rng.random((2, 2))", ">>> len(x)", "2", "", "Kept, # may vary in prose included."]
 
 
 def test_local_jsonl_and_text_corpora(tmp_path):

