@@ -43,8 +43,10 @@ def library_docstrings() -> dict[str, list[tuple[str, str]]]:
         return read_docstrings()
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "docstrings.json"
+        package_root = str(Path(__file__).resolve().parents[2])  # importable however this process found it
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         child = subprocess.run([sys.executable, "-m", __name__, str(out)], capture_output=True, text=True,
-                               env={**os.environ, "PYTHONHASHSEED": HASH_SEED})
+                               env={**os.environ, "PYTHONHASHSEED": HASH_SEED, "PYTHONPATH": path})
         if child.returncode:
             raise RuntimeError(f"reading the docstrings of {sorted(PACKAGES)} failed:\n{child.stderr[-3000:]}")
         return {library: [tuple(pair) for pair in pairs] for library, pairs in json.loads(out.read_text()).items()}
