@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from stage_times import stage_times  # beside this script
+from stage_times import anneal_summaries, stage_times  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "benchmarks" / "gpu_grid.yaml"
@@ -120,12 +120,11 @@ def grid(smoke: bool) -> str:
         config.write_text(yaml.safe_dump(yaml.safe_load(GRID.read_text()) | SMOKE))
     run([sys.executable, "-m", "snakemake", "--cores", "all", "--configfile", str(config), "--quiet", "all"], 360)
     metrics = ROOT / "results" / run_name / "metrics.csv"
-    summaries = sorted((ROOT / "results" / run_name / "anneal").glob("*/*/seed*/summary.json"))
-    runs = [json.loads(path.read_text()) for path in summaries]
+    runs = anneal_summaries(ROOT / "results" / run_name)
     speeds = ", ".join(f"{summary['tokens_per_s']:,.0f}" for summary in runs)
     jobs = stage_times(ROOT / "results" / run_name).loc["anneal"]  # Snakemake's benchmark files: the whole job
     training = [summary["wall_seconds"] for summary in runs]
-    return (f"{len(summaries)} anneals, {metrics.read_text().count(chr(10)) - 1} metric rows; anneal tokens/s "
+    return (f"{len(runs)} anneals, {metrics.read_text().count(chr(10)) - 1} metric rows; anneal tokens/s "
             f"{speeds}; anneal jobs {jobs['shortest']:.1f}-{jobs['longest']:.1f} s, of which training "
             f"{min(training):.1f}-{max(training):.1f} s; {runs[0]['parameters'] / 1e6:.2f}M parameters, "
             f"{runs[0]['dtype']}, {runs[0]['parameters_per_rank'] / 1e6:.2f}M on the rank")

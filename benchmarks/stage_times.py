@@ -35,10 +35,9 @@ def stage_times(run_dir: Path) -> pd.DataFrame:
     return table.sort_values("seconds", ascending=False)
 
 
-def training_seconds(run_dir: Path) -> tuple[int, float]:
-    """The anneal cells that trained and their training's seconds in all, from each cell's summary.json."""
-    seconds = [json.loads(path.read_text())["wall_seconds"] for path in run_dir.glob("anneal/*/*/*/summary.json")]
-    return len(seconds), sum(seconds)
+def anneal_summaries(run_dir: Path) -> list[dict]:
+    """Every anneal cell's summary.json (`anneal/<source>/<budget>/seed<seed>/`), in path order."""
+    return [json.loads(path.read_text()) for path in sorted(run_dir.glob("anneal/*/*/seed*/summary.json"))]
 
 
 def main() -> None:
@@ -50,11 +49,11 @@ def main() -> None:
     if "evaluate" in table.index:
         print("evaluate's peak_rss_mb: in a local run, the main Snakemake process and every job beside it")
     print(f"{int(table['jobs'].sum())} jobs, {table['seconds'].sum():.0f} s of job time in all")
-    cells, training = training_seconds(run_dir)
-    if "anneal" in table.index and cells == table.loc["anneal", "jobs"]:
-        around = table.loc["anneal", "seconds"] - training
-        print(f"anneal: {training:.1f} s of training (summary.json), {around:.1f} s around it, "
-              f"{around / cells:.1f} s a job")
+    training = [summary["wall_seconds"] for summary in anneal_summaries(run_dir)]
+    if "anneal" in table.index and len(training) == table.loc["anneal", "jobs"]:
+        around = table.loc["anneal", "seconds"] - sum(training)
+        print(f"anneal: {sum(training):.1f} s of training (summary.json), {around:.1f} s around it, "
+              f"{around / len(training):.1f} s a job")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
-import importlib
 import importlib.metadata
 import itertools
 import json

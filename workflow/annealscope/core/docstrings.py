@@ -80,23 +80,23 @@ def read_docstrings() -> dict[str, list[tuple[str, str]]]:
 def without_varying_outputs(text: str) -> str:
     """`text` less each doctest output (the lines after a ``>>>`` prompt, up to a blank line or the next
     prompt) that has a line marked ``# may vary``, numpydoc's mark for an output that changes from run to run."""
+    def settled(lines: list[str]) -> list[str]:
+        return [] if any(VARYING in line for line in lines) else lines
+
     kept: list[str] = []
-    output: list[str] = []
+    output: list[str] = []  # the current example's output, kept once it is known not to vary
     in_example = False
     for line in text.split("\n"):
         stripped = line.strip()
         if stripped.startswith(">>>") or (in_example and stripped.startswith(PROMPTS)) or not stripped:
-            kept += [] if any(VARYING in out for out in output) else output
+            kept += [*settled(output), line]
             output = []
-            kept.append(line)
             in_example = bool(stripped)
         elif in_example:
             output.append(line)
         else:
             kept.append(line)
-    kept += [] if any(VARYING in out for out in output) else output
-    return "\n".join(kept)
-
+    return "\n".join(kept + settled(output))
 
 if __name__ == "__main__":
     Path(sys.argv[1]).write_text(json.dumps(read_docstrings()))
