@@ -76,7 +76,7 @@ def test_the_config_resolves_the_schedule_and_refuses_what_cannot_branch(demo_co
     assert config["anneal"]["schedule"] == "wsd"
     with pytest.raises(ConfigError, match=r"anneal\.schedule: cosine cannot branch"):
         check_config(branched(demo_config, schedule="cosine"))
-    with pytest.raises(ConfigError, match=r"budget 10000 cools down from step \d+ of \d+, before anneal.warmup_steps"):
+    with pytest.raises(ConfigError, match=r"budget 5000 cools down from step \d+ of \d+, before anneal.warmup_steps"):
         check_config(branched(demo_config, warmup_steps=40))
     independent = copy.deepcopy(demo_config)
     validate_schema(independent)
@@ -102,8 +102,8 @@ def test_extra_cells_branch_only_their_own_phase(demo_config):
                                      {"source": "library_docs", "budget": 10000, "seed": 2}]
     check_config(config)
     phases = RuleSettings(config).phases
-    assert sorted(phases["sympy_manual", 0]) == [10000, 20000, 40000, 80000, 160000]
-    assert sorted(phases["library_docs", 0]) == [10000, 20000, 40000, 80000]
+    assert sorted(phases["sympy_manual", 0]) == [5000, 10000, 20000, 40000, 80000, 160000]
+    assert sorted(phases["library_docs", 0]) == [5000, 10000, 20000, 40000, 80000]
     assert phases["library_docs", 2] == [10000]
 
 

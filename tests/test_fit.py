@@ -128,6 +128,29 @@ def test_seeds_widen_the_interval_by_their_spread():
     assert width["noisy"] > 3 * width["quiet"]
 
 
+def hill(depth, scale, k):
+    """A gain that saturates as no fitted form does: 3 − depth·c^k / (c^k + scale^k), c in 1e12 FLOPs."""
+    return lambda flops: 3.0 - depth * (flops / 1e12) ** k / ((flops / 1e12) ** k + scale**k)
+
+
+def test_a_curve_the_forms_cannot_follow_keeps_its_misfit_without_widening_the_others():
+    clean = {"a": hill(1.0, 4.0, 1.5), "b": hill(0.8, 2.0, 1.5)}
+    repeated = lambda flops: 2.6 + 0.15 * np.log(flops / 4e12) ** 2  # noqa: E731  best at 4e12, then worse
+    grid = {}
+    for name, curves in (("clean", clean), ("with_repeated", {**clean, "u": repeated})):
+        result = fit_table(table_of(curves, noise=0.01), FitSettings(bootstrap=400))
+        grid[name] = result.predictions[~result.predictions["extrapolated"]].set_index(["source", "total_flops"])
+        grid[name]["width"] = grid[name]["upper"] - grid[name]["lower"]
+        fits = result.fits.set_index("source")
+    widest = max(grid["clean"].loc[source, "width"].mean() for source in clean)
+    for source in clean:  # pooled as before, u's misfit made these 2.5 to 2.8 times as wide
+        assert grid["with_repeated"].loc[source, "width"].mean() < 1.3 * widest
+    assert fits.loc["u", "scatter"] > 3 * max(fits.loc["a", "scatter"], fits.loc["b", "scatter"], 0.01)
+    u = grid["with_repeated"].loc["u"]
+    observed = np.array([repeated(flops) for flops in u.index])
+    assert np.mean((u["lower"] <= observed) & (observed <= u["upper"])) >= 0.8
+
+
 def test_a_flat_curve_is_reported_as_flat_and_the_constant_joins_the_forms_averaged():
     table = table_of({"flat": lambda c: 0.5 + 0 * c, "rising": lambda c: 0.3 + 0.05 * np.log(c / 1e12)},
                      noise=0.01, metric="acc")

@@ -17,7 +17,7 @@ def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_
                              str(root)], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert "annealscope plan: run plan-check, 24 anneal cells" in output
+    assert "annealscope plan: run plan-check, 30 anneal cells" in output
     for source in ("sympy_manual", "library_docs", "teacher_docs"):
         assert source in output
     assert "train FLOPs" in output and "GPU-hours" in output
@@ -28,7 +28,7 @@ def test_plan_counts_replay_and_the_demo_model_exactly(demo_config, root):
     validate_schema(demo_config)
     check_config(demo_config)
     planned = planned_cells(demo_config)
-    assert len(planned) == len(cells(demo_config)) == 24
+    assert len(planned) == len(cells(demo_config)) == 30
     assert all(row.replay_tokens == row.train_tokens for row in planned)  # replay fraction 0.5
     build = demo_config["base_model"]["build"]
     tokenizer = train_tokenizer(["a tiny corpus for a tokenizer of any size"] * 10, build["vocab_size"])

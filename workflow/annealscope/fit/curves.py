@@ -3,10 +3,11 @@
 Per (source, task, metric): seeds are averaged per budget; every configured form is fitted by robust
 least squares (Huber loss, residuals in units of each point's standard error, several starts), and refitted
 without the largest budget and without the two largest. The forms are then averaged, not chosen, and two
-error terms are pooled over the sources of a (task, metric) (see `mixture`). A curve whose trend over the
+error terms are estimated per curve, with the median over the sources of its (task, metric) as their floor
+(see `mixture`). A curve whose trend over the
 grid is within noise is reported as flat, and a constant joins its forms. Uncertainty: every replicate of the
 paired bootstrap (items, and seeds where present; see `resample`) follows one form drawn by weight and is
-refitted in it, the pooled scatter added, all of a form's replicates in one batch; beyond the data each
+refitted in it, its scatter added, all of a form's replicates in one batch; beyond the data each
 replicate also carries its extrapolation error.
 """
 
@@ -216,8 +217,9 @@ def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | 
             base_values[(task, metric)] = float(base.value[0])
         drafts = [draft_curve(rows, replicates, base, source, task, metric, higher, settings, rng)
                   for source, rows in group[group["source"] != BASE_SOURCE].groupby("source", sort=True)]
-        calibration = calibrate([(draft.points, draft.fits) for draft in drafts if draft.fits])
-        curves += [finish_curve(draft, calibration, base, rng, every_form) for draft in drafts]
+        calibrations = calibrate([(draft.points, draft.fits) for draft in drafts])
+        curves += [finish_curve(draft, calibration, base, rng, every_form)
+                   for draft, calibration in zip(drafts, calibrations, strict=True)]
     decision_flops = decision_points(table, settings.target_flops)
     grid = np.unique(np.concatenate([table.loc[table["total_flops"] > 0, "total_flops"].to_numpy(float),
                                      np.asarray(settings.target_flops, float)]))
@@ -317,7 +319,7 @@ def _summary(fit: FormFit) -> str:
 def finish_curve(draft: Draft, calibration: Calibration, base: Points | None, rng: np.random.Generator,
                  every_form: bool = False) -> CurveFit:
     """Weigh the forms, give each replicate its form (drawn by weight) and its extrapolation shock, and refit
-    each replicate, with the pooled scatter added, in its form; `every_form` refits every replicate in every
+    each replicate, with its scatter added, in its form; `every_form` refits every replicate in every
     form (the planner reweighs the forms per hypothetical result)."""
     curve, points = draft.curve, draft.points
     if not draft.fits:

@@ -6,15 +6,19 @@ Three parts, each estimated from the grid itself:
   fitted without it (pseudo-Bayesian model averaging on a leave-future-out point, which under misspecification
   holds up better than marginal-likelihood weights; Yao et al. 2018), and every bootstrap replicate follows one
   form drawn by weight, so the intervals hold the uncertainty of which form as well as the noise given a form.
-- Scatter the forms do not explain (seed-to-seed variation that one seed cannot show, and misfit) is pooled over
-  the sources of a (task, metric): the excess of the mixture's in-sample residuals over the evaluation noise,
-  per degree of freedom. The bootstrap adds it to every replicate before refitting (a residual bootstrap).
+- Scatter the forms do not explain (seed-to-seed variation that one seed cannot show, and misfit): the excess of
+  the mixture's in-sample residuals over the evaluation noise, per degree of freedom. A curve takes the larger
+  of its own and the median over the sources of its (task, metric): a few points cannot show a curve's scatter
+  alone, so the typical one is its floor, and a curve the forms cannot follow (a source whose metric worsens
+  once it repeats) keeps its own misfit without lending it to the others. The bootstrap adds it to every
+  replicate before refitting (a residual bootstrap).
 - Extrapolation error: each source's mixture is refitted without its largest budget (its weights taken from
   the second-largest, so the held-out point is never used) and predicts it; the excess of those residuals over
-  what noise explains, pooled over sources, calibrates an error whose standard deviation grows linearly with
-  the distance beyond the data in ln compute (conformal in spirit: calibrated on held-out residuals of the same
-  procedure, not assumed). Each replicate carries one standard-normal shock per curve, so a replicate's curve
-  stays a smooth function of compute and bends away from the data the further it extrapolates.
+  what noise explains calibrates an error whose standard deviation grows linearly with the distance beyond the
+  data in ln compute (conformal in spirit: calibrated on held-out residuals of the same procedure, not
+  assumed), again the larger of the curve's own and the median over the sources. Each replicate carries one
+  standard-normal shock per curve, so a replicate's curve stays a smooth function of compute and bends away
+  from the data the further it extrapolates.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ class FormFit:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The pooled error terms of one (task, metric)."""
+    """The error terms of one curve."""
 
     scatter: float = 0.0  # sd of what the forms leave unexplained at each point, beyond evaluation noise
     slope: float = 0.0  # sd of the extrapolation error per unit of ln compute beyond the data
@@ -147,22 +151,43 @@ def held_out_residuals(points: Points, fits: list[FormFit], calibration: Calibra
     return residuals
 
 
-def calibrate(curves: list[tuple[Points, list[FormFit]]]) -> Calibration:
-    """The scatter and extrapolation slope pooled over the curves of one (task, metric)."""
-    calibration = Calibration()
+def calibrate(curves: list[tuple[Points, list[FormFit]]]) -> list[Calibration]:
+    """The error terms of each curve of one (task, metric): for each of scatter and extrapolation slope, the
+    larger of the curve's own and the median over the curves. A curve without fitted forms gets none."""
+    calibrations = [Calibration()] * len(curves)
     for _ in range(ROUNDS):
-        excess, freedom, squared, distances = 0.0, 0.0, 0.0, 0.0
-        for points, fits in curves:
-            weights = form_weights(points, fits, calibration)
-            residuals = weights @ np.stack([fit.residuals for fit in fits])
-            dof = len(points.flops) - float(weights @ [fit.free_parameters for fit in fits])
-            if dof > 0:
-                excess += float(residuals @ residuals) - dof * float(np.mean(points.sigma**2))
-                freedom += dof
-            for residual, distance, predictable in held_out_residuals(points, fits, calibration):
-                squared += residual**2 - predictable
-                distances += extrapolation_variance(1.0, distance)
-        scatter = np.sqrt(max(excess, 0.0) / freedom) if freedom else 0.0
-        slope = np.sqrt(max(squared, 0.0) / distances) if distances else 0.0
-        calibration = Calibration(float(scatter), float(slope))
-    return calibration
+        scatters, slopes = [], []
+        for (points, fits), calibration in zip(curves, calibrations, strict=True):
+            scatters.append(_own_scatter(points, fits, calibration) if fits else np.nan)
+            slopes.append(_own_slope(points, fits, calibration) if fits else np.nan)
+        scatter, slope = _at_least_typical(scatters), _at_least_typical(slopes)
+        calibrations = [Calibration(float(np.sqrt(variance)), float(np.sqrt(rate))) if fits else Calibration()
+                        for (_, fits), variance, rate in zip(curves, scatter, slope, strict=True)]
+    return calibrations
+
+
+def _own_scatter(points: Points, fits: list[FormFit], calibration: Calibration) -> float:
+    """The excess of the mixture's in-sample residuals over the evaluation noise, per degree of freedom
+    (a variance; NaN without a degree of freedom)."""
+    weights = form_weights(points, fits, calibration)
+    residuals = weights @ np.stack([fit.residuals for fit in fits])
+    dof = len(points.flops) - float(weights @ [fit.free_parameters for fit in fits])
+    excess = float(residuals @ residuals) - dof * float(np.mean(points.sigma**2))
+    return max(excess, 0.0) / dof if dof > 0 else np.nan
+
+
+def _own_slope(points: Points, fits: list[FormFit], calibration: Calibration) -> float:
+    """The excess of the held-out residuals over what noise explains, per squared distance beyond the data
+    (a variance per unit of ln compute; NaN where the curve has too few budgets to hold any out)."""
+    held_out = held_out_residuals(points, fits, calibration)
+    distances = sum(extrapolation_variance(1.0, distance) for _, distance, _ in held_out)
+    excess = sum(residual**2 - predictable for residual, _, predictable in held_out)
+    return max(excess, 0.0) / distances if distances else np.nan
+
+
+def _at_least_typical(values: list[float]) -> np.ndarray:
+    """Each value raised to the median of the known ones (unknown ones take the median; 0 if none is known)."""
+    values = np.asarray(values, float)
+    known = np.isfinite(values)
+    typical = float(np.median(values[known])) if known.any() else 0.0
+    return np.where(known, np.maximum(values, typical), typical)

@@ -3,7 +3,7 @@ compute, per FLOP they cost, scored from the fit's bootstrap.
 
 The decision is which source is best at the target compute, for each fitted (task, metric); its
 uncertainty is 1 − P(best), from the fit's own uncertainty model (see `mixture`): forms averaged per
-replicate, the pooled scatter, and the calibrated extrapolation error. The planner refits every replicate in
+replicate, each curve's scatter, and its calibrated extrapolation error. The planner refits every replicate in
 every form (`every_form`), so a hypothetical result can move each form and reweigh them.
 
 A candidate cell adds one observation y of its source at compute c. What it would teach is estimated
