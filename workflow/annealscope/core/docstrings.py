@@ -98,5 +98,6 @@ def without_varying_outputs(text: str) -> str:
             kept.append(line)
     return "\n".join(kept + settled(output))
 
+
 if __name__ == "__main__":
     Path(sys.argv[1]).write_text(json.dumps(read_docstrings()))

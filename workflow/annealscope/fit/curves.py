@@ -1,14 +1,13 @@
 """Fitting: a pure function from a metrics table (and optionally its per-item results) to curves.
 
-Per (source, task, metric): seeds are averaged per budget; every configured form is fitted by robust
-least squares (Huber loss, residuals in units of each point's standard error, several starts), and refitted
-without the largest budget and without the two largest. The forms are then averaged, not chosen, and two
-error terms are estimated per curve, with the median over the sources of its (task, metric) as their floor
-(see `mixture`). A curve whose trend over the
-grid is within noise is reported as flat, and a constant joins its forms. Uncertainty: every replicate of the
-paired bootstrap (items, and seeds where present; see `resample`) follows one form drawn by weight and is
-refitted in it, its scatter added, all of a form's replicates in one batch; beyond the data each
-replicate also carries its extrapolation error.
+Per (source, task, metric): seeds are averaged per budget; every configured form is fitted by robust least
+squares (Huber loss, residuals in units of each point's standard error, several starts), and refitted without
+the largest budget and without the two largest. The forms are then averaged, not chosen, and two error terms
+are estimated per curve, with the median over the sources of its (task, metric) as their floor (see
+`mixture`). A curve whose trend over the grid is within noise is reported as flat, and a constant joins its
+forms. Uncertainty: every replicate of the paired bootstrap (items, and seeds where present; see `resample`)
+follows one form drawn by weight and is refitted in it, its scatter added, all of a form's replicates in one
+batch; beyond the data each replicate also carries its extrapolation error.
 """
 
 from __future__ import annotations

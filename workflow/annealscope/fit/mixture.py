@@ -155,14 +155,13 @@ def calibrate(curves: list[tuple[Points, list[FormFit]]]) -> list[Calibration]:
     """The error terms of each curve of one (task, metric): for each of scatter and extrapolation slope, the
     larger of the curve's own and the median over the curves. A curve without fitted forms gets none."""
     calibrations = [Calibration()] * len(curves)
+    fitted = [index for index, (_, fits) in enumerate(curves) if fits]
     for _ in range(ROUNDS):
-        scatters, slopes = [], []
-        for (points, fits), calibration in zip(curves, calibrations, strict=True):
-            scatters.append(_own_scatter(points, fits, calibration) if fits else np.nan)
-            slopes.append(_own_slope(points, fits, calibration) if fits else np.nan)
-        scatter, slope = _at_least_typical(scatters), _at_least_typical(slopes)
-        calibrations = [Calibration(float(np.sqrt(variance)), float(np.sqrt(rate))) if fits else Calibration()
-                        for (_, fits), variance, rate in zip(curves, scatter, slope, strict=True)]
+        own = np.array([(_own_scatter(*curves[index], calibrations[index]),
+                         _own_slope(*curves[index], calibrations[index])) for index in fitted], float).reshape(-1, 2)
+        scatters, slopes = _at_least_typical(own[:, 0]), _at_least_typical(own[:, 1])
+        for index, variance, rate in zip(fitted, scatters, slopes, strict=True):
+            calibrations[index] = Calibration(float(np.sqrt(variance)), float(np.sqrt(rate)))
     return calibrations
 
 
@@ -172,22 +171,24 @@ def _own_scatter(points: Points, fits: list[FormFit], calibration: Calibration) 
     weights = form_weights(points, fits, calibration)
     residuals = weights @ np.stack([fit.residuals for fit in fits])
     dof = len(points.flops) - float(weights @ [fit.free_parameters for fit in fits])
-    excess = float(residuals @ residuals) - dof * float(np.mean(points.sigma**2))
-    return max(excess, 0.0) / dof if dof > 0 else np.nan
+    return _excess_per(float(residuals @ residuals) - dof * float(np.mean(points.sigma**2)), dof)
 
 
 def _own_slope(points: Points, fits: list[FormFit], calibration: Calibration) -> float:
     """The excess of the held-out residuals over what noise explains, per squared distance beyond the data
     (a variance per unit of ln compute; NaN where the curve has too few budgets to hold any out)."""
     held_out = held_out_residuals(points, fits, calibration)
-    distances = sum(extrapolation_variance(1.0, distance) for _, distance, _ in held_out)
-    excess = sum(residual**2 - predictable for residual, _, predictable in held_out)
-    return max(excess, 0.0) / distances if distances else np.nan
+    return _excess_per(sum(residual**2 - predictable for residual, _, predictable in held_out),
+                       sum(extrapolation_variance(1.0, distance) for _, distance, _ in held_out))
 
 
-def _at_least_typical(values: list[float]) -> np.ndarray:
+def _excess_per(excess: float, amount: float) -> float:
+    """A non-negative excess per unit of `amount` (NaN where there is none of it)."""
+    return max(excess, 0.0) / amount if amount > 0 else np.nan
+
+
+def _at_least_typical(values: np.ndarray) -> np.ndarray:
     """Each value raised to the median of the known ones (unknown ones take the median; 0 if none is known)."""
-    values = np.asarray(values, float)
     known = np.isfinite(values)
     typical = float(np.median(values[known])) if known.any() else 0.0
     return np.where(known, np.maximum(values, typical), typical)
