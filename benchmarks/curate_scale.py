@@ -7,9 +7,11 @@ document goes on to exact and near dedup across shards, decontamination and toke
 `snakemake --cores N`, every shard its own job. It prints per size: the peak resident memory of the largest
 curation job (Snakemake's benchmark files), wall time, throughput in MB/s per core, and the ratio to a
 baseline measured in the same run: reading and tokenizing the pool's first files (at most 4, 268 MB) with the
-raw tokenizer on one core (its fastest batch call, `encode_batch_fast`); and where the time goes, as the
-median wall time of each curation rule's jobs. The 1 GB pool (else the first of at
-least two shards) is curated again with one job at a time, for the speed-up of parallel shard jobs.
+raw tokenizer (its fastest batch call, `encode_batch_fast`) in as many single-threaded processes at once as the
+curation runs jobs, so both keep every core busy, just before and just after the curation (their mean; the
+machine's speed drifts); and where the time goes, as the median wall time of each curation rule's jobs. The
+1 GB pool (else the first of at least two shards) is curated again with one job at a time, for the speed-up
+of parallel shard jobs.
 
 Goals (issue 17): peak memory flat in the pool size and at most 2 GB a job; throughput at least 0.5x the
 baseline per core; 2 parallel jobs in at most 0.6x the time of 1.
@@ -134,27 +136,30 @@ def seconds_by_rule(run_dir: Path) -> str:
     return "; ".join(parts)
 
 
-def baseline_mb_per_s(pool_dir: Path, tokenizer_dir: Path) -> float:
-    """MB/s of reading and tokenizing the pool's first BASELINE_FILES files with the raw fast tokenizer on one
-    core (no annealscope code)."""
+def baseline_mb_per_s(pool_dir: Path, tokenizer_dir: Path, processes: int) -> float:
+    """MB/s per core of reading and tokenizing the pool's first BASELINE_FILES files with the raw fast tokenizer
+    (no annealscope code), in `processes` single-threaded processes at once, the files dealt out among them:
+    with as many busy cores as the curation keeps busy."""
     files = sorted(pool_dir.glob("*.jsonl"))[:BASELINE_FILES]
     script = f"""
-import json, os, time, pathlib
+import json, os, sys, time
 os.environ["RAYON_NUM_THREADS"] = "1"
 from tokenizers import Tokenizer
 tokenizer = Tokenizer.from_file({str(tokenizer_dir / "tokenizer.json")!r})
-started, tokens = time.perf_counter(), 0
-for path in {[str(path) for path in files]!r}:
+tokens = 0
+for path in sys.argv[1:]:
     with open(path, encoding="utf-8") as handle:
         texts = [json.loads(line)["text"] for line in handle]
     for start in range(0, len(texts), 1024):
         batch = tokenizer.encode_batch_fast(texts[start:start + 1024], add_special_tokens=False)
         tokens += sum(len(encoding.ids) for encoding in batch)
-print(time.perf_counter() - started)
 """
-    output = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
-                            env={**os.environ, "TOKENIZERS_PARALLELISM": "true"})
-    return sum(path.stat().st_size for path in files) / 1e6 / float(output.stdout.strip().splitlines()[-1])
+    started = time.perf_counter()
+    runs = [subprocess.Popen([sys.executable, "-c", script, *map(str, files[rank::processes])],
+                             env={**os.environ, "TOKENIZERS_PARALLELISM": "true"}) for rank in range(processes)]
+    if any(run.wait() for run in runs):
+        raise SystemExit("the baseline failed")
+    return sum(path.stat().st_size for path in files) / 1e6 / (time.perf_counter() - started) / processes
 
 
 def measure(size_gb: float, shard_mb: int, cores: int, work: Path) -> dict:
@@ -168,17 +173,26 @@ def measure(size_gb: float, shard_mb: int, cores: int, work: Path) -> dict:
     config_path = work / run / "config.yaml"
     config_path.write_text(yaml.safe_dump(config(run, pool_dir, work / "cache", shard_mb << 20)))
     snakemake(config_path, [f"results/{run}/base/init", f"results/{run}/tasks"], cores)  # not timed: setup
+    tokenizer = run_dir / "base" / "init"
+    before = baseline_mb_per_s(pool_dir, tokenizer, cores)
     wall = snakemake(config_path, [f"results/{run}/curate/{SOURCE}/manifest.json"], cores)
+    after = baseline_mb_per_s(pool_dir, tokenizer, cores)
     manifest = json.loads((run_dir / "curate" / SOURCE / "manifest.json").read_text())
     rss, job = peak_rss_mb(run_dir)
-    baseline = baseline_mb_per_s(pool_dir, run_dir / "base" / "init")
     result = {"size_gb": size_gb, "pool_mb": written / 1e6, "shards": len(manifest["shards"]), "wall_s": wall,
               "peak_rss_mb": rss, "peak_job": job, "mb_per_s_per_core": written / 1e6 / wall / cores,
-              "baseline_mb_per_s": baseline, "documents_out": manifest["documents"],
+              "baseline_mb_per_s": (before + after) / 2, "baseline_range": (before, after),
+              "baseline_one_process": baseline_mb_per_s(pool_dir, tokenizer, 1), "documents_out": manifest["documents"],
               "duplicate_rate": manifest["duplicate_rate"], "by_rule": seconds_by_rule(run_dir),
               "config": config_path, "run_dir": run_dir}
     result["ratio_to_baseline"] = result["mb_per_s_per_core"] / result["baseline_mb_per_s"]
     return result
+
+
+def cores_baseline(row: dict) -> str:
+    """How the baseline's figure was taken: before and after the curation, and on one core with the rest idle."""
+    before, after = row["baseline_range"]
+    return f"{before:.2f} before and {after:.2f} after the curation; {row['baseline_one_process']:.2f} with one process"
 
 
 def rerun_serially(result: dict) -> float:
@@ -208,7 +222,8 @@ def main() -> None:
             results.append(row)
             print(f"{row['pool_mb']:>9,.0f} MB  {row['shards']:>3} shards  peak {row['peak_rss_mb']:>6,.0f} MB "
                   f"({row['peak_job']})  wall {row['wall_s']:>7.1f} s  {row['mb_per_s_per_core']:.2f} MB/s/core  "
-                  f"baseline {row['baseline_mb_per_s']:.2f} MB/s  ratio {row['ratio_to_baseline']:.2f}  "
+                  f"baseline {row['baseline_mb_per_s']:.2f} MB/s ({cores_baseline(row)})  "
+                  f"ratio {row['ratio_to_baseline']:.2f}  "
                   f"kept {row['documents_out']:,} documents, {row['duplicate_rate']:.1%} duplicates\n"
                   f"    median job wall time by rule: {row['by_rule']}", flush=True)
             if size == serial_size or (serial_size is None and row["shards"] >= 2):

@@ -15,9 +15,10 @@ from annealscope.core.io import write_jsonl
 from annealscope.core.shards import describe_piece, source_shards
 from annealscope.core.tokens import TokenArray, write_token_index
 from annealscope.curate import diversity, pipeline
-from annealscope.curate.dedup import MinHasher, Signer, find_duplicates, shingle_hashes
+from annealscope.curate.dedup import MinHasher, Signer, exact_key, find_duplicates, shingle_hashes
 from annealscope.curate.pipeline import (
     CurationError,
+    ShardEncoder,
     dedup_source,
     filter_shard,
     finish_shard,
@@ -164,8 +165,9 @@ def datasketch_greedy(signatures: np.ndarray, near: dict) -> list[int]:
 
 def signed(texts: list[str]) -> list[dict]:
     """Documents with ids: one id per word (the pool's words are `w<number>` and `changed`)."""
-    return [{"text": text, "tokens": 1, "ids": np.array([int(word[1:]) if word[1:].isdigit() else 9999
-                                                         for word in text.split()], np.uint16)} for text in texts]
+    return [{"text": text, "key": exact_key(text), "tokens": 1,
+             "ids": np.array([int(word[1:]) if word[1:].isdigit() else 9999 for word in text.split()], np.uint16)}
+            for text in texts]
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.8])
@@ -354,6 +356,26 @@ def test_a_token_index_reads_shards_as_one_stream_across_boundaries(tmp_path):
     stream = TokenArray.open(tmp_path / "index.json")
     assert stream.size == 33 and stream.windows(8) == 4
     assert [stream.window(index, 8).tolist() for index in range(4)] == [list(range(8 * i, 8 * i + 8)) for i in range(4)]
+
+
+def test_a_shard_encoder_encodes_a_repeat_only_once_it_is_forgotten_and_holds_at_most_its_limit(tiny_base):
+    encode = TokenEncoder(tiny_base)
+    rng = random.Random(0)
+    distinct = [" ".join(rng.choices(["alpha", "beta", "gamma", "delta", "x"], k=rng.randint(1, 30)))
+                for _ in range(300)]
+    texts = [rng.choice(distinct[max(0, index - 40):index + 1]) for index in range(len(distinct))] * 2
+    expected = [ids.tolist() for ids in encode(texts)]
+    for limit in (10**6, 500):  # 500: far fewer ids than the texts hold, so old ones are forgotten
+        encoded: list[str] = []
+        shard = ShardEncoder(lambda batch, encoded=encoded: encoded.extend(batch) or encode(batch), limit=limit)
+        documents = [document for start in range(0, len(texts), 64)
+                     for document in shard([{"text": text} for text in texts[start:start + 64]])]
+        assert [document["ids"].tolist() for document in documents] == expected
+        assert [document["tokens"] for document in documents] == list(map(len, expected))
+        assert [document["key"] for document in documents] == list(map(exact_key, texts))
+        assert shard.held == sum(map(len, shard.recent.values())) <= limit
+        assert len(set(texts)) == len(set(encoded)) <= len(encoded) < len(texts)
+        assert len(encoded) == len(set(texts)) if limit > 500 else len(encoded) > len(set(texts))
 
 
 def test_filtered_token_ids_read_back_only_with_their_documents_counts(tmp_path, tiny_base):

