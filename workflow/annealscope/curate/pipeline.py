@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from annealscope.curate.heuristics import Heuristics
 
 BATCH = 1024  # documents held at once by a shard job's streaming steps
-RECENT_TOKENS = 1 << 23  # token ids a shard job keeps to give repeated texts (16 MB of uint16)
+RECENT_TOKENS = 1 << 23  # token ids a shard job keeps for repeated texts (16 MB as uint16, 32 MB as uint32)
 
 
 class CurationError(ValueError):
@@ -162,7 +162,8 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     started = time.perf_counter()
     where = f"source {name}, shard {shard} ({'; '.join(map(describe_piece, pieces))})"
     steps = Steps(where)
-    count, encode = token_counter(tokenizer_dir), ShardEncoder(TokenEncoder(tokenizer_dir))
+    count, encoder = token_counter(tokenizer_dir), TokenEncoder(tokenizer_dir)
+    encode = ShardEncoder(encoder)
     kind = acquisition_kind(settings)
     classifier = steps.run("classify", load_classifier, settings["classifier"], classifier_dir) \
         if kind == "filter" else None
@@ -173,7 +174,7 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     documents = acquire(kind, name, settings, pieces, cache_dir, work_dir, count, encode, steps, acquisition)
     steps.add(first_step, [], [], 0.0)  # recorded even for a shard that holds nothing
     with atomic_path(documents_path) as tmp, open(tmp, "w", encoding="utf-8") as handle, \
-            token_array(tokens_path, encode.encode.meta()) as tokens, \
+            token_array(tokens_path, encoder.meta()) as tokens, \
             tqdm(desc=f"curate {name} shard {shard}", unit="doc", mininterval=5) as progress:
         while True:
             ticked = time.perf_counter()
