@@ -137,29 +137,33 @@ def seconds_by_rule(run_dir: Path) -> str:
 
 
 def baseline_mb_per_s(pool_dir: Path, tokenizer_dir: Path, processes: int) -> float:
-    """MB/s per core of reading and tokenizing the pool's first BASELINE_FILES files with the raw fast tokenizer
-    (no annealscope code), in `processes` single-threaded processes at once, the files dealt out among them:
-    with as many busy cores as the curation keeps busy."""
+    """MB per second of a core's time, reading and tokenizing the pool's first BASELINE_FILES files with the raw
+    fast tokenizer (no annealscope code), in `processes` single-threaded processes at once, the files dealt out
+    among them: with as many busy cores as the curation keeps busy. Each process times itself, so a process
+    left with less to do does not count as idle."""
     files = sorted(pool_dir.glob("*.jsonl"))[:BASELINE_FILES]
     script = f"""
 import json, os, sys, time
 os.environ["RAYON_NUM_THREADS"] = "1"
 from tokenizers import Tokenizer
 tokenizer = Tokenizer.from_file({str(tokenizer_dir / "tokenizer.json")!r})
-tokens = 0
+started, tokens = time.perf_counter(), 0
 for path in sys.argv[1:]:
     with open(path, encoding="utf-8") as handle:
         texts = [json.loads(line)["text"] for line in handle]
     for start in range(0, len(texts), 1024):
         batch = tokenizer.encode_batch_fast(texts[start:start + 1024], add_special_tokens=False)
         tokens += sum(len(encoding.ids) for encoding in batch)
+print(time.perf_counter() - started)
 """
-    started = time.perf_counter()
     runs = [subprocess.Popen([sys.executable, "-c", script, *map(str, files[rank::processes])],
-                             env={**os.environ, "TOKENIZERS_PARALLELISM": "true"}) for rank in range(processes)]
-    if any(run.wait() for run in runs):
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "true"})
+            for rank in range(processes) if files[rank::processes]]
+    outputs = [run.communicate()[0] for run in runs]
+    if any(run.returncode for run in runs):
         raise SystemExit("the baseline failed")
-    return sum(path.stat().st_size for path in files) / 1e6 / (time.perf_counter() - started) / processes
+    seconds = sum(float(output.strip().splitlines()[-1]) for output in outputs)
+    return sum(path.stat().st_size for path in files) / 1e6 / seconds
 
 
 def measure(size_gb: float, shard_mb: int, cores: int, work: Path) -> dict:
@@ -189,7 +193,7 @@ def measure(size_gb: float, shard_mb: int, cores: int, work: Path) -> dict:
     return result
 
 
-def cores_baseline(row: dict) -> str:
+def baseline_detail(row: dict) -> str:
     """How the baseline's figure was taken: before and after the curation, and on one core with the rest idle."""
     before, after = row["baseline_range"]
     return f"{before:.2f} before and {after:.2f} after the curation; {row['baseline_one_process']:.2f} with one process"
@@ -222,7 +226,7 @@ def main() -> None:
             results.append(row)
             print(f"{row['pool_mb']:>9,.0f} MB  {row['shards']:>3} shards  peak {row['peak_rss_mb']:>6,.0f} MB "
                   f"({row['peak_job']})  wall {row['wall_s']:>7.1f} s  {row['mb_per_s_per_core']:.2f} MB/s/core  "
-                  f"baseline {row['baseline_mb_per_s']:.2f} MB/s ({cores_baseline(row)})  "
+                  f"baseline {row['baseline_mb_per_s']:.2f} MB/s ({baseline_detail(row)})  "
                   f"ratio {row['ratio_to_baseline']:.2f}  "
                   f"kept {row['documents_out']:,} documents, {row['duplicate_rate']:.1%} duplicates\n"
                   f"    median job wall time by rule: {row['by_rule']}", flush=True)
