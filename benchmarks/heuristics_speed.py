@@ -3,7 +3,8 @@ where spaCy is installed (`pip install spacy`; not a dependency), with datatrove
 
 The text is curate_scale's pool (recombined Wikipedia sentences). It prints MB/s per filter and the ratio
 regex/spaCy: why `curate/heuristics.py` splits words by a regular expression; and annealscope's Gopher quality
-filter against datatrove's `GopherQualityFilter` on the same words (same verdicts, tested in tests/test_curate.py).
+and repetition filters against datatrove's `GopherQualityFilter` and `GopherRepetitionFilter` on the same words
+(same verdicts, tested in tests/test_curate.py). Every filter takes batches of a shard job's size.
 
 Run: python benchmarks/heuristics_speed.py [--mb 20]
 """
@@ -19,19 +20,21 @@ from pathlib import Path
 
 from curate_scale import write_pool
 from datatrove.data import Document
-from datatrove.pipeline.filters import GopherQualityFilter
+from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
 
 from annealscope.curate.heuristics import FILTERS, RegexWords
+from annealscope.curate.pipeline import BATCH
 
 ARGUMENTS = {"c4_quality": {"filter_no_terminal_punct": False}}  # as FineWeb runs it
 
 
 def throughput(texts: list[str], name: str, language, filters: dict = FILTERS) -> float:
+    """MB/s of one filter over the texts, a batch of BATCH documents at a time, as a shard job runs it."""
     step = filters[name](**ARGUMENTS.get(name, {}), language=language)
     documents = [Document(text=text, id=str(index)) for index, text in enumerate(texts)]
     started = time.perf_counter()
-    for document in documents:
-        step.filter(document)
+    for start in range(0, len(documents), BATCH):
+        step.filter_batch(documents[start:start + BATCH])
     return sum(len(text.encode()) for text in texts) / 1e6 / (time.perf_counter() - started)
 
 
@@ -52,9 +55,10 @@ def main() -> None:
             slow = throughput(texts, name, "en")
             line += f"   spaCy words {slow:6.2f} MB/s   ratio {fast / slow:5.1f}"
         print(line, flush=True)
-    theirs = throughput(texts, "gopher_quality", RegexWords(), {"gopher_quality": GopherQualityFilter})
-    print(f"datatrove's GopherQualityFilter, regex words {theirs:6.2f} MB/s; annealscope's gopher_quality "
-          f"is {throughput(texts, 'gopher_quality', RegexWords()) / theirs:.2f}x as fast")
+    for name, theirs in (("gopher_quality", GopherQualityFilter), ("gopher_repetition", GopherRepetitionFilter)):
+        speed = throughput(texts, name, RegexWords(), {name: theirs})
+        print(f"datatrove's {theirs.__name__}, regex words {speed:6.2f} MB/s; annealscope's {name} "
+              f"is {throughput(texts, name, RegexWords()) / speed:.2f}x as fast", flush=True)
 
 
 if __name__ == "__main__":

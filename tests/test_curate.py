@@ -112,17 +112,61 @@ GOPHER_PIECES = ["the", "of", "and", "word", "Ünïcödé", "数学", "x", "2011
 
 
 @pytest.mark.parametrize("arguments", [{}, {"min_doc_words": 5, "max_doc_words": 60},
-                                       {"min_doc_words": None, "min_avg_word_length": None, "min_stop_words": 0}])
+                                       {"min_doc_words": None, "min_avg_word_length": None, "min_stop_words": 0},
+                                       {"stop_words": ["the", "数学", "don't", "x", ""], "min_stop_words": 2}])
 def test_gopher_quality_gives_datatrove_s_verdict_on_every_document(arguments):
     rng = np.random.default_rng(0)
     texts = ["".join(rng.choice(GOPHER_PIECES, size=rng.integers(1, 120), p=weights) + " ")
              for weights in rng.dirichlet(np.full(len(GOPHER_PIECES), 0.3), size=3000)]
     ours, theirs = (step(**arguments, language=RegexWords()) for step in (GopherQuality, GopherQualityFilter))
-    verdicts = [ours.filter(Document(text=text, id="")) for text in texts]
+    verdicts = ours.filter_batch([Document(text=text, id="") for text in texts])
     assert verdicts == [theirs.filter(Document(text=text, id="")) if text.strip() else (False, "gopher_short_doc")
                         for text in texts]
+    assert [ours.filter(Document(text=text, id="")) for text in texts[:200]] == verdicts[:200]
     reasons = {verdict[1] for verdict in verdicts if verdict is not True}
     assert len(reasons) >= 5 and True in verdicts, reasons
+
+
+REPETITION_PIECES = ["a", "b", "ab", "c", "bc", "abc", "the", "x'y", "’", "!!", "数学", "e\u0301", " ", " ", " ", " ",
+                     "\n", "\n\n", "\n \n", "Alpha beta gamma. ", "Alpha beta gamma.\n"]
+LOOSE = {"dup_line_frac": None, "dup_para_frac": None, "dup_line_char_frac": None, "dup_para_char_frac": None}
+
+
+@pytest.mark.parametrize("arguments", [{}, {**LOOSE, "top_n_grams": ((2, 0.5), (3, 0.4), (4, 0.3))},
+                                       {**LOOSE, "top_n_grams": (), "dup_n_grams": ((5, 0.4), (7, 0.3), (10, 0.2))}])
+def test_gopher_repetition_gives_datatrove_s_verdict_on_every_document(arguments):
+    from datatrove.pipeline.filters import GopherRepetitionFilter
+
+    from annealscope.curate.heuristics import GopherRepetition
+
+    rng = np.random.default_rng(5)
+    texts = ["".join(rng.choice(REPETITION_PIECES, size=rng.integers(0, 150), p=weights))
+             for weights in rng.dirichlet(np.full(len(REPETITION_PIECES), 0.5), size=3000)]
+    ours, theirs = (step(**arguments, language=RegexWords()) for step in (GopherRepetition, GopherRepetitionFilter))
+    verdicts = ours.filter_batch([Document(text=text, id="") for text in texts])
+    assert verdicts == [theirs.filter(Document(text=text, id="")) for text in texts]
+    reasons = {verdict[1] for verdict in verdicts if verdict is not True}
+    assert len(reasons) >= 3 and True in verdicts, reasons
+
+
+SPLIT_PIECES = [*GOPHER_PIECES, "'", "’", "a'", "'b", "c’d", "''", "\u00a0", "\x1c", "\u2028", "e\u0301", "\ufe4f",
+                "\u200d", "𝔸𝔹", "\U000e0041", "\ud800", "Ⅻ", "٣", "_", "'_'", "\x00", "\r\n"]
+
+
+def test_a_batch_s_word_spans_are_the_words_the_pattern_finds_in_each_text():
+    from annealscope.curate.heuristics import WORD
+    from annealscope.curate.word_spans import PATTERN_RULES, CharacterClasses, WordSpans
+
+    rng = np.random.default_rng(3)
+    classes = CharacterClasses(PATTERN_RULES)
+    for _ in range(20):
+        texts = ["".join(rng.choice(SPLIT_PIECES, size=rng.integers(0, 60))) for _ in range(rng.integers(1, 200))]
+        spans = WordSpans.pattern_words(texts, classes)
+        found = [[] for _ in texts]
+        for owner, start, end in zip(spans.owner, spans.start, spans.end, strict=True):
+            found[owner].append(spans.codes[start:end].tobytes().decode("utf-32-le", "surrogatepass"))
+        assert found == [WORD.findall(text) for text in texts]
+    assert WordSpans.pattern_words([""], classes).per_text().tolist() == [0]
 
 
 def test_ascii_texts_split_into_the_words_the_unicode_pattern_finds():
@@ -134,21 +178,6 @@ def test_ascii_texts_split_into_the_words_the_unicode_pattern_finds():
     split = RegexWords().word_tokenize
     assert all(text.isascii() and split(text) == WORD.findall(text) for text in texts)
     assert split("naïve café’s") == WORD.findall("naïve café’s") == ["naïve", "café’s"]
-
-
-def test_word_statistics_total_each_rule_exactly_packed_or_not_and_across_cache_clears(monkeypatch):
-    from annealscope.curate import text
-
-    monkeypatch.setattr(text, "MAX_CACHED_WORDS", 1500)  # cleared a few times below
-    monkeypatch.setattr(text, "FIELD_BITS", 6)  # texts of 64 words or more are summed rule by rule
-    rules = [lambda word: int("a" in word), lambda word: int(word[0].isdigit()), len]
-    statistics = text.WordStatistics(rules)
-    rng = np.random.default_rng(1)
-    for _ in range(100):
-        tokens = [f"{rng.choice(['x', '7'])}{'a' * rng.integers(3)}{rng.integers(4000)}"
-                  for _ in range(rng.integers(0, 120))]
-        assert statistics.totals(tokens) == [sum(rule(word) for word in tokens) for rule in rules]
-    assert len(statistics) <= 1500
 
 
 def test_length_histogram():

@@ -25,7 +25,7 @@ from annealscope.curate.pipeline import (
     teacher_seeds,
     write_manifest,
 )
-from annealscope.curate.text import HashedWords, WordHasher, ngrams, words
+from annealscope.curate.text import HashedWords, ngrams, words
 from annealscope.curate.tokenize import TokenEncoder, TokenRanges, write_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,14 +266,14 @@ def test_diversity_sketches_are_exact_when_small_and_estimate_within_a_percent_w
              sum(max(len(words(text)) - n + 1, 0) for text in texts) for n in diversity.ORDERS}
     halves = [diversity.Diversity(), diversity.Diversity()]
     for index, text in enumerate(texts):
-        halves[index % 2].add(HashedWords.of(WordHasher(), [text]), [1])
+        halves[index % 2].add(HashedWords.of([text]), [1])
     merged = diversity.merged_description([half.arrays() for half in halves])
     assert merged["distinct_exact"]
     assert {n: merged[f"distinct_{n}"] for n in diversity.ORDERS} == pytest.approx(truth, rel=1e-9)
     monkeypatch.setattr(diversity, "EXACT_LIMIT", 2000)  # past it, a HyperLogLog
     halves = [diversity.Diversity(), diversity.Diversity()]
     for index, text in enumerate(texts):
-        halves[index % 2].add(HashedWords.of(WordHasher(), [text]), [1])
+        halves[index % 2].add(HashedWords.of([text]), [1])
     merged = diversity.merged_description([half.arrays() for half in halves])
     assert not merged["distinct_exact"]
     assert {n: merged[f"distinct_{n}"] for n in diversity.ORDERS} == pytest.approx(truth, rel=0.015)

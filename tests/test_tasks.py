@@ -72,8 +72,25 @@ def test_batched_decontamination_matches_the_word_by_word_check_and_never_across
     texts = [document["text"] for document in documents]
     expected = [index.match(text) for text in texts]
     assert index.tasks(texts) == expected and sum(task is not None for task in expected) >= 400 // 7
-    assert index.suspects(HashedWords.of(index.hasher, texts)) == \
+    assert index.suspects(HashedWords.of(texts)) == \
         {position for position, task in enumerate(expected) if task}  # no window spans two documents
+
+
+WORD_PIECES = ["Answer", "answer", ":", " ", "İstanbul", "STRASSE", "straße", "ǅ", "e\u0301", "٣", "_", "x_y", "\u00a0",
+               "𝔸", "\ud800", "’", "-", "\n", "数学", "½", "Ⅻ", "ΣΑΣ"]
+
+
+def test_a_batch_s_word_hashes_are_each_word_s_own_wherever_it_is_and_tell_distinct_words_apart():
+    from annealscope.curate.word_spans import word_hashes
+
+    rng = random.Random(4)
+    texts = ["".join(rng.choices(WORD_PIECES, k=rng.randint(0, 40))) for _ in range(500)]
+    hashed = HashedWords.of(texts)
+    expected = [words(text) for text in texts]
+    assert hashed.lengths.tolist() == [len(found) for found in expected]
+    assert hashed.hashes.tolist() == word_hashes([word for found in expected for word in found]).tolist()
+    many = list({f"{rng.choice(WORD_PIECES)}{rng.randrange(10 ** 6)}" for _ in range(100_000)} | {"", "a", "b"})
+    assert len(set(word_hashes(many).tolist())) == len(many)  # no two of 100,000 words share a hash
 
 
 QUESTIONS = ["A farmer plants seven rows of beans with twelve plants in each row and then buys nine more plants",

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from annealscope.core.arrays import sorted_unique
-from annealscope.curate.text import HashedWords, WordHasher, ngrams, run_hashes, words
+from annealscope.curate.text import HashedWords, ngrams, run_hashes, words
+from annealscope.curate.word_spans import word_hashes
 
 MIN_ITEM_WORDS = 8
 BITMAP_BITS = 20
@@ -26,7 +27,6 @@ class ContaminationIndex:
 
     def __init__(self, items_by_task: dict[str, Iterable[str]], n: int = 13):
         self.n = n
-        self.hasher = WordHasher()  # also hashes the documents screened, so callers share it
         self.index: dict[int, dict[tuple[str, ...], str]] = {}
         for task, texts in items_by_task.items():
             for text in texts:
@@ -40,7 +40,7 @@ class ContaminationIndex:
 
     def _gram_hashes(self, grams: list[tuple[str, ...]], length: int) -> np.ndarray:
         """The sorted hashes of the item n-grams of one length (as `window_hashes` computes them)."""
-        return sorted_unique(run_hashes(self.hasher([word for gram in grams for word in gram])
+        return sorted_unique(run_hashes(word_hashes([word for gram in grams for word in gram])
                                         .reshape(len(grams), length)))
 
     def match(self, text: str) -> str | None:
@@ -67,7 +67,7 @@ class ContaminationIndex:
     def tasks(self, texts: list[str], hashed: HashedWords | None = None) -> list[str | None]:
         """The task each text is charged to (its first evaluation n-gram's), or None; `hashed` are the texts'
         hashed words, when the caller has them."""
-        suspects = self.suspects(hashed or HashedWords.of(self.hasher, texts)) if self.index else set()
+        suspects = self.suspects(hashed or HashedWords.of(texts)) if self.index else set()
         return [self.match(text) if position in suspects else None for position, text in enumerate(texts)]
 
 

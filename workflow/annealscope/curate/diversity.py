@@ -5,7 +5,7 @@ Distinct-n (Li et al. 2016) needs the distinct word n-grams of the whole source.
 n: the sorted distinct 64-bit hashes of its n-grams while there are at most EXACT_LIMIT, else a HyperLogLog of
 2^HLL_PRECISION registers (about 0.4% error). Merging two exact sketches is their union, exact while it stays
 under the limit; so the demo's and the tests' figures are exact, and a 14B-token source's are estimated in
-bounded memory. Word hashes are stable across processes (annealscope.curate.text.WordHasher), unlike Python's
+bounded memory. Word hashes are stable across processes (annealscope.curate.word_spans), unlike Python's
 `hash`, and each batch's are shared with decontamination.
 """
 

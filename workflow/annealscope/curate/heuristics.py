@@ -9,11 +9,12 @@ Words are split by a regular expression (runs of word characters, runs of other 
 datatrove's spaCy tokenizer for English, which made the four filters 5-44x slower on web text
 (benchmarks/heuristics_speed.py). Sentences are datatrove's own regular-expression split.
 
-`GopherQuality` is datatrove's Gopher quality filter with the same rules, order and reasons, but it classifies
-each distinct word once (has it a non-punctuation character, a letter?) into a table of packed counts and sums
-a document's in one pass, instead of looping over every character of every word in Python; tests/test_curate.py
-checks its verdicts against datatrove's. Where datatrove divides by zero (a text without words, with
-`min_doc_words` off) it removes the document as `gopher_short_doc`.
+`GopherQuality` and `GopherRepetition` are datatrove's Gopher quality and repetition filters with the same rules,
+order and reasons, but they count a whole batch's words at once (`annealscope.curate.word_spans`: the same
+words, found with numpy, each distinct character classed once; `annealscope.curate.repetition`: each n-gram a
+64-bit hash) instead of splitting each text and looping over every word and n-gram in Python;
+tests/test_curate.py checks their verdicts against datatrove's. Where datatrove divides by zero (a text without
+words, with `min_doc_words` off) `GopherQuality` removes the document as `gopher_short_doc`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from datatrove.pipeline.filters import (
 )
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.filters.gopher_quality_filter import PUNCTUATION_SET
-from datatrove.utils.word_tokenizers import WhitespaceTokenizer, load_word_tokenizer
+from datatrove.pipeline.filters.gopher_repetition_filter import find_duplicates as repeated_parts
+from datatrove.utils.word_tokenizers import WhitespaceTokenizer
 
-from annealscope.curate.text import WordStatistics
+from annealscope.curate.word_spans import PATTERN_RULES, CharacterClasses, WordSpans, chunks
 
 WORD = regex.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
 ASCII_WORD = re.compile(WORD.pattern, re.ASCII)  # the same words in ASCII text, about 1.5x faster
@@ -47,25 +49,34 @@ class RegexWords(WhitespaceTokenizer):
         return (ASCII_WORD if text.isascii() else WORD).findall(text)
 
 
-def is_not_symbol(word: str) -> bool:
-    return any(character not in PUNCTUATION_SET for character in word)
+def is_not_symbol(character: str) -> bool:
+    return character not in PUNCTUATION_SET
 
 
 class GopherQuality(GopherQualityFilter):
-    """datatrove's `GopherQualityFilter`, its per-word statistics looked up in a table of the words seen."""
+    """datatrove's `GopherQualityFilter`, its word statistics counted for a whole batch at once with numpy."""
 
     def __init__(self, **arguments):
         super().__init__(**arguments)
-        self.split = load_word_tokenizer(self.language).word_tokenize
-        self.statistics = WordStatistics([lambda word: int(is_not_symbol(word)),
-                                          lambda word: int(any(character.isalpha() for character in word)),
-                                          lambda word: len(word) * is_not_symbol(word)])
+        self.classes = CharacterClasses((*PATTERN_RULES, is_not_symbol, str.isalpha))
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        text = doc.text
-        words = self.split(text)
-        n_words = len(words)
-        n_not_symbol, n_with_letter, kept_length = self.statistics.totals(words)
+        return self.filter_batch([doc])[0]
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        texts = [doc.text for doc in batch]
+        return [verdict for part in chunks(texts) for verdict in self._verdicts(texts[part])]
+
+    def _verdicts(self, texts: list[str]) -> list[bool | tuple[bool, str]]:
+        words = WordSpans.pattern_words(texts, self.classes)
+        not_symbol, with_letter = (words.with_bit(1 << place) for place in (3, 4))
+        return [self._verdict(text, *counts) for text, *counts in zip(
+            texts, words.per_text(), words.per_text(not_symbol), words.per_text(with_letter),
+            words.per_text(words.lengths() * not_symbol), words.texts_with(self.stop_words), strict=True)]
+
+    def _verdict(self, text: str, n_words: int, n_not_symbol: int, n_with_letter: int, kept_length: int,
+                 n_stop_words: int) -> bool | tuple[bool, str]:
+        """datatrove's rules, in its order, on one text's counts."""
         if not n_words or (self.min_doc_words and n_not_symbol < self.min_doc_words):
             return False, "gopher_short_doc"
         if self.max_doc_words and n_not_symbol > self.max_doc_words:
@@ -91,14 +102,66 @@ class GopherQuality(GopherQualityFilter):
         if (self.max_non_alpha_words_ratio
                 and n_with_letter / n_words < self.max_non_alpha_words_ratio):
             return False, "gopher_below_alpha_threshold"
-        if self.min_stop_words and len(self.stop_words.intersection(words)) < self.min_stop_words:
+        if self.min_stop_words and n_stop_words < self.min_stop_words:
             return False, "gopher_enough_stop_words"
         return True
 
 
+class GopherRepetition(GopherRepetitionFilter):
+    """datatrove's `GopherRepetitionFilter`: its line and paragraph rules as datatrove has them, its n-gram
+    rules from statistics counted for a whole batch at once (annealscope.curate.repetition)."""
+
+    def __init__(self, **arguments):
+        super().__init__(**arguments)
+        self.classes = CharacterClasses(PATTERN_RULES)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return self.filter_batch([doc])[0]
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        verdicts = [self._line_verdict(doc.text) for doc in batch]
+        pending = [index for index, verdict in enumerate(verdicts) if verdict is True]
+        texts = [batch[index].text for index in pending]
+        for part in chunks(texts):
+            for index, verdict in zip(pending[part], self._ngram_verdicts(texts[part]), strict=True):
+                verdicts[index] = verdict
+        return verdicts
+
+    def _line_verdict(self, text: str) -> bool | tuple[bool, str]:
+        """datatrove's rules on repeated paragraphs and lines, in its order."""
+        if not text:
+            return False, "empty"
+        paragraphs = self.paragraph_exp.split(text.strip())
+        repeats, characters = repeated_parts(paragraphs)
+        if self.dup_para_frac and repeats / len(paragraphs) > self.dup_para_frac:
+            return False, "dup_para_frac"
+        if self.dup_para_char_frac and characters / len(text) > self.dup_para_char_frac:
+            return False, "dup_para_char_frac"
+        lines = self._line_splitter.split(text)
+        repeats, characters = repeated_parts(lines)
+        if self.dup_line_frac and repeats / len(lines) > self.dup_line_frac:
+            return False, "dup_line_frac"
+        if self.dup_line_char_frac and characters / len(text) > self.dup_line_char_frac:
+            return False, "dup_line_char_frac"
+        return True
+
+    def _ngram_verdicts(self, texts: list[str]) -> list[bool | tuple[bool, str]]:
+        """datatrove's n-gram rules, in its order, on texts that passed the line rules."""
+        from annealscope.curate.repetition import NGrams  # pandas: imported only by the jobs that use this rule
+
+        grams = NGrams(WordSpans.pattern_words(texts, self.classes))
+        top = grams.top_characters([n for n, _ in self.top_n_grams])
+        checks = [(f"top_{n}_gram", fraction, top[n]) for n, fraction in self.top_n_grams]
+        checks += [(f"duplicated_{n}_n_grams", fraction, grams.duplicate_characters(n))
+                   for n, fraction in self.dup_n_grams]
+        return [next(((False, reason) for reason, fraction, characters in checks
+                      if characters[index] >= 0 and characters[index] / len(text) > fraction), True)
+                for index, text in enumerate(texts)]
+
+
 FILTERS: dict[str, type[BaseFilter]] = {
     "gopher_quality": GopherQuality,
-    "gopher_repetition": GopherRepetitionFilter,
+    "gopher_repetition": GopherRepetition,
     "c4_quality": C4QualityFilter,
     "fineweb_quality": FineWebQualityFilter,
 }
@@ -121,23 +184,21 @@ class Heuristics:
         """The documents every filter keeps, and removals by filter and reason. A document whose text a filter
         shortened comes back with the text left and without its (now stale) `key`, `tokens` and `ids`."""
         removed: dict[str, dict[str, int]] = {name: {} for name in self.filters}
-        kept = []
-        for record in documents:
-            document = Document(text=record["text"], id=str(record.get("id", "")))
-            for name, step in self.filters.items():
-                verdict = step.filter(document)
+        left = [(record, Document(text=record["text"], id=str(record.get("id", "")))) for record in documents]
+        for name, step in self.filters.items():  # filter by filter, each over the batch: what a filter
+            passed = []                           # shortened, the next one reads
+            for (record, document), verdict in zip(left, step.filter_batch([doc for _, doc in left]), strict=True):
                 if verdict is True and not document.text.strip():
                     verdict = (False, "no_text_left")
-                if verdict is not True:
+                if verdict is True:
+                    passed.append((record, document))
+                else:
                     reason = verdict[1] if isinstance(verdict, tuple) else "removed"
                     removed[name][reason] = removed[name].get(reason, 0) + 1
-                    break
-            else:
-                if document.text == record["text"]:
-                    kept.append(record)
-                else:
-                    kept.append({**without(record, "key", "tokens", "ids"), "text": document.text})
-        return kept, removed
+            left = passed
+        return [record if document.text == record["text"]
+                else {**without(record, "key", "tokens", "ids"), "text": document.text}
+                for record, document in left], removed
 
 
 def tuples(arguments: dict) -> dict:

@@ -353,7 +353,7 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
             position += len(batch)
             ticked = time.perf_counter()
             texts = [document["text"] for document in unique]
-            hashed = HashedWords.of(index.hasher, texts)
+            hashed = HashedWords.of(texts)
             tasks = steps.run("decontaminate", index.tasks, texts, hashed)
             kept = [document for document, task in zip(unique, tasks, strict=True) if task is None]
             removed.update(task for task in tasks if task is not None)
