@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from annealscope.curate.text import window_hashes
-from annealscope.curate.word_spans import WordSpans, mixed, powers, span_hashes
+from annealscope.curate.word_spans import WordSpans, mixed, powers
 
 
 class NGrams:
@@ -28,7 +28,7 @@ class NGrams:
 
     def __init__(self, words: WordSpans):
         self.texts, self.owner = words.texts, words.owner
-        self.hashes = span_hashes(words.codes, words.start, words.end)
+        self.hashes = words.hashes()
         lengths = words.lengths()
         self.text_words = words.per_text()
         self.text_first = np.cumsum(self.text_words) - self.text_words  # each text's first word
@@ -50,10 +50,10 @@ class NGrams:
     def top_characters(self, sizes: list[int]) -> dict[int, np.ndarray]:
         """For each n of `sizes`, per text: the characters of its most frequent space-joined n-gram times its
         count (-1: the text has no n-gram)."""
-        found = {}
+        found = {n: np.full(self.texts, -1, dtype=np.int64) for n in sizes}
         for n, combined in window_hashes(self.hashes, max(sizes, default=0)):
-            if n in sizes:
-                starts = self._inside(n)
+            starts = self._inside(n)
+            if n in sizes and len(starts):
                 owners = self.owner[starts]
                 codes, _ = pd.factorize(self._in_text(combined[starts], owners))  # numbered as first seen
                 counts = np.bincount(codes)
@@ -64,7 +64,6 @@ class NGrams:
                 np.maximum.at(best, owners[first], rank)
                 chosen = first[rank == best[owners[first]]]
                 characters = self.before[starts[chosen] + n] - self.before[starts[chosen]] + n - 1
-                found[n] = np.full(self.texts, -1, dtype=np.int64)
                 found[n][owners[chosen]] = characters * counts[codes[chosen]]
         return found
 

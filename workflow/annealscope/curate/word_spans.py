@@ -35,6 +35,8 @@ class CharacterClasses:
     in a table by code point."""
 
     def __init__(self, rules: Sequence[Callable[[str], bool]]):
+        if len(rules) >= 16:
+            raise ValueError(f"{len(rules)} character rules: a class holds at most 15, one bit each")
         self.rules = tuple(rules)
         self.table = np.full(MAX_CODE + 1, UNKNOWN, dtype=np.uint16)
 
@@ -56,7 +58,7 @@ class WordSpans:
     joined by SEPARATOR) and the text it is in (`owner`); `bits` are every code point's classes."""
 
     def __init__(self, texts: list[str], classes: CharacterClasses, find: Callable[[np.ndarray], tuple]):
-        self.codes = np.frombuffer(SEPARATOR.join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        self.codes = code_points(SEPARATOR.join(texts))
         self.bits = classes(self.codes)
         lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         firsts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
