@@ -69,7 +69,8 @@ class GopherQuality(GopherQualityFilter):
 
     def _verdicts(self, texts: list[str]) -> list[bool | tuple[bool, str]]:
         words = WordSpans.pattern_words(texts, self.classes)
-        not_symbol, with_letter = (words.with_bit(1 << place) for place in (3, 4))
+        rules = len(PATTERN_RULES)  # the classes' bits: the split's rules, then is_not_symbol and str.isalpha
+        not_symbol, with_letter = words.with_bit(1 << rules), words.with_bit(1 << (rules + 1))
         return [self._verdict(text, *counts) for text, *counts in zip(
             texts, words.per_text(), words.per_text(not_symbol), words.per_text(with_letter),
             words.per_text(words.lengths() * not_symbol), words.texts_with(self.stop_words), strict=True)]
