@@ -14,7 +14,7 @@ from annealscope.core.corpora import read_corpus, read_piece
 from annealscope.core.io import write_jsonl
 from annealscope.core.shards import describe_piece, source_shards
 from annealscope.core.tokens import TokenArray, write_token_index
-from annealscope.curate import diversity, pipeline
+from annealscope.curate import dedup, diversity, pipeline
 from annealscope.curate.dedup import MinHasher, Signer, exact_key, find_duplicates, shingle_hashes
 from annealscope.curate.pipeline import (
     CurationError,
@@ -170,8 +170,10 @@ def signed(texts: list[str]) -> list[dict]:
             for text in texts]
 
 
-@pytest.mark.parametrize("threshold", [0.5, 0.8])
-def test_near_dedup_over_shards_keeps_what_one_lsh_index_over_the_whole_source_keeps(tmp_path, threshold):
+@pytest.mark.parametrize(("threshold", "part"), [(0.5, 1 << 22), (0.8, 1 << 22), (0.8, 64)])
+def test_near_dedup_over_shards_keeps_what_one_lsh_index_over_the_whole_source_keeps(tmp_path, threshold, part,
+                                                                                    monkeypatch):
+    monkeypatch.setattr(dedup, "PART_DOCUMENTS", part)  # 64: the keys sorted in 10 passes
     near = {"threshold": threshold, "num_perm": 64, "shingle": 3}
     documents = pool(600, seed=3)
     texts = [document["text"] for document in documents]
@@ -192,6 +194,32 @@ def test_near_dedup_over_shards_keeps_what_one_lsh_index_over_the_whole_source_k
     assert kept == expected
     assert records[0]["documents_in"] - records[0]["documents_out"] == len(texts) - len(unique)
     assert records[1]["documents_out"] == len(expected) < len(unique)
+
+
+def test_the_dedup_job_holds_a_few_bytes_a_document_and_decides_as_in_one_pass(tmp_path, monkeypatch):
+    rng = np.random.default_rng(7)
+    files, near = [], {"threshold": 0.8, "num_perm": 128, "shingle": 5}
+    bands = dedup.band_parameters(near)[0]
+    for index in range(4):  # 4 shards of 100,000 documents; a tenth repeat a text, a twentieth a band
+        exact = rng.integers(0, 1 << 63, 100_000, dtype=np.uint64)
+        exact[rng.random(100_000) < 0.1] = exact[:1000][rng.integers(0, 1000)]
+        arrays = {"exact": exact, "tokens": rng.integers(1, 500, 100_000)}
+        for band in range(bands):
+            keys = rng.integers(0, 1 << 63, 100_000, dtype=np.uint64)
+            keys[rng.random(100_000) < 0.05] = keys[rng.integers(0, 100)]
+            arrays[f"band{band}"] = keys
+        np.savez(tmp_path / f"{index}.npz", **arrays)
+        files.append(tmp_path / f"{index}.npz")
+    whole = dedup.find_duplicates(files, near)
+    monkeypatch.setattr(dedup, "PART_DOCUMENTS", 50_000)
+    tracemalloc.start()
+    parted = dedup.find_duplicates(files, near)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [positions.tolist() for positions in parted[0]] == [positions.tolist() for positions in whole[0]]
+    assert parted[1] == whole[1] and whole[1][1]["documents_out"] < whole[1][0]["documents_out"] < 400_000
+    assert peak < 40 * 400_000, peak  # the 14 bands' keys alone are 112 bytes a document; held: the flags and
+    #                                   the colliding (document, band) pairs
 
 
 def test_minhash_agreement_estimates_the_jaccard_similarity_of_token_shingles():

@@ -3,9 +3,10 @@
 1. each shard job computes, per document, a 64-bit key of its exact text and one 64-bit key per MinHash LSH
    band (`Signer`) of its shingles, the runs of `shingle` consecutive token ids (the ids the shard job encoded
    anyway), a few hundred bytes a document;
-2. one job per source (`find_duplicates`) reads the keys of every shard, one band at a time, and decides which
-   documents go: a repeat of an earlier text (exact), then a document that shares a band with an earlier kept
-   one (near; MinHash LSH as datasketch's `MinHashLSH` queries it, with the same bands);
+2. one job per source (`find_duplicates`) reads the keys of every shard, one band and one range of keys at a
+   time (a larger source takes more passes, not more memory), and decides which documents go: a repeat of an
+   earlier text (exact), then a document that shares a band with an earlier kept one (near; MinHash LSH as
+   datasketch's `MinHashLSH` queries it, with the same bands);
 3. each shard's next job drops its own documents named in that decision.
 
 Order is shard order, then document order within the shard, which is input order: the first document of a
@@ -22,6 +23,7 @@ import numpy as np
 from annealscope.core.io import atomic_path
 
 EXACT, TOKENS = "exact", "tokens"
+PART_DOCUMENTS = 1 << 21  # documents whose keys one pass of the dedup job sorts at once (~50 bytes each)
 MIX = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB], dtype=np.uint64)
 SHINGLE_MIX = np.array([0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5],
                        dtype=np.uint64)
@@ -134,50 +136,69 @@ def _joined(parts: list[np.ndarray], dtype) -> np.ndarray:
 
 def find_duplicates(signature_files: list[str | Path], near: dict | None) -> tuple[list[np.ndarray], list[dict]]:
     """The positions to drop in each shard, and the exact and near dedup step records of the whole source.
-    Memory: about 40 bytes per document of the source (keys of one band at a time), never its text."""
+
+    Memory: a few flags a document of the source, the (document, band) pairs that collide, and per pass the
+    keys of about PART_DOCUMENTS documents: keys are read from the shards' files one band and one share of the
+    key values at a time (`_key_parts`), so a source of more documents takes more passes, not more keys held."""
     loaded = [np.load(path) for path in signature_files]
-    sizes = np.array([len(data[EXACT]) for data in loaded])
-    tokens = np.concatenate([data[TOKENS] for data in loaded]) if loaded else np.zeros(0, np.int64)
-    keep = first_of_each(np.concatenate([data[EXACT] for data in loaded]))
-    records = [_record("exact_dedup", np.ones(len(keep), bool), keep, tokens)]
+    offsets = np.concatenate([[0], np.cumsum([len(data[EXACT]) for data in loaded])]).astype(np.int64)
+    parts = max(1, -(-int(offsets[-1]) // PART_DOCUMENTS))
+    everyone = np.ones(int(offsets[-1]), dtype=bool)
+    keep = np.ones_like(everyone)
+    for positions, keys in _key_parts(loaded, offsets, EXACT, everyone, parts):
+        _, first = np.unique(keys, return_index=True)
+        keep[positions] = False
+        keep[positions[first]] = True
+    records = [_record("exact_dedup", loaded, offsets, everyone, keep)]
     if near:
         bands = sum(name.startswith("band") for name in loaded[0].files) if loaded else 0
-        survivors = np.flatnonzero(keep)
-        near_keep = greedy_lsh([np.concatenate([data[f"band{band}"] for data in loaded])[survivors]
-                                for band in range(bands)])
         after = keep.copy()
-        after[survivors[~near_keep]] = False
-        records.append({**_record("near_dedup", keep, after, tokens), "settings": near})
+        after[keep] = greedy_lsh(int(keep.sum()), (_key_parts(loaded, offsets, f"band{band}", keep, parts)
+                                                   for band in range(bands)))
+        records.append({**_record("near_dedup", loaded, offsets, keep, after), "settings": near})
         keep = after
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
     return [np.flatnonzero(~keep[offsets[i]:offsets[i + 1]]) for i in range(len(loaded))], records
 
 
-def _record(step: str, before: np.ndarray, after: np.ndarray, tokens: np.ndarray) -> dict:
+def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarray, parts: int):
+    """(positions among the chosen documents, keys) of the chosen documents' `member` keys, in `parts` passes
+    by the keys' value modulo `parts` (equal keys fall in one pass), each read afresh from the shards' files,
+    positions ascending."""
+    before = np.cumsum([0] + [int(chosen[offsets[i]:offsets[i + 1]].sum()) for i in range(len(loaded))])
+    for part in range(parts):
+        positions, keys = [], []
+        for index, data in enumerate(loaded):
+            values = data[member][chosen[offsets[index]:offsets[index + 1]]]
+            inside = (values % np.uint64(parts)) == part if parts > 1 else np.ones(len(values), dtype=bool)
+            positions.append(before[index] + np.flatnonzero(inside))
+            keys.append(values[inside])
+        yield np.concatenate(positions or [np.zeros(0, np.int64)]), np.concatenate(keys or [np.zeros(0, np.uint64)])
+
+
+def _record(step: str, loaded: list, offsets: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:
+    """The step's documents and tokens in and out, the tokens read shard by shard."""
+    def tokens(chosen: np.ndarray) -> int:
+        return sum(int(data[TOKENS][chosen[offsets[i]:offsets[i + 1]]].sum()) for i, data in enumerate(loaded))
+
     return {"step": step, "documents_in": int(before.sum()), "documents_out": int(after.sum()),
-            "tokens_in": int(tokens[before].sum()), "tokens_out": int(tokens[after].sum())}
+            "tokens_in": tokens(before), "tokens_out": tokens(after)}
 
 
-def first_of_each(keys: np.ndarray) -> np.ndarray:
-    """True at the first occurrence of each key."""
-    keep = np.zeros(len(keys), dtype=bool)
-    keep[np.unique(keys, return_index=True)[1]] = True
-    return keep
-
-
-def greedy_lsh(band_keys: list[np.ndarray]) -> np.ndarray:
+def greedy_lsh(count: int, bands) -> np.ndarray:
     """Keep a document unless it shares a band key with an earlier kept document (in order), as querying and
-    inserting into an LSH index one document at a time does. Only documents that collide in some band are
-    visited one by one; the rest are kept at once."""
-    count = len(band_keys[0]) if band_keys else 0
+    inserting into an LSH index one document at a time does. `bands` gives, band by band, (positions, keys)
+    parts of its documents' keys (every document in one part of each band). Only documents that collide in some
+    band are visited one by one; the rest are kept at once."""
     keep = np.ones(count, dtype=bool)
     members, groups, offset = [], [], 0
-    for keys in band_keys:
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        shared = counts[inverse] > 1
-        members.append(np.flatnonzero(shared))
-        groups.append(inverse[shared] + offset)
-        offset += len(counts)
+    for band in bands:
+        for positions, keys in band:
+            _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+            shared = counts[inverse] > 1
+            named, group = np.unique(inverse[shared], return_inverse=True)  # the shared keys, numbered anew
+            members.append(positions[shared])
+            groups.append(group + offset)
+            offset += len(named)
     if not members:
         return keep
     members, groups = np.concatenate(members), np.concatenate(groups)
