@@ -17,6 +17,16 @@ def merged_unique(sorted_arrays: list[np.ndarray]) -> np.ndarray:
     return without_repeats(np.sort(np.concatenate(sorted_arrays), kind="stable"))
 
 
+def places_within(lengths: np.ndarray) -> np.ndarray:
+    """Each position's place in its span, for spans of `lengths` laid end to end."""
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def span_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions of every span (`lengths` from `starts`), end to end."""
+    return np.repeat(starts, lengths) + places_within(lengths)
+
+
 def without_repeats(ordered: np.ndarray) -> np.ndarray:
     """A sorted array with each run of equal values cut to one."""
     if len(ordered) < 2:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annealscope.core.arrays import span_positions
 from annealscope.core.io import atomic_path
 
 EXACT, TOKENS = "exact", "tokens"
@@ -50,8 +51,7 @@ def shingle_hashes(ids: list[np.ndarray], size: int) -> tuple[np.ndarray, np.nda
     padded = np.zeros(int(padded_lengths.sum()), dtype=np.uint64)
     starts = np.concatenate([[0], np.cumsum(padded_lengths)[:-1]])
     if lengths.sum():
-        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        padded[np.repeat(starts, lengths) + within] = np.concatenate(ids).astype(np.uint64) + np.uint64(1)
+        padded[span_positions(starts, lengths)] = np.concatenate(ids).astype(np.uint64) + np.uint64(1)
     count = len(padded) - size + 1
     hashes = np.zeros(count, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -169,7 +169,7 @@ def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarra
         positions, keys = [], []
         for index, data in enumerate(loaded):
             values = data[member][chosen[offsets[index]:offsets[index + 1]]]
-            inside = (values % np.uint64(parts)) == part if parts > 1 else np.ones(len(values), dtype=bool)
+            inside = (values % np.uint64(parts)) == part
             positions.append(before[index] + np.flatnonzero(inside))
             keys.append(values[inside])
         yield np.concatenate(positions or [np.zeros(0, np.int64)]), np.concatenate(keys or [np.zeros(0, np.uint64)])
@@ -177,11 +177,13 @@ def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarra
 
 def _record(step: str, loaded: list, offsets: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:
     """The step's documents and tokens in and out, the tokens read shard by shard."""
-    def tokens(chosen: np.ndarray) -> int:
-        return sum(int(data[TOKENS][chosen[offsets[i]:offsets[i + 1]]].sum()) for i, data in enumerate(loaded))
-
+    tokens_in = tokens_out = 0
+    for index, data in enumerate(loaded):
+        tokens, shard = data[TOKENS], slice(offsets[index], offsets[index + 1])
+        tokens_in += int(tokens[before[shard]].sum())
+        tokens_out += int(tokens[after[shard]].sum())
     return {"step": step, "documents_in": int(before.sum()), "documents_out": int(after.sum()),
-            "tokens_in": tokens(before), "tokens_out": tokens(after)}
+            "tokens_in": tokens_in, "tokens_out": tokens_out}
 
 
 def greedy_lsh(count: int, bands) -> np.ndarray:

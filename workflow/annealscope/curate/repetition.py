@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from annealscope.core.arrays import span_positions
 from annealscope.curate.text import window_hashes
 from annealscope.curate.word_spans import WordSpans, mixed, powers
 
@@ -36,9 +37,9 @@ class NGrams:
         self.last_word = first_word + self.text_words[words.owner]  # one past
         self.before = np.concatenate([[0], np.cumsum(lengths)])  # characters of the words before each
         # the words laid end to end, each character's term of a polynomial counted from its text's start
-        characters = words.codes[_positions(words.start, lengths)].astype(np.uint64)
+        characters = words.codes[span_positions(words.start, lengths)].astype(np.uint64)
         self.offsets = self.before[:-1] - self.before[first_word]  # each word's place in its text's characters
-        places = np.repeat(self.offsets, lengths) + _within(lengths)
+        places = span_positions(self.offsets, lengths)
         with np.errstate(over="ignore"):
             self.polynomial = np.zeros(len(characters) + 1, dtype=np.uint64)
             np.cumsum(characters * powers(int(places.max(initial=0)) + 1)[places], out=self.polynomial[1:])
@@ -108,12 +109,3 @@ class NGrams:
             inverse = powers(int(self.offsets.max(initial=0)) + 1, inverse=True)
             return mixed(sums * inverse[self.offsets], self.before[ends] - starts)
 
-
-def _within(lengths: np.ndarray) -> np.ndarray:
-    """Each position's place in its span, for spans of `lengths` laid end to end."""
-    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-
-
-def _positions(start: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The code point positions of every span, end to end."""
-    return np.repeat(start, lengths) + _within(lengths)

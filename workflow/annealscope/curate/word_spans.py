@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import regex
 
+from annealscope.core.arrays import places_within, span_positions
+
 MAX_CODE, UNKNOWN = 0x10FFFF, 0xFFFF  # the largest code point; no class has every bit set
 SEPARATOR = "\n"  # between the texts of a batch: a space to every rule here, so no word spans two texts
 PATTERN_RULES: tuple[Callable[[str], bool], ...] = (  # heuristics.WORD's classes: \w, \s and its apostrophes
@@ -119,12 +121,11 @@ def word_hashes(words: list[str]) -> np.ndarray:
 def span_hashes(codes: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """A 64-bit hash of the code points of each span (`mixed`: a polynomial in them, mod 2^64, and their count)."""
     lengths = end - start
-    total = int(lengths.sum())
-    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # place in its span
+    within = places_within(lengths)
     with np.errstate(over="ignore"):
         base = powers(int(lengths.max(initial=0)))
-        terms = codes[np.repeat(start, lengths) + within].astype(np.uint64) * base[within]
-        prefix = np.zeros(total + 1, dtype=np.uint64)
+        terms = codes[span_positions(start, lengths)].astype(np.uint64) * base[within]
+        prefix = np.zeros(len(within) + 1, dtype=np.uint64)
         np.cumsum(terms, out=prefix[1:])
         return mixed(prefix[np.cumsum(lengths)] - prefix[np.cumsum(lengths) - lengths], lengths)
 
