@@ -2,9 +2,9 @@
 where spaCy is installed (`pip install spacy`; not a dependency), with datatrove's default English tokenizer.
 
 The text is curate_scale's pool (recombined Wikipedia sentences). It prints MB/s per filter and the ratio
-regex/spaCy: why `curate/heuristics.py` splits words by a regular expression; and annealscope's Gopher quality
-and repetition filters against datatrove's `GopherQualityFilter` and `GopherRepetitionFilter` on the same words
-(same verdicts, tested in tests/test_curate.py). Every filter takes batches of a shard job's size.
+regex/spaCy: why `curate/heuristics.py` splits words by a regular expression; and annealscope's Gopher quality,
+repetition and C4 filters against datatrove's `GopherQualityFilter`, `GopherRepetitionFilter` and `C4QualityFilter`
+on the same words (same verdicts, tested in tests/test_curate.py). Every filter takes batches of a shard job's size.
 
 Run: python benchmarks/heuristics_speed.py [--mb 20]
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from curate_scale import write_pool
 from datatrove.data import Document
-from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
+from datatrove.pipeline.filters import C4QualityFilter, GopherQualityFilter, GopherRepetitionFilter
 
 from annealscope.curate.heuristics import FILTERS, RegexWords
 from annealscope.curate.pipeline import BATCH
@@ -55,7 +55,8 @@ def main() -> None:
             slow = throughput(texts, name, "en")
             line += f"   spaCy words {slow:6.2f} MB/s   ratio {fast / slow:5.1f}"
         print(line, flush=True)
-    for name, theirs in (("gopher_quality", GopherQualityFilter), ("gopher_repetition", GopherRepetitionFilter)):
+    for name, theirs in (("gopher_quality", GopherQualityFilter), ("gopher_repetition", GopherRepetitionFilter),
+                         ("c4_quality", C4QualityFilter)):
         speed = throughput(texts, name, RegexWords(), {name: theirs})
         print(f"datatrove's {theirs.__name__}, regex words {speed:6.2f} MB/s; annealscope's {name} "
               f"is {throughput(texts, name, RegexWords()) / speed:.2f}x as fast", flush=True)

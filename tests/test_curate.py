@@ -150,6 +150,34 @@ def test_gopher_repetition_gives_datatrove_s_verdict_on_every_document(arguments
     assert len(reasons) >= 3 and True in verdicts, reasons
 
 
+C4_PIECES = ["word", "the", "Dr.", "U.S.", "e.g.", ".", ". ", "!", "? ", '"', "'", "”", "...", "。", "？", "\n", "\n",
+             "\n\n", "\r\n", "\u2028", "  ", " ", " ", "Lorem ipsum", "JavaScript", "{", "Terms of Use", "[1]",
+             "[edit]", "[citation needed]", "[", "x" * 1001, "longerword", "数学", "Ö.", "A sentence ends here. "]
+
+
+@pytest.mark.parametrize("arguments", [{}, {"filter_no_terminal_punct": False},
+                                       {"min_num_sentences": -1, "max_word_length": 6, "filter_policy": False},
+                                       {"min_num_sentences": 12, "min_words_per_line": 1, "remove_citations": False},
+                                       {"min_num_sentences": 0, "filter_lorem_ipsum": False, "max_word_length": -1}])
+def test_c4_quality_keeps_and_shortens_every_document_as_datatrove_does(arguments):
+    from datatrove.pipeline.filters import C4QualityFilter
+
+    from annealscope.curate.heuristics import C4Quality
+
+    rng = np.random.default_rng(7)
+    texts = ["".join(rng.choice(C4_PIECES, size=rng.integers(0, 200), p=weights) + " ")
+             for weights in rng.dirichlet(np.full(len(C4_PIECES), 0.4), size=2000)]
+    ours, theirs = (step(**arguments, language=RegexWords()) for step in (C4Quality, C4QualityFilter))
+    outcomes = []
+    for text in texts:
+        mine, reference = Document(text=text, id=""), Document(text=text, id="")
+        outcomes.append((ours.filter(mine), mine.text))
+        assert outcomes[-1] == (theirs.filter(reference), reference.text)
+    reasons = {verdict[1] for verdict, _ in outcomes if verdict is not True}
+    shortened = sum(verdict is True and kept != text for (verdict, kept), text in zip(outcomes, texts, strict=True))
+    assert reasons and shortened > 100, (reasons, shortened)
+
+
 SPLIT_PIECES = [*GOPHER_PIECES, "'", "’", "a'", "'b", "c’d", "''", "\u00a0", "\x1c", "\u2028", "e\u0301", "\ufe4f",
                 "\u200d", "𝔸𝔹", "\U000e0041", "\ud800", "Ⅻ", "٣", "_", "'_'", "\x00", "\r\n"]
 
