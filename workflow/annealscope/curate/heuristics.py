@@ -14,7 +14,8 @@ order and reasons, but they count a whole batch's words at once (`annealscope.cu
 words, found with numpy, each distinct character classed once; `annealscope.curate.repetition`: each n-gram a
 64-bit hash) instead of splitting each text and looping over every word and n-gram in Python;
 tests/test_curate.py checks their verdicts against datatrove's. Where datatrove divides by zero (a text without
-words, with `min_doc_words` off) `GopherQuality` removes the document as `gopher_short_doc`.
+words, with `min_doc_words` off) `GopherQuality` removes the document as `gopher_short_doc`. `C4Quality` is
+datatrove's C4 filter that stops counting sentences once a document has enough (same verdicts and kept text).
 """
 
 from __future__ import annotations
