@@ -249,15 +249,27 @@ def test_multi_node_launch_is_srun_torchrun_from_the_slurm_allocation(tiny):
     with pytest.raises(RuntimeError, match=r"anneal\.nodes is 2, but this job holds no SLURM nodes"):
         launch_command("spec.json", spec, {}, 29600)
     assert launch_command("spec.json", spec_for(tiny, "one"), {}, 29600)[:4] == [
-        sys.executable, "-u", "-m", "deepspeed.launcher.launch"]
+        sys.executable, "-u", "-m", "annealscope.anneal.node_launcher"]
 
 
 def test_deepspeed_command_line():
     command = deepspeed_command("spec.json", 2, 29501)
-    assert command[:3] == ["python", "-u", "-m"] and command[-5:] == [
+    assert command[:4] == ["python", "-u", "-m", "annealscope.anneal.node_launcher"] and command[-5:] == [
         "--master_port=29501", "--module", "annealscope.anneal.rank", "--spec", "spec.json"]
     world = next(part for part in command if part.startswith("--world_info=")).removeprefix("--world_info=")
     assert json.loads(base64.urlsafe_b64decode(world)) == {"localhost": [0, 1]}
+
+
+@pytest.mark.parametrize(("ranks", "code"), [(2, 0), (2, 3), (1, 5)])
+def test_the_node_launcher_ends_with_its_ranks_exit_code(ranks, code):
+    import subprocess
+
+    world = base64.urlsafe_b64encode(json.dumps({"localhost": list(range(ranks))}).encode()).decode()
+    rank_exit = f"exit $(( RANK == {ranks - 1} ? {code} : 0 ))"  # the last rank's code, the others succeed
+    ended = subprocess.run([sys.executable, "-m", "annealscope.anneal.node_launcher", f"--world_info={world}",
+                            "--master_addr=127.0.0.1", "--master_port=29650", "--no_python", "--no_local_rank",
+                            "sh", "-c", rank_exit], capture_output=True, text=True, timeout=120)
+    assert ended.returncode == code, ended.stderr[-2000:]
 
 
 def test_orphaned_shared_memory_buffers_are_removed_and_mapped_ones_kept(tmp_path):

@@ -21,12 +21,14 @@ def free_port() -> int:
 
 def deepspeed_command(spec_path: str | Path, ranks: int, master_port: int, python: str = "python") -> list[str]:
     """The single-node launch: DeepSpeed's node launcher (`deepspeed.launcher.launch`, what the `deepspeed`
-    command runs on each node) starting one process per rank (GPU, or CPU core group). Called directly, not
-    through the `deepspeed` command, whose runner is one more Python process importing DeepSpeed (about 2 s a
-    job) and only resolves hosts, which one node does not need."""
+    command runs on each node, through `annealscope.anneal.node_launcher`, which cuts its waits) starting one
+    process per rank (GPU, or CPU core group). Called directly, not through the `deepspeed` command, whose
+    runner is one more Python process importing DeepSpeed (about 2 s a job) and only resolves hosts, which one
+    node does not need."""
     world = base64.urlsafe_b64encode(json.dumps({"localhost": list(range(ranks))}).encode()).decode()
-    return [python, "-u", "-m", "deepspeed.launcher.launch", f"--world_info={world}", "--master_addr=127.0.0.1",
-            f"--master_port={master_port}", "--module", "annealscope.anneal.rank", "--spec", str(spec_path)]
+    return [python, "-u", "-m", "annealscope.anneal.node_launcher", f"--world_info={world}",
+            "--master_addr=127.0.0.1", f"--master_port={master_port}", "--module", "annealscope.anneal.rank",
+            "--spec", str(spec_path)]
 
 
 def srun_command(spec_path: str | Path, nodes: int, ranks_per_node: int, master_addr: str, master_port: int,
@@ -57,6 +59,10 @@ def launch_command(spec_path: str | Path, spec: TrainSpec, environment: dict[str
     return srun_command(spec_path, spec.nodes, spec.ranks, master, port, environment["SLURM_JOB_ID"])
 
 
+# Without anneal.compile, torch.compile is off in the launcher and the ranks: DeepSpeed's engine imports its Muon
+# optimizer to recognise one, and that import wraps a kernel in torch.compile, about 1 s a rank on the AVX-512
+# EPYC; with TorchDynamo disabled the wrapping is immediate (and nothing else compiles).
+NO_COMPILE = {"TORCHDYNAMO_DISABLE": "1"}
 SHM = Path("/dev/shm")
 SHM_BUFFERS = "deepspeed_allreduce_buffer_*"
 
@@ -93,7 +99,8 @@ def run_training(spec: TrainSpec) -> None:
     """Write the spec beside the outputs, launch the ranks, and check that the outputs appeared."""
     spec_path = Path(spec.summary_path).with_name("train_spec.json")
     spec.save(spec_path)
-    environment = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), PYTHONUNBUFFERED="1")
+    environment = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), PYTHONUNBUFFERED="1",
+                       **({} if spec.compile else NO_COMPILE))
     port_file = spec_path.with_name("launch_port")
     if port_file.is_file():  # an earlier launch of this cell was killed before it could clean up
         remove_shm_buffers(int(port_file.read_text()))

@@ -9,7 +9,6 @@ import argparse
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from annealscope.anneal.checkpoints import (
 )
 from annealscope.anneal.deepspeed_config import deepspeed_config, gradient_accumulation
 from annealscope.anneal.monitor import close_trackers, name_wandb_run, track
+from annealscope.anneal.processes import exit_without_teardown
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.branches import Branch, branch_point
 from annealscope.core.flops import model_flops_per_token, training_flops
@@ -52,15 +52,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", 0)))
     args = parser.parse_args(argv)
     train(TrainSpec.load(args.spec))
-
-
-def exit_without_teardown() -> None:
-    """End a rank whose outputs are all written and closed, past the final barrier, without Python's teardown of
-    torch, transformers and DeepSpeed (1.2-1.6 s a process on the AVX-512 EPYC, docs/design.md), which every
-    training job would otherwise wait for."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 def train(spec: TrainSpec) -> None:
