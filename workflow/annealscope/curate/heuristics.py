@@ -46,8 +46,8 @@ WORD = regex.compile(r"\w+(?:['’]\w+)*|[^\w\s]+")
 ASCII_WORD = re.compile(WORD.pattern, re.ASCII)  # the same words in ASCII text, about 1.5x faster
 SENTENCE_END = re.compile(f"[{re.escape(''.join(TERMINAL_PUNCTUATION))}\n]")
 ASCII_ENDS = re.escape("".join(sorted(character for character in TERMINAL_PUNCTUATION if character.isascii())))
-ASCII_SENTENCE = re.compile(rf"(?:[A-Z]\.|.)+?[{ASCII_ENDS}\n]+[\"'”]?")  # datatrove's sentence in ASCII text,
-                                                                            # found about 3x faster
+# datatrove's sentence in ASCII text (`\p{Lu}` is [A-Z]), found about 3x faster by `re` than by `regex`
+ASCII_SENTENCE = re.compile(rf"(?:[A-Z]\.|.)+?[{ASCII_ENDS}\n]+[\"'”]?")
 
 
 class RegexWords(WhitespaceTokenizer):
@@ -217,11 +217,11 @@ class C4Quality(C4QualityFilter):
         """The line's number of sentences as datatrove counts them (a line without a sentence end is one), or
         `enough` once it has that many. The regular expression only reads up to the line's last sentence end:
         from each start in the rest it would scan to the line's end and find nothing."""
-        if self._sentence_end is None:
+        if self._sentence_pattern is None:
             return len(split_into_sentences(line, self.language))
         last = SENTENCE_END.search(line[::-1])
         found = 0
-        sentence = ASCII_SENTENCE if line.isascii() else self._sentence_end
+        sentence = ASCII_SENTENCE if line.isascii() else self._sentence_pattern
         for match in sentence.finditer(line, 0, len(line) - last.start() if last else 0):
             found += bool(match.group().strip())
             if found == enough:
@@ -229,7 +229,7 @@ class C4Quality(C4QualityFilter):
         return max(found, 1)
 
     @cached_property
-    def _sentence_end(self) -> regex.Pattern | None:
+    def _sentence_pattern(self) -> regex.Pattern | None:
         """The regular expression that datatrove's fallback tokenizer splits sentences with, if it is the one."""
         tokenizer = load_word_tokenizer(self.language)
         return tokenizer._sent_regex if isinstance(tokenizer, WhitespaceTokenizer) else None
