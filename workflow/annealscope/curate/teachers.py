@@ -10,10 +10,13 @@ Every backend applies the model's chat template (the endpoint does it for ``open
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -47,9 +50,10 @@ class TransformersTeacher:
         location = str(resolve_path(settings["model"]))
         trust = settings["trust_remote_code"]
         extra = {"gguf_file": settings["gguf_file"]} if settings.get("gguf_file") else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust, **extra)
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, trust_remote_code=trust, **extra)
+        with gguf_parsed_once() if extra else contextlib.nullcontext():
+            self.tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust, **extra)
+            self.model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, trust_remote_code=trust, **extra)
         self.model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -81,6 +85,23 @@ class TransformersTeacher:
                 generations.append(Generation(tokenizer.decode(ids, skip_special_tokens=True).strip(),
                                               int(prompt_tokens), len(ids)))
         return generations
+
+
+@contextlib.contextmanager
+def gguf_parsed_once() -> Iterator[None]:
+    """Within this, transformers reads each GGUF file once and builds gguf's tensor-name map once per
+    (architecture, layers). Alone it parses the file anew for the tokenizer, the config and the weights, and
+    rebuilds the map for every module: most of a GGUF teacher's load, which every generation job pays
+    (benchmarks/teacher_load.py). Both are only read, so sharing them changes no weight."""
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = functools.cache(reader)
+    gguf.get_tensor_name_map = functools.cache(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map
 
 
 class VLLMTeacher:
