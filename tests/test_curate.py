@@ -413,6 +413,9 @@ def test_a_fasttext_classifier_trained_on_seeds_separates_the_domain_and_a_saved
     saved = load_classifier({"backend": "fasttext", "model_file": str(path), "label": POSITIVE,
                              "flops_per_token": None})
     np.testing.assert_allclose(saved.score(texts)[0], values, atol=1e-6)
+    with pytest.raises(ValueError, match=r"diverged .* classifier\.lr 50"):
+        train_classifier({**settings, "lr": 50}, seeds, tmp_path / "diverged")
+    assert not (tmp_path / "diverged").exists()
     assert fasttext.load_model(str(path)).get_labels()
     with pytest.raises(ValueError, match=r"classifier\.label: '__label__hq' is not a label"):
         load_classifier({"backend": "fasttext", "model_file": str(path), "label": "__label__hq",

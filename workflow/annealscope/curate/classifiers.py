@@ -163,9 +163,15 @@ def _train_fasttext(settings: dict, texts: list[str], labels: np.ndarray):
         for text, label in zip(texts, labels, strict=True):
             handle.write(f"{POSITIVE if label else '__label__negative'} {_one_line(text)}\n")
         handle.flush()
-        return fasttext.train_supervised(input=handle.name, dim=settings["dim"], bucket=settings["buckets"],
-                                         epoch=settings["epochs"], wordNgrams=settings["ngram_max"],
-                                         lr=settings["lr"], seed=settings["seed"], thread=1, verbose=0)
+        try:
+            return fasttext.train_supervised(input=handle.name, dim=settings["dim"], bucket=settings["buckets"],
+                                             epoch=settings["epochs"], wordNgrams=settings["ngram_max"],
+                                             lr=settings["lr"], seed=settings["seed"], thread=1, verbose=0)
+        except RuntimeError as error:
+            if "NaN" not in str(error):
+                raise
+            raise ValueError(f"the fastText classifier diverged on its {len(texts)} seed documents (its loss became "
+                             f"NaN) at classifier.lr {settings['lr']}; lower classifier.lr") from error
 
 
 def _fasttext_probability(model, texts: list[str], label: str) -> np.ndarray:
