@@ -1,22 +1,15 @@
 """The fit's uncertainty on curves that none of its forms contains: a small run of benchmarks/calibration.py's
 simulator (Hill curves, two mechanisms, repeated data, stretched exponentials; seed and item noise)."""
 
-import importlib.util
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def calibration():
-    spec = importlib.util.spec_from_file_location("calibration", ROOT / "benchmarks" / "calibration.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["calibration"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("calibration")
 
 
 def test_ninety_percent_intervals_cover_misspecified_curves_in_the_grid_and_beyond_it(calibration):

@@ -2,6 +2,7 @@
 incremental behaviour (new budget, new source, new fit settings) checked by Snakemake's own plan."""
 
 import copy
+import itertools
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import load_benchmark
 
 from annealscope.core.layout import FIT_OUTPUTS
 from annealscope.core.tables import METRICS_COLUMNS
@@ -50,6 +52,7 @@ def grid(tmp_path_factory) -> tuple[Path, Path, Path]:
     subprocess.run(["rm", "-rf", str(results)], check=True)
     run = snakemake(root, config, "--cores", "2")
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    config.with_name("run.log").write_text(run.stderr)
     return root, config, results
 
 
@@ -128,6 +131,18 @@ def test_hub_datasets_are_fetched_once_and_curation_steps_are_recorded(grid):
     for manifest in (teacher, web):
         assert 0 < manifest["diversity"]["distinct_2"] <= 1 and manifest["diversity"]["length_histogram"]
         assert manifest["tokens"] == manifest["steps"][-1]["tokens_out"]
+
+
+def test_evaluations_run_one_at_a_time_beside_the_anneals(grid):
+    """Local evaluations take turns with one evaluator, so never two at once; each starts once its checkpoint
+    exists, on the core an anneal left (one core each in the test grid), not after the last anneal."""
+    _, config, _ = grid
+    jobs = load_benchmark("stage_times").job_intervals(config.with_name("run.log").read_text())
+    evaluations = sorted(jobs["evaluate"])
+    assert len(evaluations) == 10 and len(jobs["anneal"]) == 9
+    assert not any(later[0] < earlier[1] for earlier, later in itertools.pairwise(evaluations))
+    last_anneal = max(start for start, _ in jobs["anneal"])
+    assert sum(start < last_anneal for start, _ in evaluations) >= 2  # the base model's and at least one cell's
 
 
 def test_nothing_left_to_do_after_the_run(grid):
@@ -210,9 +225,9 @@ def changed_config(config: Path, tmp_path: Path, block: str, key: str, value) ->
 
 
 @pytest.mark.parametrize(("block", "key", "value"), [
-    ("anneal", "checkpoint_every", 7), ("anneal", "threads", 1), ("anneal", "keep_checkpoints", True),
+    ("anneal", "checkpoint_every", 7), ("anneal", "threads", 2), ("anneal", "keep_checkpoints", True),
     ("anneal", "max_loss_ratio", 9.0), ("anneal", "peak_flops", 1e12), ("anneal", "micro_batch", 4),
-    ("anneal", "activation_checkpointing", True), ("eval", "batch_size", 8)])
+    ("anneal", "activation_checkpointing", True), ("eval", "batch_size", 8), ("eval", "threads", 2)])
 def test_an_execution_setting_reruns_nothing(grid, tmp_path, block, key, value):
     root, config, _ = grid
     assert planned_jobs(root, changed_config(config, tmp_path, block, key, value)) == {}

@@ -284,6 +284,17 @@ def job_resources(family, nodes=1, threads=1):
     return {**resources, "cpus_per_task": max(threads, resources["cpus_per_task"])}
 
 
+# Local evaluate jobs run in threads of this process and take turns with one evaluator (evaluate_in_process). This
+# resource runs them one at a time, so that no evaluation holds cores while it waits for another; scoped local,
+# it is not counted across a cluster run's jobs, each of which evaluates in its own process.
+EVALUATOR = "annealscope_evaluator"
+workflow.global_resources.setdefault(EVALUATOR, 1)
+
+
+resource_scopes:
+    annealscope_evaluator="local",
+
+
 def evaluate_in_process(*arguments):
     """The evaluate rule's job (annealscope.evaluate.harness), imported only when a job runs."""
     from annealscope.evaluate.harness import evaluate_in_process as evaluate

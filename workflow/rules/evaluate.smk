@@ -40,9 +40,11 @@ rule evaluate:
         checkpoint=input_or_base("checkpoint"),
         trust=config["base_model"]["trust_remote_code"],
         hf_home=HF_HOME,
-    threads: 2
+    threads: config["eval"]["threads"]
+    priority: 1  # scored as soon as its checkpoint exists, ahead of the anneals still waiting for a core
     resources:
-        **job_resources("evaluate", threads=2),
+        **job_resources("evaluate", threads=config["eval"]["threads"]),
+        **{EVALUATOR: 1},
     log:
         log_path("evaluate_{source}_{budget}_seed{seed}"),
     benchmark:

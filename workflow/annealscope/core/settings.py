@@ -24,7 +24,7 @@ EXECUTION = {  # per settings block, the keys that change how a job runs but nev
     "anneal": ("threads", "checkpoint_every", "keep_checkpoints", "max_loss_ratio", "peak_flops", "ranks", "nodes",
                "micro_batch", "activation_checkpointing", "offload_optimizer", "zero_stage", "attention",
                "liger_kernels", "compile", "communication", "monitor"),
-    "eval": ("batch_size",),
+    "eval": ("batch_size", "threads"),
     "generator": ("batch_size", "concurrency", "timeout", "base_url", "api_key_env"),
     "classifier": ("batch_size",),
 }

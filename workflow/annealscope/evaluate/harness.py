@@ -202,6 +202,7 @@ def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, sett
 
     Calls are serialised: lm-eval task objects hold per-run state and are not safe to share concurrently.
     `hf_home` (where fetch_tasks cached lm-eval datasets) takes effect before the first Hugging Face import.
+    PyTorch runs on the job's threads (`eval.threads`, an execution setting) while it evaluates.
     """
     if hf_home:
         os.environ["HF_HOME"] = hf_home
@@ -209,6 +210,10 @@ def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, sett
     key = (tuple(tasks), str(Path(tasks_dir).resolve()), limit, batch_size, trust_remote_code, backend, include_path)
     with _LOCK, open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         started = time.perf_counter()
+        if threads := execution_settings("eval").get("threads"):
+            import torch
+
+            torch.set_num_threads(threads)
         evaluator = _EVALUATORS.get(key)
         if evaluator is None:
             evaluator = _EVALUATORS[key] = Evaluator(tasks, tasks_dir, limit, batch_size, trust_remote_code, backend,
