@@ -292,7 +292,7 @@ workflow.global_resources.setdefault(EVALUATOR, 1)
 
 
 resource_scopes:
-    annealscope_evaluator="local",
+    **{EVALUATOR: "local"},
 
 
 def evaluate_in_process(*arguments):
