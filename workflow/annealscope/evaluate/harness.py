@@ -89,7 +89,8 @@ class Evaluator:
         return scores
 
     def _load(self, checkpoint: str):
-        """The checkpoint as an lm-eval model: `transformers` (CPU or GPU), or vLLM when configured."""
+        """The checkpoint as an lm-eval model: `transformers` (CPU or GPU; held-out text batched by length,
+        `evaluate/rolling.py`), or vLLM when configured."""
         if self.backend == "vllm":
             try:
                 from lm_eval.models.vllm_causallms import VLLM
@@ -98,11 +99,12 @@ class Evaluator:
                                    "GPU machine, or use backend: hf") from error
             return VLLM(pretrained=checkpoint, batch_size=self.batch_size, trust_remote_code=self.trust_remote_code)
         import torch
-        from lm_eval.models.huggingface import HFLM
+
+        from annealscope.evaluate.rolling import LengthSortedHFLM
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        return HFLM(pretrained=checkpoint, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
-                    batch_size=self.batch_size, trust_remote_code=self.trust_remote_code, device=device)
+        return LengthSortedHFLM(pretrained=checkpoint, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
+                                batch_size=self.batch_size, trust_remote_code=self.trust_remote_code, device=device)
 
     def _run(self, model) -> tuple[dict[str, list[dict]], dict[str, str]]:
         """lm-eval's logged samples by task: all tasks in one run, or task by task if that run fails."""
