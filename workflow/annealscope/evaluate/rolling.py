@@ -1,7 +1,7 @@
 """Held-out text scored with less padding: lm-eval's `HFLM` with rolling windows batched by length.
 
-lm-eval 0.4.x batches the windows of `loglikelihood_rolling` in document order, each batch padded to its
-longest window, so one long document makes 31 short windows beside it pay for its length. Handing every
+lm-eval 0.4.13 batches the windows of `loglikelihood_rolling` in document order, each batch padded to its
+longest window, so the short windows batched beside a long document's pay for its length. Handing every
 window to `_loglikelihood_tokens` at once lets lm-eval's own collator batch them longest first, each batch
 padded to windows of about its length. Each window is scored by the same forward pass; only the padding
 beside it changes, and with it the last bits of the floating-point sums. `python benchmarks/rolling_padding.py`
