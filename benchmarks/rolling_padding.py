@@ -61,8 +61,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="rolling_padding."))
     initialise_base(["pydoc:topics"], DEMO_MODEL, work / "model")
-    counts = prepare_tasks([], "resources", work / "tasks", heldout={"text": [args.heldout]})
-    texts = [item["text"] for item in read_jsonl(work / "tasks" / "heldout_text.jsonl")]
+    ((task, documents),) = prepare_tasks([], "resources", work / "tasks", heldout={"text": [args.heldout]}).items()
+    texts = [item["text"] for item in read_jsonl(work / "tasks" / f"{task}.jsonl")]
     requests = [Instance(request_type="loglikelihood_rolling", doc={"text": text}, arguments=(text,), idx=0)
                 for text in texts]
     model = LengthSortedHFLM(pretrained=str(work / "model"), dtype=torch.float32, batch_size=args.batch_size,
@@ -77,7 +77,7 @@ def main() -> None:
               f"windows' {own_tokens:,})")
     (baseline, base_logliks), (sorted_seconds, sorted_logliks) = results.values()
     difference = np.max(np.abs(sorted_logliks - base_logliks) / np.abs(base_logliks))
-    print(f"{counts['heldout_text']} documents of {args.heldout}, batch {args.batch_size}, {args.threads} "
+    print(f"{documents} documents of {args.heldout}, batch {args.batch_size}, {args.threads} "
           f"thread(s): ratio lm-eval / annealscope = {baseline / sorted_seconds:.2f}x, largest relative "
           f"difference in a document's log-likelihood {difference:.1e}")
 

@@ -10,6 +10,8 @@ measures both on the demo's held-out docstrings.
 
 from __future__ import annotations
 
+from itertools import islice
+
 from lm_eval import utils
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
@@ -31,7 +33,7 @@ class LengthSortedHFLM(HFLM):
         scored = iter(self._loglikelihood_tokens(windows, disable_tqdm=disable_tqdm))
         totals = []
         for request, count in zip(requests, counts, strict=True):
-            total = sum(loglikelihood for loglikelihood, _ in (next(scored) for _ in range(count)))
+            total = sum(loglikelihood for loglikelihood, _ in islice(scored, count))
             self.cache_hook.add_partial("loglikelihood_rolling", request.args, total)
             totals.append(total)
         return totals
