@@ -168,3 +168,18 @@ def test_the_schema_fills_the_same_defaults_as_snakemakes_validate(root, name):
     validate_schema(ours)
     validate(theirs, str(SCHEMA), set_default=True)
     assert ours == theirs
+
+
+def test_a_job_s_own_snakemake_process_leaves_the_task_check_to_the_main_process(demo_config, root, tmp_path):
+    """The check reads lm-eval's task index (seconds, where the user's cache misses); every job's process
+    would pay it again, after the main process refused or passed the configuration before any job."""
+    demo_config["eval"]["tasks"] = ["arith_mc", "no_such_task_xyz"]
+    demo_config["run"] = "jobcheck"
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump(demo_config))
+    snakemake = [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory", str(root)]
+    main = subprocess.run(snakemake, capture_output=True, text=True, cwd=root)
+    assert main.returncode != 0 and "eval.tasks: unknown task(s) ['no_such_task_xyz']" in main.stdout + main.stderr
+    job = subprocess.run([*snakemake, "--mode", "remote"], capture_output=True, text=True, cwd=root)
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert not (root / "results" / "jobcheck").exists()

@@ -34,7 +34,8 @@ from annealscope.validation import validate_config
 try:
     for configfile in workflow.configfiles:  # Snakemake read them already, keeping the last of duplicated keys
         read_config_file(configfile)
-    validate_config(config, Path(workflow.basedir) / "resources")  # the schema with its defaults, then checks
+    # The schema with its defaults, then checks; the tasks only in the main process, before any job
+    validate_config(config, Path(workflow.basedir) / "resources", tasks=workflow.is_main_process)
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 

