@@ -50,11 +50,12 @@ def main() -> None:
     from annealscope.base.build import initialise_base
     from annealscope.evaluate.harness import EvalRequest, Evaluator
     from annealscope.evaluate.tasks import prepare_tasks
+    from annealscope.validation import load_config
 
     work = Path(tempfile.mkdtemp(prefix="eval_overhead."))
     checkpoint = str(work / "model")
-    initialise_base(["pydoc:topics"], dict(vocab_size=4096, hidden_size=128, intermediate_size=352, num_layers=4,
-                                           num_heads=4, max_position_embeddings=512, init_seed=0), checkpoint)
+    demo = load_config(Path("config", "config.yaml"))["base_model"]["build"]
+    initialise_base(["pydoc:topics"], demo, checkpoint)  # the demo's model shape, untrained
     tasks_dir = work / "tasks"
     prepare_tasks([TASK], "resources", tasks_dir)
     n = args.checkpoints

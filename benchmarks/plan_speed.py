@@ -133,10 +133,10 @@ def grid_config(sources: int, budgets: int, seeds: int, schedule: str, corpus: P
     }
 
 
-def dry_run(directory: Path, snakefile: Path, configfile: Path | None) -> tuple[float, int]:
-    """Seconds of one `snakemake -n` and the number of jobs it planned."""
+def dry_run(directory: Path, snakefile: Path, configfile: Path | str | None, *extra: str) -> tuple[float, int]:
+    """Seconds of one `snakemake -n` (with `extra` arguments) and the number of jobs it planned."""
     command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--snakefile", str(snakefile),
-               "--directory", str(directory), "--quiet", "rules"]
+               "--directory", str(directory), "--quiet", "rules", *extra]
     if configfile:
         command += ["--configfile", str(configfile)]
     started = time.perf_counter()

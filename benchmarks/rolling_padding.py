@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEMO_MODEL = dict(vocab_size=4096, hidden_size=128, intermediate_size=352, num_layers=4, num_heads=4,
-                  max_position_embeddings=512, init_seed=0)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed_rolling(model, method, requests, repeats: int) -> tuple[float, list[float], int]:
@@ -57,10 +56,12 @@ def main() -> None:
     from annealscope.core.io import read_jsonl
     from annealscope.evaluate.rolling import LengthSortedHFLM
     from annealscope.evaluate.tasks import prepare_tasks
+    from annealscope.validation import load_config
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="rolling_padding."))
-    initialise_base(["pydoc:topics"], DEMO_MODEL, work / "model")
+    demo = load_config(ROOT / "config" / "config.yaml", ROOT / "resources")["base_model"]["build"]
+    initialise_base(["pydoc:topics"], demo, work / "model")  # the demo's model shape, untrained
     ((task, documents),) = prepare_tasks([], "resources", work / "tasks", heldout={"text": [args.heldout]}).items()
     texts = [item["text"] for item in read_jsonl(work / "tasks" / f"{task}.jsonl")]
     requests = [Instance(request_type="loglikelihood_rolling", doc={"text": text}, arguments=(text,), idx=0)

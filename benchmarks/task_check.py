@@ -18,26 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from plan_speed import ROOT, dry_run  # benchmarks/plan_speed.py, beside this script
 
 
-def dry_run(config: str, cache: Path, *extra: str) -> float:
-    """Seconds of one `snakemake -n` of `config` with `cache` as XDG_CACHE_HOME."""
-    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", config, "--quiet", "rules",
-               *extra]
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, "XDG_CACHE_HOME": str(cache)})
-    seconds = time.perf_counter() - started
-    if result.returncode:
-        raise SystemExit(f"dry run failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return seconds
+def timed(config: str, *extra: str) -> float:
+    """Seconds of one `snakemake -n` of `config` through the workflow."""
+    return dry_run(ROOT, ROOT / "Snakefile", config, *extra)[0]
 
 
 def main() -> None:
@@ -47,12 +36,12 @@ def main() -> None:
     args = parser.parse_args()
     cold, warm, job = [], [], []
     with tempfile.TemporaryDirectory() as scratch:
-        cache = Path(scratch)
+        os.environ["XDG_CACHE_HOME"] = scratch  # the dry runs' cache of lm-eval's task names
         for _ in range(args.rounds):
-            shutil.rmtree(cache / "annealscope", ignore_errors=True)
-            cold.append(dry_run(args.config, cache))
-            warm.append(dry_run(args.config, cache))
-            job.append(dry_run(args.config, cache, "--mode", "remote"))
+            shutil.rmtree(Path(scratch, "annealscope"), ignore_errors=True)
+            cold.append(timed(args.config))
+            warm.append(timed(args.config))
+            job.append(timed(args.config, "--mode", "remote"))
     cold_s, warm_s, job_s = min(cold), min(warm), min(job)
     print(f"{args.config}, best of {args.rounds}: main process, empty cache {cold_s:.1f} s; filled cache "
           f"{warm_s:.1f} s (ratio {cold_s / warm_s:.2f}); a job's process {job_s:.1f} s (ratio {cold_s / job_s:.2f})")
