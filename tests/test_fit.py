@@ -6,11 +6,13 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import brentq
 
 from annealscope.core.layout import FIT_OUTPUTS
 from annealscope.fit.allocation import best_split
 from annealscope.fit.analysis import analyse
 from annealscope.fit.curves import FitSettings, fit_table
+from annealscope.fit.decisions import outward_percentiles
 from annealscope.fit.forms import FORMS
 
 BUDGETS = (1, 2, 4, 8, 16, 32)
@@ -71,6 +73,51 @@ def test_crossover_is_recovered_with_an_interval_and_the_ranking_flips():
     assert decisions.set_index("kind").loc["micro_anneal", "best_source"] == "b"
     assert fitted.iloc[-1]["kendall_tau_vs_micro"] == pytest.approx(-1.0)
     assert fitted.iloc[0]["kendall_tau_vs_micro"] == pytest.approx(1.0)
+
+
+def test_curves_that_cross_twice_name_the_better_source_on_each_side_of_each_crossing():
+    # A straight line in ln C against a saturating curve: the line is better at first, the curve in the middle,
+    # the line again at the end (ln(C/1e12) = 0: 2.6 against 3; 1.39: 1.91 against 1.66; 3.47: 0.87 against 1.13).
+    table = table_of({"line": lambda c: 2.6 - 0.5 * np.log(c / 1e12),
+                      "saturating": lambda c: 1 + 2 * (c / 1e12) ** -0.8}, noise=0.01)
+    analysis = analyse(table, FitSettings(forms=["saturating_power_law", "log_linear"], bootstrap=400,
+                                          micro_anneal_budget=1))
+    crossings = analysis.crossovers.sort_values("total_flops")
+    assert len(crossings) == 2 and (crossings["p_crossing"] > 0.95).all()
+    assert list(crossings["better_below"]) == ["line", "saturating"]
+    assert list(crossings["better_above"]) == ["saturating", "line"]
+    assert ((crossings["lower"] < crossings["total_flops"]) & (crossings["total_flops"] < crossings["upper"])).all()
+
+
+def test_a_crossing_that_may_lie_beyond_the_range_has_an_interval_open_at_that_end():
+    # Neither curve is of a fitted form: a sigmoid in ln C that saturates early, and a quadratic in ln C that
+    # keeps improving. They truly cross at 3.55e13 FLOPs, past the grid's largest compute (3.2e13); where the
+    # noise lets the point fit cross inside the range, about half the replicates do not, and the interval must
+    # reach past the range rather than describe only the replicates that cross.
+    def fast(flops):
+        return 1.2 + 1.0 / (1 + np.exp(1.5 * (np.log(flops / 1e12) - 0.5)))
+
+    def slow(flops):
+        return 2.0 - 0.2 * np.log(flops / 1e12) - 0.006 * np.log(flops / 1e12) ** 2
+
+    truth = brentq(lambda flops: fast(flops) - slow(flops), 1e13, 1e15)
+    assert truth > max(BUDGETS) * 1e12
+    reported = pd.concat([analyse(table_of({"fast": fast, "slow": slow}, noise=0.05, seed=seed),
+                                  FitSettings(bootstrap=400, micro_anneal_budget=1)).crossovers for seed in range(10)])
+    assert len(reported) >= 2 and (reported["p_crossing"] < 0.95).all()
+    assert (reported["better_below"] == "fast").all() and (reported["upper"] == np.inf).all()
+    assert (reported["lower"] <= truth).all()
+
+
+def test_outward_percentiles_are_numpy_s_on_finite_values_and_open_where_censored_values_reach():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=1000)
+    assert outward_percentiles(values, (5.0, 95.0)) == pytest.approx(np.percentile(values, (5.0, 95.0)))
+    some_beyond = np.concatenate([values, np.full(30, np.inf), np.full(20, -np.inf)])  # 2.9% and 1.9%
+    lower, upper = outward_percentiles(some_beyond, (5.0, 95.0))
+    assert np.isfinite([lower, upper]).all() and lower < np.percentile(values, 5) and upper > np.percentile(values, 95)
+    many_beyond = np.concatenate([values, np.full(100, np.inf), np.full(60, -np.inf)])  # 8.6% and 5.2%
+    assert list(outward_percentiles(many_beyond, (5.0, 95.0))) == [-np.inf, np.inf]
 
 
 def test_ninety_percent_intervals_cover_the_truth_about_ninety_percent_of_the_time():

@@ -106,9 +106,15 @@ def pairwise_rows(task: str, metric: str, curves: list[CurveFit], flops: np.ndar
 
 def crossover_rows(task: str, metric: str, curves: list[CurveFit], flops: np.ndarray) -> list[dict]:
     """Every compute where two fitted curves cross within the range of interest (the grid up to the
-    largest target, where both sources can be bought), with a 90% bootstrap interval (over replicates that
-    cross near it), the probability that the pair crosses anywhere in the range at all, and whether the
-    crossing lies outside either source's observed compute (an extrapolation)."""
+    largest target, where both sources can be bought), with a 90% bootstrap interval, the probability that
+    the pair crosses anywhere in the range at all, and whether the crossing lies outside either source's
+    observed compute (an extrapolation).
+
+    The interval is over every replicate: one that crosses takes its crossing nearest the point's; one that
+    never crosses in the range is censored, at +inf when the source better below the point stays better
+    throughout (its crossing lies beyond the range, if anywhere) and at 0 when the other does. So an interval
+    ends at 0 or inf when more than 5% of the replicates lie beyond that end, rather than describing only
+    the replicates that happen to cross."""
     if len(curves) < 2:
         return []
     lowest = min(curve.lowest for curve in curves)
@@ -120,22 +126,39 @@ def crossover_rows(task: str, metric: str, curves: list[CurveFit], flops: np.nda
         both = np.isfinite(point[first]) & np.isfinite(point[second])
         gap = np.where(both, point[first] - point[second], np.nan)
         at_point = _crossings(grid, gap[None, :])[0]
-        at_point = at_point[np.isfinite(at_point)]
-        if not len(at_point):
+        if not np.isfinite(at_point).any():
             continue
-        replicate_crossings = _crossings(grid, np.where(both[None], draws[:, first] - draws[:, second], np.nan))
-        for at in at_point:
+        replicate_gaps = np.where(both[None], draws[:, first] - draws[:, second], np.nan)
+        replicate_crossings = _crossings(grid, replicate_gaps)
+        for step in np.flatnonzero(np.isfinite(at_point)):
+            at, first_better_below = at_point[step], gap[step] > 0
             crossed = _nearest(replicate_crossings, at)
-            crossed = crossed[np.isfinite(crossed)]
-            lower, upper = np.exp(np.percentile(np.log(crossed), INTERVAL)) if len(crossed) else (np.nan, np.nan)
-            below, above = (first, second) if gap[both][0] > 0 else (second, first)
+            # A replicate that never crosses keeps one order throughout: the order below the point puts its
+            # crossing beyond the range's end, the order above it before the range's start.
+            stays_below_order = (replicate_gaps[:, step] > 0) == first_better_below
+            log_crossed = np.where(np.isfinite(crossed), np.log(crossed), np.where(stays_below_order, np.inf, -np.inf))
+            lower, upper = np.exp(outward_percentiles(log_crossed, INTERVAL))
+            below, above = (first, second) if first_better_below else (second, first)
             rows.append({"task": task, "metric": metric, "source_a": curves[first].source,
                          "source_b": curves[second].source, "total_flops": float(at), "lower": lower,
-                         "upper": upper, "p_crossing": len(crossed) / len(draws), "better_below": curves[below].source,
-                         "better_above": curves[above].source,
+                         "upper": upper, "p_crossing": float(np.mean(np.isfinite(crossed))),
+                         "better_below": curves[below].source, "better_above": curves[above].source,
                          "extrapolated": not all(c.lowest * 0.999 <= at <= c.highest * 1.001
                                                  for c in (curves[first], curves[second]))})
     return rows
+
+
+def outward_percentiles(values: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """numpy's linear percentiles of `values`, which may hold ±inf: where an interpolation would reach an
+    infinite neighbour, the lower percentile takes the lower neighbour and the upper the higher, so an open
+    end is never blurred into a finite number, nor a finite one into NaN."""
+    ordered = np.sort(values)
+    position = np.asarray(percentiles, float) / 100 * (len(ordered) - 1)
+    below, above = ordered[np.floor(position).astype(int)], ordered[np.ceil(position).astype(int)]
+    with np.errstate(invalid="ignore"):
+        linear = below + (above - below) * (position - np.floor(position))
+    outward = np.where(np.asarray(percentiles) < 50, below, above)
+    return np.where(np.isfinite(below) & np.isfinite(above), linear, outward)
 
 
 def _crossings(grid: np.ndarray, gaps: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from annealscope.core.io import atomic_path
@@ -85,7 +86,9 @@ def ranking_figure(decisions: pd.DataFrame):
 
 
 def crossovers_figure(crossovers: pd.DataFrame):
-    """Each compute where two sources' curves cross, with its 90% bootstrap interval, per (task, metric)."""
+    """Each compute where two sources' curves cross, with its 90% bootstrap interval, per (task, metric); an
+    interval open at an end (0 or inf: the crossing may lie beyond the range) is drawn to the panel's edge
+    and ends in a triangle."""
     from plotnine import aes, facet_wrap, geom_errorbarh, geom_point, ggplot, labs, scale_x_log10, theme, theme_bw
 
     if crossovers.empty:
@@ -94,11 +97,22 @@ def crossovers_figure(crossovers: pd.DataFrame):
     frame["panel"] = frame["task"] + " · " + frame["metric"]
     frame["pair"] = frame["better_below"] + " → " + frame["better_above"]
     frame["confidence"] = frame["p_crossing"]
+    frame["open_below"], frame["open_above"] = ~(frame["lower"] > 0), ~np.isfinite(frame["upper"])
+    panels = frame.groupby("panel")
+    edge_low = panels["total_flops"].transform("min").combine(
+        panels["lower"].transform(lambda lower: lower[lower > 0].min()), np.fmin) / 4
+    edge_high = panels["total_flops"].transform("max").combine(
+        panels["upper"].transform(lambda upper: upper[np.isfinite(upper)].max()), np.fmax) * 4
+    frame["xmin"] = frame["lower"].where(~frame["open_below"], edge_low)
+    frame["xmax"] = frame["upper"].where(~frame["open_above"], edge_high)
     return (ggplot(frame, aes("total_flops", "pair"))
-            + geom_errorbarh(aes(xmin="lower", xmax="upper"), height=0.2)
+            + geom_errorbarh(aes(xmin="xmin", xmax="xmax"), height=0.2)
+            + geom_point(aes(x="xmin"), data=frame[frame["open_below"]], shape="<", size=3)
+            + geom_point(aes(x="xmax"), data=frame[frame["open_above"]], shape=">", size=3)
             + geom_point(aes(fill="confidence"), size=3)
             + scale_x_log10() + facet_wrap("panel", ncol=3, scales="free_y")
-            + labs(x="total compute where the ranking flips (FLOPs; bar: 90% interval)",
+            + labs(x="total compute where the ranking flips (FLOPs; bar: 90% interval, open where it ends in a "
+                     "triangle)",
                    y="better below → better above", fill="P(cross)",
                    title="annealscope: crossovers between sources")
             + theme_bw() + theme(figure_size=(12, 1.5 + 0.5 * frame["pair"].nunique())))
