@@ -303,6 +303,19 @@ def test_allocation_splits_a_budget_where_returns_diminish_and_respects_token_ca
     capped = analyse(table, FitSettings(**{**settings.__dict__, "max_tokens": {"a": 4}})).allocation
     funded = capped.set_index("source")
     assert funded.loc["a", "tokens"] <= 4 * 1.0001 and funded.loc["b", "share"] > 0.8
+    assert funded.loc["(total)", "share"] == pytest.approx(funded.loc[["a", "b"], "share"].sum())
+
+
+def test_allocation_leaves_unspent_the_budget_no_source_gains_from():
+    # Both sources make the metric worse than the base model (lower is better) at every compute: nothing is
+    # funded, the total's share is 0, and the predicted metric is the base model's.
+    curves = {"a": lambda c: 2.0 + 0.2 * np.log1p(c / 1e12), "b": lambda c: 2.0 + 0.1 * np.log1p(c / 1e12)}
+    table = table_of(curves, base=2.0, noise=0.001)
+    allocation = analyse(table, FitSettings(forms=["log_linear"], bootstrap=20,
+                                            allocate_flops=[16e12])).allocation.set_index("source")
+    assert not {"a", "b"} & set(allocation.index)
+    total = allocation.loc["(total)"]
+    assert total["share"] == 0 and total["predicted_gain"] == 0 and total["predicted_metric"] == pytest.approx(2.0)
 
 
 def test_dollar_allocation_needs_prices_and_says_which_sources_lack_one():

@@ -59,7 +59,8 @@ def _allocate(task: str, metric: str, curves: list[CurveFit], base: float, budge
     total = float(sum(gains[index, steps[index]] for index in funded))
     lower, upper = interval(draws.sum(axis=1))
     sign = curves[0].better
-    rows.append({**_note(task, metric, unit, budget, note), "source": "(total)", "share": 1.0,
+    spent = sum(int(steps[index]) for index in funded) / STEPS  # below 1 where no further source gains
+    rows.append({**_note(task, metric, unit, budget, note), "source": "(total)", "share": spent,
                  "predicted_gain": total, "lower": lower, "upper": upper, "predicted_metric": base + sign * total})
     single = int(np.argmax(gains[:, -1]))
     if np.isfinite(gains[single, -1]):
