@@ -59,9 +59,10 @@ def planner_run(curves: dict, target: float, noise: float, settings: FitSettings
         best, p_best, decisions = decide(table, target, settings)
         if p_best >= stop:
             break
-        proposal = suggest(decisions, table, target, count=1).iloc[0]
-        if proposal["reduction_per_1e18_flops"] <= 0:  # no candidate is expected to settle it further
+        proposals = suggest(decisions, table, target, count=1)
+        if proposals.empty:  # no candidate is expected to settle it further
             break
+        proposal = proposals.iloc[0]
         rows.append(observe(curves, proposal["source"], int(proposal["budget_tokens"]), int(proposal["seed"]),
                             noise, rng))
     return best, float(pd.DataFrame(rows)["total_flops"].sum()), len(rows)

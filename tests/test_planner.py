@@ -12,7 +12,14 @@ from test_fit import power, table_of
 from annealscope.core.config import ConfigError, check_config, validate_schema
 from annealscope.core.grid import Cell, cells
 from annealscope.fit.curves import FitSettings
-from annealscope.fit.suggest import decision, decision_curves, expected_reduction, grid_snippet, suggest
+from annealscope.fit.suggest import (
+    candidate_cells,
+    decision,
+    decision_curves,
+    expected_reduction,
+    grid_snippet,
+    suggest,
+)
 
 BUDGETS = (1, 2, 4)
 TARGET = 64e12  # 16x beyond the largest budget: the decision rests on extrapolation
@@ -49,11 +56,48 @@ def test_extending_a_contender_teaches_more_than_repeating_a_seed_or_extending_a
 def test_suggestions_spread_over_sources_and_extend_the_contenders(contest):
     table, decisions = contest
     suggestions = suggest(decisions, table, TARGET, count=3)
-    assert list(suggestions["source"]) == list(dict.fromkeys(suggestions["source"]))  # one per source first
+    sources = list(suggestions["source"])
+    distinct = list(dict.fromkeys(sources))
+    assert sources[:len(distinct)] == distinct  # one per source before a second of any
+    assert (suggestions["reduction_per_1e18_flops"] > 0).all()  # none that is expected to teach nothing
     top = suggestions.iloc[0]
     assert top["source"] == "late" and top["budget_tokens"] > max(BUDGETS)
     assert top["uncertainty_after"] < top["uncertainty_now"]
-    assert (np.diff(suggestions["reduction_per_1e18_flops"]) <= 1e-9).all()
+    for block in (suggestions[:len(distinct)], suggestions[len(distinct):]):  # each in order of value
+        assert (np.diff(block["reduction_per_1e18_flops"]) <= 1e-9).all()
+
+
+def test_a_cell_sits_at_its_total_compute_but_costs_its_training():
+    # A synthetic source: 1e12 training FLOPs a token, 5e12 of generation for its 3 unique tokens, which a
+    # budget reads up to all of them (a budget of 4 repeats them). A plain table charges everything per token.
+    rows = [{"source": "synthetic", "budget_tokens": budget, "seed": seed, "train_flops": budget * 1e12,
+             "unique_tokens": min(budget, 3), "acquisition_flops": 5e12 * min(budget, 3) / 3, "available_tokens": 3}
+            for budget in (1, 2, 4) for seed in (0, 1)]
+    table = pd.DataFrame(rows).assign(total_flops=lambda t: t["train_flops"] + t["acquisition_flops"])
+    curve = type("Curve", (), {"source": "synthetic"})()
+    cells = {(budget, seed): (total, cost) for _, budget, seed, total, cost in candidate_cells(table, [curve], 1e15)}
+    assert cells[1, 2] == pytest.approx((1e12 + 5e12 / 3, 1e12))  # a new seed: where its budget's cells are
+    assert cells[4, 2] == pytest.approx((4e12 + 5e12, 4e12))
+    assert cells[8, 0] == pytest.approx((8e12 + 5e12, 8e12)) and cells[16, 0] == pytest.approx((16e12 + 5e12, 16e12))
+    plain = table[["source", "budget_tokens", "seed", "total_flops"]]
+    per_token = float(np.median(table["total_flops"] / table["budget_tokens"]))
+    cells = {(budget, seed): (total, cost) for _, budget, seed, total, cost in candidate_cells(plain, [curve], 1e15)}
+    assert cells[8, 0] == pytest.approx((8 * per_token, 8 * per_token))
+
+
+def test_a_source_the_target_cannot_buy_is_neither_decided_on_nor_proposed(contest, tmp_path):
+    table, _ = contest
+    costly = table[table["source"] == "late"].assign(source="costly", acquisition_flops=2 * TARGET)
+    costly = costly.assign(total_flops=costly["total_flops"] + costly["acquisition_flops"])
+    table = pd.concat([table.assign(acquisition_flops=0.0), costly], ignore_index=True)
+    decisions = decision_curves(table, FitSettings(bootstrap=200, metrics=None))
+    assert "costly" in {curve.source for curve in decisions["t", "nll_byte"]}
+    assert decision(decisions["t", "nll_byte"], TARGET)[0] in {"early", "late"}
+    assert "costly" not in set(suggest(decisions, table, TARGET, count=6)["source"])
+    table.to_csv(tmp_path / "metrics.csv", index=False)
+    result = subprocess.run(["annealscope", "suggest", str(tmp_path / "metrics.csv"), "--budget", str(TARGET),
+                             "--bootstrap", "200"], capture_output=True, text=True, check=True)
+    assert "(costly: acquisition above it)" in result.stdout
 
 
 def test_the_snippet_adds_exactly_the_suggested_cells_to_the_grid(contest, demo_config):

@@ -445,24 +445,33 @@ def _warn_about_inputs(metrics, items) -> None:
 def _suggest(args) -> None:
     from annealscope.core.io import atomic_path
     from annealscope.core.tables import read_fit_input
-    from annealscope.fit.suggest import decision, decision_curves, grid_snippet, suggest
+    from annealscope.fit.suggest import affordable, decision, decision_curves, grid_snippet, suggest
 
     metrics, items = read_fit_input(args.metrics, args.items, args.seeds)
     decisions = decision_curves(metrics, fit_settings(args), items)
     for (task, metric), curves in sorted(decisions.items()):
-        if len(curves) > 1:
-            best, p_best = decision(curves, args.budget)
-            print(f"{task} · {metric}: best at {args.budget:.3g} FLOPs is {best} with P(best) = {p_best:.2f}")
+        buyable = affordable(curves, args.budget)
+        unaffordable = [curve.source for curve in curves if curve not in buyable]
+        note = f" ({', '.join(unaffordable)}: acquisition above it)" if unaffordable else ""
+        if len(buyable) > 1:
+            best, p_best = decision(buyable, args.budget)
+            print(f"{task} · {metric}: best at {args.budget:.3g} FLOPs is {best} with P(best) = {p_best:.2f}{note}")
+        elif len(curves) > 1:
+            print(f"{task} · {metric}: at {args.budget:.3g} FLOPs only "
+                  f"{buyable[0].source if buyable else 'no source'} can be bought{note}")
     suggestions = suggest(decisions, metrics, args.budget, args.count)
-    print(suggestions.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
-    if not (suggestions["reduction_per_1e18_flops"] > 0).any():
-        print("No candidate is expected to reduce the uncertainty: the decision is as settled as one more seed or a "
-              "2-4x larger budget can make it.")
-    print("\nTo run them, add to the config (then `snakemake` runs only these cells, evaluates and refits):")
-    print(grid_snippet(suggestions))
     if args.out:
         with atomic_path(args.out) as tmp:
             suggestions.to_csv(tmp, index=False)
+    if suggestions.empty:
+        print("No candidate is expected to reduce the uncertainty: the decision is as settled as one more seed or a "
+              "2-4x larger budget can make it; suggested 0 cells.")
+        return
+    print(suggestions.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
+    if len(suggestions) < args.count:
+        print(f"Only {len(suggestions)} of the {args.count} cells asked for are expected to reduce the uncertainty.")
+    print("\nTo run them, add to the config (then `snakemake` runs only these cells, evaluates and refits):")
+    print(grid_snippet(suggestions))
     print(f"suggested {len(suggestions)} cell(s) for the decision at {args.budget:.3g} FLOPs")
 
 

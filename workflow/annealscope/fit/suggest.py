@@ -17,9 +17,11 @@ before running it (a preposterior analysis) by mirroring what the refit will do,
 Reweighting the fixed replicates by the likelihood of y, tried first, overstated what a repeated small-
 budget seed teaches: the forms differ there by misfit that one more point does not resolve, and few
 replicates survived the weights. Candidates per source: a new seed at each budget it has, and 2× and 4×
-its largest budget up to the target. The score is the expected drop in 1 − P(best), summed over
-decisions, per 1e18 FLOPs of the cell. Cells are scored one at a time, so a batch of k takes the best
-cell of each source before a second of any.
+its largest budget up to the target, each placed at its total compute (acquisition share included) but
+costing its training only, since the source is curated already. The score is the expected drop in
+1 − P(best), summed over decisions, per 1e18 FLOPs the cell costs; only cells expected to reduce it are
+proposed, and only sources the target compute can buy take part. Cells are scored one at a time, so a
+batch of k takes the best cell of each source before a second of any.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import pandas as pd
 
 from annealscope.core.layout import BASE_SOURCE
 from annealscope.fit.curves import CurveFit, FitSettings, fit_table
+from annealscope.fit.decisions import feasible
 
-SUGGESTION_COLUMNS = ["source", "budget_tokens", "seed", "total_flops", "uncertainty_now", "uncertainty_after",
-                      "reduction_per_1e18_flops"]
+SUGGESTION_COLUMNS = ["source", "budget_tokens", "seed", "total_flops", "cost_flops", "uncertainty_now",
+                      "uncertainty_after", "reduction_per_1e18_flops"]
 HYPOTHETICAL_RESULTS = 128
 EXTENSIONS = (2, 4)  # candidate budgets: these multiples of a source's largest
 
@@ -46,6 +49,12 @@ def decision_curves(table: pd.DataFrame, settings: FitSettings, items: pd.DataFr
     return curves
 
 
+def affordable(curves: list[CurveFit], target_flops: float) -> list[CurveFit]:
+    """The sources the target compute can buy (at least their acquisition), as the fit's decisions count them."""
+    return [curve for curve, possible in zip(curves, feasible(curves, np.array([target_flops]))[:, 0], strict=True)
+            if possible]
+
+
 def target_scores(curves: list[CurveFit], target_flops: float) -> np.ndarray:
     """Replicates × sources: each source's prediction at the target, signed so that larger is better."""
     scores = np.stack([curve.predict_draws(np.array([target_flops]))[:, 0] * curve.better for curve in curves], 1)
@@ -53,7 +62,8 @@ def target_scores(curves: list[CurveFit], target_flops: float) -> np.ndarray:
 
 
 def decision(curves: list[CurveFit], target_flops: float) -> tuple[str, float]:
-    """The most probable best source at the target compute and its probability."""
+    """The most probable best source at the target compute and its probability, among those it can buy."""
+    curves = affordable(curves, target_flops)
     counts = np.bincount(np.argmax(target_scores(curves, target_flops), axis=1), minlength=len(curves))
     return curves[int(np.argmax(counts))].source, float(counts.max() / counts.sum())
 
@@ -124,36 +134,62 @@ def _kalman_gains(at_cell: np.ndarray, at_target: np.ndarray, noise: float) -> t
 
 
 def candidate_cells(table: pd.DataFrame, curves: list[CurveFit], target_flops: float
-                    ) -> list[tuple[str, int, int, float]]:
-    """(source, budget, seed, total FLOPs) of every candidate: a new seed at each budget a source has, and
-    the source at 2× and 4× its largest budget while that stays within the target compute."""
+                    ) -> list[tuple[str, int, int, float, float]]:
+    """(source, budget, seed, total FLOPs, cost in FLOPs) of every candidate: a new seed at each budget a source
+    has, and the source at 2× and 4× its largest budget while that stays within the target compute.
+
+    A cell sits on the compute axis at its total (training plus its share of the acquisition), but running it
+    costs only its training: the source is already curated. A new seed sits where its budget's cells do; an
+    extension's acquisition share grows with the unique tokens it reads, up to all the source has."""
     candidates = {}
     for curve in curves:
         rows = table[(table["source"] == curve.source) & (table["budget_tokens"] > 0)]
         budgets = sorted(set(rows["budget_tokens"].astype(int)))
+        training, acquisition = _cost_model(rows)
         for budget in budgets:
-            seed = int(rows.loc[rows["budget_tokens"] == budget, "seed"].max()) + 1
-            candidates[curve.source, budget, seed] = budget * curve.flops_per_token
+            cells = rows[rows["budget_tokens"] == budget]
+            seed = int(cells["seed"].max()) + 1
+            spent = cells["train_flops"] if "train_flops" in cells else cells["total_flops"]
+            candidates[curve.source, budget, seed] = (float(cells["total_flops"].mean()), float(spent.mean()))
         for factor in EXTENSIONS:
             budget = factor * budgets[-1]
-            if factor == EXTENSIONS[0] or budget * curve.flops_per_token <= target_flops:
-                candidates[curve.source, budget, 0] = budget * curve.flops_per_token
-    return [(*cell, flops) for cell, flops in candidates.items()]
+            total = budget * training + acquisition(budget)
+            if factor == EXTENSIONS[0] or total <= target_flops:
+                candidates[curve.source, budget, 0] = (total, budget * training)
+    return [(*cell, total, cost) for cell, (total, cost) in candidates.items()]
+
+
+def _cost_model(rows: pd.DataFrame):
+    """A source's training FLOPs per budget token, and its acquisition share as a function of the budget:
+    FLOPs per unique token times the unique tokens a budget reads (all it has at most). A table without the
+    split (only `total_flops`) charges everything as training, per token."""
+    if not {"train_flops", "acquisition_flops", "unique_tokens"} <= set(rows):
+        return float(np.median(rows["total_flops"] / rows["budget_tokens"])), lambda budget: 0.0
+    available = float(rows["available_tokens"].max()) if "available_tokens" in rows else np.nan
+    available = available if np.isfinite(available) and available > 0 else np.inf
+    unique = np.minimum(rows["unique_tokens"].to_numpy(float), available)
+    with np.errstate(all="ignore"):
+        per_unique = np.nanmedian(np.where(unique > 0, rows["acquisition_flops"].to_numpy(float) / unique, np.nan))
+    per_unique = float(per_unique) if np.isfinite(per_unique) else 0.0
+    training = float(np.median(rows["train_flops"] / rows["budget_tokens"]))
+    return training, lambda budget: per_unique * min(budget, available)
 
 
 def suggest(decisions: dict[tuple[str, str], list[CurveFit]], table: pd.DataFrame, target_flops: float,
             count: int = 3, seed: int = 0) -> pd.DataFrame:
-    """The `count` candidate cells with the largest expected drop in decision uncertainty per FLOP,
-    summed over every (task, metric) with two or more sources."""
+    """Up to `count` candidate cells with the largest expected drop in decision uncertainty per FLOP, summed
+    over every (task, metric) with two or more sources the target can buy; only cells expected to reduce it."""
     rng = np.random.default_rng(seed)
+    decisions = {key: affordable(curves, target_flops) for key, curves in decisions.items()}
     decisions = {key: curves for key, curves in decisions.items() if len(curves) > 1}
     if not decisions:
-        raise ValueError("no (task, metric) has two or more fitted sources: there is no decision to inform")
+        raise ValueError(f"no (task, metric) has two or more fitted sources that {target_flops:.3g} FLOPs can buy: "
+                         "there is no decision to inform")
     annealed = table[table["source"] != BASE_SOURCE]
     now = sum(float(uncertainty(target_scores(curves, target_flops))) for curves in decisions.values())
     contenders = {curve.source: curve for curves in decisions.values() for curve in curves}
     rows = []
-    for source, budget, cell_seed, flops in candidate_cells(annealed, list(contenders.values()), target_flops):
+    for source, budget, cell_seed, flops, cost in candidate_cells(annealed, list(contenders.values()), target_flops):
         reduction = 0.0
         for curves in decisions.values():
             observed = next((curve for curve in curves if curve.source == source), None)
@@ -161,10 +197,11 @@ def suggest(decisions: dict[tuple[str, str], list[CurveFit]], table: pd.DataFram
                 reduction += expected_reduction(curves, observed, flops, target_flops, rng)
         after = now - reduction
         rows.append({"source": source, "budget_tokens": budget, "seed": cell_seed, "total_flops": flops,
-                     "uncertainty_now": now, "uncertainty_after": after,
-                     "reduction_per_1e18_flops": reduction / flops * 1e18})
+                     "cost_flops": cost, "uncertainty_now": now, "uncertainty_after": after,
+                     "reduction_per_1e18_flops": reduction / cost * 1e18})
     order = pd.DataFrame(rows, columns=SUGGESTION_COLUMNS).sort_values(
-        ["reduction_per_1e18_flops", "total_flops"], ascending=[False, True])
+        ["reduction_per_1e18_flops", "cost_flops"], ascending=[False, True])
+    order = order[order["reduction_per_1e18_flops"] > 0]  # a cell expected to teach nothing is not worth its cost
     first = order.drop_duplicates("source")  # each is scored alone: spread a batch over sources first
     return pd.concat([first, order.drop(first.index)]).head(count).reset_index(drop=True)
 
