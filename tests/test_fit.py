@@ -381,3 +381,6 @@ def test_a_source_is_never_chosen_below_its_acquisition_compute():
     assert analysis.crossovers.empty  # costly wins wherever both can be bought
     pairs = analysis.pairwise.set_index("total_flops")
     assert (pairs.loc[pairs.index < 8e12, "p_a_better"] == 1.0).all()  # cheap beats what cannot be bought
+    predictions = analysis.result.predictions
+    assert predictions.loc[predictions["source"] == "costly", "total_flops"].min() >= 8e12  # nothing it can't buy
+    assert predictions.loc[predictions["source"] == "cheap", "total_flops"].min() == 1e12

@@ -79,7 +79,7 @@ def _gain(curve: CurveFit, flops: np.ndarray, base: float) -> np.ndarray:
     with np.errstate(all="ignore"):
         gain = curve.better * (curve.predict(np.maximum(flops, 1e-300)) - base)
     cap = curve.available_tokens * curve.flops_per_token
-    below = flops < curve.lowest * 0.999 if not curve.anchored else flops < curve.floor * (1 - 1e-9)
+    below = flops < curve.lowest * 0.999 if not curve.anchored else ~curve.affords(flops)
     gain[(flops > cap * (1 + 1e-9)) | below | ~np.isfinite(gain)] = -np.inf
     gain[0] = 0.0
     return gain

@@ -104,6 +104,11 @@ class CurveFit:
     def weights(self) -> np.ndarray:
         return np.array([fit.weight for fit in self.components])
 
+    def affords(self, flops: np.ndarray) -> np.ndarray:
+        """Whether each compute covers the source's acquisition (its floor): below it the source cannot be
+        bought, whatever its curve says there."""
+        return np.asarray(flops, float) >= self.floor * (1 - 1e-9)
+
     def form_weights(self) -> dict[str, float]:
         return {fit.name: round(fit.weight, 3) for fit in self.components}
 
@@ -224,10 +229,11 @@ def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | 
                                      np.asarray(settings.target_flops, float)]))
     predictions, dense = [], []
     for curve in (curve for curve in curves if curve.usable):  # the grid and the figure's dense line in one pass
+        affordable = grid[curve.affords(grid)]
         line = np.geomspace(curve.lowest, max(curve.highest, grid.max()), DENSE_POINTS)
-        rows = prediction_rows(curve, np.concatenate([grid, line]))
-        predictions.append(rows.iloc[:len(grid)])
-        dense.append(rows.iloc[len(grid):])
+        rows = prediction_rows(curve, np.concatenate([affordable, line]))
+        predictions.append(rows.iloc[:len(affordable)])
+        dense.append(rows.iloc[len(affordable):])
     return FitResult(fits=fits_frame(curves), predictions=_concat(predictions), curves=curves,
                      decision_flops=decision_flops, base_values=base_values,
                      curve_frame=_concat(dense).reset_index(drop=True))

@@ -26,9 +26,8 @@ CROSSOVER_GRID = 120
 
 
 def feasible(curves: list[CurveFit], flops: np.ndarray) -> np.ndarray:
-    """(sources, computes): whether the compute covers the source's acquisition (its floor); below it the
-    source cannot be bought, whatever its curve says there."""
-    return np.stack([np.asarray(flops, float) >= curve.floor * (1 - 1e-9) for curve in curves])
+    """(sources, computes): whether each source can be bought at each compute (`CurveFit.affords`)."""
+    return np.stack([curve.affords(flops) for curve in curves])
 
 
 def _scores(curves: list[CurveFit], flops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,6 @@ import pandas as pd
 
 from annealscope.core.layout import BASE_SOURCE
 from annealscope.fit.curves import CurveFit, FitSettings, fit_table
-from annealscope.fit.decisions import feasible
 
 SUGGESTION_COLUMNS = ["source", "budget_tokens", "seed", "total_flops", "cost_flops", "uncertainty_now",
                       "uncertainty_after", "reduction_per_1e18_flops"]
@@ -51,8 +50,7 @@ def decision_curves(table: pd.DataFrame, settings: FitSettings, items: pd.DataFr
 
 def affordable(curves: list[CurveFit], target_flops: float) -> list[CurveFit]:
     """The sources the target compute can buy (at least their acquisition), as the fit's decisions count them."""
-    return [curve for curve, possible in zip(curves, feasible(curves, np.array([target_flops]))[:, 0], strict=True)
-            if possible]
+    return [curve for curve in curves if curve.affords(target_flops)]
 
 
 def target_scores(curves: list[CurveFit], target_flops: float) -> np.ndarray:
