@@ -166,9 +166,8 @@ def _cost_model(rows: pd.DataFrame):
     available = float(rows["available_tokens"].max()) if "available_tokens" in rows else np.nan
     available = available if np.isfinite(available) and available > 0 else np.inf
     unique = np.minimum(rows["unique_tokens"].to_numpy(float), available)
-    with np.errstate(all="ignore"):
-        per_unique = np.nanmedian(np.where(unique > 0, rows["acquisition_flops"].to_numpy(float) / unique, np.nan))
-    per_unique = float(per_unique) if np.isfinite(per_unique) else 0.0
+    shares = rows["acquisition_flops"].to_numpy(float)[unique > 0] / unique[unique > 0]
+    per_unique = float(np.median(shares)) if len(shares) else 0.0
     training = float(np.median(rows["train_flops"] / rows["budget_tokens"]))
     return training, lambda budget: per_unique * min(budget, available)
 
