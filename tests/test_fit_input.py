@@ -63,6 +63,16 @@ def test_a_header_only_table_is_refused_and_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "fit").exists()
 
 
+@pytest.mark.parametrize("command", ["fit", "backtest"])
+def test_a_table_of_the_base_model_alone_is_refused_and_writes_nothing(tmp_path, capsys, command):
+    table().assign(source="base", budget_tokens=0).drop_duplicates(["task", "metric"]).to_csv(
+        tmp_path / "metrics.csv", index=False)
+    with pytest.raises(SystemExit):
+        main([command, str(tmp_path / "metrics.csv"), "--out", str(tmp_path / "out")])
+    assert "metrics table has only the base model's rows (source 'base')" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_output_folder_is_replaced_whole_and_dropped_values_are_said(tmp_path, capsys):
     (tmp_path / "fit").mkdir()
     (tmp_path / "fit" / "stale.csv").write_text("from an older fit\n")

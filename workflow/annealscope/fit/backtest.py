@@ -144,5 +144,6 @@ def summary(values: pd.DataFrame, decisions: pd.DataFrame) -> str:
     accuracy = decisions.groupby("method")["pairwise_accuracy"].mean()
     inside = values["inside"].dropna().astype(bool)
     return (f"{values[['task', 'metric']].drop_duplicates().shape[0]} (task, metric) panels; mean pairwise accuracy "
-            + ", ".join(f"{method} {accuracy.get(method, np.nan):.2f}" for method in METHODS)
+            + ", ".join(f"{method} {accuracy[method]:.2f}" if np.isfinite(accuracy.get(method, np.nan))
+                        else f"{method} n/a" for method in METHODS)
             + f"; {int(inside.sum())} of {len(inside)} held-out observations inside the fit's 90% interval")

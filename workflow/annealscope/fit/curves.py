@@ -165,6 +165,9 @@ def check_table(table: pd.DataFrame) -> None:
         raise ValueError(f"metrics table lacks column(s) {missing}; see docs/design.md, 'The tidy results table'")
     if table.empty:
         raise ValueError("metrics table has no rows")
+    if (table["source"] == BASE_SOURCE).all():
+        raise ValueError(f"metrics table has only the base model's rows (source '{BASE_SOURCE}'); a fit needs the "
+                         "rows of annealed cells")
     repeated = table[table.duplicated(ROW_KEY, keep=False)]
     if len(repeated):
         conflicting = repeated.groupby(ROW_KEY)["value"].nunique(dropna=False).gt(1).any()
