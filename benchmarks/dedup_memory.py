@@ -3,9 +3,12 @@ no longer holds: every LSH band's keys of the whole source at once.
 
 It writes signature files as shard jobs do (4 shards; random 64-bit keys, a tenth of the documents repeating an
 earlier text, a twentieth colliding in each band) and prints per source size: the peak traced memory
-(`tracemalloc`, which numpy reports to), bytes a document, wall time, and the ratio to the bands' keys alone.
+(`tracemalloc`, which numpy reports to), bytes a document, and the ratio to the bands' keys alone; and the wall
+time per million documents, with its ratio to the smallest source's, which stays near 1 when the job's reads grow
+with the documents and grows with the passes when each pass rereads the shards. `--part-documents` lowers the
+documents a pass sorts (2M in the workflow) so that many passes fit on one machine.
 
-Run: python benchmarks/dedup_memory.py [--documents 1000000 4000000]
+Run: python benchmarks/dedup_memory.py [--documents 1000000 4000000] [--part-documents 250000]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annealscope.curate import dedup
 from annealscope.curate.dedup import band_parameters, find_duplicates
 
 NEAR = {"threshold": 0.8, "num_perm": 128, "shingle": 5}
@@ -43,20 +47,26 @@ def write_signatures(directory: Path, documents: int, bands: int, seed: int = 7)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=float, nargs="+", default=[1e6, 4e6])
+    parser.add_argument("--part-documents", type=float, default=dedup.PART_DOCUMENTS)
     args = parser.parse_args()
-    bands = band_parameters(NEAR)[0]
+    dedup.PART_DOCUMENTS = int(args.part_documents)
+    bands, first = band_parameters(NEAR)[0], None
     for documents in map(int, args.documents):
         with tempfile.TemporaryDirectory() as work:
             files = write_signatures(Path(work), documents, bands)
             tracemalloc.start()
             started = time.perf_counter()
-            _, records = find_duplicates(files, NEAR)
+            _, records = find_duplicates(files, NEAR, scratch=work)
             seconds = time.perf_counter() - started
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-        print(f"{documents:>11,} documents  peak {peak / 1e6:8.1f} MB  {peak / documents:6.1f} bytes a document  "
-              f"{seconds:6.1f} s  kept {records[-1]['documents_out']:,}  ratio to the {bands} bands' keys "
-              f"({8 * bands} bytes a document) {peak / (8 * bands * documents):.2f}", flush=True)
+        rate = seconds / documents * 1e6
+        first = first or rate
+        passes = -(-documents // dedup.PART_DOCUMENTS)
+        print(f"{documents:>11,} documents  {passes:>3} passes  peak {peak / 1e6:8.1f} MB  "
+              f"{peak / documents:6.1f} bytes a document (ratio to the {bands} bands' keys, {8 * bands} bytes: "
+              f"{peak / (8 * bands * documents):.2f})  {seconds:6.1f} s, {rate:5.2f} s a million documents "
+              f"(ratio to the first size {rate / first:.2f})  kept {records[-1]['documents_out']:,}", flush=True)
 
 
 if __name__ == "__main__":

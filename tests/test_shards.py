@@ -196,6 +196,41 @@ def test_near_dedup_over_shards_keeps_what_one_lsh_index_over_the_whole_source_k
     assert records[1]["documents_out"] == len(expected) < len(unique)
 
 
+def test_the_dedup_job_reads_each_key_once_however_many_passes_it_sorts_in(tmp_path, monkeypatch):
+    near, files = {"threshold": 0.8, "num_perm": 64, "shingle": 3}, []
+    texts = [document["text"] for document in pool(600, seed=5)]
+    for index, start in enumerate(range(0, len(texts), 170)):
+        signer = Signer(near)
+        signer.add(signed(texts[start:start + 170]))
+        signer.save(tmp_path / f"{index}.npz")
+        files.append(tmp_path / f"{index}.npz")
+    load, reads = np.load, {}
+
+    class Counted:
+        """A signature file that counts the reads of each of its members."""
+
+        def __init__(self, path):
+            self.path, self.data = path, load(path)
+            self.files = self.data.files
+
+        def __getitem__(self, member):
+            reads[self.path, member] = reads.get((self.path, member), 0) + 1
+            return self.data[member]
+
+    monkeypatch.setattr(np, "load", Counted)
+    counted, scratch = [], tmp_path / "scratch"
+    scratch.mkdir()
+    for part in (1 << 22, 64):  # one pass, then 10
+        monkeypatch.setattr(dedup, "PART_DOCUMENTS", part)
+        reads.clear()
+        counted.append((find_duplicates(files, near, scratch=scratch), dict(reads)))
+    (whole, one), (parted, ten) = counted
+    assert [positions.tolist() for positions in parted[0]] == [positions.tolist() for positions in whole[0]]
+    assert parted[1] == whole[1] and whole[1][1]["documents_out"] < whole[1][0]["documents_out"]
+    assert ten == one and max(count for (_, member), count in ten.items() if member.startswith("band")) == 1
+    assert not any(scratch.iterdir())  # the passes' files are gone
+
+
 def test_the_dedup_job_holds_a_few_bytes_a_document_and_decides_as_in_one_pass(tmp_path, monkeypatch):
     rng = np.random.default_rng(7)
     files, near = [], {"threshold": 0.8, "num_perm": 128, "shingle": 5}

@@ -3,8 +3,9 @@
 1. each shard job computes, per document, a 64-bit key of its exact text and one 64-bit key per MinHash LSH
    band (`Signer`) of its shingles, the runs of `shingle` consecutive token ids (the ids the shard job encoded
    anyway), a few hundred bytes a document;
-2. one job per source (`find_duplicates`) reads the keys of every shard, one band and one range of keys at a
-   time (a larger source takes more passes, not more memory), and decides which documents go: a repeat of an
+2. one job per source (`find_duplicates`) reads the keys of every shard once, one band at a time, splits them by
+   value into one scratch file a pass, and sorts one pass's keys at a time (a larger source takes more passes,
+   not more memory), and decides which documents go: a repeat of an
    earlier text (exact), then a document that shares a band with an earlier kept one (near; MinHash LSH as
    datasketch's `MinHashLSH` queries it, with the same bands);
 3. each shard's next job drops its own documents named in that decision.
@@ -16,6 +17,7 @@ group of duplicates is kept wherever its copies are.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -134,45 +136,62 @@ def _joined(parts: list[np.ndarray], dtype) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
-def find_duplicates(signature_files: list[str | Path], near: dict | None) -> tuple[list[np.ndarray], list[dict]]:
+def find_duplicates(signature_files: list[str | Path], near: dict | None,
+                    scratch: str | Path | None = None) -> tuple[list[np.ndarray], list[dict]]:
     """The positions to drop in each shard, and the exact and near dedup step records of the whole source.
 
     Memory: a few flags a document of the source, the (document, band) pairs that collide, and per pass the
-    keys of about PART_DOCUMENTS documents: keys are read from the shards' files one band and one share of the
-    key values at a time (`_key_parts`), so a source of more documents takes more passes, not more keys held."""
+    keys of about PART_DOCUMENTS documents: each band's keys are read once from the shards' files and split by
+    value into one file a pass under `scratch` (`_key_parts`), so a source of more documents takes more passes,
+    not more keys held, and its reads grow with its documents, not their square."""
     loaded = [np.load(path) for path in signature_files]
     offsets = np.concatenate([[0], np.cumsum([len(data[EXACT]) for data in loaded])]).astype(np.int64)
     parts = max(1, -(-int(offsets[-1]) // PART_DOCUMENTS))
     everyone = np.ones(int(offsets[-1]), dtype=bool)
     keep = np.ones_like(everyone)
-    for positions, keys in _key_parts(loaded, offsets, EXACT, everyone, parts):
-        _, first = np.unique(keys, return_index=True)
-        keep[positions] = False
-        keep[positions[first]] = True
-    records = [_record("exact_dedup", loaded, offsets, everyone, keep)]
-    if near:
-        bands = sum(name.startswith("band") for name in loaded[0].files) if loaded else 0
-        after = keep.copy()
-        after[keep] = greedy_lsh(int(keep.sum()), (_key_parts(loaded, offsets, f"band{band}", keep, parts)
-                                                   for band in range(bands)))
-        records.append({**_record("near_dedup", loaded, offsets, keep, after), "settings": near})
-        keep = after
+    with tempfile.TemporaryDirectory(prefix="dedup-", dir=scratch) as spill:
+        for positions, keys in _key_parts(loaded, offsets, EXACT, everyone, parts, Path(spill)):
+            _, first = np.unique(keys, return_index=True)
+            keep[positions] = False
+            keep[positions[first]] = True
+        records = [_record("exact_dedup", loaded, offsets, everyone, keep)]
+        if near:
+            bands = sum(name.startswith("band") for name in loaded[0].files) if loaded else 0
+            after = keep.copy()
+            after[keep] = greedy_lsh(int(keep.sum()), (_key_parts(loaded, offsets, f"band{band}", keep, parts,
+                                                                  Path(spill)) for band in range(bands)))
+            records.append({**_record("near_dedup", loaded, offsets, keep, after), "settings": near})
+            keep = after
     return [np.flatnonzero(~keep[offsets[i]:offsets[i + 1]]) for i in range(len(loaded))], records
 
 
-def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarray, parts: int):
+def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarray, parts: int, spill: Path):
     """(positions among the chosen documents, keys) of the chosen documents' `member` keys, in `parts` passes
-    by the keys' value modulo `parts` (equal keys fall in one pass), each read afresh from the shards' files,
-    positions ascending."""
+    by the keys' value modulo `parts` (equal keys fall in one pass), positions ascending. With more than one
+    pass, each shard's keys are read once and appended, part by part, to one file a pass under `spill` (16
+    bytes a document), which its pass reads back and deletes."""
     before = np.cumsum([0] + [int(chosen[offsets[i]:offsets[i + 1]].sum()) for i in range(len(loaded))])
-    for part in range(parts):
-        positions, keys = [], []
-        for index, data in enumerate(loaded):
-            values = data[member][chosen[offsets[index]:offsets[index + 1]]]
-            inside = (values % np.uint64(parts)) == part
-            positions.append(before[index] + np.flatnonzero(inside))
-            keys.append(values[inside])
-        yield np.concatenate(positions or [np.zeros(0, np.int64)]), np.concatenate(keys or [np.zeros(0, np.uint64)])
+    shards = ((before[index], data[member][chosen[offsets[index]:offsets[index + 1]]])
+              for index, data in enumerate(loaded))
+    if parts == 1:
+        read = list(shards)
+        yield (np.concatenate([start + np.arange(len(values)) for start, values in read] or [np.zeros(0, np.int64)]),
+               np.concatenate([values for _, values in read] or [np.zeros(0, np.uint64)]))
+        return
+    files = [spill / f"{member}.{part}" for part in range(parts)]
+    for start, values in shards:
+        part = values % np.uint64(parts)
+        order = np.argsort(part, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=parts))])
+        del part
+        for number, path in enumerate(files):
+            mine = order[bounds[number]:bounds[number + 1]]
+            with open(path, "ab") as handle:
+                np.column_stack([(start + mine).astype(np.uint64), values[mine]]).tofile(handle)
+    for path in files:
+        pairs = np.fromfile(path, dtype=np.uint64).reshape(-1, 2)
+        path.unlink()
+        yield pairs[:, 0].astype(np.int64), pairs[:, 1]
 
 
 def _record(step: str, loaded: list, offsets: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:

@@ -293,7 +293,7 @@ def dedup_source(name: str, settings: dict, stats_paths: list[str | Path], signa
     fails here, before any later job runs, naming the step."""
     started = time.perf_counter()
     check_not_empty(name, merged_steps([read_json(path)["steps"] for path in stats_paths]))
-    drop, records = find_duplicates(signature_paths, settings["near_dedup"])
+    drop, records = find_duplicates(signature_paths, settings["near_dedup"], scratch=Path(duplicates_path).parent)
     seconds = round(time.perf_counter() - started, 3)
     records = [{**record, "seconds": seconds} for record in records]
     check_not_empty(name, records)
