@@ -1,15 +1,19 @@
 """Defaults live in one place, the schema: typed settings built without a config, and the CLI's fit without a
 settings file, agree with what the workflow's rules get from a validated config."""
 
+import argparse
+import copy
 import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 
+from annealscope.anneal import launch
 from annealscope.anneal.spec import TrainSpec
-from annealscope.cli import main
+from annealscope.cli import _source_settings, main
 from annealscope.core.config import schema_defaults
+from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings
 from annealscope.fit.curves import FitSettings
 from annealscope.validation import validate_config
 
@@ -50,3 +54,32 @@ def test_the_cli_fit_without_settings_fits_what_the_workflow_rule_fits(tmp_path,
     for name in ("fits.csv", "predictions.csv", "decisions.csv"):
         assert pd.read_csv(tmp_path / "rule" / name).equals(pd.read_csv(tmp_path / "cli" / name)), name
     assert set(pd.read_csv(tmp_path / "cli" / "fits.csv")["metric"]) == {"brier", "acc"}  # nll is not in fit.metrics
+
+
+def test_a_job_command_run_by_hand_gets_the_schemas_execution_defaults(monkeypatch, demo_config, root):
+    """A job's command copied from its log and run without the workflow's execution variable runs with the
+    schema's defaults for how it runs (ranks, threads, a teacher's batch size); under the workflow, the config's."""
+    config = copy.deepcopy(demo_config)
+    config["anneal"] |= {"ranks": 2, "threads": 3, "zero_stage": 2}
+    config["sources"]["teacher_docs"]["generator"]["batch_size"] = 8
+    validate_config(config, root / "resources", tasks=False)
+    settings = RuleSettings(config)
+    launched = []
+    monkeypatch.setattr(launch, "run_training", launched.append)
+    train = ["train", "--settings", settings.cell("library_docs", 5000, 0), "--init", "m", "--source", "s.json",
+             "--out", "model", "--summary", "summary.json"]
+    teacher = argparse.Namespace(name="teacher_docs", settings=settings.source("teacher_docs", {}))
+    monkeypatch.delenv(EXECUTION_VARIABLE, raising=False)
+    main(train)
+    by_hand = _source_settings(teacher)["generator"]
+    monkeypatch.setenv(EXECUTION_VARIABLE, settings.execution())
+    main(train)
+    workflow = _source_settings(teacher)["generator"]
+    defaults = schema_defaults("anneal")
+    assert [(spec.ranks, spec.threads, spec.zero_stage) for spec in launched] == [
+        (defaults["ranks"], defaults["threads"], defaults["zero_stage"]), (2, 3, 2)]
+    assert launched[0].seq_len == launched[1].seq_len == config["anneal"]["seq_len"]
+    assert (by_hand["batch_size"], workflow["batch_size"]) == (16, 8)  # 16: the schema's default for a teacher
+    assert workflow == config["sources"]["teacher_docs"]["generator"]
+    assert {key: value for key, value in by_hand.items() if key != "batch_size"} == {
+        key: value for key, value in workflow.items() if key != "batch_size"}

@@ -268,12 +268,16 @@ def _corpus(args) -> None:
 
 
 def _source_settings(args) -> dict:
-    """The source's settings from --settings, with this run's execution settings (batch sizes, …) added."""
+    """The source's settings from --settings, with this run's execution settings (batch sizes, …) added, or the
+    schema's defaults where the command runs by hand."""
+    from annealscope.core.config import definition_defaults
     from annealscope.core.settings import execution_settings
 
     settings = json.loads(args.settings)
-    for block, execution in execution_settings("sources", args.name).items():
-        settings[block] |= execution
+    execution = execution_settings("sources", args.name)
+    for block in ("generator", "classifier"):
+        if settings.get(block):
+            settings[block] = definition_defaults(block, settings[block]) | execution.get(block, {})
     return settings
 
 

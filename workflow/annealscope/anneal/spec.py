@@ -29,10 +29,7 @@ class TrainSpec:
     schedule: str
     weight_decay: float
     gradient_clipping: float
-    zero_stage: int
     dtype: str
-    ranks: int
-    threads: int
     max_epochs: float | None = None  # sources.<name>.max_epochs
     cooldown_fraction: float = schema_default("anneal", "cooldown_fraction")
     micro_batch: int | None = schema_default("anneal", "micro_batch")
@@ -49,6 +46,9 @@ class TrainSpec:
     max_loss_ratio: float = schema_default("anneal", "max_loss_ratio")
     peak_flops: float | None = schema_default("anneal", "peak_flops")
     nodes: int = schema_default("anneal", "nodes")
+    ranks: int = schema_default("anneal", "ranks")
+    threads: int = schema_default("anneal", "threads")
+    zero_stage: int = schema_default("anneal", "zero_stage")
     branch_budgets: list[int] | None = None  # a stable phase: checkpoint at these budgets' branch points
     branch_from: str | None = None  # a cooldown: the stable phase's checkpoint folder to start from
     marker_budgets: list[int] | None = None  # a stable phase: every budget of the grid, marked branch or not

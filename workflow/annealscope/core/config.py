@@ -43,6 +43,16 @@ def schema_defaults(*path: str) -> dict:
     return {key: copy.deepcopy(spec["default"]) for key, spec in properties.items() if "default" in spec}
 
 
+def definition_defaults(definition: str, instance: dict) -> dict:
+    """A copy of `instance` with the defaults of the schema's `$defs/<definition>` (`generator`, `classifier`)
+    filled in, those of the branch its kind or backend selects included."""
+    filled = copy.deepcopy(instance)
+    schema = {"$defs": _schema()["$defs"], "$ref": f"#/$defs/{definition}"}
+    for _ in type(_validator())(schema).iter_errors(filled):  # filling happens as it validates
+        pass
+    return filled
+
+
 def schema_default(section: str, key: str):
     """A field default for a dataclass of settings: the schema's default of `section.key`."""
     return field(default_factory=lambda: schema_defaults(section)[key])
