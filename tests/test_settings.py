@@ -12,6 +12,7 @@ import pandas as pd
 from annealscope.anneal import launch
 from annealscope.anneal.spec import TrainSpec
 from annealscope.cli import _source_settings, main
+from annealscope.core import settings as settings_module
 from annealscope.core.config import schema_defaults
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings
 from annealscope.fit.curves import FitSettings
@@ -56,7 +57,7 @@ def test_the_cli_fit_without_settings_fits_what_the_workflow_rule_fits(tmp_path,
     assert set(pd.read_csv(tmp_path / "cli" / "fits.csv")["metric"]) == {"brier", "acc"}  # nll is not in fit.metrics
 
 
-def test_a_job_command_run_by_hand_gets_the_schemas_execution_defaults(monkeypatch, demo_config, root):
+def test_a_job_command_run_by_hand_gets_the_schemas_execution_defaults(monkeypatch, demo_config, root, capsys):
     """A job's command copied from its log and run without the workflow's execution variable runs with the
     schema's defaults for how it runs (ranks, threads, a teacher's batch size); under the workflow, the config's."""
     config = copy.deepcopy(demo_config)
@@ -70,8 +71,10 @@ def test_a_job_command_run_by_hand_gets_the_schemas_execution_defaults(monkeypat
              "--out", "model", "--summary", "summary.json"]
     teacher = argparse.Namespace(name="teacher_docs", settings=settings.source("teacher_docs", {}))
     monkeypatch.delenv(EXECUTION_VARIABLE, raising=False)
+    settings_module._say_defaults_apply.cache_clear()  # said once a process; an earlier test may have run by hand
     main(train)
     by_hand = _source_settings(teacher)["generator"]
+    assert f"{EXECUTION_VARIABLE} is not set" in capsys.readouterr().err
     monkeypatch.setenv(EXECUTION_VARIABLE, settings.execution())
     main(train)
     workflow = _source_settings(teacher)["generator"]

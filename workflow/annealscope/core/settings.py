@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
+from functools import cache
 
 from annealscope.core.grid import Cell, cells
 from annealscope.core.layout import heldout_task_names
@@ -46,10 +48,19 @@ def execution_part(block: str, settings: dict) -> dict:
 def execution_settings(*path: str) -> dict:
     """This job's execution settings (`execution_settings("anneal")`, or `("sources", name)`), as the workflow
     set them; empty when a command runs by hand, where the schema's defaults apply."""
+    if not os.environ.get(EXECUTION_VARIABLE):
+        _say_defaults_apply()
     settings = json.loads(os.environ.get(EXECUTION_VARIABLE) or "{}")
     for key in path:
         settings = settings.get(key, {})
     return settings
+
+
+@cache
+def _say_defaults_apply() -> None:
+    print(f"{EXECUTION_VARIABLE} is not set (a job's command run by hand): how this job runs (ranks, threads, batch "
+          "sizes) takes the schema's defaults, not your config's; run it through snakemake to get the config's",
+          file=sys.stderr, flush=True)
 
 
 class RuleSettings:
