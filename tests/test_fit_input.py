@@ -98,3 +98,28 @@ def test_seeds_selects_their_runs_and_keeps_the_base_and_an_absent_seed_is_refus
     with pytest.raises(SystemExit):
         main(["fit", str(tmp_path / "metrics.csv"), "--out", str(tmp_path / "fit"), "--seeds", "1", "5"])
     assert "--seeds [5]" in capsys.readouterr().err and not (tmp_path / "fit").exists()
+
+
+def test_options_out_of_range_are_refused_naming_the_option_or_key(tmp_path, capsys):
+    table().to_csv(tmp_path / "metrics.csv", index=False)
+    metrics, out = str(tmp_path / "metrics.csv"), str(tmp_path / "out")
+    for argv, message in [
+            (["fit", metrics, "--out", out, "--target-flops", "1e20", "-5"],
+             "fit.target_flops.1: -5.0 is less than or equal to the minimum of 0"),
+            (["fit", metrics, "--out", out, "--forms", "cubic"], "fit.forms.0: 'cubic' is not one of"),
+            (["backtest", metrics, "--out", out, "--micro-anneal-budget", "-1"],
+             "argument --micro-anneal-budget: -1 is not above 0"),
+            (["suggest", metrics, "--budget", "nan"], "argument --budget: nan is not above 0"),
+            (["suggest", metrics, "--budget", "1e13", "--count", "0"], "argument --count: 0 is not above 0")]:
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err, argv
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_decision_below_every_cell_is_said_to_be_extrapolated(tmp_path, capsys):
+    table().to_csv(tmp_path / "metrics.csv", index=False)
+    main(["suggest", str(tmp_path / "metrics.csv"), "--budget", "1e6", "--bootstrap", "20", "--count", "1"])
+    assert "1e+06 FLOPs is below the smallest compute any cell ran at (1e+12)" in capsys.readouterr().out
+    main(["suggest", str(tmp_path / "metrics.csv"), "--budget", "1e13", "--bootstrap", "20", "--count", "1"])
+    assert "below the smallest compute" not in capsys.readouterr().out

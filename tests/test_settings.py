@@ -14,7 +14,7 @@ from annealscope.anneal.spec import TrainSpec
 from annealscope.cli import _source_settings, main
 from annealscope.core import settings as settings_module
 from annealscope.core.config import schema_defaults
-from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings
+from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, execution_settings
 from annealscope.fit.curves import FitSettings
 from annealscope.validation import validate_config
 
@@ -75,6 +75,8 @@ def test_a_job_command_run_by_hand_gets_the_schemas_execution_defaults(monkeypat
     main(train)
     by_hand = _source_settings(teacher)["generator"]
     assert f"{EXECUTION_VARIABLE} is not set" in capsys.readouterr().err
+    settings_module._say_defaults_apply.cache_clear()
+    assert execution_settings("anneal", job=False) == {} and not capsys.readouterr().err  # fit, report: no job
     monkeypatch.setenv(EXECUTION_VARIABLE, settings.execution())
     main(train)
     workflow = _source_settings(teacher)["generator"]

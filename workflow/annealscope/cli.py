@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from annealscope.core.config import schema_defaults
+from annealscope.core.config import check_section, schema_defaults
+from annealscope.core.layout import BASE_SOURCE
 
 if TYPE_CHECKING:
     from annealscope.fit.curves import FitSettings
@@ -38,6 +39,19 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
 
 
+def _above_zero(convert):
+    """An argparse type: `convert`'s value, refused unless above 0 (a NaN is not)."""
+
+    def parse(text: str):
+        value = convert(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} is not above 0")
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names the type in "invalid float value"
+    return parse
+
+
 def _parent(*arguments: tuple[tuple[str, ...], dict]) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     for flags, options in arguments:
@@ -59,7 +73,7 @@ FIT_INPUT = _parent(
     (("--seeds",), {"type": int, "nargs": "+", "help": "only the runs of these seeds (default: all)"}),
 )
 
-DECISION = _parent((("--micro-anneal-budget",), {"type": int}),
+DECISION = _parent((("--micro-anneal-budget",), {"type": _above_zero(int)}),
                    (("--higher-is-better",), {"action": "append", "default": [], "metavar": "METRIC=true|false"}))
 
 
@@ -209,8 +223,9 @@ def _backtest_arguments(command):
 
 
 def _suggest_arguments(command):
-    command.add_argument("--budget", type=float, required=True, help="the target compute (FLOPs) of the decision")
-    command.add_argument("--count", type=int, default=3, help="how many cells to propose")
+    command.add_argument("--budget", type=_above_zero(float), required=True,
+                         help="the target compute (total FLOPs, acquisition included) of the decision")
+    command.add_argument("--count", type=_above_zero(int), default=3, help="how many cells to propose")
     command.add_argument("--out", help="also write the suggestions as CSV")
     return command
 
@@ -415,7 +430,7 @@ def _log_results(files: list[Path]) -> None:
     from annealscope.core.settings import execution_settings
     from annealscope.core.tracking import log_results
 
-    for where in log_results(files, execution_settings("anneal").get("monitor") or {}):
+    for where in log_results(files, execution_settings("anneal", job=False).get("monitor") or {}):
         print(f"logged {len(files)} file(s) of {files[0].parent} to {where}")
 
 
@@ -453,6 +468,10 @@ def _suggest(args) -> None:
 
     metrics, items = read_fit_input(args.metrics, args.items, args.seeds)
     decisions = decision_curves(metrics, fit_settings(args), items)
+    smallest = metrics.loc[metrics["source"] != BASE_SOURCE, "total_flops"].min()
+    if args.budget < smallest:
+        print(f"Note: {args.budget:.3g} FLOPs is below the smallest compute any cell ran at ({smallest:.3g}), so every "
+              "curve is extrapolated down to it; --budget is the total FLOPs of the run to decide on, not its tokens.")
     for (task, metric), curves in sorted(decisions.items()):
         buyable = affordable(curves, args.budget)
         unaffordable = [curve.source for curve in curves if curve not in buyable]
@@ -493,6 +512,7 @@ def fit_settings(args) -> FitSettings:
         getattr(args, "higher_is_better", []), "--higher-is-better", _flag)
     settings["max_tokens"] = settings["max_tokens"] | _assignments(getattr(args, "max_tokens", []), "--max-tokens",
                                                                    float)
+    check_section("fit", {key: value for key, value in settings.items() if key != "micro_anneal_budget"})
     return FitSettings(**settings)
 
 

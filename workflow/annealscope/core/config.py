@@ -43,6 +43,16 @@ def schema_defaults(*path: str) -> dict:
     return {key: copy.deepcopy(spec["default"]) for key, spec in properties.items() if "default" in spec}
 
 
+def check_section(section: str, settings: dict) -> None:
+    """Validate settings assembled outside a config (a command's options) against the schema's `section`; a
+    ConfigError names each bad key as `section.key`."""
+    schema = {"$defs": _schema()["$defs"], **_schema()["properties"][section]}
+    errors = sorted(f"{section}.{schema_message(error)}"
+                    for error in type(_validator())(schema).iter_errors(copy.deepcopy(settings)))
+    if errors:
+        raise ConfigError("; ".join(errors))
+
+
 def definition_defaults(definition: str, instance: dict) -> dict:
     """A copy of `instance` with the defaults of the schema's `$defs/<definition>` (`generator`, `classifier`)
     filled in, those of the branch its kind or backend selects included."""

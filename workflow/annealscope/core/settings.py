@@ -45,10 +45,10 @@ def execution_part(block: str, settings: dict) -> dict:
     return {key: value for key, value in settings.items() if key in EXECUTION[block]}
 
 
-def execution_settings(*path: str) -> dict:
+def execution_settings(*path: str, job: bool = True) -> dict:
     """This job's execution settings (`execution_settings("anneal")`, or `("sources", name)`), as the workflow
-    set them; empty when a command runs by hand, where the schema's defaults apply."""
-    if not os.environ.get(EXECUTION_VARIABLE):
+    set them; empty when a command runs by hand, where the schema's defaults apply, which a `job` says once."""
+    if job and not os.environ.get(EXECUTION_VARIABLE):
         _say_defaults_apply()
     settings = json.loads(os.environ.get(EXECUTION_VARIABLE) or "{}")
     for key in path:
