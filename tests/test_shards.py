@@ -292,15 +292,21 @@ def test_a_near_duplicate_pair_split_over_two_shards_keeps_the_first(tmp_path, t
     assert manifest["steps"][2]["step"] == "near_dedup" and manifest["duplicate_rate"] == pytest.approx(1 / 3)
 
 
-def test_a_source_curated_in_shards_has_the_manifest_and_tokens_of_one_curated_whole(tmp_path, tiny_base, tasks):
+def test_a_source_curated_in_shards_has_the_manifest_and_tokens_of_one_curated_whole(tmp_path, tiny_base, tasks,
+                                                                                    monkeypatch):
     item = "What is the value of seven times eight when both are multiplied together in a product"
     documents = [*pool(900, seed=4), {"text": f"Leaked: {item} 56. More words follow here."}, {"text": "tiny"}]
     write_jsonl(tmp_path / "pool.jsonl", documents)
     settings = given([str(tmp_path / "pool.jsonl")], heuristics=at_least(2))
     whole = curate("mine", settings, tiny_base, tasks, tmp_path / "whole")
+    monkeypatch.setattr(dedup, "PART_DOCUMENTS", 128)  # the sharded source's dedup sorts in 8 passes
+    stale = tmp_path / "sharded" / "dedup-scratch" / "band0.3"  # as a killed dedup job leaves it
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"\0" * 16)
     sharded = curate("mine", {**settings, "sharding": {**SHARDING, "bytes": 20_000}}, tiny_base, tasks,
                      tmp_path / "sharded")
     assert len(sharded["shards"]) > 5 and len(whole["shards"]) == 1
+    assert not stale.parent.exists()
     ignore = {"shards", "seconds", "steps"}
     assert {key: value for key, value in sharded.items() if key not in ignore} == \
         {key: value for key, value in whole.items() if key not in ignore}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -293,7 +294,13 @@ def dedup_source(name: str, settings: dict, stats_paths: list[str | Path], signa
     fails here, before any later job runs, naming the step."""
     started = time.perf_counter()
     check_not_empty(name, merged_steps([read_json(path)["steps"] for path in stats_paths]))
-    drop, records = find_duplicates(signature_paths, settings["near_dedup"], scratch=Path(duplicates_path).parent)
+    scratch = Path(duplicates_path).with_name("dedup-scratch")  # the passes' key files, one band at a time
+    shutil.rmtree(scratch, ignore_errors=True)  # what a killed earlier run of this job left
+    scratch.mkdir(parents=True)
+    try:
+        drop, records = find_duplicates(signature_paths, settings["near_dedup"], scratch=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     seconds = round(time.perf_counter() - started, 3)
     records = [{**record, "seconds": seconds} for record in records]
     check_not_empty(name, records)
