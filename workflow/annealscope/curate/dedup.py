@@ -180,7 +180,7 @@ def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarra
         return
     files = [spill / f"{member}.{part}" for part in range(parts)]
     for start, values in shards:
-        part = values % np.uint64(parts)
+        part = (values % np.uint64(parts)).astype(np.intp)
         order = np.argsort(part, kind="stable")
         bounds = np.concatenate([[0], np.cumsum(np.bincount(part, minlength=parts))])
         del part
