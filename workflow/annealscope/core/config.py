@@ -46,9 +46,8 @@ def schema_defaults(*path: str) -> dict:
 def check_section(section: str, settings: dict) -> None:
     """Validate settings assembled outside a config (a command's options) against the schema's `section`; a
     ConfigError names each bad key as `section.key`."""
-    schema = {"$defs": _schema()["$defs"], **_schema()["properties"][section]}
     errors = sorted(f"{section}.{schema_message(error)}"
-                    for error in type(_validator())(schema).iter_errors(copy.deepcopy(settings)))
+                    for error in _part_validator(_schema()["properties"][section]).iter_errors(copy.deepcopy(settings)))
     if errors:
         raise ConfigError("; ".join(errors))
 
@@ -57,10 +56,14 @@ def definition_defaults(definition: str, instance: dict) -> dict:
     """A copy of `instance` with the defaults of the schema's `$defs/<definition>` (`generator`, `classifier`)
     filled in, those of the branch its kind or backend selects included."""
     filled = copy.deepcopy(instance)
-    schema = {"$defs": _schema()["$defs"], "$ref": f"#/$defs/{definition}"}
-    for _ in type(_validator())(schema).iter_errors(filled):  # filling happens as it validates
+    for _ in _part_validator({"$ref": f"#/$defs/{definition}"}).iter_errors(filled):  # it fills as it validates
         pass
     return filled
+
+
+def _part_validator(part: dict):
+    """The config's validator (defaults filled in) for one part of the schema, its definitions in reach."""
+    return type(_validator())({"$defs": _schema()["$defs"], **part})
 
 
 def schema_default(section: str, key: str):
