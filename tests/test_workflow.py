@@ -4,7 +4,9 @@ incremental behaviour (new budget, new source, new fit settings) checked by Snak
 import copy
 import itertools
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +25,14 @@ pytestmark = pytest.mark.slow
 RUN = "test-grid"
 
 
-def snakemake(root: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(root: Path, config: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--configfile", str(config), "--directory", str(root), *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=root)
+    return subprocess.run(command, capture_output=True, text=True, cwd=root, env=env)
 
 
-def planned_jobs(root: Path, config: Path) -> dict[str, list[str]]:
+def planned_jobs(root: Path, config: Path, env: dict | None = None) -> dict[str, list[str]]:
     """Rule -> outputs of every job a dry-run plans."""
-    result = snakemake(root, config, "-n", "--cores", "2")
+    result = snakemake(root, config, "-n", "--cores", "2", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     jobs: dict[str, list[str]] = {}
     for block in re.split(r"\n(?=(?:local)?rule )", result.stdout):
@@ -214,6 +216,33 @@ def test_changing_fit_settings_reruns_only_fit_backtest_and_report(grid, tmp_pat
     path = tmp_path / "refit.yaml"
     path.write_text(yaml.safe_dump(changed))
     assert sorted(planned_jobs(root, path)) == ["backtest", "fit", "report"]
+
+
+def test_changed_code_reruns_the_cheap_stages_it_runs_and_never_a_training(grid, tmp_path):
+    """A copy of the package, edited, first on the import path: what an upgrade does to a finished run."""
+    root, config, _ = grid
+    package = tmp_path / "workflow"
+    shutil.copytree(root / "workflow" / "annealscope", package / "annealscope",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for folder in ("schemas", "report"):  # read beside the package
+        (package / folder).symlink_to(root / "workflow" / folder)
+    env = {**os.environ, "PYTHONPATH": str(package)}
+
+    def planned_after(module: str, addition: str) -> list[str]:
+        path = package.joinpath(*module.split(".")).with_suffix(".py")
+        original = path.read_text()
+        path.write_text(original + addition)
+        try:
+            return sorted(planned_jobs(root, config, env))
+        finally:
+            path.write_text(original)
+
+    assert planned_after("annealscope.fit.forms", "\n# a comment, and a blank line\n\n") == []
+    assert planned_after("annealscope.fit.forms", "\nSMALLEST = 1e-12\n") == ["backtest", "fit", "report"]
+    assert planned_after("annealscope.core.tables", "\nSMALLEST = 1e-12\n") == [
+        "backtest", "collect", "fit", "report"]
+    assert planned_after("annealscope.anneal.rank", "\nSMALLEST = 1e-12\n") == []
+    assert planned_after("annealscope.evaluate.harness", "\nSMALLEST = 1e-12\n") == []
 
 
 def changed_config(config: Path, tmp_path: Path, block: str, key: str, value) -> Path:

@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from annealscope.anneal.stamp import stamp_start
 from annealscope.core import layout
 from annealscope.core.branches import is_branched
+from annealscope.core.code_digest import code_digest
 from annealscope.core.config import ConfigError, read_config_file
 from annealscope.core.corpora import dataset_slug
 from annealscope.core.grid import check_epoch_limits, print_plan
@@ -275,6 +276,12 @@ def backtest_output(name):
 def final_outputs():
     return [path(layout.METRICS), *(fit_output(name) for name in layout.FIT_OUTPUTS),
             *(backtest_output(name) for name in layout.BACKTEST_OUTPUTS), path(layout.REPORT)]
+
+
+def code_of(*modules):
+    """A param that changes when the annealscope code these modules run changes, so that an upgrade reruns the
+    cheap stages it touches (annealscope.core.code_digest); computed only for jobs in the plan."""
+    return lambda wildcards: code_digest(*modules)
 
 
 def job_resources(family, nodes=1, threads=1):

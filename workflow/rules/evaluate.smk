@@ -62,6 +62,7 @@ rule collect:
         metrics=report(path(layout.METRICS), caption="../report/metrics.rst", category="Results"),
         item_table=path(layout.ITEMS_TABLE),
     params:
+        code=code_of("annealscope.evaluate.collect"),
         run_dir=lambda wildcards, output: Path(output.metrics).parent,
         plan=as_json(config["plan"]),
     resources:

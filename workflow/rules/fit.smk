@@ -18,6 +18,7 @@ rule fit:
                                 category="Figures"),
         costs=report(fit_output("costs.png"), caption="../report/costs.rst", category="Figures"),
     params:
+        code=code_of("annealscope.fit.analysis", "annealscope.core.tables"),
         settings=SETTINGS.fit(),
         out=lambda wildcards, output: Path(output.fits).parent,
     resources:
@@ -40,6 +41,7 @@ rule backtest:
         decisions=report(backtest_output("backtest_decisions.csv"), caption="../report/backtest.rst",
                          category="Fit"),
     params:
+        code=code_of("annealscope.fit.backtest", "annealscope.core.tables"),
         settings=SETTINGS.fit(),
         out=lambda wildcards, output: Path(output.values).parent,
     resources:

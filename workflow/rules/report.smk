@@ -9,6 +9,7 @@ rule report:
     output:
         path(layout.REPORT),
     params:
+        code=code_of("annealscope.report.html"),
         fit_dir=lambda wildcards, input: Path(input.fits).parent,
         backtest_dir=lambda wildcards, input: Path(input.backtest).parent,
         title=f"annealscope run {RUN}",
