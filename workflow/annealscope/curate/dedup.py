@@ -5,9 +5,10 @@
    anyway), a few hundred bytes a document;
 2. one job per source (`find_duplicates`) reads the keys of every shard once, one band at a time, splits them by
    value into one scratch file a pass, and sorts one pass's keys at a time (a larger source takes more passes,
-   not more memory), and decides which documents go: a repeat of an
-   earlier text (exact), then a document that shares a band with an earlier kept one (near; MinHash LSH as
-   datasketch's `MinHashLSH` queries it, with the same bands);
+   not more memory), and decides which documents go: a repeat of an earlier text (exact), then a document that
+   shares a band with an earlier kept one (near; MinHash LSH as datasketch's `MinHashLSH` queries it, with the
+   same bands), from the colliding pairs spilled to scratch files and decided one range of documents at a
+   time;
 3. each shard's next job drops its own documents named in that decision.
 
 Order is shard order, then document order within the shard, which is input order: the first document of a
@@ -140,10 +141,12 @@ def find_duplicates(signature_files: list[str | Path], near: dict | None,
                     scratch: str | Path | None = None) -> tuple[list[np.ndarray], list[dict]]:
     """The positions to drop in each shard, and the exact and near dedup step records of the whole source.
 
-    Memory: a few flags a document of the source, the (document, band) pairs that collide, and per pass the
-    keys of about PART_DOCUMENTS documents: each band's keys are read once from the shards' files and split by
-    value into one file a pass under `scratch` (`_key_parts`), so a source of more documents takes more passes,
-    not more keys held, and its reads grow with its documents, not their square."""
+    Memory: a few flags a document of the source, a flag per key that documents share, and per pass the keys of
+    about PART_DOCUMENTS documents: each band's keys are read once from the shards' files and split by value
+    into one file a pass under `scratch` (`_key_parts`), so a source of more documents takes more passes, not
+    more keys held, and its reads grow with its documents, not their square. The (document, band) pairs that
+    collide go to files there too and are decided a quarter of PART_DOCUMENTS documents at a time
+    (`greedy_lsh`)."""
     loaded = [np.load(path) for path in signature_files]
     offsets = np.concatenate([[0], np.cumsum([len(data[EXACT]) for data in loaded])]).astype(np.int64)
     parts = max(1, -(-int(offsets[-1]) // PART_DOCUMENTS))
@@ -159,7 +162,7 @@ def find_duplicates(signature_files: list[str | Path], near: dict | None,
             bands = sum(name.startswith("band") for name in loaded[0].files) if loaded else 0
             after = keep.copy()
             after[keep] = greedy_lsh(int(keep.sum()), (_key_parts(loaded, offsets, f"band{band}", keep, parts,
-                                                                  Path(spill)) for band in range(bands)))
+                                                                  Path(spill)) for band in range(bands)), Path(spill))
             records.append({**_record("near_dedup", loaded, offsets, keep, after), "settings": near})
             keep = after
     return [np.flatnonzero(~keep[offsets[i]:offsets[i + 1]]) for i in range(len(loaded))], records
@@ -205,32 +208,94 @@ def _record(step: str, loaded: list, offsets: np.ndarray, before: np.ndarray, af
             "tokens_in": tokens_in, "tokens_out": tokens_out}
 
 
-def greedy_lsh(count: int, bands) -> np.ndarray:
+def greedy_lsh(count: int, bands, spill: Path) -> np.ndarray:
     """Keep a document unless it shares a band key with an earlier kept document (in order), as querying and
     inserting into an LSH index one document at a time does. `bands` gives, band by band, (positions, keys)
-    parts of its documents' keys (every document in one part of each band). Only documents that collide in some
-    band are visited one by one; the rest are kept at once."""
+    parts of its documents' keys (every document in one part of each band, positions ascending).
+
+    Only documents that collide in some band are visited. Their (document, group) pairs, a group being one key
+    that documents share, go to files under `spill`, sorted by document (`_collisions`), and are decided a range
+    of documents at a time (`_decide`), so memory holds one range's pairs and one flag a group, not every pair."""
+    files, group_count = _collisions(bands, spill)
     keep = np.ones(count, dtype=bool)
-    members, groups, offset = [], [], 0
+    taken = np.zeros(group_count, dtype=bool)  # the groups of a kept document
+    pairs = [np.memmap(path, dtype=np.int64, mode="r").reshape(-1, 2) for path in files]
+    cursors = [0] * len(pairs)
+    step = max(1, PART_DOCUMENTS // 4)
+    for high in range(step, count + step, step):
+        read = []
+        for index, sorted_pairs in enumerate(pairs):
+            end = cursors[index] + int(np.searchsorted(sorted_pairs[cursors[index]:, 0], high))
+            read.append(np.asarray(sorted_pairs[cursors[index]:end]))
+            cursors[index] = end
+        if read and sum(map(len, read)):
+            joined = np.concatenate(read)
+            joined = joined[np.argsort(joined[:, 0], kind="stable")]
+            keep[_decide(joined[:, 0], joined[:, 1], taken)] = False
+    del pairs
+    for path in files:
+        path.unlink()
+    return keep
+
+
+def _collisions(bands, spill: Path) -> tuple[list[Path], int]:
+    """Per band and part, the (document, group) pairs of its keys that two or more documents share, groups
+    numbered across every band and part, written as int64 pairs sorted by document to one file under `spill`;
+    and the number of groups."""
+    files, group_count = [], 0
     for band in bands:
         for positions, keys in band:
             _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
             shared = counts[inverse] > 1
             named, group = np.unique(inverse[shared], return_inverse=True)  # the shared keys, numbered anew
-            members.append(positions[shared])
-            groups.append(group + offset)
-            offset += len(named)
-    if not members:
-        return keep
-    members, groups = np.concatenate(members), np.concatenate(groups)
-    order = np.argsort(members, kind="stable")
-    members, groups = members[order], groups[order]
-    taken = np.zeros(offset, dtype=bool)
-    starts = np.flatnonzero(np.r_[True, members[1:] != members[:-1]])
-    for start, end in zip(starts, np.r_[starts[1:], len(members)], strict=True):
-        mine = groups[start:end]
+            if len(named):
+                files.append(spill / f"pairs.{len(files)}")
+                np.column_stack([positions[shared], group + group_count]).astype(np.int64).tofile(files[-1])
+                group_count += len(named)
+    return files, group_count
+
+
+ROUNDS = 16  # vectorised rounds of a range's decision before the documents still open are taken one by one
+
+
+def _decide(members: np.ndarray, groups: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """The documents to drop of one range of documents, given its (document, group) pairs sorted by document and
+    the groups every earlier range kept a document of (`taken`, updated with this range's).
+
+    In rounds, each for all documents at once: a document is dropped once an earlier member of one of its groups
+    is kept, and kept once every earlier member of all its groups is dropped. Each round settles at least the
+    first open document; duplicates settle in two, and what a long chain of bands leaves after ROUNDS is settled
+    one document at a time. A kept document never shares a group with an earlier open one, so its groups may be
+    marked taken before those are settled."""
+    documents, document = np.unique(members, return_inverse=True)
+    order = np.lexsort((document, groups))
+    in_group, group = document[order], groups[order]
+    first = np.r_[True, group[1:] != group[:-1]]
+    state = np.zeros(len(documents), dtype=np.int8)  # 0 open, 1 kept, -1 dropped
+    state[in_group[taken[group]]] = -1
+    for _ in range(ROUNDS):
+        open_ = state == 0
+        if not open_.any():
+            break
+        blocked = np.zeros(len(documents), dtype=bool)
+        blocked[in_group[_any_earlier(state[in_group] == 1, first)]] = True
+        waiting = np.zeros(len(documents), dtype=bool)
+        waiting[in_group[_any_earlier(state[in_group] == 0, first)]] = True
+        state[open_ & blocked] = -1
+        state[open_ & ~blocked & ~waiting] = 1
+    taken[group[state[in_group] == 1]] = True
+    bounds = np.searchsorted(document, np.arange(len(documents) + 1))
+    for index in np.flatnonzero(state == 0):
+        mine = groups[bounds[index]:bounds[index + 1]]
         if taken[mine].any():
-            keep[members[start]] = False
+            state[index] = -1
         else:
-            taken[mine] = True
-    return keep
+            state[index], taken[mine] = 1, True
+    return documents[state == -1]
+
+
+def _any_earlier(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """For each element of a run (runs start where `first`), whether an earlier element of its run is flagged."""
+    counts = np.cumsum(flags)
+    before = counts - flags
+    return before - before[first][np.cumsum(first) - 1] > 0
