@@ -392,6 +392,22 @@ def test_budgets_beyond_max_epochs_are_refused():
                        max_epochs=2)
 
 
+def test_a_fasttext_classifier_trains_the_same_whatever_its_process_freed_before(tmp_path):
+    """fastText 0.9.2 read freed memory while training: after blocks of NaNs were freed in the process, it
+    diverged even at lr 0.1."""
+    from annealscope.curate.classifiers import train_classifier
+
+    settings = {"backend": "fasttext", "seeds": "wikipedia:seed", "positive_labels": ["Mathematics"],
+                "ngram_max": 2, "dim": 32, "buckets": 200000, "epochs": 25, "lr": 0.1, "seed": 0,
+                "flops_per_token": None}
+    seeds = list(read_corpus("wikipedia:seed"))
+    clean = train_classifier(settings, seeds, tmp_path / "clean")
+    freed = [np.full(1000, np.nan, dtype=np.float32) for _ in range(50_000)]
+    del freed
+    assert train_classifier(settings, seeds, tmp_path / "after") == clean
+    assert (tmp_path / "after" / "model.bin").read_bytes() == (tmp_path / "clean" / "model.bin").read_bytes()
+
+
 def test_a_fasttext_classifier_trained_on_seeds_separates_the_domain_and_a_saved_one_scores_the_same(tmp_path):
     import fasttext
 

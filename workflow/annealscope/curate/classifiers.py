@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,26 +155,41 @@ def _fasttext_classifier(model_file: str, label: str, settings: dict, descriptio
 POSITIVE = "__label__positive"
 
 
+FASTTEXT_CHILD = """import json, sys, fasttext
+try:
+    model = fasttext.train_supervised(input=sys.argv[1], **json.loads(sys.argv[3]))
+except RuntimeError as error:
+    if "NaN" not in str(error):
+        raise
+    sys.exit(3)
+model.save_model(sys.argv[2])
+"""  # a fresh Python process's training: the labelled lines of argv[1] to the model file argv[2]; 3: diverged
+
+
 def _train_fasttext(settings: dict, texts: list[str], labels: np.ndarray):
     """A supervised fastText model on `texts` labelled positive / negative, single-threaded so it is
-    reproducible for a seed."""
-    import tempfile
-
+    reproducible for a seed, and trained in a fresh Python process (FASTTEXT_CHILD): fastText 0.9.2's training
+    reads memory its process freed before, so in a process that had freed blocks of NaNs (or had trained
+    fastText once already) it diverged at any learning rate, 0.1 too, and the same seeds gave a model or an
+    error by what ran before."""
     import fasttext
 
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as handle:
-        for text, label in zip(texts, labels, strict=True):
-            handle.write(f"{POSITIVE if label else '__label__negative'} {_one_line(text)}\n")
-        handle.flush()
-        try:
-            return fasttext.train_supervised(input=handle.name, dim=settings["dim"], bucket=settings["buckets"],
-                                             epoch=settings["epochs"], wordNgrams=settings["ngram_max"],
-                                             lr=settings["lr"], seed=settings["seed"], thread=1, verbose=0)
-        except RuntimeError as error:
-            if "NaN" not in str(error):
-                raise
+    options = {"dim": settings["dim"], "bucket": settings["buckets"], "epoch": settings["epochs"],
+               "wordNgrams": settings["ngram_max"], "lr": settings["lr"], "seed": settings["seed"], "thread": 1,
+               "verbose": 0}
+    with tempfile.TemporaryDirectory(prefix="fasttext-") as work:
+        data, model_file = Path(work, "train.txt"), Path(work, "model.bin")
+        with open(data, "w", encoding="utf-8") as handle:
+            for text, label in zip(texts, labels, strict=True):
+                handle.write(f"{POSITIVE if label else '__label__negative'} {_one_line(text)}\n")
+        child = subprocess.run([sys.executable, "-c", FASTTEXT_CHILD, str(data), str(model_file), json.dumps(options)],
+                               capture_output=True, text=True)
+        if child.returncode == 3:
             raise ValueError(f"the fastText classifier diverged on its {len(texts)} seed documents (its loss became "
-                             f"NaN) at classifier.lr {settings['lr']}; lower classifier.lr") from error
+                             f"NaN) at classifier.lr {settings['lr']}; lower classifier.lr")
+        if child.returncode:
+            raise RuntimeError(f"training the fastText classifier failed:\n{child.stderr[-2000:]}")
+        return fasttext.load_model(str(model_file))
 
 
 def _fasttext_probability(model, texts: list[str], label: str) -> np.ndarray:
