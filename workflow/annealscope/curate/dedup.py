@@ -28,6 +28,7 @@ from annealscope.core.io import atomic_path
 
 EXACT, TOKENS = "exact", "tokens"
 PART_DOCUMENTS = 1 << 21  # documents whose keys one pass of the dedup job sorts at once (~50 bytes each)
+ROUNDS = 16  # vectorised rounds of a range's near-dedup decision before the documents still open go one by one
 MIX = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB], dtype=np.uint64)
 SHINGLE_MIX = np.array([0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63, 0x27D4EB2F165667C5],
                        dtype=np.uint64)
@@ -253,9 +254,6 @@ def _collisions(bands, spill: Path) -> tuple[list[Path], int]:
                 np.column_stack([positions[shared], group + group_count]).astype(np.int64).tofile(files[-1])
                 group_count += len(named)
     return files, group_count
-
-
-ROUNDS = 16  # vectorised rounds of a range's decision before the documents still open are taken one by one
 
 
 def _decide(members: np.ndarray, groups: np.ndarray, taken: np.ndarray) -> np.ndarray:
