@@ -6,6 +6,7 @@ rule report:
         fits=rules.fit.output.fits,
         backtest=rules.backtest.output.values,
         metrics=path(layout.METRICS),
+        captions=REPORT_CAPTIONS,  # read into the page: an edited caption remakes it
     output:
         path(layout.REPORT),
     params:
