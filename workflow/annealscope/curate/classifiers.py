@@ -169,9 +169,9 @@ model.save_model(sys.argv[2])
 def _train_fasttext(settings: dict, texts: list[str], labels: np.ndarray):
     """A supervised fastText model on `texts` labelled positive / negative, single-threaded so it is
     reproducible for a seed, and trained in a fresh Python process (FASTTEXT_CHILD): fastText 0.9.2's training
-    reads memory its process freed before, so in a process that had freed blocks of NaNs (or had trained
-    fastText once already) it diverged at any learning rate, 0.1 too, and the same seeds gave a model or an
-    error by what ran before."""
+    depends on what its process freed before. In a process that had freed blocks of NaNs, or had trained fastText
+    once already, it diverged at any learning rate, 0.1 too, so the same seeds gave a model or an error by what
+    ran before (tests/test_curate.py)."""
     import fasttext
 
     options = {"dim": settings["dim"], "bucket": settings["buckets"], "epoch": settings["epochs"],
