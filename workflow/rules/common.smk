@@ -51,7 +51,7 @@ TRAIN_THREADS = config["anneal"]["ranks"] * config["anneal"]["threads"]  # a tra
 BASE_THREADS = (config["base_model"].get("build") or {}).get("threads") or config["anneal"]["threads"]  # per rank
 os.environ[EXECUTION_VARIABLE] = SETTINGS.execution()  # how jobs run, read at run time (core.settings)
 RESOURCES = Path(workflow.basedir) / "resources"
-REPORT_CAPTIONS = sorted(str(path) for path in Path(workflow.basedir, "workflow", "report").glob("*.rst"))
+REPORT_CAPTIONS = sorted(str(path.resolve()) for path in layout.CAPTIONS.glob("*.rst"))  # what the report reads
 SOURCE_NAMES = "|".join(config["sources"])
 SOURCE_SHARDS = {name: source_shards(source) for name, source in config["sources"].items()}
 TEACHER_SOURCES = [name for name, source in config["sources"].items() if acquisition_kind(source) == "teacher"]

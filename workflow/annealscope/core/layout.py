@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # the report's captions, read into its page
 BASE_SOURCE = "base"
 BASE_INIT = "results/{run}/base/init"
 BASE_MODEL = "results/{run}/base/model"

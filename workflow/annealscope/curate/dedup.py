@@ -229,7 +229,7 @@ def greedy_lsh(count: int, bands, spill: Path) -> np.ndarray:
             end = cursors[index] + int(np.searchsorted(sorted_pairs[cursors[index]:, 0], high))
             read.append(np.asarray(sorted_pairs[cursors[index]:end]))
             cursors[index] = end
-        if read and sum(map(len, read)):
+        if any(len(part) for part in read):
             joined = np.concatenate(read)
             joined = joined[np.argsort(joined[:, 0], kind="stable")]
             keep[_decide(joined[:, 0], joined[:, 1], taken)] = False

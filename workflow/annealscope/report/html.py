@@ -11,12 +11,11 @@ import pandas as pd
 
 from annealscope.core.attribution import attribution_table
 from annealscope.core.io import atomic_path
-from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE
+from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE, CAPTIONS
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
 font-size:.85rem;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}
 th{background:#f3f3f3}img{max-width:100%}h1{font-size:1.5rem}p.caption{color:#444;max-width:60rem}"""
-CAPTIONS = Path(__file__).parents[2] / "report"
 SECTIONS = (  # (heading, figure, table, caption file)
     ("Scaling curves", "curves.png", None, "curves.rst"),
     ("Ranking by compute", "ranking.png", None, "ranking.rst"),
