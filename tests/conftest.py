@@ -1,5 +1,7 @@
+import contextlib
 import importlib.util
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -19,6 +21,18 @@ def load_benchmark(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def few_open_files(allowed: int):
+    """Inside the block this process may open about `allowed` files beyond those open now, as a cluster's limit of
+    open files would allow a job: a new descriptor takes the lowest free number, which must stay under the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + allowed, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.fixture

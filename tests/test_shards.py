@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import few_open_files
 
 from annealscope.core.corpora import read_corpus, read_piece
 from annealscope.core.io import write_jsonl
@@ -212,6 +213,12 @@ def test_the_dedup_job_reads_each_key_once_however_many_passes_it_sorts_in(tmp_p
         def __init__(self, path):
             self.path, self.data = path, load(path)
             self.files = self.data.files
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.data.close()
 
         def __getitem__(self, member):
             reads[self.path, member] = reads.get((self.path, member), 0) + 1
@@ -467,9 +474,46 @@ def test_a_token_index_reads_shards_as_one_stream_across_boundaries(tmp_path):
                                                              "vocab_size": 100, "eos_token_id": 0}))
         paths.append(tmp_path / f"{index}.bin")
     write_token_index(tmp_path / "index.json", paths)
+    (tmp_path / "1.bin").unlink()  # an empty shard's array need not exist
     stream = TokenArray.open(tmp_path / "index.json")
     assert stream.size == 33 and stream.windows(8) == 4
     assert [stream.window(index, 8).tolist() for index in range(4)] == [list(range(8 * i, 8 * i + 8)) for i in range(4)]
+
+
+def test_a_source_of_more_shards_than_its_job_may_open_files_dedups_merges_and_streams(tmp_path, monkeypatch):
+    """200 shards and 40 files allowed open, as a cluster's limit of 1,024 against a source of thousands of
+    shards: the dedup decision (in 10 passes and ranges of 16 documents), the manifest's merge of the diversity
+    sketches and the training stream each hold no shard's file open past its read, and give what they give
+    without the limit."""
+    near, shards = {"threshold": 0.8, "num_perm": 64, "shingle": 3}, 200
+    texts = [document["text"] for document in pool(3 * shards, seed=5)]
+    signatures, sketches, arrays = [], [], []
+    for shard in range(shards):
+        signer, sketch = Signer(near), diversity.Diversity()
+        signer.add(signed(texts[3 * shard:3 * shard + 3]))
+        signer.save(tmp_path / f"{shard}.npz")
+        sketch.add(HashedWords.of(texts[3 * shard:3 * shard + 3]), [1, 1, 1])
+        np.savez(tmp_path / f"{shard}.sketch.npz", **sketch.arrays())
+        np.arange(10 * shard, 10 * shard + 10, dtype=np.uint16).tofile(tmp_path / f"{shard}.bin")
+        (tmp_path / f"{shard}.json").write_text(json.dumps({"dtype": "uint16", "tokens": 10, "documents": 1,
+                                                            "vocab_size": 65536, "eos_token_id": 0}))
+        signatures.append(tmp_path / f"{shard}.npz")
+        sketches.append(tmp_path / f"{shard}.sketch.npz")
+        arrays.append(tmp_path / f"{shard}.bin")
+    write_token_index(tmp_path / "index.json", arrays)
+    monkeypatch.setattr(dedup, "PART_DOCUMENTS", 64)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    unlimited = find_duplicates(signatures, near, scratch=scratch)
+    with few_open_files(40):
+        drop, records = find_duplicates(signatures, near, scratch=scratch)
+        merged = diversity.merged_description(diversity.saved_sketches(sketches))
+        stream = TokenArray.open(tmp_path / "index.json")
+        windows = [stream.window(index, 7).tolist() for index in range(stream.windows(7))]
+    assert [positions.tolist() for positions in drop] == [positions.tolist() for positions in unlimited[0]]
+    assert records == unlimited[1] and records[1]["documents_out"] < records[0]["documents_out"] < 3 * shards
+    assert merged == diversity.merged_description(diversity.saved_sketches(sketches)) and merged["distinct_exact"]
+    assert windows == [list(range(7 * index, 7 * index + 7)) for index in range(10 * shards // 7)]
 
 
 def test_a_shard_encoder_encodes_a_repeat_only_once_it_is_forgotten_and_holds_at_most_its_limit(tiny_base):

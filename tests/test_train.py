@@ -163,7 +163,7 @@ def test_a_failed_job_names_its_outputs_and_leaves_none(tiny):
 def test_token_array_sidecar_is_exact(tiny):
     array = TokenArray.open(tiny["tokens"])
     assert array.size == array.meta["tokens"]
-    assert array.parts[0].dtype.name == "uint16"
+    assert array.dtype.name == "uint16"
 
 
 @pytest.mark.slow

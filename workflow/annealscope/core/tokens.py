@@ -1,5 +1,5 @@
-"""Token arrays: a corpus tokenized to a memory-mapped ``.bin`` with a JSON sidecar; the format
-between the tokenize stage and training."""
+"""Token arrays: a corpus tokenized to a raw ``.bin`` of token ids with a JSON sidecar; the format between the
+tokenize stage and training."""
 
 from __future__ import annotations
 
@@ -76,13 +76,19 @@ def write_token_index(index_path: str | Path, shard_bins: list[str | Path]) -> d
 
 @dataclass
 class TokenArray:
-    """A read-only view of a tokenized corpus: one array, or a source's shards read as one stream."""
+    """A read-only view of a tokenized corpus: one array, or a source's shards read as one stream.
 
-    parts: list[np.ndarray]
+    A window is read from its files when asked (`np.fromfile` at an offset), so no file stays open: a memory
+    map holds a descriptor, and a source of thousands of shards would exhaust a process's limit of open files
+    (1,024 on many systems) in every training rank."""
+
+    paths: list[Path]
+    sizes: list[int]
     meta: dict
 
     def __post_init__(self) -> None:
-        self.starts = np.cumsum([0, *(part.size for part in self.parts)])
+        self.dtype = np.dtype(self.meta["dtype"])
+        self.starts = np.cumsum([0, *self.sizes])
 
     @classmethod
     def open(cls, path: str | Path) -> TokenArray:
@@ -91,15 +97,13 @@ class TokenArray:
         meta = read_json(path.with_suffix(".json"))
         entries = ([(path.parent / shard["path"], shard["tokens"]) for shard in meta["shards"]] if "shards" in meta
                    else [(path.with_suffix(".bin"), meta["tokens"])])
-        parts = []
+        itemsize = np.dtype(meta["dtype"]).itemsize
         for bin_path, tokens in entries:
-            part = np.memmap(bin_path, dtype=np.dtype(meta["dtype"]), mode="r") if tokens else \
-                np.zeros(0, np.dtype(meta["dtype"]))
-            if part.size != tokens:
-                raise ValueError(f"{bin_path}: holds {part.size} tokens but {path.with_suffix('.json')} says "
+            held = bin_path.stat().st_size if tokens else 0
+            if held != tokens * itemsize:
+                raise ValueError(f"{bin_path}: holds {held / itemsize:g} tokens but {path.with_suffix('.json')} says "
                                  f"{tokens}; delete both and rerun its tokenization")
-            parts.append(part)
-        return cls(parts=parts, meta=meta)
+        return cls(paths=[bin_path for bin_path, _ in entries], sizes=[tokens for _, tokens in entries], meta=meta)
 
     @property
     def size(self) -> int:
@@ -116,8 +120,10 @@ class TokenArray:
         pieces = []
         while start < end:
             offset = start - self.starts[first]
-            take = min(end - start, self.parts[first].size - offset)
-            pieces.append(self.parts[first][offset:offset + take])
+            take = min(end - start, self.sizes[first] - offset)
+            if take:  # an empty shard's file need not exist
+                pieces.append(np.fromfile(self.paths[first], dtype=self.dtype, count=int(take),
+                                          offset=int(offset) * self.dtype.itemsize))
             start += take
             first += 1
         return np.asarray(np.concatenate(pieces) if len(pieces) > 1 else pieces[0], dtype=np.int64)

@@ -147,36 +147,51 @@ def find_duplicates(signature_files: list[str | Path], near: dict | None,
     into one file a pass under `scratch` (`_key_parts`), so a source of more documents takes more passes, not
     more keys held, and its reads grow with its documents, not their square. The (document, band) pairs that
     collide go to files there too and are decided a quarter of PART_DOCUMENTS documents at a time
-    (`greedy_lsh`)."""
-    loaded = [np.load(path) for path in signature_files]
-    offsets = np.concatenate([[0], np.cumsum([len(data[EXACT]) for data in loaded])]).astype(np.int64)
+    (`greedy_lsh`). At most one file is open at a time, however many shards the source has."""
+    offsets = np.concatenate([[0], np.cumsum([len(_member(path, EXACT)) for path in signature_files])]
+                             ).astype(np.int64)
     parts = max(1, -(-int(offsets[-1]) // PART_DOCUMENTS))
     everyone = np.ones(int(offsets[-1]), dtype=bool)
     keep = np.ones_like(everyone)
     with tempfile.TemporaryDirectory(prefix="dedup-", dir=scratch) as spill:
-        for positions, keys in _key_parts(loaded, offsets, EXACT, everyone, parts, Path(spill)):
+        for positions, keys in _key_parts(signature_files, offsets, EXACT, everyone, parts, Path(spill)):
             _, first = np.unique(keys, return_index=True)
             keep[positions] = False
             keep[positions[first]] = True
-        records = [_record("exact_dedup", loaded, offsets, everyone, keep)]
+        records = [_record("exact_dedup", signature_files, offsets, everyone, keep)]
         if near:
-            bands = sum(name.startswith("band") for name in loaded[0].files) if loaded else 0
+            bands = _band_count(signature_files[0]) if signature_files else 0
             after = keep.copy()
-            after[keep] = greedy_lsh(int(keep.sum()), (_key_parts(loaded, offsets, f"band{band}", keep, parts,
-                                                                  Path(spill)) for band in range(bands)), Path(spill))
-            records.append({**_record("near_dedup", loaded, offsets, keep, after), "settings": near})
+            after[keep] = greedy_lsh(int(keep.sum()), (_key_parts(signature_files, offsets, f"band{band}", keep,
+                                                                  parts, Path(spill)) for band in range(bands)),
+                                     Path(spill))
+            records.append({**_record("near_dedup", signature_files, offsets, keep, after), "settings": near})
             keep = after
-    return [np.flatnonzero(~keep[offsets[i]:offsets[i + 1]]) for i in range(len(loaded))], records
+    return [np.flatnonzero(~keep[offsets[i]:offsets[i + 1]]) for i in range(len(signature_files))], records
 
 
-def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarray, parts: int, spill: Path):
+def _member(path: str | Path, member: str) -> np.ndarray:
+    """One array of a shard's signature file, read whole and the file closed again: a source's thousands of
+    shards are never open at once (a process may open 1,024 files on many systems)."""
+    with np.load(path) as data:
+        return data[member]
+
+
+def _band_count(path: str | Path) -> int:
+    with np.load(path) as data:
+        return sum(name.startswith("band") for name in data.files)
+
+
+def _key_parts(signature_files: list, offsets: np.ndarray, member: str, chosen: np.ndarray, parts: int,
+               spill: Path):
     """(positions among the chosen documents, keys) of the chosen documents' `member` keys, in `parts` passes
     by the keys' value modulo `parts` (equal keys fall in one pass), positions ascending. With more than one
     pass, each shard's keys are read once and appended, part by part, to one file a pass under `spill` (16
     bytes a document), which its pass reads back and deletes."""
-    before = np.cumsum([0] + [int(chosen[offsets[i]:offsets[i + 1]].sum()) for i in range(len(loaded))])
-    shards = ((before[index], data[member][chosen[offsets[index]:offsets[index + 1]]])
-              for index, data in enumerate(loaded))
+    shard_chosen = [chosen[offsets[i]:offsets[i + 1]] for i in range(len(signature_files))]
+    before = np.cumsum([0] + [int(mine.sum()) for mine in shard_chosen])
+    shards = ((before[index], _member(path, member)[shard_chosen[index]])
+              for index, path in enumerate(signature_files))
     if parts == 1:
         read = list(shards)
         yield (np.concatenate([start + np.arange(len(values)) for start, values in read] or [np.zeros(0, np.int64)]),
@@ -198,11 +213,11 @@ def _key_parts(loaded: list, offsets: np.ndarray, member: str, chosen: np.ndarra
         yield pairs[:, 0].astype(np.int64), pairs[:, 1]
 
 
-def _record(step: str, loaded: list, offsets: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:
+def _record(step: str, signature_files: list, offsets: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:
     """The step's documents and tokens in and out, the tokens read shard by shard."""
     tokens_in = tokens_out = 0
-    for index, data in enumerate(loaded):
-        tokens, shard = data[TOKENS], slice(offsets[index], offsets[index + 1])
+    for index, path in enumerate(signature_files):
+        tokens, shard = _member(path, TOKENS), slice(offsets[index], offsets[index + 1])
         tokens_in += int(tokens[before[shard]].sum())
         tokens_out += int(tokens[after[shard]].sum())
     return {"step": step, "documents_in": int(before.sum()), "documents_out": int(after.sum()),
@@ -215,45 +230,40 @@ def greedy_lsh(count: int, bands, spill: Path) -> np.ndarray:
     parts of its documents' keys (every document in one part of each band, positions ascending).
 
     Only documents that collide in some band are visited. Their (document, group) pairs, a group being one key
-    that documents share, go to files under `spill`, sorted by document (`_collisions`), and are decided a range
-    of documents at a time (`_decide`), so memory holds one range's pairs and one flag a group, not every pair."""
-    files, group_count = _collisions(bands, spill)
+    that documents share, go to one file a range of documents under `spill` (`_collisions`), and are decided a
+    range at a time (`_decide`), so memory holds one range's pairs and one flag a group, not every pair, and no
+    file stays open."""
+    step = max(1, PART_DOCUMENTS // 4)
+    group_count = _collisions(bands, spill, step)
     keep = np.ones(count, dtype=bool)
     taken = np.zeros(group_count, dtype=bool)  # the groups of a kept document
-    pairs = [np.memmap(path, dtype=np.int64, mode="r").reshape(-1, 2) for path in files]
-    cursors = [0] * len(pairs)
-    step = max(1, PART_DOCUMENTS // 4)
-    for high in range(step, count + step, step):
-        read = []
-        for index, sorted_pairs in enumerate(pairs):
-            end = cursors[index] + int(np.searchsorted(sorted_pairs[cursors[index]:, 0], high))
-            read.append(np.asarray(sorted_pairs[cursors[index]:end]))
-            cursors[index] = end
-        if any(len(part) for part in read):
-            joined = np.concatenate(read)
-            joined = joined[np.argsort(joined[:, 0], kind="stable")]
-            keep[_decide(joined[:, 0], joined[:, 1], taken)] = False
-    del pairs
-    for path in files:
-        path.unlink()
+    for index in range(-(-count // step)):
+        path = spill / f"pairs.{index}"
+        if path.exists():
+            pairs = np.fromfile(path, dtype=np.int64).reshape(-1, 2)
+            path.unlink()
+            pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+            keep[_decide(pairs[:, 0], pairs[:, 1], taken)] = False
     return keep
 
 
-def _collisions(bands, spill: Path) -> tuple[list[Path], int]:
-    """Per band and part, the (document, group) pairs of its keys that two or more documents share, groups
-    numbered across every band and part, written as int64 pairs sorted by document to one file under `spill`;
-    and the number of groups."""
-    files, group_count = [], 0
+def _collisions(bands, spill: Path, step: int) -> int:
+    """Append the (document, group) pairs of every band's keys that two or more documents share, groups numbered
+    across every band and part, as int64 pairs to one file under `spill` a range of `step` documents
+    (`pairs.<range>`); the number of groups."""
+    group_count = 0
     for band in bands:
         for positions, keys in band:
             _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
             shared = counts[inverse] > 1
             named, group = np.unique(inverse[shared], return_inverse=True)  # the shared keys, numbered anew
-            if len(named):
-                files.append(spill / f"pairs.{len(files)}")
-                np.column_stack([positions[shared], group + group_count]).astype(np.int64).tofile(files[-1])
-                group_count += len(named)
-    return files, group_count
+            pairs = np.column_stack([positions[shared], group + group_count]).astype(np.int64)
+            group_count += len(named)
+            for chunk in np.split(pairs, np.flatnonzero(np.diff(pairs[:, 0] // step)) + 1):  # positions ascend
+                if len(chunk):
+                    with open(spill / f"pairs.{chunk[0, 0] // step}", "ab") as handle:
+                        chunk.tofile(handle)
+    return group_count
 
 
 def _decide(members: np.ndarray, groups: np.ndarray, taken: np.ndarray) -> np.ndarray:

@@ -12,7 +12,9 @@ bounded memory. Word hashes are stable across processes (annealscope.curate.word
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -123,8 +125,16 @@ class Diversity:
         return arrays
 
 
-def merged_description(shard_arrays: list) -> dict:
-    """The manifest's diversity block from every shard's saved `Diversity.arrays()`."""
+def saved_sketches(paths: Iterable[str | Path]) -> Iterator[dict]:
+    """Each shard's saved `Diversity.arrays()` in turn, its file closed before the next opens: a source's
+    thousands of shards are never open at once (a process may open 1,024 files on many systems)."""
+    for path in paths:
+        with np.load(path) as arrays:
+            yield dict(arrays)
+
+
+def merged_description(shard_arrays: Iterable[dict]) -> dict:
+    """The manifest's diversity block from every shard's saved `Diversity.arrays()`, taken one at a time."""
     sketches = {n: Sketch.empty() for n in ORDERS}
     counts = []
     for arrays in shard_arrays:

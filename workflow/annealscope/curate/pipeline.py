@@ -38,7 +38,7 @@ from annealscope.core.tokens import token_counter, write_token_index
 from annealscope.curate.classifiers import load_classifier
 from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.dedup import Signer, exact_key, find_duplicates
-from annealscope.curate.diversity import Diversity, merged_description
+from annealscope.curate.diversity import Diversity, merged_description, saved_sketches
 from annealscope.curate.synthesize import program_documents, teacher_documents
 from annealscope.curate.text import HashedWords
 from annealscope.curate.tokenize import TokenEncoder, TokenRanges, token_array
@@ -342,7 +342,8 @@ def finish_shard(name: str, settings: dict, shard: int, filtered_path: str | Pat
     started = time.perf_counter()
     where = f"source {name}, shard {shard}"
     steps = Steps(where)
-    drop = set(np.load(duplicates_path)[f"shard{shard}"].tolist())
+    with np.load(duplicates_path) as duplicates:
+        drop = set(duplicates[f"shard{shard}"].tolist())
     items = eval_item_texts(tasks_dir)
     index = ContaminationIndex(items, n=settings["decontamination_ngram"])
     diversity = Diversity()
@@ -410,7 +411,7 @@ def write_manifest(name: str, settings: dict, filter_stats: list[str | Path], de
         "duplicate_rate": sum(record["documents_in"] - record["documents_out"] for record in steps
                               if record["step"].endswith("dedup")) / before,
         "contamination_rate": sum(removed.values()) / before,
-        "diversity": merged_description([np.load(path) for path in diversity_paths]),
+        "diversity": merged_description(saved_sketches(diversity_paths)),
         "tokenizer": str(tokenizer_dir), "annealscope_version": __version__,
         "provenance": [describe_reference(reference, cache_dir) for reference in source_corpus_references(settings)],
         "shards": [{"shard": shard["shard"], "pieces": [describe_piece(piece) for piece in shard["pieces"]],
