@@ -57,3 +57,18 @@ def tiny_base(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tiny_base") / "init"
     initialise_base(["pydoc:topics"], TINY, directory)
     return directory
+
+
+def sequence_classifier(tiny_base, directory: Path) -> Path:
+    """An untrained two-label Llama sequence classifier on the tiny base's tokenizer, saved to `directory`."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_labels=2, id2label={0: "low", 1: "high"},
+                         label2id={"low": 0, "high": 1}, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import sequence_classifier
 from datatrove.data import Document
 from datatrove.pipeline.filters import GopherQualityFilter
 
@@ -247,20 +248,6 @@ def test_tokenize_counts_exactly_and_matches_the_tokenizer(tmp_path, tiny_base):
     array = TokenArray.open(tmp_path / "t.bin")
     assert meta["documents"] == len(texts) and meta["tokens"] == len(expected)
     assert np.array_equal(array.window(0, array.size), expected)
-
-
-def sequence_classifier(tiny_base, directory: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_labels=2, id2label={0: "low", 1: "high"},
-                         label2id={"low": 0, "high": 1}, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 def test_a_transformers_classifier_filters_a_pool_and_is_charged_per_token(tmp_path, tiny_base):

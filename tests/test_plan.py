@@ -7,6 +7,7 @@ import yaml
 from annealscope.base.build import build_model, train_tokenizer
 from annealscope.core.config import check_config, validate_schema
 from annealscope.core.grid import base_parameters, cells, planned_cells
+from annealscope.core.submission import family_jobs, family_resources, shard_family, submission_table
 
 
 def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_path):
@@ -54,6 +55,7 @@ def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
     assert re.search(as_run, outputs["math-7b"]) and not re.search(as_run, outputs["medical-7b"])
     assert re.search(r"^cooldown\s+32$", outputs["math-7b"], flags=re.MULTILINE)
     every_curation_shard_job_is_planned(outputs["math-7b"])
+    a_pool_a_model_scores_is_curated_on_gpus(outputs["medical-7b"])
 
 
 def every_curation_shard_job_is_planned(output: str) -> None:
@@ -69,3 +71,28 @@ def every_curation_shard_job_is_planned(output: str) -> None:
         assert re.search(rf"│ {source}\s+│ \w+\s+│\s+{shards} │\s+{hours:,} │", output), source
     curate = 2 * 304 - 75 + 2 * 4 + 1 + 1  # shard and finish jobs, dedup and manifest, a classifier, tokenize replay
     assert re.search(rf"│ curate\s+│\s+{curate} │", output) and re.search(r"│ generate\s+│\s+75 │\s+1 │\s+8 │", output)
+
+
+def a_pool_a_model_scores_is_curated_on_gpus(output: str) -> None:
+    """medical-7b: edu_web's 895 shards, scored by a 109M-parameter transformers classifier, are `classify_shard`
+    jobs of one GPU an hour each; the given PubMed's 90 stay CPU `curate_shard` jobs."""
+    jobs = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE)}
+    assert {name: jobs[name] for name in ("curate_shard", "classify_shard", "generate_shard")} == {
+        "curate_shard": 90, "classify_shard": 895, "generate_shard": 50 + 60}
+    assert re.search(r"│ edu_web\s+│ filter\s+│\s+895 │\s+895 │", output)
+    assert re.search(r"│ classify\s+│\s+895 │\s+1 │\s+1 │\s+8 │", output)
+
+
+def test_a_pool_a_transformers_classifier_scores_takes_the_classify_family_else_curate_s(root):
+    config = yaml.safe_load((root / "config" / "examples" / "medical-7b.yaml").read_text())
+    validate_schema(config)
+    assert {name: shard_family(source) for name, source in config["sources"].items()} == {
+        "pubmed_abstracts": "curate", "edu_web": "classify", "mind_dialogues": "generate", "textbook_qa": "generate"}
+    planned = family_jobs(config, 32)
+    assert planned["classify"] == 895 and family_resources(config, "classify")["gpus"] == 1
+    del config["resources"]["classify"]
+    assert family_resources(config, "classify") == config["resources"]["curate"]
+    assert family_jobs(config, 32) == planned
+    del config["sources"]["edu_web"]
+    assert family_jobs(config, 24)["classify"] == 0
+    assert "classify" not in [row for row in submission_table(config, 24).columns[0].cells]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import load_benchmark
+from conftest import load_benchmark, sequence_classifier
 
 from annealscope.core.layout import FIT_OUTPUTS
 from annealscope.core.tables import METRICS_COLUMNS
@@ -304,3 +304,28 @@ def test_the_fit_is_a_pure_function_of_the_table(grid):
     second = analyse(metrics, FitSettings(bootstrap=5), items)
     for name, frame in first.tables().items():
         pd.testing.assert_frame_equal(frame, second.tables()[name], obj=name)
+
+
+def test_a_pool_a_transformers_classifier_scores_is_curated_by_classify_jobs_with_their_resources(tmp_path, tiny_base):
+    """The shard jobs of a pool that a model scores ask for `resources.classify` (GPUs on a cluster), and curate
+    the source as `curate_shard` jobs would: every step recorded, the classifier's FLOPs charged."""
+    root = Path(__file__).resolve().parent.parent
+    config = yaml.safe_load((root / "tests" / "config" / "test_grid.yaml").read_text())
+    config |= {"run": "classify-check", "cache_dir": "results/classify-check/cache",
+               "resources": {"classify": {"cpus": 1, "mem_mb": 3000, "runtime": 17}}}
+    config["sources"]["filtered_web"]["classifier"] = {
+        "backend": "transformers", "model": str(sequence_classifier(tiny_base, tmp_path / "classifier")),
+        "label": "high", "batch_size": 16, "max_length": 64}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.rmtree(root / "results" / "classify-check", ignore_errors=True)
+    manifest = Path("results/classify-check/curate/filtered_web/manifest.json")
+    run = snakemake(root, tmp_path / "config.yaml", str(manifest), "--cores", "2")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    job = re.search(r"rule classify_shard:.*?resources: ([^\n]*)", run.stdout + run.stderr, flags=re.DOTALL)
+    assert job and "runtime=17" in job[1] and "mem_mb=3000" in job[1], (run.stdout + run.stderr)[-3000:]
+    assert "rule curate_shard:" not in run.stdout + run.stderr
+    written = json.loads((root / manifest).read_text())
+    assert [step["step"] for step in written["steps"]] == ["read", "heuristics", "classify", "exact_dedup",
+                                                            "near_dedup", "decontaminate"]
+    assert written["documents"] > 0 and written["acquisition_flops"] > 0
+    shutil.rmtree(root / "results" / "classify-check")

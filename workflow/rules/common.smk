@@ -17,7 +17,6 @@ from annealscope.core.corpora import dataset_slug
 from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.integrity import missing_collected_files
 from annealscope.core.references import (
-    acquisition_kind,
     hub_datasets,
     hub_models,
     is_trained_here,
@@ -27,7 +26,7 @@ from annealscope.core.references import (
 from annealscope.core.shards import shard_name, source_shards
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
-from annealscope.core.submission import slurm_resources
+from annealscope.core.submission import family_resources, shard_family, slurm_resources
 from annealscope.evaluate.tasks import LOCAL_TASKS
 from annealscope.validation import validate_config
 
@@ -54,7 +53,7 @@ RESOURCES = Path(workflow.basedir) / "resources"
 REPORT_CAPTIONS = sorted(str(path.resolve()) for path in layout.CAPTIONS.glob("*.rst"))  # what the report reads
 SOURCE_NAMES = "|".join(config["sources"])
 SOURCE_SHARDS = {name: source_shards(source) for name, source in config["sources"].items()}
-TEACHER_SOURCES = [name for name, source in config["sources"].items() if acquisition_kind(source) == "teacher"]
+SHARD_FAMILIES = {name: shard_family(source) for name, source in config["sources"].items()}
 TRAINED_CLASSIFIERS = [name for name, source in config["sources"].items()
                        if source["curation"] == "filter" and is_trained_here(source["classifier"])]
 CACHE = config["cache_dir"]
@@ -286,10 +285,10 @@ def code_of(*modules):
 
 
 def job_resources(family, nodes=1, threads=1):
-    """Snakemake resources of a rule family from config `resources.<family>` (else `resources.default`),
-    named as snakemake-executor-plugin-slurm reads them (see annealscope.core.submission); at least the
-    rule's threads in CPUs. Plain values, not functions: Snakemake would inspect a function for every job."""
-    resources = slurm_resources(config["resources"].get(family) or config["resources"]["default"], nodes)
+    """Snakemake resources of a rule family from config `resources.<family>` (annealscope.core.submission's
+    family_resources), named as snakemake-executor-plugin-slurm reads them; at least the rule's threads in
+    CPUs. Plain values, not functions: Snakemake would inspect a function for every job."""
+    resources = slurm_resources(family_resources(config, family), nodes)
     return {**resources, "cpus_per_task": max(threads, resources["cpus_per_task"])}
 
 

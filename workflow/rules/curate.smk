@@ -37,7 +37,7 @@ rule curate_shard:
         signatures=path(layout.SHARD_SIGNATURES),
         stats=path(layout.SHARD_FILTERED_STATS),
     wildcard_constraints:
-        source="|".join(name for name in config["sources"] if name not in TEACHER_SOURCES) or "(?!)",
+        source="|".join(name for name, family in SHARD_FAMILIES.items() if family == "curate") or "(?!)",
         shard="[0-9]{5}",
     params:
         settings=source_settings,
@@ -64,11 +64,19 @@ rule curate_shard:
 
 use rule curate_shard as generate_shard with:
     wildcard_constraints:
-        source="|".join(TEACHER_SOURCES) or "(?!)",
+        source="|".join(name for name, family in SHARD_FAMILIES.items() if family == "generate") or "(?!)",
         shard="[0-9]{5}",
     threads: 2
     resources:
         **job_resources("generate", threads=2),
+
+
+use rule curate_shard as classify_shard with:
+    wildcard_constraints:
+        source="|".join(name for name, family in SHARD_FAMILIES.items() if family == "classify") or "(?!)",
+        shard="[0-9]{5}",
+    resources:
+        **job_resources("classify"),
 
 
 rule dedup:

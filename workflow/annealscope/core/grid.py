@@ -20,7 +20,7 @@ from annealscope.core.precision import cpu_precision
 from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
 from annealscope.core.shards import source_shards
-from annealscope.core.submission import submission_table
+from annealscope.core.submission import family_resources, shard_family, submission_table
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,7 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
 def precision_line(config: dict) -> str:
     """Which precision the anneals will train in, and why; a warning for bf16 that the CPU only emulates."""
     requested = config["anneal"]["dtype"]
-    resources = config["resources"].get("anneal") or config["resources"]["default"]
-    if resources["gpus"]:
+    if family_resources(config, "anneal")["gpus"]:
         return (f"precision: anneal.dtype {requested}, resolved by each anneal job on its GPUs"
                 + (" (bf16 where the GPU computes it natively, else fp32)" if requested == "auto" else ""))
     precision = cpu_precision(requested)
@@ -234,8 +233,7 @@ def acquisition_table(config: dict):
         table.add_column(column, justify="right" if column in ("shard jobs", "GPU-hours reserved") else "left")
     for name, source in config["sources"].items():
         shards = len(source_shards(source))
-        family = "generate" if acquisition_kind(source) == "teacher" else "curate"
-        resources = config["resources"].get(family) or config["resources"]["default"]
+        resources = family_resources(config, shard_family(source))
         reserved = shards * resources["gpus"] * resources["runtime"] / 60
         table.add_row(name, source["curation"], f"{shards:,}", f"{reserved:,.0f}", acquisition_estimate(config, source))
     return table

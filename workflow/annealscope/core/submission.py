@@ -11,6 +11,23 @@ from annealscope.core.references import acquisition_kind, is_trained_here
 from annealscope.core.shards import source_shards
 
 SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
+FALLBACK = {"classify": "curate"}  # a family the config may leave out, and the one its jobs then take
+
+
+def shard_family(source: dict) -> str:
+    """The resource family of a source's shard jobs: `generate` for a teacher's, `classify` for a pool scored
+    by a transformers classifier (a GPU's work: 2·N FLOPs per scanned token), else `curate`."""
+    if acquisition_kind(source) == "teacher":
+        return "generate"
+    if source["curation"] == "filter" and source["classifier"]["backend"] == "transformers":
+        return "classify"
+    return "curate"
+
+
+def family_resources(config: dict, family: str) -> dict:
+    """A family's `resources` block; `classify`, when the config leaves it out, takes `curate`'s."""
+    resources = config["resources"]
+    return resources.get(family) or resources[FALLBACK.get(family, "default")]
 
 
 def slurm_resources(resources: dict, nodes: int = 1) -> dict:
@@ -33,14 +50,16 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
     built = "build" in config["base_model"]
     stable = sources * len(config["grid"]["seeds"]) if config["grid"]["schedule"] == "branched-wsd" else 0
     shards = {name: len(source_shards(source)) for name, source in config["sources"].items()}
-    generated = sum(count for name, count in shards.items() if acquisition_kind(config["sources"][name]) == "teacher")
+    by_family = {family: sum(count for name, count in shards.items()
+                             if shard_family(config["sources"][name]) == family) for family in ("generate", "classify")}
     trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])
                   for source in config["sources"].values())
     return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
-            # per shard: curate (unless generated) and finish; per source: dedup and manifest; classifiers
-            # trained once per source; tokenize replay (and the base corpus)
-            "curate": 2 * sum(shards.values()) - generated + 2 * sources + trained + 1 + built,
-            "generate": generated,  # a teacher's shard jobs
+            # per shard: curate (unless generated or classified) and finish; per source: dedup and manifest;
+            # classifiers trained once per source; tokenize replay (and the base corpus)
+            "curate": 2 * sum(shards.values()) - sum(by_family.values()) + 2 * sources + trained + 1 + built,
+            "classify": by_family["classify"],  # shard jobs of a pool a transformers classifier scores
+            "generate": by_family["generate"],  # a teacher's shard jobs
             "evaluate": grid_cells + 1,
             "default": 4 + 3 * built}  # prepare_tasks, collect, fit, report (base_init, two corpora)
 
@@ -55,7 +74,9 @@ def submission_table(config: dict, grid_cells: int):
         table.add_column(column, justify="left" if column in ("family", "partition / account") else "right")
     total = 0.0
     for family, jobs in family_jobs(config, grid_cells).items():
-        resources = config["resources"].get(family) or config["resources"]["default"]
+        if not jobs and family in FALLBACK:
+            continue
+        resources = family_resources(config, family)
         nodes = config["anneal"]["nodes"] if family == "anneal" else 1
         reserved = jobs * nodes * resources["gpus"] * resources["runtime"] / 60
         total += reserved
