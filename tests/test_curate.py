@@ -55,7 +55,8 @@ def test_fetch_caches_a_dataset_and_reads_it_back_with_provenance(tmp_path):
     out = tmp_path / "datasets" / "x"
     provenance = fetch_dataset(HUB + "&max_documents=5", out)
     assert provenance["rows"] == 5 and "train.jsonl" in provenance["local_files"]
-    with gzip.open(out / "documents.jsonl.gz", "rt") as handle:
+    assert provenance["chunks"] == [5]
+    with gzip.open(out / "documents-00000.jsonl.gz", "rt") as handle:
         assert len(handle.readlines()) == 5
     cached = cached_dataset(HUB, tmp_path)
     assert cached is None  # the cache is keyed by the whole reference, caps included

@@ -132,22 +132,42 @@ def test_byte_ranges_of_a_jsonl_file_read_every_record_once_in_order(tmp_path):
         assert texts == [record["text"] for record in records], step
 
 
-@pytest.mark.parametrize("fetched", [False, True], ids=["streamed", "fetched"])
-def test_a_capped_hub_reference_splits_its_rows_and_its_cap_over_parts(tmp_path, fetched):
-    from annealscope.core.corpora import dataset_slug
+def test_a_capped_hub_reference_splits_into_runs_of_rows_each_read_from_the_files_that_hold_them(tmp_path,
+                                                                                                  monkeypatch):
+    """8 rows of about 66 characters fetched in files of 160 characters of text (3, 3 and 2 rows): each of 3
+    parts reads its consecutive rows, in order, opening only the files that hold them; a cap splits exactly
+    over the parts; a cache fetched as one file before chunking reads the same; a part of a dataset not
+    fetched is refused, naming the fix."""
+    from annealscope.core import corpora
+    from annealscope.core.corpora import CorpusError, dataset_slug
     from annealscope.fetch.hub import fetch_dataset
 
+    monkeypatch.setattr("annealscope.fetch.hub.CHUNK_TEXT", 160)
     capped = HUB + "&max_documents=5"
-    cache = tmp_path if fetched else None
-    if fetched:
-        for reference in (HUB, capped):
-            fetch_dataset(reference, tmp_path / "datasets" / dataset_slug(reference))
+    for reference in (HUB, capped):
+        fetch_dataset(reference, tmp_path / "datasets" / dataset_slug(reference))
     rows = [document.text for document in read_corpus(HUB)]
-    parts = [[document.text for document in read_piece({"reference": HUB, "part": part, "parts": 3}, cache)]
-             for part in range(3)]
-    assert sorted(text for part in parts for text in part) == sorted(rows) and parts[1][0] == rows[1]
-    assert [len(list(read_piece({"reference": capped, "part": part, "parts": 3}, cache)))
+    assert [document.text for document in read_corpus(HUB, tmp_path)] == rows
+    opened, gzip_open = [], corpora.gzip.open
+    monkeypatch.setattr(corpora.gzip, "open", lambda path, *args, **kwargs: opened.append(Path(path).name) or
+                        gzip_open(path, *args, **kwargs))
+    parts = []
+    for part in range(3):
+        opened.clear()
+        parts.append([document.text for document in read_piece({"reference": HUB, "part": part, "parts": 3},
+                                                               tmp_path)])
+        assert opened == [f"documents-{index:05d}.jsonl.gz" for index in ([0], [0, 1], [1, 2])[part]], opened
+    assert parts == [rows[:2], rows[2:5], rows[5:]]
+    assert [len(list(read_piece({"reference": capped, "part": part, "parts": 3}, tmp_path)))
             for part in range(3)] == [2, 2, 1]
+    old = tmp_path / "old" / "datasets" / dataset_slug(HUB)  # one file, and no chunks in fetch.json
+    old.mkdir(parents=True)
+    write_jsonl(old / "documents.jsonl.gz", [{"id": str(index), "text": text} for index, text in enumerate(rows)])
+    (old / "fetch.json").write_text(json.dumps({"fetched": HUB, "rows": len(rows)}))
+    assert [[document.text for document in read_piece({"reference": HUB, "part": part, "parts": 3},
+                                                      tmp_path / "old")] for part in range(3)] == parts
+    with pytest.raises(CorpusError, match="fetch it first"):
+        list(read_piece({"reference": HUB, "part": 0, "parts": 3}, tmp_path / "nowhere"))
 
 
 def datasketch_greedy(signatures: np.ndarray, near: dict) -> list[int]:

@@ -68,12 +68,13 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
-    """Write records as JSON lines (gzip if the name ends in .gz); return how many."""
+def write_jsonl(path: str | Path, records: Iterable[dict], level: int = 9) -> int:
+    """Write records as JSON lines (gzip at `level` if the name ends in .gz); return how many."""
     count = 0
     with atomic_path(path) as tmp:
-        opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(tmp, "wt", encoding="utf-8") as handle:
+        gzipped = str(path).endswith(".gz")
+        with (gzip.open(tmp, "wt", encoding="utf-8", compresslevel=level) if gzipped
+              else open(tmp, "w", encoding="utf-8")) as handle:
             for record in records:
                 handle.write(json_line(record))
                 count += 1

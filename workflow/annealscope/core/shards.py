@@ -6,8 +6,8 @@ A shard is a list of pieces, read in order:
 - ``{"reference": R}``: a whole corpus (a built-in corpus, an uncapped hub reference, a small local file);
 - ``{"reference": R, "path": P, "start": B0, "end": B1}``: the lines of a local JSONL file that start in the
   byte range [B0, B1), so a large file splits without reading it;
-- ``{"reference": R, "part": K, "parts": S}``: rows K, K+S, K+2S, … of a capped hub reference, up to 1/S of
-  its cap (``max_tokens`` or ``max_documents``);
+- ``{"reference": R, "part": K, "parts": S}``: the K-th of S runs of consecutive rows of a capped hub reference's
+  fetched cache, up to 1/S of its cap (``max_tokens`` or ``max_documents``; `corpora.part_rows`);
 - ``{"program": [FIRST, COUNT]}`` / ``{"prompts": [FIRST, COUNT]}``: a generator's documents or prompts.
 
 Local files and whole corpora are packed in order into shards of about ``sharding.bytes`` (a built-in

@@ -1,21 +1,26 @@
 """The pre-stage: hub datasets and models downloaded once into a cache, so compute nodes run offline.
 
-A dataset is cached as ``datasets/<slug>/documents.jsonl.gz`` plus ``fetch.json`` (what was read: the
-reference, the resolved revision, rows and bytes); a model as ``models/<slug>/`` (a snapshot of its
+A dataset is cached as ``datasets/<slug>/documents-<k>.jsonl.gz``, files of about CHUNK_TEXT characters of
+text in row order, plus
+``fetch.json`` (what was read: the reference, the resolved revision, rows and bytes, and each file's rows, so
+that a shard job reads only the files that hold its rows); a model as ``models/<slug>/`` (a snapshot of its
 repository) plus the same provenance file. Each is written as a directory, atomically.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from annealscope.core.corpora import (
-    CACHED_DOCUMENTS,
     CACHED_PROVENANCE,
+    CHUNK_LEVEL,
+    CHUNK_TEXT,
     FETCH_BYTES_PER_TOKEN,
+    chunk_file,
     file_sha256,
     hub_dataset_rows,
     hub_options,
@@ -35,7 +40,8 @@ def dataset_revision(dataset: str, revision: str | None) -> dict:
 
 
 def fetch_dataset(reference: str, out_dir: str | Path) -> dict:
-    """Stream `reference` up to its caps into ``out_dir/documents.jsonl.gz`` and record its provenance."""
+    """Stream `reference` up to its caps into ``out_dir``'s files of about CHUNK_TEXT characters of text and record
+    its provenance."""
     options = hub_options(reference)
     max_documents = int(options.get("max_documents", 0)) or None
     max_bytes = int(options.get("max_tokens", 0)) * FETCH_BYTES_PER_TOKEN or None
@@ -51,15 +57,28 @@ def fetch_dataset(reference: str, out_dir: str | Path) -> dict:
             yield document.as_record()
 
     with atomic_path(out_dir, directory=True) as tmp:
-        write_jsonl(tmp / CACHED_DOCUMENTS, rows())
+        chunks, remaining = [], rows()
+        for first in remaining:  # one file at a time
+            chunks.append(write_jsonl(tmp / chunk_file(len(chunks)), _up_to_text(itertools.chain([first], remaining)),
+                                      level=CHUNK_LEVEL))
         provenance = {"fetched": reference, **dataset_revision(options["dataset"], options.get("revision")),
                       **counts, "fetch_seconds": round(time.perf_counter() - started, 3),
-                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chunks": chunks}
         write_json(tmp / CACHED_PROVENANCE, provenance)
     if not counts["rows"]:
         raise ValueError(f"{reference}: the dataset yielded no rows; check split= and name=")
     print(f"fetched {counts['rows']:,} rows ({counts['bytes'] / 1e6:.1f} MB) of {reference} into {out_dir}")
     return provenance
+
+
+def _up_to_text(records):
+    """Records of `records` until CHUNK_TEXT characters of text have gone, the rest left in `records`."""
+    text = 0
+    for record in records:
+        yield record
+        text += len(record["text"])
+        if text >= CHUNK_TEXT:
+            return
 
 
 def fetch_model(name: str, revision: str | None, out_dir: str | Path) -> dict:
