@@ -420,6 +420,44 @@ def test_diversity_sketches_are_exact_when_small_and_estimate_within_a_percent_w
     assert {n: merged[f"distinct_{n}"] for n in diversity.ORDERS} == pytest.approx(truth, rel=0.015)
 
 
+def test_a_shard_of_a_token_capped_hub_reference_encodes_each_text_once(tmp_path, tiny_base, monkeypatch):
+    """The cap counts tokens with the shard's own encoder, whose ids the documents then take: 8 rows in 2 parts
+    of a 60-token cap, each encoded by the tokenizer once (before, what was read was encoded again for its
+    ids)."""
+    from annealscope.core import tokens
+    from annealscope.core.corpora import dataset_slug
+    from annealscope.curate import tokenize
+    from annealscope.fetch.hub import fetch_dataset
+
+    reference = HUB + "&max_tokens=60"
+    fetch_dataset(reference, tmp_path / "datasets" / dataset_slug(reference))
+    settings = given([reference], {"tokens": 30})
+    encoded, load = [], tokens.backend_tokenizer
+
+    class Counted:
+        """The backend tokenizer, recording every text it encodes."""
+
+        def __init__(self, directory):
+            self.backend = load(directory)
+
+        def encode_batch_fast(self, texts, **options):
+            encoded.extend(texts)
+            return self.backend.encode_batch_fast(texts, **options)
+
+        def __getattr__(self, name):
+            return getattr(self.backend, name)
+
+    monkeypatch.setattr(tokens, "backend_tokenizer", Counted)
+    monkeypatch.setattr(tokenize, "backend_tokenizer", Counted)
+    read, out = [], tmp_path / "out"
+    for index, pieces in enumerate(source_shards(settings)):
+        filter_shard("capped", settings, index, pieces, tiny_base, out / f"{index}.jsonl", out / f"{index}.bin",
+                     out / f"{index}.npz", out / f"{index}.json", cache_dir=tmp_path)
+        read += [json.loads(line)["text"] for line in (out / f"{index}.jsonl").read_text().splitlines()]
+    assert index == 1 and 2 <= len(read) < 8
+    assert len(encoded) == len(set(encoded)) == 8 and set(read) < set(encoded)  # the parts counted all 8 rows
+
+
 def test_an_unreadable_shard_fails_its_own_job_naming_source_shard_and_step(tmp_path, tiny_base):
     write_jsonl(tmp_path / "good.jsonl", pool(20))
     (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip at all")

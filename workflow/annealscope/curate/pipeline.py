@@ -130,15 +130,22 @@ class ShardEncoder:
 
     def __call__(self, documents: list[dict]) -> list[dict]:
         keys = [exact_key(document["text"]) for document in documents]
-        known = {key: self.recent[key] for key in keys if key in self.recent}
-        fresh = {key: document["text"] for key, document in zip(keys, documents, strict=True) if key not in known}
-        encoded = dict(zip(fresh, self.encode(list(fresh.values())), strict=True))
-        known |= encoded
-        for key, document in zip(keys, documents, strict=True):
-            document["key"], document["ids"] = key, known[key]
-            document["tokens"] = len(document["ids"])
-        self._remember(encoded)
+        for key, document, ids in zip(keys, documents, self._ids(keys, [document["text"] for document in documents]),
+                                      strict=True):
+            document["key"], document["ids"], document["tokens"] = key, ids, len(ids)
         return documents
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Token counts, for a `max_tokens` cap: the ids are remembered, so the documents read on are not
+        encoded again."""
+        return [len(ids) for ids in self._ids([exact_key(text) for text in texts], texts)]
+
+    def _ids(self, keys: list[int], texts: list[str]) -> list[np.ndarray]:
+        known = {key: self.recent[key] for key in keys if key in self.recent}
+        fresh = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        encoded = dict(zip(fresh, self.encode(list(fresh.values())), strict=True))
+        self._remember(encoded)
+        return [known.get(key, encoded.get(key)) for key in keys]
 
     def _remember(self, encoded: dict[int, np.ndarray]) -> None:
         for key, ids in encoded.items():
@@ -204,8 +211,9 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
 def acquire(kind: str, name: str, settings: dict, pieces: list[dict], cache_dir, work_dir, count: TokenCounter,
             encode: ShardEncoder, steps: Steps, acquisition: dict) -> Iterator[list[dict]]:
     """The shard's documents in batches, each with its token ids; what acquiring cost goes in `acquisition`."""
-    if kind in ("filter", "given"):
-        records = (document.as_record() for piece in pieces for document in read_piece(piece, cache_dir, count))
+    if kind in ("filter", "given"):  # a capped piece counts through `encode`, so each text is encoded once
+        records = (document.as_record() for piece in pieces for document in read_piece(piece, cache_dir,
+                                                                                         encode.count))
         return map(encode, batched(records))
     generated, details = steps.run("generate", GENERATORS[kind], name, settings, pieces[0], cache_dir, work_dir,
                                    count)
