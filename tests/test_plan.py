@@ -23,6 +23,7 @@ def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_
         assert source in output
     assert "train FLOPs" in output and "GPU-hours" in output
     assert "This was a dry-run" in output
+    the_submission_plan_counts_the_jobs_snakemake_plans(output)  # a built base: its corpus and pre-training
 
 
 def test_plan_counts_replay_and_the_demo_model_exactly(demo_config, root):
@@ -56,6 +57,8 @@ def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
     assert re.search(r"^cooldown\s+32$", outputs["math-7b"], flags=re.MULTILINE)
     every_curation_shard_job_is_planned(outputs["math-7b"])
     a_pool_a_model_scores_is_curated_on_gpus(outputs["medical-7b"])
+    for output in outputs.values():
+        the_submission_plan_counts_the_jobs_snakemake_plans(output)
 
 
 def every_curation_shard_job_is_planned(output: str) -> None:
@@ -71,6 +74,22 @@ def every_curation_shard_job_is_planned(output: str) -> None:
         assert re.search(rf"│ {source}\s+│ \w+\s+│\s+{shards} │\s+{hours:,} │", output), source
     curate = 2 * 304 - 75 + 2 * 4 + 1 + 1  # shard and finish jobs, dedup and manifest, a classifier, tokenize replay
     assert re.search(rf"│ curate\s+│\s+{curate} │", output) and re.search(r"│ generate\s+│\s+75 │\s+1 │\s+8 │", output)
+
+
+FAMILIES = {"anneal": ("anneal", "stable", "cooldown", "pretrain_base"), "classify": ("classify_shard",),
+            "curate": ("train_classifier", "curate_shard", "dedup", "finish_shard", "manifest", "tokenize"),
+            "generate": ("generate_shard",), "evaluate": ("evaluate",),
+            "default": ("prepare_tasks", "corpus_documents", "collect", "fit", "backtest", "report", "base_init")}
+
+
+def the_submission_plan_counts_the_jobs_snakemake_plans(output: str) -> None:
+    """Each resource family's row of the submission plan holds as many jobs as Snakemake plans of its rules."""
+    jobs = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE)}
+    table = output[output.index("submission plan"):]
+    planned = {family: int(count) for family, count in re.findall(r"│ (\w+)\s+│\s+(\d+) │\s+\d+ │", table)}
+    assert planned == {family: sum(jobs.get(rule, 0) for rule in rules) for family, rules in FAMILIES.items()
+                       if family in planned}, planned
+    assert set(FAMILIES) - set(planned) <= {"classify"}
 
 
 def a_pool_a_model_scores_is_curated_on_gpus(output: str) -> None:

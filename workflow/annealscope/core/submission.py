@@ -54,14 +54,16 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
                              if shard_family(config["sources"][name]) == family) for family in ("generate", "classify")}
     trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])
                   for source in config["sources"].values())
+    replay = int(config["replay"]["fraction"] > 0)
     return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
             # per shard: curate (unless generated or classified) and finish; per source: dedup and manifest;
             # classifiers trained once per source; tokenize replay (and the base corpus)
-            "curate": 2 * sum(shards.values()) - sum(by_family.values()) + 2 * sources + trained + 1 + built,
+            "curate": 2 * sum(shards.values()) - sum(by_family.values()) + 2 * sources + trained + replay + built,
             "classify": by_family["classify"],  # shard jobs of a pool a transformers classifier scores
             "generate": by_family["generate"],  # a teacher's shard jobs
             "evaluate": grid_cells + 1,
-            "default": 4 + 3 * built}  # prepare_tasks, collect, fit, report (base_init, two corpora)
+            # prepare_tasks, collect, fit, backtest, report; the replay corpus; base_init and the base corpus
+            "default": 5 + replay + 2 * built}
 
 
 def submission_table(config: dict, grid_cells: int):
