@@ -1,10 +1,10 @@
 """The pre-stage: hub datasets and models downloaded once into a cache, so compute nodes run offline.
 
 A dataset is cached as ``datasets/<slug>/documents-<k>.jsonl.gz``, files of about CHUNK_TEXT characters of
-text in row order, plus
-``fetch.json`` (what was read: the reference, the resolved revision, rows and bytes, and each file's rows, so
-that a shard job reads only the files that hold its rows); a model as ``models/<slug>/`` (a snapshot of its
-repository) plus the same provenance file. Each is written as a directory, atomically.
+text in row order, plus ``fetch.json`` (what was read: the reference, the resolved revision, rows and bytes,
+and each file's rows, so that a shard job reads only the files that hold its rows); a model as
+``models/<slug>/`` (a snapshot of its repository) plus the same provenance file. Each is written as a
+directory, atomically.
 """
 
 from __future__ import annotations
