@@ -1,4 +1,5 @@
 import re
+import shutil
 import subprocess
 import sys
 
@@ -24,6 +25,36 @@ def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_
     assert "train FLOPs" in output and "GPU-hours" in output
     assert "This was a dry-run" in output
     the_submission_plan_counts_the_jobs_snakemake_plans(output)  # a built base: its corpus and pre-training
+
+
+def test_a_grid_whose_replay_was_tokenized_whole_keeps_reading_that_array(root, demo_config, tmp_path):
+    """A grid made before replay was sharded trained on tokens/replay.bin, the input its anneals recorded: while
+    that array is there they read it and no replay shard job is planned (another input would rerun every
+    anneal); without it, replay is tokenized in shard jobs whose index the anneals read."""
+    demo_config["run"] = "replay-check"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(demo_config))
+    tokens = root / "results" / "replay-check" / "tokens"
+
+    def planned() -> tuple[dict[str, int], set[str]]:
+        result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--configfile", str(config),
+                                 "--directory", str(root)], capture_output=True, text=True, cwd=root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        jobs = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE)}
+        return jobs, set(re.findall(r"--replay (\S+)", result.stdout))
+
+    jobs, replay = planned()
+    assert jobs["tokenize_replay_shard"] == 1 and jobs["index_replay"] == 1 and jobs["tokenize"] == 1  # pretrain
+    assert replay == {"results/replay-check/tokens/replay.json"}
+    try:
+        tokens.mkdir(parents=True)
+        (tokens / "replay.bin").write_bytes(b"\0\0")
+        (tokens / "replay.json").write_text('{"dtype": "uint16", "tokens": 1, "documents": 1}')
+        jobs, replay = planned()
+        assert "tokenize_replay_shard" not in jobs and "index_replay" not in jobs
+        assert replay == {"results/replay-check/tokens/replay.bin"}
+    finally:
+        shutil.rmtree(tokens.parent)
 
 
 def test_plan_counts_replay_and_the_demo_model_exactly(demo_config, root):
@@ -72,14 +103,17 @@ def every_curation_shard_job_is_planned(output: str) -> None:
     for source, shards, hours in (("openwebmath_filtered", 209, 0), ("teacher_gsm_variants", 25, 25 * 8 * 24),
                                   ("mind_dialogues", 50, 50 * 8 * 24)):
         assert re.search(rf"│ {source}\s+│ \w+\s+│\s+{shards} │\s+{hours:,} │", output), source
-    curate = 2 * 304 - 75 + 2 * 4 + 1 + 1  # shard and finish jobs, dedup and manifest, a classifier, tokenize replay
+    assert jobs["tokenize_replay_shard"] == 299 and jobs["index_replay"] == 1  # 20e9 replay tokens in shards of 2^26
+    curate = 2 * 304 - 75 + 2 * 4 + 1 + 299  # shard and finish jobs, dedup and manifest, a classifier, replay shards
     assert re.search(rf"│ curate\s+│\s+{curate} │", output) and re.search(r"│ generate\s+│\s+75 │\s+1 │\s+8 │", output)
 
 
 FAMILIES = {"anneal": ("anneal", "stable", "cooldown", "pretrain_base"), "classify": ("classify_shard",),
-            "curate": ("train_classifier", "curate_shard", "dedup", "finish_shard", "manifest", "tokenize"),
+            "curate": ("train_classifier", "curate_shard", "dedup", "finish_shard", "manifest", "tokenize",
+                       "tokenize_replay_shard"),
             "generate": ("generate_shard",), "evaluate": ("evaluate",),
-            "default": ("prepare_tasks", "corpus_documents", "collect", "fit", "backtest", "report", "base_init")}
+            "default": ("prepare_tasks", "corpus_documents", "index_replay", "collect", "fit", "backtest", "report",
+                        "base_init")}
 
 
 def the_submission_plan_counts_the_jobs_snakemake_plans(output: str) -> None:

@@ -13,13 +13,12 @@ from conftest import few_open_files
 
 from annealscope.core.corpora import read_corpus, read_piece
 from annealscope.core.io import write_jsonl
-from annealscope.core.shards import describe_piece, source_shards
+from annealscope.core.shards import describe_piece, replay_shards, source_shards
 from annealscope.core.tokens import TokenArray, write_token_index
 from annealscope.curate import dedup, diversity, pipeline
 from annealscope.curate.dedup import MinHasher, Signer, exact_key, find_duplicates, shingle_hashes
 from annealscope.curate.pipeline import (
     CurationError,
-    ShardEncoder,
     dedup_source,
     filter_shard,
     finish_shard,
@@ -27,7 +26,7 @@ from annealscope.curate.pipeline import (
     write_manifest,
 )
 from annealscope.curate.text import HashedWords, ngrams, words
-from annealscope.curate.tokenize import TokenEncoder, TokenRanges, write_tokens
+from annealscope.curate.tokenize import ShardEncoder, TokenEncoder, TokenRanges, tokenize_pieces, write_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = f"hf:{ROOT}/tests/data/hub_dataset?split=train&text=question&label=topic"
@@ -521,6 +520,41 @@ def test_a_shard_jobs_memory_does_not_grow_with_its_documents(tmp_path, tiny_bas
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[2] < 1.3 * peaks[1], peaks
+
+
+def test_the_replay_corpus_tokenized_in_shard_jobs_streams_what_one_job_tokenizing_it_whole_wrote(tmp_path,
+                                                                                                  tiny_base):
+    """Replay from a local file three shards long (split at byte offsets), a hub reference capped at 5 rows (3
+    parts of 2, 2 and 1) and a built-in corpus: tokenized shard by shard and indexed, it streams exactly the
+    tokens of the whole corpus read and tokenized at once."""
+    from annealscope.core.corpora import dataset_slug, read_corpora
+    from annealscope.fetch.hub import fetch_dataset
+
+    write_jsonl(tmp_path / "web.jsonl", pool(300))
+    capped = HUB + "&max_documents=5"
+    fetch_dataset(capped, tmp_path / "datasets" / dataset_slug(capped))
+    references = [str(tmp_path / "web.jsonl"), capped, "pydoc:topics"]
+    sharding = {**SHARDING, "bytes": (tmp_path / "web.jsonl").stat().st_size // 3 + 1, "documents": 2}
+    replay = {"corpus": references, "fraction": 0.5, "sharding": sharding}
+    shards = replay_shards({"replay": replay})
+    assert [len(shard) for shard in shards] == [1, 1, 1, 1, 1, 1, 1] and shards[-1] == [{"reference": "pydoc:topics"}]
+    bins = [tmp_path / "replay" / f"shard{index}.bin" for index in range(len(shards))]
+    metas = [tokenize_pieces(pieces, tiny_base, out, tmp_path) for pieces, out in zip(shards, bins, strict=True)]
+    assert [meta["documents"] for meta in metas[3:6]] == [2, 2, 1]
+    write_token_index(tmp_path / "replay.json", bins)
+    write_tokens((document.text for document in read_corpora(references, tmp_path)), tiny_base,
+                 tmp_path / "whole.bin", "whole")
+    sharded, whole = TokenArray.open(tmp_path / "replay.json"), TokenArray.open(tmp_path / "whole.bin")
+    assert sharded.size == whole.size > 0
+    assert np.array_equal(sharded.window(0, sharded.size), whole.window(0, whole.size))
+    assert replay_shards({"replay": {**replay, "fraction": 0}}) == []
+    (tmp_path / "empty.jsonl").touch()
+    empty = tokenize_pieces(replay_shards({"replay": {**replay, "corpus": [str(tmp_path / "empty.jsonl")]}})[0],
+                            tiny_base, tmp_path / "empty.bin")
+    assert empty["tokens"] == 0
+    with pytest.raises(ValueError, match="hold no tokens"):
+        write_token_index(tmp_path / "empty-index.json", [tmp_path / "empty.bin"])
+    assert not (tmp_path / "empty-index.json").exists()
 
 
 def test_a_token_index_reads_shards_as_one_stream_across_boundaries(tmp_path):

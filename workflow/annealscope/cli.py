@@ -156,7 +156,9 @@ def _manifest_arguments(command):
 
 
 def _tokenize_arguments(command):
-    command.add_argument("--documents", required=True)
+    what = command.add_mutually_exclusive_group(required=True)
+    what.add_argument("--documents", help="a JSONL of documents (the pre-training corpus)")
+    what.add_argument("--pieces", help="JSON of one shard's pieces of corpus references (annealscope.core.shards)")
     command.add_argument("--tokenizer", required=True)
     command.add_argument("--out", required=True, help="the .bin path; the sidecar is the same name with .json")
     command.add_argument("--threads", type=int, help="cores for the tokenizer (default: all)")
@@ -335,10 +337,25 @@ def _manifest(args) -> None:
 
 
 def _tokenize(args) -> None:
-    from annealscope.curate.tokenize import tokenize_documents
+    from annealscope.curate.tokenize import tokenize_documents, tokenize_pieces
 
-    meta = tokenize_documents(args.documents, args.tokenizer, args.out, args.threads)
+    meta = (tokenize_documents(args.documents, args.tokenizer, args.out, args.threads) if args.documents else
+            tokenize_pieces(json.loads(args.pieces), args.tokenizer, args.out, args.cache_dir, args.threads))
     print(f"tokenized {meta['documents']:,} documents to {meta['tokens']:,} {meta['dtype']} tokens in {args.out}")
+
+
+def _index_tokens_arguments(command):
+    command.add_argument("tokens", nargs="+", help="the shards' .bin token arrays, in order")
+    command.add_argument("--out", required=True, help="the index (.json) that training reads as one stream")
+    return command
+
+
+def _index_tokens(args) -> None:
+    from annealscope.core.tokens import write_token_index
+
+    index = write_token_index(args.out, args.tokens)
+    print(f"indexed {len(index['shards']):,} token arrays, {index['documents']:,} documents and "
+          f"{index['tokens']:,} tokens, in {args.out}")
 
 
 def _train(args) -> None:
@@ -563,7 +580,9 @@ COMMANDS = {  # name: (argument builder, runner, help)
     "finish-shard": (_finish_shard_arguments, _finish_shard,
                      "drop a shard's duplicates, decontaminate, write its documents and tokens"),
     "manifest": (_manifest_arguments, _manifest, "add a source's shards up into its manifest and token index"),
-    "tokenize": (_tokenize_arguments, _tokenize, "tokenize documents to a .bin token array and .json sidecar"),
+    "tokenize": (_tokenize_arguments, _tokenize,
+                 "tokenize documents, or one shard of a corpus, to a .bin token array and .json sidecar"),
+    "index-tokens": (_index_tokens_arguments, _index_tokens, "index token arrays that training reads as one stream"),
     "train": (_train_arguments, _train, "launch one DeepSpeed training job (pre-training or anneal)"),
     "prepare-tasks": (_prepare_tasks_arguments, _prepare_tasks, "write the local evaluation tasks for lm-eval"),
     "evaluate": (_evaluate_arguments, _evaluate, "evaluate checkpoints with lm-evaluation-harness"),
@@ -582,6 +601,7 @@ PARENTS = {  # the options several commands share
     _fetch_tasks_arguments: [OUT], _corpus_arguments: [CACHE_DIR, OUT],
     _train_classifier_arguments: [SOURCE, CACHE_DIR, OUT], _curate_shard_arguments: [SOURCE, CACHE_DIR],
     _dedup_arguments: [SOURCE, OUT], _finish_shard_arguments: [SOURCE], _manifest_arguments: [SOURCE, CACHE_DIR],
+    _tokenize_arguments: [CACHE_DIR],
     _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _import_lm_eval_arguments: [OUT],
     _fit_arguments: [FIT_INPUT, DECISION, OUT],
     _backtest_arguments: [FIT_INPUT, DECISION, OUT],

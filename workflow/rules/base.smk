@@ -25,7 +25,7 @@ rule corpus_documents:
     output:
         path(layout.DOCUMENTS),
     wildcard_constraints:
-        source="pretrain|replay",
+        source=WHOLE_CORPORA,
     params:
         references=corpus_references,
         tokenizer=tokenizer_argument,

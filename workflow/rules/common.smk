@@ -23,7 +23,7 @@ from annealscope.core.references import (
     model_slug,
     source_corpus_references,
 )
-from annealscope.core.shards import shard_name, source_shards
+from annealscope.core.shards import replay_shards, shard_name, source_shards
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
@@ -56,6 +56,7 @@ SOURCE_SHARDS = {name: source_shards(source) for name, source in config["sources
 SHARD_FAMILIES = {name: shard_family(source) for name, source in config["sources"].items()}
 TRAINED_CLASSIFIERS = [name for name, source in config["sources"].items()
                        if source["curation"] == "filter" and is_trained_here(source["classifier"])]
+REPLAY_SHARDS = replay_shards(config)
 CACHE = config["cache_dir"]
 HUB_DATASETS = {dataset_slug(reference): reference for reference in hub_datasets(config)}
 HUB_MODELS = {model_slug(name, revision): (name, revision) for name, revision in hub_models(config)}
@@ -80,6 +81,12 @@ def path(pattern, **wildcards):
 class _Keep(dict):
     def __missing__(self, key):
         return f"{{{key}}}"
+
+
+# A grid whose replay corpus was tokenized whole, before replay was sharded, keeps that array: it is the input
+# its anneals recorded, and another would rerun them all. Deleting tokens/replay.bin moves a grid to the shards.
+WHOLE_REPLAY = bool(REPLAY_SHARDS) and Path(path(layout.TOKENS, source="replay")).is_file()
+WHOLE_CORPORA = "pretrain|replay" if WHOLE_REPLAY else "pretrain"  # the corpora tokenized whole, in one job
 
 
 def log_path(name):
@@ -223,7 +230,18 @@ def cooldown_settings(wildcards):
 
 
 def replay_input(wildcards):
-    return [path(layout.TOKENS, source="replay")] if config["replay"]["fraction"] > 0 else []
+    """What an anneal mixes in: the replay shards' index, or the one array of a grid that predates them."""
+    if not REPLAY_SHARDS:
+        return []
+    return [path(layout.TOKENS if WHOLE_REPLAY else layout.TOKENS_META, source="replay")]
+
+
+def replay_shard_files(wildcards=None):
+    return [path(layout.SHARD_TOKENS, source="replay", shard=shard_name(index)) for index in range(len(REPLAY_SHARDS))]
+
+
+def replay_pieces(wildcards):
+    return as_json(REPLAY_SHARDS[int(wildcards.shard)])
 
 
 def replay_argument(wildcards, input):

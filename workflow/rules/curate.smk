@@ -1,7 +1,7 @@
 # Curation of every source in shard jobs (docs/design.md, "Curation at scale"): a classifier trained once per
 # source; per shard, acquisition, heuristics and the classifier (curate_shard, or generate_shard for a teacher's
 # GPU jobs); deduplication across the source's shards; per shard, decontamination and tokens (finish_shard);
-# the manifest and the token index. The replay and pre-training corpora are tokenized whole.
+# the manifest and the token index. The replay corpus is tokenized in shard jobs, the pre-training corpus whole.
 
 
 rule train_classifier:
@@ -176,7 +176,7 @@ rule tokenize:
         tokens=path(layout.TOKENS),
         meta=path(layout.TOKENS_META),
     wildcard_constraints:
-        source="pretrain|replay",
+        source=WHOLE_CORPORA,
     params:
         tokenizer=input_or_base("tokenizer"),
     threads: 2
@@ -191,3 +191,46 @@ rule tokenize:
     shell:
         "annealscope tokenize --documents {input.documents} --tokenizer {params.tokenizer}"
         " --threads {threads} --out {output.tokens} > {log} 2>&1"
+
+
+if not WHOLE_REPLAY:
+
+    rule tokenize_replay_shard:
+        input:
+            tokenizer=tokenizer_input(),
+            datasets=cached_datasets(config["replay"]["corpus"]),
+        output:
+            tokens=path(layout.SHARD_TOKENS, source="replay"),
+            meta=path(layout.SHARD_TOKENS_META, source="replay"),
+        wildcard_constraints:
+            shard="[0-9]{5}",
+        params:
+            pieces=replay_pieces,
+            tokenizer=input_or_base("tokenizer"),
+            cache=CACHE,
+        threads: 2
+        resources:
+            **job_resources("curate", threads=2),
+        conda:
+            "../../envs/annealscope.yaml"
+        log:
+            log_path("tokenize_replay_shard{shard}"),
+        benchmark:
+            benchmark_path("tokenize_replay_shard{shard}")
+        shell:
+            "annealscope tokenize --pieces {params.pieces:q} --tokenizer {params.tokenizer} --cache-dir {params.cache}"
+            " --threads {threads} --out {output.tokens} > {log} 2>&1"
+
+    rule index_replay:
+        input:
+            replay_shard_files(),
+        output:
+            path(layout.TOKENS_META, source="replay"),
+        resources:
+            **job_resources("default"),
+        conda:
+            "../../envs/annealscope.yaml"
+        log:
+            log_path("index_replay"),
+        shell:
+            "annealscope index-tokens {input} --out {output} > {log} 2>&1"

@@ -39,8 +39,18 @@ def source_shards(settings: dict) -> list[list[dict]]:
     if kind == "teacher":
         generator = settings["generator"]
         return _ranges("prompts", generator["prompts"], generator["shard_prompts"])
-    references = settings["pool"] if kind == "filter" else settings["corpus"]
+    return corpus_shards(settings["pool"] if kind == "filter" else settings["corpus"], sharding)
+
+
+def corpus_shards(references: list[str], sharding: dict) -> list[list[dict]]:
+    """The shards of a list of corpus references (a source's pool or corpus, the replay corpus), in order."""
     return _pack([piece for reference in references for piece in _pieces(reference, sharding)], sharding["bytes"])
+
+
+def replay_shards(config: dict) -> list[list[dict]]:
+    """The replay corpus's shards, each tokenized by its own job; none when replay is off."""
+    replay = config["replay"]
+    return corpus_shards(replay["corpus"], replay["sharding"]) if replay["fraction"] > 0 else []
 
 
 def _ranges(key: str, total: int, size: int) -> list[list[dict]]:
@@ -109,6 +119,6 @@ def describe_piece(piece: dict) -> str:
         whole = piece["start"] == 0 and piece["end"] == Path(piece["path"]).stat().st_size
         return piece["path"] if whole else f"{piece['path']} bytes [{piece['start']}, {piece['end']})"
     if "part" in piece:
-        return f"{piece['reference']} rows {piece['part']} mod {piece['parts']}"
+        return f"{piece['reference']} part {piece['part']} of {piece['parts']}"
     return piece["reference"]
 

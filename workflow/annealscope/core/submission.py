@@ -8,7 +8,7 @@ nodes as `gres` gpu:N, which SLURM reads per node, with `nodes` (sbatch --nodes)
 from __future__ import annotations
 
 from annealscope.core.references import acquisition_kind, is_trained_here
-from annealscope.core.shards import source_shards
+from annealscope.core.shards import replay_shards, source_shards
 
 SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
 FALLBACK = {"classify": "curate"}  # a family the config may leave out, and the one its jobs then take
@@ -54,16 +54,16 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
                              if shard_family(config["sources"][name]) == family) for family in ("generate", "classify")}
     trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])
                   for source in config["sources"].values())
-    replay = int(config["replay"]["fraction"] > 0)
+    replay = len(replay_shards(config))
     return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
             # per shard: curate (unless generated or classified) and finish; per source: dedup and manifest;
-            # classifiers trained once per source; tokenize replay (and the base corpus)
+            # classifiers trained once per source; replay's shards tokenized (and the base corpus)
             "curate": 2 * sum(shards.values()) - sum(by_family.values()) + 2 * sources + trained + replay + built,
             "classify": by_family["classify"],  # shard jobs of a pool a transformers classifier scores
             "generate": by_family["generate"],  # a teacher's shard jobs
             "evaluate": grid_cells + 1,
-            # prepare_tasks, collect, fit, backtest, report; the replay corpus; base_init and the base corpus
-            "default": 5 + replay + 2 * built}
+            # prepare_tasks, collect, fit, backtest, report; the replay index; base_init and the base corpus
+            "default": 5 + (replay > 0) + 2 * built}
 
 
 def submission_table(config: dict, grid_cells: int):

@@ -65,6 +65,9 @@ def write_token_index(index_path: str | Path, shard_bins: list[str | Path]) -> d
     dtypes = {meta["dtype"] for meta in metas}
     if len(dtypes) != 1:
         raise ValueError(f"{index_path}: the shards' token arrays differ in dtype ({sorted(dtypes)}); retokenize them")
+    if not any(meta["tokens"] for meta in metas):
+        raise ValueError(f"{index_path}: its {len(metas)} token arrays hold no tokens, so there is nothing to train "
+                         "on; check the corpus references they were read from (a cap, a split, a text field)")
     index = {"dtype": dtypes.pop(), "tokens": sum(meta["tokens"] for meta in metas),
              "documents": sum(meta["documents"] for meta in metas), "vocab_size": metas[0]["vocab_size"],
              "eos_token_id": metas[0]["eos_token_id"],

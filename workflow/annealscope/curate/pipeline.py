@@ -37,17 +37,16 @@ from annealscope.core.shards import describe_piece
 from annealscope.core.tokens import token_counter, write_token_index
 from annealscope.curate.classifiers import load_classifier
 from annealscope.curate.decontaminate import ContaminationIndex
-from annealscope.curate.dedup import Signer, exact_key, find_duplicates
+from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description, saved_sketches
 from annealscope.curate.synthesize import program_documents, teacher_documents
 from annealscope.curate.text import HashedWords
-from annealscope.curate.tokenize import TokenEncoder, TokenRanges, token_array
+from annealscope.curate.tokenize import ShardEncoder, TokenEncoder, TokenRanges, token_array
 
 if TYPE_CHECKING:
     from annealscope.curate.heuristics import Heuristics
 
 BATCH = 1024  # documents held at once by a shard job's streaming steps
-RECENT_TOKENS = 1 << 23  # token ids a shard job keeps for repeated texts (16 MB as uint16, 32 MB as uint32)
 
 
 class CurationError(ValueError):
@@ -115,44 +114,6 @@ def batched(documents: Iterable[dict], size: int = BATCH) -> Iterator[list[dict]
     iterator = iter(documents)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
-
-
-class ShardEncoder:
-    """A shard job's encoder: adds to each document its text's exact `key` (the one exact dedup compares),
-    its token `ids` (written to the shard's token array, never to its JSONL) and their count, `tokens`. Each
-    distinct text is encoded once: a repeat of a text encoded lately gets the same ids again (a pool's exact
-    duplicates mostly lie close together). It remembers at most `limit` ids, the oldest forgotten first."""
-
-    def __init__(self, encode: TokenEncoder, limit: int = RECENT_TOKENS):
-        self.encode, self.limit = encode, limit
-        self.recent: dict[int, np.ndarray] = {}
-        self.held = 0
-
-    def __call__(self, documents: list[dict]) -> list[dict]:
-        keys = [exact_key(document["text"]) for document in documents]
-        for key, document, ids in zip(keys, documents, self._ids(keys, [document["text"] for document in documents]),
-                                      strict=True):
-            document["key"], document["ids"], document["tokens"] = key, ids, len(ids)
-        return documents
-
-    def count(self, texts: list[str]) -> list[int]:
-        """Token counts, for a `max_tokens` cap: the ids are remembered, so the documents read on are not
-        encoded again."""
-        return [len(ids) for ids in self._ids([exact_key(text) for text in texts], texts)]
-
-    def _ids(self, keys: list[int], texts: list[str]) -> list[np.ndarray]:
-        known = {key: self.recent[key] for key in keys if key in self.recent}
-        fresh = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
-        encoded = dict(zip(fresh, self.encode(list(fresh.values())), strict=True))
-        self._remember(encoded)
-        return [known.get(key, encoded.get(key)) for key in keys]
-
-    def _remember(self, encoded: dict[int, np.ndarray]) -> None:
-        for key, ids in encoded.items():
-            self.recent[key] = ids
-            self.held += len(ids)
-        while self.held > self.limit:
-            self.held -= len(self.recent.pop(next(iter(self.recent))))
 
 
 # 1. A shard's acquisition, heuristics, classifier and signatures.

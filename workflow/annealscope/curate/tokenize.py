@@ -1,5 +1,6 @@
 """Token arrays (see annealscope.core.tokens), written as a stream: a source's shards, encoded once when a shard
-job reads them and copied on past deduplication and decontamination, and the replay and pre-training corpora.
+job reads them and copied on past deduplication and decontamination; the replay corpus's shards; the
+pre-training corpus.
 
 An array holds each document's ids followed by EOS; its sidecar (same name, .json) holds the dtype, the EOS id,
 the vocabulary size and the totals.
@@ -16,10 +17,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from annealscope.core.corpora import read_piece
 from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json
 from annealscope.core.tokens import backend_tokenizer, eos_token_id, token_dtype
+from annealscope.curate.dedup import exact_key
 
 BATCH_DOCUMENTS = 2048
+RECENT_TOKENS = 1 << 23  # token ids a shard job keeps for repeated texts (16 MB as uint16, 32 MB as uint32)
 
 
 class TokenEncoder:
@@ -38,6 +42,47 @@ class TokenEncoder:
 
     def meta(self) -> dict:
         return {"dtype": self.dtype.name, "vocab_size": self.vocab_size, "eos_token_id": self.eos}
+
+
+class ShardEncoder:
+    """A shard job's encoder: adds to each document its text's exact `key` (the one exact dedup compares),
+    its token `ids` (written to the shard's token array, never to its JSONL) and their count, `tokens`. Each
+    distinct text is encoded once: a repeat of a text encoded lately gets the same ids again (a pool's exact
+    duplicates mostly lie close together). It remembers at most `limit` ids, the oldest forgotten first."""
+
+    def __init__(self, encode: TokenEncoder, limit: int = RECENT_TOKENS):
+        self.encode, self.limit = encode, limit
+        self.recent: dict[int, np.ndarray] = {}
+        self.held = 0
+
+    def __call__(self, documents: list[dict]) -> list[dict]:
+        keys = [exact_key(document["text"]) for document in documents]
+        for key, document, ids in zip(keys, documents, self._ids(keys, [document["text"] for document in documents]),
+                                      strict=True):
+            document["key"], document["ids"], document["tokens"] = key, ids, len(ids)
+        return documents
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Token counts, for a `max_tokens` cap: the ids are remembered, so the documents read on are not
+        encoded again."""
+        return [len(ids) for ids in self.ids(texts)]
+
+    def ids(self, texts: list[str]) -> list[np.ndarray]:
+        return self._ids([exact_key(text) for text in texts], texts)
+
+    def _ids(self, keys: list[int], texts: list[str]) -> list[np.ndarray]:
+        known = {key: self.recent[key] for key in keys if key in self.recent}
+        fresh = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        encoded = dict(zip(fresh, self.encode(list(fresh.values())), strict=True))
+        self._remember(encoded)
+        return [known.get(key, encoded.get(key)) for key in keys]
+
+    def _remember(self, encoded: dict[int, np.ndarray]) -> None:
+        for key, ids in encoded.items():
+            self.recent[key] = ids
+            self.held += len(ids)
+        while self.held > self.limit:
+            self.held -= len(self.recent.pop(next(iter(self.recent))))
 
 
 class TokenSink:
@@ -104,16 +149,37 @@ class TokenRanges:
                              "that wrote it)")
 
 
+def use_threads(threads: int | None) -> None:
+    """Let the fast tokenizer encode a batch on `threads` cores (all when None)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    if threads:
+        os.environ["RAYON_NUM_THREADS"] = str(threads)
+
+
 def write_tokens(texts: Iterable[str], tokenizer_dir: str | Path, out_bin: str | Path, description: str,
                  threads: int | None = None) -> dict:
     """Tokenize every text with the fast tokenizer's parallel `encode_batch_fast` on `threads` cores, streaming
     batches to the array (atomically, with its sidecar). No texts give an empty array."""
-    os.environ["TOKENIZERS_PARALLELISM"] = "true"
-    if threads:
-        os.environ["RAYON_NUM_THREADS"] = str(threads)
+    use_threads(threads)
     encode = TokenEncoder(tokenizer_dir)
+    return _stream(texts, encode, encode.meta(), out_bin, description)
+
+
+def tokenize_pieces(pieces: list[dict], tokenizer_dir: str | Path, out_bin: str | Path,
+                    cache_dir: str | Path | None = None, threads: int | None = None) -> dict:
+    """One shard of a corpus (its pieces, annealscope.core.shards) tokenized to `out_bin`: a capped hub part's
+    texts are counted for the cap and written from the same encoding (`ShardEncoder`)."""
+    use_threads(threads)
+    encoder = TokenEncoder(tokenizer_dir)
+    encode = ShardEncoder(encoder)
+    texts = (document.text for piece in pieces for document in read_piece(piece, cache_dir, encode.count))
+    return _stream(texts, encode.ids, encoder.meta(), out_bin, f"tokenize {Path(out_bin).parent.name} "
+                   f"{Path(out_bin).stem}")
+
+
+def _stream(texts: Iterable[str], encode, meta: dict, out_bin: str | Path, description: str) -> dict:
     iterator = iter(texts)
-    with token_array(out_bin, encode.meta()) as sink, tqdm(desc=description, unit="doc", mininterval=5) as progress:
+    with token_array(out_bin, meta) as sink, tqdm(desc=description, unit="doc", mininterval=5) as progress:
         while batch := list(itertools.islice(iterator, BATCH_DOCUMENTS)):
             sink.add(encode(batch))
             progress.update(len(batch))
