@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +53,9 @@ class ShardEncoder:
 
     def __init__(self, encode: TokenEncoder, limit: int = RECENT_TOKENS):
         self.encode, self.limit = encode, limit
-        self.recent: dict[int, np.ndarray] = {}
+        # Forgotten oldest first: OrderedDict pops its first item in O(1), where a plain dict finds its first
+        # key by scanning past every slot popped before it
+        self.recent: OrderedDict[int, np.ndarray] = OrderedDict()
         self.held = 0
 
     def __call__(self, documents: list[dict]) -> list[dict]:
@@ -82,7 +85,7 @@ class ShardEncoder:
             self.recent[key] = ids
             self.held += len(ids)
         while self.held > self.limit:
-            self.held -= len(self.recent.pop(next(iter(self.recent))))
+            self.held -= len(self.recent.popitem(last=False)[1])
 
 
 class TokenSink:
