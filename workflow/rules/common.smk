@@ -236,7 +236,7 @@ def replay_input(wildcards):
     return [path(layout.TOKENS if WHOLE_REPLAY else layout.TOKENS_META, source="replay")]
 
 
-def replay_shard_files(wildcards=None):
+def replay_shard_files():
     return [path(layout.SHARD_TOKENS, source="replay", shard=shard_name(index)) for index in range(len(REPLAY_SHARDS))]
 
 
