@@ -37,6 +37,13 @@ def write_dataset(directory: Path, megabytes: float) -> int:
     return rows
 
 
+def local_dataset(work: Path, megabytes: float, cap: str | None = None) -> tuple[int, str]:
+    """A local dataset of about `megabytes` MB in `work`, its rows, and its hub reference, capped by `cap`
+    (`key=value`; by default max_documents, all its rows)."""
+    rows = write_dataset(work / "dataset", megabytes)
+    return rows, f"hf:{work / 'dataset'}?split=train&text=text&{cap or f'max_documents={rows}'}"
+
+
 def timed(documents) -> tuple[float, int]:
     started, count = time.perf_counter(), 0
     for _ in documents:
@@ -51,8 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        rows = write_dataset(work / "dataset", args.mb)
-        reference = f"hf:{work / 'dataset'}?split=train&text=text&max_documents={rows}"
+        rows, reference = local_dataset(work, args.mb)
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "annealscope.cli", "fetch-dataset", reference, "--out",
                         str(work / "cache" / "datasets" / dataset_slug(reference))], check=True,
