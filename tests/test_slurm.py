@@ -123,7 +123,7 @@ def submitted_rules() -> list[str]:
 def test_the_test_grid_runs_end_to_end_through_slurm(slurm_grid):
     rules = submitted_rules()
     for rule in ("train_classifier", "curate_shard", "generate_shard", "dedup", "finish_shard", "manifest",
-                 "tokenize", "anneal", "evaluate", "collect", "fit", "backtest", "report"):
+                 "tokenize_replay_shard", "index_replay", "anneal", "evaluate", "collect", "fit", "backtest", "report"):
         assert rule in rules, (rule, sorted(set(rules)))
     assert rules.count("anneal") >= 4 and rules.count("evaluate") >= 5
     for name in ("metrics.csv", "items.parquet", "report.html", "fit/decisions.csv", "backtest/backtest.csv"):
