@@ -307,12 +307,13 @@ def test_the_fit_is_a_pure_function_of_the_table(grid):
 
 
 def test_a_pool_a_transformers_classifier_scores_is_curated_by_classify_jobs_with_their_resources(tmp_path, tiny_base):
-    """The shard jobs of a pool that a model scores ask for `resources.classify` (GPUs on a cluster), and curate
-    the source as `curate_shard` jobs would: every step recorded, the classifier's FLOPs charged."""
+    """The shard jobs of a pool that a model scores ask for `resources.classify` (GPUs on a cluster), run on its
+    CPUs (the tokenizer too), and curate the source as `curate_shard` jobs would: every step recorded, the
+    classifier's FLOPs charged."""
     root = Path(__file__).resolve().parent.parent
     config = yaml.safe_load((root / "tests" / "config" / "test_grid.yaml").read_text())
     config |= {"run": "classify-check", "cache_dir": "results/classify-check/cache",
-               "resources": {"classify": {"cpus": 1, "mem_mb": 3000, "runtime": 17}}}
+               "resources": {"classify": {"cpus": 2, "mem_mb": 3000, "runtime": 17}}}
     config["sources"]["filtered_web"]["classifier"] = {
         "backend": "transformers", "model": str(sequence_classifier(tiny_base, tmp_path / "classifier")),
         "label": "high", "batch_size": 16, "max_length": 64}
@@ -324,6 +325,8 @@ def test_a_pool_a_transformers_classifier_scores_is_curated_by_classify_jobs_wit
     job = re.search(r"rule classify_shard:.*?resources: ([^\n]*)", run.stdout + run.stderr, flags=re.DOTALL)
     assert job and "runtime=17" in job[1] and "mem_mb=3000" in job[1], (run.stdout + run.stderr)[-3000:]
     assert "rule curate_shard:" not in run.stdout + run.stderr
+    shards = sorted((root / manifest.parent).glob("shard*/filtered.json"))
+    assert shards and {json.loads(path.read_text())["threads"] for path in shards} == {2}
     written = json.loads((root / manifest).read_text())
     assert [step["step"] for step in written["steps"]] == ["read", "heuristics", "classify", "exact_dedup",
                                                             "near_dedup", "decontaminate"]

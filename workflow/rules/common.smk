@@ -302,6 +302,12 @@ def code_of(*modules):
     return lambda wildcards: code_digest(*modules)
 
 
+def family_cpus(family):
+    """The CPUs a job of the family asks for, as a shard rule's threads: Snakemake hands them to the job's
+    command (OMP_NUM_THREADS), whose tokenizer and torch then use them all (annealscope.curate.tokenize)."""
+    return family_resources(config, family)["cpus"]
+
+
 def job_resources(family, nodes=1, threads=1):
     """Snakemake resources of a rule family from config `resources.<family>` (annealscope.core.submission's
     family_resources), named as snakemake-executor-plugin-slurm reads them; at least the rule's threads in

@@ -46,8 +46,9 @@ rule curate_shard:
         classifier=classifier_argument,
         cache=CACHE,
         work=lambda wildcards: path(layout.CURATE_WORK, source=wildcards.source),
+    threads: family_cpus("curate")
     resources:
-        **job_resources("curate"),
+        **job_resources("curate", threads=family_cpus("curate")),
     conda:
         "../../envs/annealscope.yaml"
     log:
@@ -75,8 +76,9 @@ use rule curate_shard as classify_shard with:
     wildcard_constraints:
         source="|".join(name for name, family in SHARD_FAMILIES.items() if family == "classify") or "(?!)",
         shard="[0-9]{5}",
+    threads: family_cpus("classify")
     resources:
-        **job_resources("classify"),
+        **job_resources("classify", threads=family_cpus("classify")),
 
 
 rule dedup:

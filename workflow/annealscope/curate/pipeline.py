@@ -41,7 +41,7 @@ from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description, saved_sketches
 from annealscope.curate.synthesize import program_documents, teacher_documents
 from annealscope.curate.text import HashedWords
-from annealscope.curate.tokenize import ShardEncoder, TokenEncoder, TokenRanges, token_array
+from annealscope.curate.tokenize import ShardEncoder, TokenEncoder, TokenRanges, job_threads, token_array, use_threads
 
 if TYPE_CHECKING:
     from annealscope.curate.heuristics import Heuristics
@@ -131,6 +131,9 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     started = time.perf_counter()
     where = f"source {name}, shard {shard} ({'; '.join(map(describe_piece, pieces))})"
     steps = Steps(where)
+    threads = job_threads()
+    if threads > 1:  # the job's cores for the tokenizer too (the CLI leaves it serial by default)
+        use_threads(threads)
     count, encoder = token_counter(tokenizer_dir), TokenEncoder(tokenizer_dir)
     encode = ShardEncoder(encoder)
     kind = acquisition_kind(settings)
@@ -162,7 +165,7 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
             progress.update(len(batch))
     signer.save(signatures_path)
     stats = {"source": name, "shard": shard, "pieces": pieces, "steps": steps.list(), "acquisition": acquisition,
-             "seconds": time.perf_counter() - started}
+             "seconds": time.perf_counter() - started, "threads": threads}
     write_json(stats_path, stats)
     kept = stats["steps"][-1]["documents_out"] if stats["steps"] else 0
     print(f"{where}: kept {kept:,} documents", flush=True)
