@@ -48,7 +48,7 @@ rule curate_shard:
         work=lambda wildcards: path(layout.CURATE_WORK, source=wildcards.source),
     threads: family_cpus("curate")
     resources:
-        **job_resources("curate", threads=family_cpus("curate")),
+        **job_resources("curate"),
     conda:
         "../../envs/annealscope.yaml"
     log:
@@ -78,7 +78,7 @@ use rule curate_shard as classify_shard with:
         shard="[0-9]{5}",
     threads: family_cpus("classify")
     resources:
-        **job_resources("classify", threads=family_cpus("classify")),
+        **job_resources("classify"),
 
 
 rule dedup:
