@@ -22,7 +22,7 @@ from annealscope.curate.pipeline import acquisition_dollars
 from annealscope.curate.synthesize import render_prompts, teacher_documents
 from annealscope.curate.teachers import TeacherError
 from annealscope.curate.tokenize import tokenize_documents
-from annealscope.fetch.hub import fetch_dataset
+from annealscope.fetch.dataset import fetch_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = f"hf:{ROOT}/tests/data/hub_dataset?split=train&text=question&label=topic"
@@ -64,6 +64,51 @@ def test_fetch_caches_a_dataset_and_reads_it_back_with_provenance(tmp_path):
     documents = list(read_corpus(HUB, cache_dir=tmp_path))
     assert len(documents) == 8 and documents[0].label == "arithmetic"
     assert describe_reference(HUB, tmp_path)["rows"] == 8
+
+
+def test_a_hub_dataset_of_several_files_fetched_by_workers_holds_the_rows_one_process_fetches(tmp_path,
+                                                                                              monkeypatch):
+    """A dataset of 5 parquet files (7, 11, 3, 9 and 6 rows of uneven length), fetched in files of about 100
+    characters of text, whole and with each cap falling inside a file: fetched by 3 worker processes it holds
+    exactly the rows, ids and labels that one process streaming the dataset to the cap keeps, and nothing
+    else; a file that cannot be read fails the fetch and leaves no cache."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from annealscope.core.corpora import dataset_slug, hub_dataset_rows
+
+    monkeypatch.setattr("annealscope.fetch.dataset.CHUNK_TEXT", 100)
+    data, number = tmp_path / "dataset" / "data", 0
+    data.mkdir(parents=True)
+    for index, rows in enumerate([7, 11, 3, 9, 6]):
+        texts = [f"row {number + row} " + "word " * ((number + row) * 7 % 13) for row in range(rows)]
+        pq.write_table(pa.table({"text": texts, "topic": [f"t{len(text) % 3}" for text in texts]}),
+                       data / f"train-{index:05d}-of-00005.parquet")
+        number += rows
+    base = f"hf:{tmp_path / 'dataset'}?split=train&text=text&label=topic"
+    for cap, limit in (("", None), ("&max_documents=20", (20, None)), ("&max_tokens=90", (None, 720))):
+        reference, kept, size = base + cap, [], 0
+        for document in hub_dataset_rows(reference):  # one process, to the cap: the rows a fetch must keep
+            if limit and ((limit[0] and len(kept) >= limit[0]) or (limit[1] and size >= limit[1])):
+                break
+            kept.append((document.id, document.text, document.label))
+            size += len(document.text.encode())
+        assert 0 < len(kept) <= 36 and (limit is None) == (len(kept) == 36)
+        for workers in (1, 3):
+            cache = tmp_path / f"cache-{workers}"
+            out = cache / "datasets" / dataset_slug(reference)
+            provenance = fetch_dataset(reference, out, workers)
+            uncounted = read_corpus(reference, cache, lambda texts: [0] * len(texts))  # every cached row
+            assert [(d.id, d.text, d.label) for d in uncounted] == kept, (cap, workers)
+            assert (provenance["rows"], provenance["bytes"], provenance["files"], provenance["workers"]) == \
+                (len(kept), size, 5, workers)
+            assert sorted(path.name for path in out.iterdir()) == \
+                [*(f"documents-{index:05d}.jsonl.gz" for index in range(len(provenance["chunks"]))), "fetch.json"]
+            assert sum(provenance["chunks"]) == len(kept) and len(provenance["chunks"]) > 5
+    (data / "train-00005-of-00005.parquet").write_bytes(b"PAR1 not a parquet file")
+    with pytest.raises(Exception):
+        fetch_dataset(base, tmp_path / "broken" / "datasets" / "x", 3)
+    assert not (tmp_path / "broken" / "datasets").exists() or not any((tmp_path / "broken" / "datasets").iterdir())
 
 
 def cached_dataset_name(reference):

@@ -139,9 +139,9 @@ def test_a_capped_hub_reference_splits_into_runs_of_rows_each_read_from_the_file
     fetched is refused, naming the fix."""
     from annealscope.core import corpora
     from annealscope.core.corpora import CorpusError, dataset_slug
-    from annealscope.fetch.hub import fetch_dataset
+    from annealscope.fetch.dataset import fetch_dataset
 
-    monkeypatch.setattr("annealscope.fetch.hub.CHUNK_TEXT", 160)
+    monkeypatch.setattr("annealscope.fetch.dataset.CHUNK_TEXT", 160)
     capped = HUB + "&max_documents=5"
     for reference in (HUB, capped):
         fetch_dataset(reference, tmp_path / "datasets" / dataset_slug(reference))
@@ -426,7 +426,7 @@ def test_a_shard_of_a_token_capped_hub_reference_encodes_each_text_once(tmp_path
     from annealscope.core import tokens
     from annealscope.core.corpora import dataset_slug
     from annealscope.curate import tokenize
-    from annealscope.fetch.hub import fetch_dataset
+    from annealscope.fetch.dataset import fetch_dataset
 
     reference = HUB + "&max_tokens=60"
     fetch_dataset(reference, tmp_path / "datasets" / dataset_slug(reference))
@@ -528,7 +528,7 @@ def test_the_replay_corpus_tokenized_in_shard_jobs_streams_what_one_job_tokenizi
     parts of 2, 2 and 1) and a built-in corpus: tokenized shard by shard and indexed, it streams exactly the
     tokens of the whole corpus read and tokenized at once."""
     from annealscope.core.corpora import dataset_slug, read_corpora
-    from annealscope.fetch.hub import fetch_dataset
+    from annealscope.fetch.dataset import fetch_dataset
 
     write_jsonl(tmp_path / "web.jsonl", pool(300))
     capped = HUB + "&max_documents=5"

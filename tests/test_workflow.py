@@ -257,9 +257,10 @@ def test_an_edited_report_caption_remakes_only_the_report(grid):
         os.utime(caption, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
 
 
-def changed_config(config: Path, tmp_path: Path, block: str, key: str, value) -> Path:
+def changed_config(config: Path, tmp_path: Path, block: str | None, key: str, value) -> Path:
+    """The config with `block`'s `key` (a top-level key when `block` is None) set to `value`."""
     changed = yaml.safe_load(config.read_text())
-    changed.setdefault(block, {})[key] = value
+    (changed if block is None else changed.setdefault(block, {}))[key] = value
     path = tmp_path / f"{block}-{key}.yaml"
     path.write_text(yaml.safe_dump(changed))
     return path
@@ -268,7 +269,8 @@ def changed_config(config: Path, tmp_path: Path, block: str, key: str, value) ->
 @pytest.mark.parametrize(("block", "key", "value"), [
     ("anneal", "checkpoint_every", 7), ("anneal", "threads", 2), ("anneal", "keep_checkpoints", True),
     ("anneal", "max_loss_ratio", 9.0), ("anneal", "peak_flops", 1e12), ("anneal", "micro_batch", 4),
-    ("anneal", "activation_checkpointing", True), ("eval", "batch_size", 8), ("eval", "threads", 2)])
+    ("anneal", "activation_checkpointing", True), ("eval", "batch_size", 8), ("eval", "threads", 2),
+    (None, "fetch_workers", 1)])
 def test_an_execution_setting_reruns_nothing(grid, tmp_path, block, key, value):
     root, config, _ = grid
     assert planned_jobs(root, changed_config(config, tmp_path, block, key, value)) == {}

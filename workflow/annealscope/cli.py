@@ -84,6 +84,8 @@ def _init_base_arguments(command):
 
 def _fetch_dataset_arguments(command):
     command.add_argument("reference")
+    command.add_argument("--workers", type=int,
+                         help="processes streaming the dataset's files (default: the job's threads, else 1)")
     return command
 
 
@@ -256,9 +258,10 @@ def _init_base(args) -> None:
 
 
 def _fetch_dataset(args) -> None:
-    from annealscope.fetch.hub import fetch_dataset
+    from annealscope.core.settings import job_threads
+    from annealscope.fetch.dataset import fetch_dataset
 
-    fetch_dataset(args.reference, args.out)
+    fetch_dataset(args.reference, args.out, args.workers or job_threads())
 
 
 def _fetch_model(args) -> None:

@@ -15,6 +15,7 @@ rule fetch_dataset:
         slug="|".join(HUB_DATASETS) or "(?!)",
     params:
         reference=lambda wildcards: HUB_DATASETS[wildcards.slug],
+    threads: config["fetch_workers"]  # each streams one of the dataset's files (fetch/dataset.py)
     conda:
         "../../envs/annealscope.yaml"
     log:

@@ -248,23 +248,40 @@ def hub_options(reference: str) -> dict:
                if key in options}}
 
 
-def hub_dataset_rows(reference: str) -> Iterator[Document]:
-    """Every row of a hub dataset (or a local dataset directory), streamed; caps are applied by the caller."""
+def hub_stream(reference: str):
+    """A hub dataset (or a local dataset directory) as `datasets`' streaming IterableDataset, one shard a file."""
     from datasets import load_dataset
 
     options = hub_options(reference)
-    dataset = load_dataset(options["dataset"], options.get("name"), split=options["split"], streaming=True,
-                           revision=options.get("revision"))
-    index = 0
-    for batch in dataset.iter(batch_size=HUB_BATCH):  # not row by row: datasets' slow path
+    return load_dataset(options["dataset"], options.get("name"), split=options["split"], streaming=True,
+                        revision=options.get("revision"))
+
+
+def hub_records(stream, reference: str) -> Iterator[dict]:
+    """The rows of `stream` (`hub_stream` of `reference`, or a shard of it) as records: text, and label if
+    the reference names one."""
+    options = hub_options(reference)
+    for batch in stream.iter(batch_size=HUB_BATCH):  # not row by row: datasets' slow path
         if options["text"] not in batch:
             raise CorpusError(f"{reference}: rows have no {options['text']!r} field; set text=FIELD")
         labels = batch.get(options["label"]) if "label" in options else None
         for offset, text in enumerate(batch[options["text"]]):
             label = None if labels is None else labels[offset]
-            yield Document(id=f"hf/{options['dataset']}/{index}", text=str(text),
-                           label=None if label is None else str(label))
-            index += 1
+            yield {"text": str(text)} if label is None else {"text": str(text), "label": str(label)}
+
+
+def hub_document(dataset: str, index: int, record: dict) -> Document:
+    """Row `index` of hub dataset `dataset` as a document, its id the dataset and the row's number (the fetched
+    files hold no ids: a row's number is its place in them)."""
+    label = record.get("label")
+    return Document(id=f"hf/{dataset}/{index}", text=record["text"], label=None if label is None else str(label))
+
+
+def hub_dataset_rows(reference: str) -> Iterator[Document]:
+    """Every row of a hub dataset, streamed; caps are applied by the caller."""
+    dataset = hub_options(reference)["dataset"]
+    for index, record in enumerate(hub_records(hub_stream(reference), reference)):
+        yield hub_document(dataset, index, record)
 
 
 def _local_file(path: Path) -> Iterator[Document]:
@@ -329,8 +346,7 @@ def _describe_docstrings(part: str, reference: str, cache_dir) -> dict:
 
 def _read_hub(part: str, reference: str, cache_dir, count_tokens) -> Iterator[Document]:
     cached = cached_dataset(reference, cache_dir)
-    documents = itertools.chain.from_iterable(_local_file(path) for path, _ in cached_chunks(cached)) if cached \
-        else hub_dataset_rows(reference)
+    documents = _cached_rows(cached, reference, 0, 1) if cached else hub_dataset_rows(reference)
     yield from _capped(reference, documents, count_tokens)
 
 
@@ -393,19 +409,18 @@ def part_rows(reference: str, total: int, part: int, parts: int) -> tuple[int, i
 
 def _cached_rows(directory: Path, reference: str, part: int, parts: int) -> Iterator[Document]:
     """Part `part` of `parts` of a fetched dataset: its consecutive rows (`part_rows`), read from the files that
-    hold them, the rows before them in the first such file skipped unparsed."""
-    chunks = cached_chunks(directory)
+    hold them, the rows before them in the first such file skipped unparsed; each row's id is its number."""
+    dataset, chunks = hub_options(reference)["dataset"], cached_chunks(directory)
     first, end = part_rows(reference, sum(rows for _, rows in chunks), part, parts)
     position = 0
     for path, rows in chunks:
         if position < end and position + rows > first:
+            start = max(first - position, 0)
             try:
                 with gzip.open(path, "rt", encoding="utf-8") as handle:
-                    for line in itertools.islice(handle, max(first - position, 0), min(end - position, rows)):
-                        record = parse_json(line)
-                        label = record.get("label")
-                        yield Document(id=str(record["id"]), text=record["text"],
-                                       label=None if label is None else str(label))
+                    lines = itertools.islice(handle, start, min(end - position, rows))
+                    for index, line in enumerate(lines, position + start):
+                        yield hub_document(dataset, index, parse_json(line))
             except (OSError, ValueError, EOFError, KeyError) as error:
                 raise CorpusError(f"{path}: cannot read this fetched dataset ({error}); delete its folder and fetch "
                                   "again") from error

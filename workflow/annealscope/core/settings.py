@@ -131,3 +131,9 @@ class RuleSettings:
 
     def fit(self) -> str:
         return as_json({**self.config["fit"], "micro_anneal_budget": self.config["grid"]["micro_anneal_budget"]})
+
+
+def job_threads() -> int:
+    """The threads Snakemake gave this job (it sets OMP_NUM_THREADS to a shell job's threads), else 1."""
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    return int(threads) if threads.isdigit() and int(threads) > 0 else 1

@@ -33,6 +33,7 @@ from annealscope.core.flops import classifier_flops
 from annealscope.core.io import atomic_path, json_line, read_json, read_jsonl, write_json
 from annealscope.core.layout import DECONTAMINATION_TEXTS
 from annealscope.core.references import acquisition_kind, source_corpus_references
+from annealscope.core.settings import job_threads
 from annealscope.core.shards import describe_piece
 from annealscope.core.tokens import token_counter, write_token_index
 from annealscope.curate.classifiers import load_classifier
@@ -41,7 +42,7 @@ from annealscope.curate.dedup import Signer, find_duplicates
 from annealscope.curate.diversity import Diversity, merged_description, saved_sketches
 from annealscope.curate.synthesize import program_documents, teacher_documents
 from annealscope.curate.text import HashedWords
-from annealscope.curate.tokenize import ShardEncoder, TokenEncoder, TokenRanges, job_threads, token_array, use_threads
+from annealscope.curate.tokenize import ShardEncoder, TokenEncoder, TokenRanges, token_array, use_threads
 
 if TYPE_CHECKING:
     from annealscope.curate.heuristics import Heuristics

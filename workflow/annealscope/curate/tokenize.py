@@ -159,12 +159,6 @@ def use_threads(threads: int | None) -> None:
         os.environ["RAYON_NUM_THREADS"] = str(threads)
 
 
-def job_threads() -> int:
-    """The threads Snakemake gave this job (it sets OMP_NUM_THREADS to a shell job's threads), else 1."""
-    threads = os.environ.get("OMP_NUM_THREADS", "")
-    return int(threads) if threads.isdigit() and int(threads) > 0 else 1
-
-
 def write_tokens(texts: Iterable[str], tokenizer_dir: str | Path, out_bin: str | Path, description: str,
                  threads: int | None = None) -> dict:
     """Tokenize every text with the fast tokenizer's parallel `encode_batch_fast` on `threads` cores, streaming

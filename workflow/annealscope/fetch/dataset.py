@@ -1,0 +1,220 @@
+"""A hub dataset fetched into the cache: its files streamed by worker processes, in order, up to its caps.
+
+The cache is ``datasets/<slug>/documents-<k>.jsonl.gz``, files of about CHUNK_TEXT characters of text in row
+order, plus ``fetch.json`` (what was read: the reference, the resolved revision, rows and bytes, and each
+file's rows, so that a shard job reads only the files that hold its rows). A row's id is its number, so the
+files hold none (``core.corpora.hub_document``).
+
+A hub dataset is a list of files (`datasets`' streaming shards). With ``workers`` > 1, each of the dataset's
+files is streamed by a process of its own, up to `workers` at once; the files are kept in order until the cap,
+the file that crosses it cut at the row where one process reading them all would have stopped, and the
+processes still running are stopped. So the cache holds the same rows in the same order whatever the number
+of workers. The directory is written atomically.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import gzip
+import itertools
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from annealscope.core.corpora import (
+    CACHED_PROVENANCE,
+    CHUNK_LEVEL,
+    CHUNK_TEXT,
+    FETCH_BYTES_PER_TOKEN,
+    chunk_file,
+    file_sha256,
+    hub_options,
+    hub_records,
+    hub_stream,
+)
+from annealscope.core.io import atomic_path, parse_json, write_json, write_jsonl
+
+
+@dataclass(frozen=True)
+class Cap:
+    """Where a fetch stops: before a row once `rows` rows or `bytes` bytes of text are kept (None: no cap)."""
+
+    rows: int | None = None
+    bytes: int | None = None
+
+    def reached(self, rows: int, size: int) -> bool:
+        return (self.rows is not None and rows >= self.rows) or (self.bytes is not None and size >= self.bytes)
+
+    def less(self, rows: int, size: int) -> Cap:
+        """What is left of the cap once `rows` rows of `size` bytes are kept."""
+        return Cap(None if self.rows is None else self.rows - rows, None if self.bytes is None else self.bytes - size)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One written file of fetched rows: its name in the fetch's directory, its rows and their text's bytes."""
+
+    name: str
+    rows: int
+    bytes: int
+
+
+def dataset_revision(dataset: str, revision: str | None) -> dict:
+    """What identifies the data read: file hashes for a local dataset directory, else the hub commit."""
+    local = Path(dataset)
+    if local.is_dir():
+        files = sorted(path for path in local.rglob("*") if path.is_file())
+        return {"local_files": {str(path.relative_to(local)): file_sha256(path) for path in files}}
+    from huggingface_hub import HfApi
+
+    return {"revision": HfApi().dataset_info(dataset, revision=revision).sha}
+
+
+def fetch_dataset(reference: str, out_dir: str | Path, workers: int = 1) -> dict:
+    """Stream `reference` up to its caps into ``out_dir``'s files, its dataset's files `workers` at a time, and
+    record its provenance."""
+    options = hub_options(reference)
+    cap = Cap(int(options.get("max_documents", 0)) or None,
+              int(options.get("max_tokens", 0)) * FETCH_BYTES_PER_TOKEN or None)
+    started = time.perf_counter()
+    stream = hub_stream(reference)
+    files = stream.n_shards
+    workers = max(1, min(workers, files))
+    with atomic_path(out_dir, directory=True) as tmp, \
+            tqdm(total=cap.bytes, unit="B", unit_scale=True, desc=f"fetch {options['dataset']}") as progress:
+        written = _streamed_files(stream, reference, tmp, cap, workers, progress.update)
+        with contextlib.closing(written):
+            kept = _up_to_cap(written, cap, tmp)
+        chunks = _in_row_order(kept, tmp)
+        rows, size = sum(chunk.rows for chunk in kept), sum(chunk.bytes for chunk in kept)
+        if not rows:
+            raise ValueError(f"{reference}: the dataset yielded no rows; check split= and name=")
+        provenance = {"fetched": reference, **dataset_revision(options["dataset"], options.get("revision")),
+                      "rows": rows, "bytes": size, "files": files, "workers": workers,
+                      "fetch_seconds": round(time.perf_counter() - started, 3),
+                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chunks": chunks}
+        write_json(tmp / CACHED_PROVENANCE, provenance)
+    print(f"fetched {rows:,} rows ({size / 1e6:.1f} MB) of {reference} from {files} file(s) with {workers} "
+          f"worker(s) in {provenance['fetch_seconds']:.1f} s into {out_dir}")
+    return provenance
+
+
+def fetch_file(stream, reference: str, index: int, directory: Path, cap: Cap, chunk_text: int,
+               progress: Callable[[int], object] | None = None) -> list[Chunk]:
+    """Stream file `index` of the dataset (`stream`, its shard) into files of about `chunk_text` characters of
+    text in `directory`, stopping before the row that `cap` forbids."""
+    counts = {"rows": 0, "bytes": 0}
+
+    def rows():
+        for record in hub_records(stream, reference):
+            if cap.reached(counts["rows"], counts["bytes"]):
+                return
+            size = len(record["text"].encode())
+            counts["rows"] += 1
+            counts["bytes"] += size
+            if progress is not None:
+                progress(size)
+            yield record
+
+    chunks, remaining, before = [], rows(), 0
+    for first in remaining:  # one file at a time
+        name = f"file{index:05d}-{len(chunks):05d}.jsonl.gz"
+        written = write_jsonl(directory / name, _up_to_text(itertools.chain([first], remaining), chunk_text),
+                              level=CHUNK_LEVEL)
+        chunks.append(Chunk(name, written, counts["bytes"] - before))
+        before = counts["bytes"]
+    return chunks
+
+
+def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: int,
+                    progress: Callable[[int], object]) -> Iterator[list[Chunk]]:
+    """Each file's chunks, in the dataset's order: streamed here one after another, each up to what is left of
+    the cap, or by `workers` processes, each up to the whole cap (`_up_to_cap` cuts them); a file is started
+    only while those in flight, at the mean size of the files done, would not reach the cap."""
+    files, rows, size = stream.n_shards, 0, 0
+    if workers == 1:
+        for index in range(files):
+            if cap.reached(rows, size):
+                return
+            chunks = fetch_file(stream.shard(files, index), reference, index, directory, cap.less(rows, size),
+                                CHUNK_TEXT, progress)
+            rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
+            yield chunks
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:  # leaving it terminates the workers
+        pending, index = collections.deque(), 0
+        while True:
+            while index < files and len(pending) < workers and \
+                    not _likely_reached(cap, rows, size, index - len(pending), len(pending)):
+                pending.append(pool.apply_async(fetch_file, (stream.shard(files, index), reference, index, directory,
+                                                             cap, CHUNK_TEXT)))
+                index += 1
+            if not pending:
+                return
+            chunks = pending.popleft().get()
+            rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
+            progress(sum(chunk.bytes for chunk in chunks))
+            yield chunks
+
+
+def _likely_reached(cap: Cap, rows: int, size: int, done: int, in_flight: int) -> bool:
+    """Whether `in_flight` more files as large as the mean of the `done` files (`rows` rows, `size` bytes) would
+    reach the cap."""
+    return done > 0 and cap.reached(rows + rows * in_flight // done, size + size * in_flight // done)
+
+
+def _up_to_cap(written: Iterator[list[Chunk]], cap: Cap, directory: Path) -> list[Chunk]:
+    """The chunks of `written` in order until the cap, the one that crosses it cut at the row where one
+    process streaming every file would have stopped."""
+    kept, rows, size = [], 0, 0
+    for chunk in itertools.chain.from_iterable(written):
+        if cap.reached(rows, size):
+            break
+        if cap.reached(rows + chunk.rows, size + chunk.bytes):
+            kept.append(_cut(directory, chunk, cap.less(rows, size)))
+            break
+        kept.append(chunk)
+        rows, size = rows + chunk.rows, size + chunk.bytes
+    return kept
+
+
+def _cut(directory: Path, chunk: Chunk, cap: Cap) -> Chunk:
+    """`chunk` rewritten up to the row before which `cap` stops (unchanged if none)."""
+    path, rows, size, lines = directory / chunk.name, 0, 0, []
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if cap.reached(rows, size):
+                break
+            rows, size = rows + 1, size + len(parse_json(line)["text"].encode())
+            lines.append(line)
+    if rows < chunk.rows:
+        with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8", compresslevel=CHUNK_LEVEL) as handle:
+            handle.writelines(lines)
+    return replace(chunk, rows=rows, bytes=size)
+
+
+def _in_row_order(kept: list[Chunk], directory: Path) -> list[int]:
+    """Rename the kept chunks to ``documents-<k>.jsonl.gz`` in row order, delete everything else the workers
+    wrote (files past the cap, and those a stopped worker left half written); each file's rows."""
+    names = {chunk.name for chunk in kept}
+    for path in directory.iterdir():
+        if path.name not in names:
+            path.unlink()
+    for index, chunk in enumerate(kept):
+        (directory / chunk.name).rename(directory / chunk_file(index))
+    return [chunk.rows for chunk in kept]
+
+
+def _up_to_text(records, chunk_text: int):
+    """Records of `records` until `chunk_text` characters of text have gone, the rest left in `records`."""
+    text = 0
+    for record in records:
+        yield record
+        text += len(record["text"])
+        if text >= chunk_text:
+            return
