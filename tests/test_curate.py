@@ -66,26 +66,36 @@ def test_fetch_caches_a_dataset_and_reads_it_back_with_provenance(tmp_path):
     assert describe_reference(HUB, tmp_path)["rows"] == 8
 
 
+def parquet_dataset(directory: Path, sizes=(7, 11, 3, 9, 6)) -> str:
+    """A local dataset of parquet files of `sizes` rows of uneven length, each labelled; its hub reference."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    number = 0
+    for index, rows in enumerate(sizes):
+        texts = [f"row {number + row} " + "word " * ((number + row) * 7 % 13) for row in range(rows)]
+        pq.write_table(pa.table({"text": texts, "topic": [f"t{len(text) % 3}" for text in texts]}),
+                       directory / "data" / f"train-{index:05d}-of-{len(sizes):05d}.parquet")
+        number += rows
+    return f"hf:{directory}?split=train&text=text&label=topic"
+
+
+def every_row(reference: str, cache: Path) -> list[tuple]:
+    """The fetched rows of `reference` in `cache` (ids, texts and labels), a token cap left uncounted."""
+    return [(d.id, d.text, d.label) for d in read_corpus(reference, cache, lambda texts: [0] * len(texts))]
+
+
 def test_a_hub_dataset_of_several_files_fetched_by_workers_holds_the_rows_one_process_fetches(tmp_path,
                                                                                               monkeypatch):
     """A dataset of 5 parquet files (7, 11, 3, 9 and 6 rows of uneven length), fetched in files of about 100
     characters of text, whole and with each cap falling inside a file: fetched by 3 worker processes it holds
     exactly the rows, ids and labels that one process streaming the dataset to the cap keeps, and nothing
     else; a file that cannot be read fails the fetch and leaves no cache."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from annealscope.core.corpora import dataset_slug, hub_dataset_rows
 
     monkeypatch.setattr("annealscope.fetch.dataset.CHUNK_TEXT", 100)
-    data, number = tmp_path / "dataset" / "data", 0
-    data.mkdir(parents=True)
-    for index, rows in enumerate([7, 11, 3, 9, 6]):
-        texts = [f"row {number + row} " + "word " * ((number + row) * 7 % 13) for row in range(rows)]
-        pq.write_table(pa.table({"text": texts, "topic": [f"t{len(text) % 3}" for text in texts]}),
-                       data / f"train-{index:05d}-of-00005.parquet")
-        number += rows
-    base = f"hf:{tmp_path / 'dataset'}?split=train&text=text&label=topic"
+    base = parquet_dataset(tmp_path / "dataset")
     for cap, limit in (("", None), ("&max_documents=20", (20, None)), ("&max_tokens=90", (None, 720))):
         reference, kept, size = base + cap, [], 0
         for document in hub_dataset_rows(reference):  # one process, to the cap: the rows a fetch must keep
@@ -98,17 +108,58 @@ def test_a_hub_dataset_of_several_files_fetched_by_workers_holds_the_rows_one_pr
             cache = tmp_path / f"cache-{workers}"
             out = cache / "datasets" / dataset_slug(reference)
             provenance = fetch_dataset(reference, out, workers)
-            uncounted = read_corpus(reference, cache, lambda texts: [0] * len(texts))  # every cached row
-            assert [(d.id, d.text, d.label) for d in uncounted] == kept, (cap, workers)
+            assert every_row(reference, cache) == kept, (cap, workers)
             assert (provenance["rows"], provenance["bytes"], provenance["files"], provenance["workers"]) == \
                 (len(kept), size, 5, workers)
+            assert not list(out.parent.glob(".*"))  # no partial folder left
             assert sorted(path.name for path in out.iterdir()) == \
                 [*(f"documents-{index:05d}.jsonl.gz" for index in range(len(provenance["chunks"]))), "fetch.json"]
             assert sum(provenance["chunks"]) == len(kept) and len(provenance["chunks"]) > 5
-    (data / "train-00005-of-00005.parquet").write_bytes(b"PAR1 not a parquet file")
-    with pytest.raises(Exception):
-        fetch_dataset(base, tmp_path / "broken" / "datasets" / "x", 3)
-    assert not (tmp_path / "broken" / "datasets").exists() or not any((tmp_path / "broken" / "datasets").iterdir())
+    (tmp_path / "dataset" / "data" / "train-00005-of-00005.parquet").write_bytes(b"PAR1 not a parquet file")
+    import pyarrow as pa
+
+    with pytest.raises(pa.ArrowInvalid, match="Parquet magic bytes not found"):  # raised in a worker
+        fetch_dataset(base, tmp_path / "broken" / "x", 3)
+    assert not (tmp_path / "broken" / "x").exists()
+
+
+def test_a_fetch_that_failed_resumes_from_the_files_it_finished_unless_the_dataset_changed(tmp_path, monkeypatch):
+    """A fetch of 5 files that fails on the fourth leaves no cache; the next takes the three it finished and
+    streams the other two, to the same cache as a fetch that never failed. Had the dataset changed between
+    them, the next fetch streams every file again."""
+    from annealscope.fetch import dataset
+
+    reference = parquet_dataset(tmp_path / "dataset")
+    fetch_dataset(reference, tmp_path / "clean" / "datasets" / "x")
+    streamed, fetch_file = [], dataset.fetch_file
+
+    def failing_on(index):
+        def fetch(stream, reference, file, *rest):
+            if file == index:
+                raise ConnectionError(f"file {file}: the connection dropped")
+            streamed.append(file)
+            return fetch_file(stream, reference, file, *rest)
+        return fetch
+
+    out = tmp_path / "cache" / "datasets" / "x"
+    monkeypatch.setattr(dataset, "fetch_file", failing_on(3))
+    with pytest.raises(ConnectionError):
+        fetch_dataset(reference, out)
+    assert not out.exists() and streamed == [0, 1, 2]
+    streamed.clear()
+    monkeypatch.setattr(dataset, "fetch_file", failing_on(None))
+    fetch_dataset(reference, out)
+    assert streamed == [3, 4]
+    assert every_row(reference, tmp_path / "cache") == every_row(reference, tmp_path / "clean")
+    assert sorted(path.name for path in out.parent.iterdir()) == ["x"]  # the partial folder is gone
+    streamed.clear()
+    monkeypatch.setattr(dataset, "fetch_file", failing_on(3))
+    with pytest.raises(ConnectionError):
+        fetch_dataset(reference, tmp_path / "changed" / "x")
+    parquet_dataset(tmp_path / "dataset", sizes=(8, 11, 3, 9, 6))  # one more row in the first file
+    streamed.clear()
+    monkeypatch.setattr(dataset, "fetch_file", failing_on(None))
+    assert fetch_dataset(reference, tmp_path / "changed" / "x")["rows"] == 37 and streamed == [0, 1, 2, 3, 4]
 
 
 def cached_dataset_name(reference):

@@ -248,13 +248,14 @@ def hub_options(reference: str) -> dict:
                if key in options}}
 
 
-def hub_stream(reference: str):
-    """A hub dataset (or a local dataset directory) as `datasets`' streaming IterableDataset, one shard a file."""
+def hub_stream(reference: str, revision: str | None = None):
+    """A hub dataset (or a local dataset directory) as `datasets`' streaming IterableDataset, one shard a file,
+    at `revision` (a resolved commit), else at the reference's."""
     from datasets import load_dataset
 
     options = hub_options(reference)
     return load_dataset(options["dataset"], options.get("name"), split=options["split"], streaming=True,
-                        revision=options.get("revision"))
+                        revision=revision or options.get("revision"))
 
 
 def hub_records(stream, reference: str) -> Iterator[dict]:

@@ -9,7 +9,12 @@ A hub dataset is a list of files (`datasets`' streaming shards). With ``workers`
 files is streamed by a process of its own, up to `workers` at once; the files are kept in order until the cap,
 the file that crosses it cut at the row where one process reading them all would have stopped, and the
 processes still running are stopped. So the cache holds the same rows in the same order whatever the number
-of workers. The directory is written atomically.
+of workers.
+
+A fetch writes into a hidden sibling folder, ``.<slug>.partial``, which records the dataset's revision (or its
+files' hashes) and, for each of its files streamed to the end, that file's chunks. The finished cache is moved
+into place atomically; a fetch that fails or is killed leaves the partial folder, and the next fetch of the
+same revision takes the files finished there instead of streaming them again.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import contextlib
 import gzip
 import itertools
 import multiprocessing
+import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -37,7 +43,7 @@ from annealscope.core.corpora import (
     hub_records,
     hub_stream,
 )
-from annealscope.core.io import atomic_path, parse_json, write_json, write_jsonl
+from annealscope.core.io import atomic_path, parse_json, read_json, write_json, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -76,43 +82,62 @@ def dataset_revision(dataset: str, revision: str | None) -> dict:
 
 
 def fetch_dataset(reference: str, out_dir: str | Path, workers: int = 1) -> dict:
-    """Stream `reference` up to its caps into ``out_dir``'s files, its dataset's files `workers` at a time, and
-    record its provenance."""
+    """Stream `reference` up to its caps into ``out_dir``'s files, its dataset's files `workers` at a time (those
+    a failed fetch of the same revision finished are kept), and record its provenance."""
     options = hub_options(reference)
     cap = Cap(int(options.get("max_documents", 0)) or None,
               int(options.get("max_tokens", 0)) * FETCH_BYTES_PER_TOKEN or None)
-    started = time.perf_counter()
-    stream = hub_stream(reference)
+    started, out_dir = time.perf_counter(), Path(out_dir)
+    identity = dataset_revision(options["dataset"], options.get("revision"))
+    stream = hub_stream(reference, identity.get("revision"))
     files = stream.n_shards
     workers = max(1, min(workers, files))
-    with atomic_path(out_dir, directory=True) as tmp, \
-            tqdm(total=cap.bytes, unit="B", unit_scale=True, desc=f"fetch {options['dataset']}") as progress:
-        written = _streamed_files(stream, reference, tmp, cap, workers, progress.update)
+    partial = _partial(out_dir, {"fetched": reference, **identity})
+    with tqdm(total=cap.bytes, unit="B", unit_scale=True, desc=f"fetch {options['dataset']}") as progress:
+        written = _streamed_files(stream, reference, partial, cap, workers, progress.update)
         with contextlib.closing(written):
-            kept = _up_to_cap(written, cap, tmp)
-        chunks = _in_row_order(kept, tmp)
-        rows, size = sum(chunk.rows for chunk in kept), sum(chunk.bytes for chunk in kept)
-        if not rows:
-            raise ValueError(f"{reference}: the dataset yielded no rows; check split= and name=")
-        provenance = {"fetched": reference, **dataset_revision(options["dataset"], options.get("revision")),
-                      "rows": rows, "bytes": size, "files": files, "workers": workers,
-                      "fetch_seconds": round(time.perf_counter() - started, 3),
-                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "chunks": chunks}
+            kept = _up_to_cap(written, cap, partial)
+    rows, size = sum(chunk.rows for chunk in kept), sum(chunk.bytes for chunk in kept)
+    if not rows:
+        raise ValueError(f"{reference}: the dataset yielded no rows; check split= and name=")
+    with atomic_path(out_dir, directory=True) as tmp:
+        for index, chunk in enumerate(kept):  # linked: the partial folder stays whole until the cache is in place
+            (tmp / chunk_file(index)).hardlink_to(partial / chunk.name)
+        provenance = {"fetched": reference, **identity, "rows": rows, "bytes": size, "files": files,
+                      "workers": workers, "fetch_seconds": round(time.perf_counter() - started, 3),
+                      "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      "chunks": [chunk.rows for chunk in kept]}
         write_json(tmp / CACHED_PROVENANCE, provenance)
+    shutil.rmtree(partial)
     print(f"fetched {rows:,} rows ({size / 1e6:.1f} MB) of {reference} from {files} file(s) with {workers} "
           f"worker(s) in {provenance['fetch_seconds']:.1f} s into {out_dir}")
     return provenance
+
+
+def _partial(out_dir: Path, identity: dict) -> Path:
+    """The folder a fetch into `out_dir` writes in: a failed fetch's, if it was of the same dataset (`identity`:
+    the reference and its revision or files), else a new one."""
+    partial = out_dir.parent / f".{out_dir.name}.partial"
+    record = partial / "fetching.json"
+    if partial.is_dir() and not (record.is_file() and read_json(record) == identity):
+        shutil.rmtree(partial)
+    if partial.is_dir():
+        print(f"resuming: {len(list(partial.glob('file*.json')))} file(s) finished by a fetch before, in {partial}")
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json(record, identity)
+    return partial
 
 
 def fetch_file(stream, reference: str, index: int, directory: Path, cap: Cap, chunk_text: int,
                progress: Callable[[int], object] | None = None) -> list[Chunk]:
     """Stream file `index` of the dataset (`stream`, its shard) into files of about `chunk_text` characters of
     text in `directory`, stopping before the row that `cap` forbids."""
-    counts = {"rows": 0, "bytes": 0}
+    counts = {"rows": 0, "bytes": 0, "capped": False}
 
     def rows():
         for record in hub_records(stream, reference):
             if cap.reached(counts["rows"], counts["bytes"]):
+                counts["capped"] = True
                 return
             size = len(record["text"].encode())
             counts["rows"] += 1
@@ -128,21 +153,37 @@ def fetch_file(stream, reference: str, index: int, directory: Path, cap: Cap, ch
                               level=CHUNK_LEVEL)
         chunks.append(Chunk(name, written, counts["bytes"] - before))
         before = counts["bytes"]
+    if not counts["capped"]:  # the whole file: a fetch resumed after this one fails takes it as it is
+        write_json(_finished(directory, index), [vars(chunk) for chunk in chunks])
     return chunks
+
+
+def _finished(directory: Path, index: int) -> Path:
+    """Where file `index`'s chunks are listed once it has been streamed to its end."""
+    return directory / f"file{index:05d}.json"
+
+
+def _finished_chunks(directory: Path, index: int) -> list[Chunk] | None:
+    """File `index`'s chunks, if a fetch streamed it to its end in `directory`."""
+    path = _finished(directory, index)
+    return [Chunk(**chunk) for chunk in read_json(path)] if path.is_file() else None
 
 
 def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: int,
                     progress: Callable[[int], object]) -> Iterator[list[Chunk]]:
-    """Each file's chunks, in the dataset's order: streamed here one after another, each up to what is left of
-    the cap, or by `workers` processes, each up to the whole cap (`_up_to_cap` cuts them); a file is started
-    only while those in flight, at the mean size of the files done, would not reach the cap."""
+    """Each file's chunks, in the dataset's order: finished before in `directory`, else streamed here one after
+    another, each up to what is left of the cap, or by `workers` processes, each up to the whole cap
+    (`_up_to_cap` cuts them); a file is started only while those in flight, at the mean size of the files
+    done, would not reach the cap."""
     files, rows, size = stream.n_shards, 0, 0
     if workers == 1:
         for index in range(files):
             if cap.reached(rows, size):
                 return
-            chunks = fetch_file(stream.shard(files, index), reference, index, directory, cap.less(rows, size),
-                                CHUNK_TEXT, progress)
+            chunks = _finished_chunks(directory, index)
+            if chunks is None:
+                chunks = fetch_file(stream.shard(files, index), reference, index, directory, cap.less(rows, size),
+                                    CHUNK_TEXT, progress)
             rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
             yield chunks
         return
@@ -151,12 +192,14 @@ def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: 
         while True:
             while index < files and len(pending) < workers and \
                     not _likely_reached(cap, rows, size, index - len(pending), len(pending)):
-                pending.append(pool.apply_async(fetch_file, (stream.shard(files, index), reference, index, directory,
-                                                             cap, CHUNK_TEXT)))
+                finished = _finished_chunks(directory, index)
+                pending.append(finished if finished is not None else pool.apply_async(
+                    fetch_file, (stream.shard(files, index), reference, index, directory, cap, CHUNK_TEXT)))
                 index += 1
             if not pending:
                 return
-            chunks = pending.popleft().get()
+            head = pending.popleft()
+            chunks = head if isinstance(head, list) else head.get()
             rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
             progress(sum(chunk.bytes for chunk in chunks))
             yield chunks
@@ -184,30 +227,22 @@ def _up_to_cap(written: Iterator[list[Chunk]], cap: Cap, directory: Path) -> lis
 
 
 def _cut(directory: Path, chunk: Chunk, cap: Cap) -> Chunk:
-    """`chunk` rewritten up to the row before which `cap` stops (unchanged if none)."""
-    path, rows, size, lines = directory / chunk.name, 0, 0, []
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
+    """`chunk` up to the row before which `cap` stops, written as a new file (the chunk may be listed as its file's
+    whole, for a resumed fetch); the chunk itself if `cap` keeps every row."""
+    rows, size, lines = 0, 0, []
+    with gzip.open(directory / chunk.name, "rt", encoding="utf-8") as handle:
         for line in handle:
             if cap.reached(rows, size):
                 break
             rows, size = rows + 1, size + len(parse_json(line)["text"].encode())
             lines.append(line)
-    if rows < chunk.rows:
-        with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8", compresslevel=CHUNK_LEVEL) as handle:
-            handle.writelines(lines)
-    return replace(chunk, rows=rows, bytes=size)
-
-
-def _in_row_order(kept: list[Chunk], directory: Path) -> list[int]:
-    """Rename the kept chunks to ``documents-<k>.jsonl.gz`` in row order, delete everything else the workers
-    wrote (files past the cap, and those a stopped worker left half written); each file's rows."""
-    names = {chunk.name for chunk in kept}
-    for path in directory.iterdir():
-        if path.name not in names:
-            path.unlink()
-    for index, chunk in enumerate(kept):
-        (directory / chunk.name).rename(directory / chunk_file(index))
-    return [chunk.rows for chunk in kept]
+    if rows == chunk.rows:
+        return chunk
+    cut = Chunk(f"cut-{chunk.name}", rows, size)
+    with atomic_path(directory / cut.name) as tmp, \
+            gzip.open(tmp, "wt", encoding="utf-8", compresslevel=CHUNK_LEVEL) as handle:
+        handle.writelines(lines)
+    return cut
 
 
 def _up_to_text(records, chunk_text: int):
