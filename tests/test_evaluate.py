@@ -65,6 +65,17 @@ def test_a_failing_task_is_recorded_and_the_others_are_kept(evaluated):
                       "why": scores["failed"]["broken_mc"]}]
 
 
+def test_every_cell_records_its_tasks_versions_and_the_software_that_scored_it(evaluated):
+    """What collect checks before cells share a curve: each scored task's lm-eval version (this run fell back
+    to task by task, as broken_mc failed) and the packages' versions."""
+    import importlib.metadata
+
+    scores, _, _ = evaluated
+    assert scores["task_versions"] == {"arith_mc": 1.0, "arith_gen": 1.0, "heldout_python": 1.0}, scores
+    assert scores["software"] == {package: importlib.metadata.version(package)
+                                  for package in ("lm_eval", "transformers", "torch")}
+
+
 def test_a_task_of_eval_include_path_is_checked_evaluated_with_continuous_metrics_and_decontaminated(
         tmp_path, tiny_base):
     """A user's lm-eval task, a YAML over a local data file and no Python in annealscope."""

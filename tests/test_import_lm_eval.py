@@ -109,3 +109,18 @@ def test_a_cell_without_results_is_missing_and_results_without_a_cell_an_error(r
     cells.drop(columns="train_flops").to_csv(tmp_path / "cells.csv", index=False)
     with pytest.raises(ValueError, match=r"no column\(s\) \['train_flops'\]"):
         import_lm_eval(runs["folders"], tmp_path / "cells.csv")
+
+
+def test_imported_runs_that_scored_a_task_under_two_versions_of_it_are_refused(runs, tmp_path):
+    """The last run's results file says lm-eval scored arith_mc under version 2.0, the others under 1.0."""
+    folders = [tmp_path / folder.name for folder in runs["folders"]]
+    for folder, copy in zip(runs["folders"], folders, strict=True):
+        shutil.copytree(folder, copy)
+    results = next(folders[-1].rglob("results_*.json"))
+    record = json.loads(results.read_text())
+    assert record["versions"]["arith_mc"] == 1.0 and record["lm_eval_version"]
+    record["versions"]["arith_mc"] = 2.0
+    results.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"arith_mc: version 1\.0 in base/0/seed0 web/1000/seed0, version 2\.0 in "
+                                         r"web/4000/seed0"):
+        import_lm_eval(folders, runs["cells"])

@@ -19,6 +19,7 @@ from annealscope.core.flops import gpu_hours
 from annealscope.core.io import atomic_path, read_json, read_jsonl
 from annealscope.core.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
+from annealscope.evaluate.comparability import check_comparable
 
 
 def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
@@ -65,11 +66,13 @@ def missing_tasks(scores_paths: list[str | Path]) -> list[dict]:
 
 
 def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | None = None) -> pd.DataFrame:
-    """The tidy table of every evaluated (cell, task, metric); missing tasks are left out (see missing_tasks)."""
+    """The tidy table of every evaluated (cell, task, metric); missing tasks are left out (see missing_tasks).
+    Cells that scored a task under different versions of it are refused (`comparability`)."""
+    by_cell = {cell_from_scores_path(path): read_json(path) for path in scores_paths}
+    for warning in check_comparable(by_cell):
+        print(warning)
     rows = []
-    for scores_path in scores_paths:
-        source, budget, seed = cell_from_scores_path(scores_path)
-        scores = read_json(scores_path)
+    for (source, budget, seed), scores in by_cell.items():
         costs = cell_costs(Path(run_dir), source, budget, seed)
         costs["total_usd"] = total_dollars(costs, plan or {})
         for task, metrics in scores["tasks"].items():

@@ -12,6 +12,7 @@ in one process.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import threading
@@ -66,7 +67,7 @@ class Evaluator:
         started = time.perf_counter()
         verify_export(request.checkpoint)
         model = self._load(request.checkpoint)
-        samples, failed = self._run(model)
+        samples, failed, versions = self._run(model)
         failed.update(self.unbuilt)
         items, scores = [], {}
         task_objects = leaf_tasks(self.task_dict)
@@ -83,7 +84,9 @@ class Evaluator:
         seconds = time.perf_counter() - started
         write_jsonl(request.items_path, items)
         write_json(request.scores_path, {"checkpoint": request.checkpoint, "tasks": scores, "failed": failed,
-                                         "seconds": seconds})
+                                         "seconds": seconds, "task_versions": {task: versions.get(task)
+                                                                               for task in scores},
+                                         "software": software_versions(self.backend)})
         for task, error in failed.items():
             print(f"task {task} failed on {request.checkpoint}: {error}")
         return scores
@@ -106,27 +109,38 @@ class Evaluator:
         return LengthSortedHFLM(pretrained=checkpoint, dtype=torch.bfloat16 if device == "cuda" else torch.float32,
                                 batch_size=self.batch_size, trust_remote_code=self.trust_remote_code, device=device)
 
-    def _run(self, model) -> tuple[dict[str, list[dict]], dict[str, str]]:
-        """lm-eval's logged samples by task: all tasks in one run, or task by task if that run fails."""
+    def _run(self, model) -> tuple[dict[str, list[dict]], dict[str, str], dict[str, object]]:
+        """lm-eval's logged samples by task, the tasks that failed, and each task's version (lm-eval's
+        ``versions``): all tasks in one run, or task by task if that run fails."""
         from lm_eval.evaluator import evaluate
 
         def run(task_dict):
             results = evaluate(lm=model, task_dict=task_dict, limit=self.limit, log_samples=True, verbosity="ERROR")
-            return results["samples"]
+            return results["samples"], results.get("versions", {})
 
         if not self.task_dict:
-            return {}, {}
+            return {}, {}, {}
         try:
-            return run(self.task_dict), {}
+            samples, versions = run(self.task_dict)
+            return samples, {}, versions
         except Exception as error:  # isolate the failing task below
             print(f"the joint evaluation failed ({type(error).__name__}: {error}); evaluating task by task")
-        samples, failed = {}, {}
+        samples, failed, versions = {}, {}, {}
         for name, task in self.task_dict.items():
             try:
-                samples.update(run({name: task}))
+                task_samples, task_versions = run({name: task})
             except Exception as error:
                 failed[str(name)] = f"{type(error).__name__}: {error}"
-        return samples, failed
+                continue
+            samples.update(task_samples)
+            versions.update(task_versions)
+        return samples, failed, versions
+
+
+def software_versions(backend: str = "hf") -> dict[str, str]:
+    """The versions of what scored a checkpoint: lm-eval, transformers, torch (and vLLM when it is the backend)."""
+    packages = ("lm_eval", "transformers", "torch", *(("vllm",) if backend == "vllm" else ()))
+    return {package: importlib.metadata.version(package) for package in packages}
 
 
 def leaf_tasks(task_dict: dict) -> dict:

@@ -7,7 +7,8 @@ is scored as annealscope's own evaluation scores it (`evaluate/scoring.py`): mul
 log-likelihoods (gold token counts from the model's tokenizer, as lm-eval's `tok_encode` counts them),
 held-out text in bits per byte, generative tasks by the task's own per-item metrics (their gold answers'
 likelihood would need the model, which the samples do not hold). The result is `metrics.csv` and
-`items.parquet` in collect's contract, so fit, suggest and report read it unchanged.
+`items.parquet` in collect's contract, so fit, suggest and report read it unchanged; as in collect, cells that
+scored a task under different versions of it are refused (`comparability`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import pandas as pd
 from annealscope.core.io import read_jsonl
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
 from annealscope.evaluate.collect import total_dollars
+from annealscope.evaluate.comparability import check_comparable
 from annealscope.evaluate.scoring import aggregate, choice_scores, rolling_item, unscored
 
 CELL_COLUMNS = ("model", "source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens",
                 "train_flops", "acquisition_flops")
+SOFTWARE_KEYS = {"lm_eval": "lm_eval_version", "transformers": "transformers_version"}  # in a results file
 OPTIONAL_COLUMNS = {"acquisition_usd": None, "available_tokens": None, "replay_tokens": 0, "replay_flops": 0.0,
                     "shared_flops": 0.0}
 
@@ -38,6 +41,8 @@ class ModelResults:
     configs: dict[str, dict] = field(default_factory=dict)
     samples: dict[str, Path] = field(default_factory=dict)
     dtype: str | None = None
+    versions: dict[str, object] = field(default_factory=dict)  # lm-eval's version of each task
+    software: dict[str, str] = field(default_factory=dict)  # the lm-eval and transformers that ran it
 
 
 def read_cells(path: str | Path) -> pd.DataFrame:
@@ -80,6 +85,7 @@ def read_results(folders: list[str | Path]) -> dict[str, ModelResults]:
             entry = found.setdefault(model, ModelResults(model))
             entry.folders.add(str(folder))
             entry.dtype = results.get("config", {}).get("model_dtype")
+            entry.software.update({package: results[key] for package, key in SOFTWARE_KEYS.items() if key in results})
             stamp = path.stem.removeprefix("results_")
             for task, config in results.get("configs", {}).items():
                 samples = path.parent / f"samples_{task}_{stamp}.jsonl"
@@ -87,6 +93,7 @@ def read_results(folders: list[str | Path]) -> dict[str, ModelResults]:
                     raise ValueError(f"{path}: task {task} has no {samples.name} beside it; rerun lm_eval with "
                                      "--log_samples")
                 entry.configs[task], entry.samples[task] = config, samples
+                entry.versions[task] = results.get("versions", {}).get(task)
     return found
 
 
@@ -156,6 +163,10 @@ def import_lm_eval(folders: list[str | Path], cells_path: str | Path, plan: dict
         raise ValueError(f"lm-eval results of model(s) in no row of {cells_path}: {where}; add a row whose model "
                          "is the pretrained argument shown, or leave the folder out")
     every_task = sorted({task for run in runs.values() for task in run.configs})
+    for warning in check_comparable({(cell["source"], int(cell["budget_tokens"]), int(cell["seed"])):
+                                     {"tasks": run.configs, "task_versions": run.versions, "software": run.software}
+                                     for cell in cells.to_dict("records") if (run := runs.get(cell["model"]))}):
+        print(warning)
     rows, items, missing = [], [], []
     for cell in cells.to_dict("records"):
         name = f"{cell['source']} budget {cell['budget_tokens']} seed {cell['seed']}"

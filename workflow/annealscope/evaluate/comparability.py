@@ -1,0 +1,60 @@
+"""Whether the evaluated cells of a grid can share curves: each task scored under one version of it.
+
+A grid grows over weeks, and its evaluations may run under different installations. lm-eval gives every task a
+version, which it raises when the task's prompts or scoring change; cells that scored one task under two
+versions measured two different things, so no curve may join them. Different lm-eval, transformers or torch
+versions may change scores without a task's version changing, so they are reported but not refused.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+Cell = tuple[str, int, int]  # (source, budget_tokens, seed)
+SHOWN = 4  # cells named per version in a message
+
+
+def check_comparable(by_cell: dict[Cell, dict]) -> list[str]:
+    """Raise ValueError if some task was scored under different versions, naming the task, each version's cells
+    and the fix; else return warnings: differing software versions, and cells scored before versions were
+    recorded (`by_cell`: each cell's scores JSON)."""
+    conflicts = []
+    for task in sorted({task for scores in by_cell.values() for task in scores["tasks"]}):
+        cells = _cells_by(by_cell, lambda scores, task=task: scores.get("task_versions", {}).get(task)
+                          if task in scores["tasks"] else None)
+        if len(cells) > 1:
+            conflicts.append(f"{task}: {_listed(cells)}")
+    if conflicts:
+        raise ValueError("cells scored a task under different versions of it, so their scores cannot share a curve: "
+                         + "; ".join(conflicts) + ". Evaluate them all under one lm-eval: rerun the evaluations "
+                         "(`snakemake --forcerun evaluate`, or delete the older cells' scores.json) or install the "
+                         "lm-eval that scored them")
+    warnings = []
+    for package in sorted({package for scores in by_cell.values() for package in scores.get("software", {})}):
+        cells = _cells_by(by_cell, lambda scores, package=package: scores.get("software", {}).get(package))
+        if len(cells) > 1:
+            warnings.append(f"warning: cells were scored under different {package} versions, which may move scores "
+                            f"with no task's version changing: {_listed(cells)}")
+    unrecorded = [cell for cell, scores in by_cell.items() if "task_versions" not in scores]
+    if unrecorded:
+        warnings.append(f"warning: {len(unrecorded)} cell(s) were scored before task versions were recorded, so "
+                        f"theirs are not checked: {_named(sorted(unrecorded))}")
+    return warnings
+
+
+def _cells_by(by_cell: dict[Cell, dict], version) -> dict[str, list[Cell]]:
+    """The cells by the version `version` reads from their scores, those that record none left out."""
+    cells = defaultdict(list)
+    for cell, scores in sorted(by_cell.items()):
+        if (value := version(scores)) is not None:
+            cells[str(value)].append(cell)
+    return cells
+
+
+def _listed(cells: dict[str, list[Cell]]) -> str:
+    return ", ".join(f"version {version} in {_named(named)}" for version, named in sorted(cells.items()))
+
+
+def _named(cells: list[Cell]) -> str:
+    names = [f"{source}/{budget}/seed{seed}" for source, budget, seed in cells[:SHOWN]]
+    return " ".join(names) + (f" and {len(cells) - SHOWN} more" if len(cells) > SHOWN else "")
