@@ -162,6 +162,40 @@ def test_a_fetch_that_failed_resumes_from_the_files_it_finished_unless_the_datas
     assert fetch_dataset(reference, tmp_path / "changed" / "x")["rows"] == 37 and streamed == [0, 1, 2, 3, 4]
 
 
+def test_a_model_download_cut_short_resumes_into_the_same_folder_and_lands_whole(tmp_path, monkeypatch):
+    """The hub cannot be reached here, so a stand-in for huggingface_hub's snapshot_download writes a model's two
+    files into the folder it is given, the first time failing after one: no cache is left, and the next fetch
+    hands the download the same folder (where huggingface_hub skips the files finished) and lands both files.
+    A fetch of another commit does not take that folder up."""
+    import huggingface_hub
+
+    from annealscope.fetch.hub import fetch_model
+
+    calls, commits, failing = [], iter(["c1", "c1", "c1", "c2"]), [True, False, True, False]
+
+    def snapshot_download(name, revision, local_dir):
+        calls.append((revision, sorted(path.name for path in Path(local_dir).glob("*.safetensors"))))
+        (Path(local_dir) / "model-1.safetensors").write_text("one")
+        if failing[len(calls) - 1]:
+            raise ConnectionError("the connection dropped")
+        (Path(local_dir) / "model-2.safetensors").write_text("two")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info",
+                        lambda self, name, revision=None: type("Info", (), {"sha": next(commits)}))
+    out, other = tmp_path / "models" / "m", tmp_path / "other" / "m"
+    with pytest.raises(ConnectionError):
+        fetch_model("org/m", None, out)
+    assert not out.exists()
+    assert fetch_model("org/m", None, out)["revision"] == "c1"
+    assert calls == [("c1", []), ("c1", ["model-1.safetensors"])]
+    assert sorted(path.name for path in out.iterdir()) == ["fetch.json", "model-1.safetensors", "model-2.safetensors"]
+    assert [path.name for path in out.parent.iterdir()] == ["m"]  # the partial folder is gone
+    with pytest.raises(ConnectionError):
+        fetch_model("org/m", None, other)
+    assert fetch_model("org/m", None, other)["revision"] == "c2" and calls[-1] == ("c2", [])
+
+
 def cached_dataset_name(reference):
     from annealscope.core.corpora import dataset_slug
 

@@ -11,10 +11,9 @@ the file that crosses it cut at the row where one process reading them all would
 processes still running are stopped. So the cache holds the same rows in the same order whatever the number
 of workers.
 
-A fetch writes into a hidden sibling folder, ``.<slug>.partial``, which records the dataset's revision (or its
-files' hashes) and, for each of its files streamed to the end, that file's chunks. The finished cache is moved
-into place atomically; a fetch that fails or is killed leaves the partial folder, and the next fetch of the
-same revision takes the files finished there instead of streaming them again.
+A fetch works in a partial folder (`fetch.partial`: kept when it fails, taken up by the next fetch of the same
+revision, the stream pinned to that revision), where each of the dataset's files streamed to its end lists its
+chunks; a resumed fetch takes those files instead of streaming them again.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from annealscope.core.corpora import (
     hub_stream,
 )
 from annealscope.core.io import atomic_path, parse_json, read_json, write_json, write_jsonl
+from annealscope.fetch.partial import partial_folder
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def fetch_dataset(reference: str, out_dir: str | Path, workers: int = 1) -> dict
     stream = hub_stream(reference, identity.get("revision"))
     files = stream.n_shards
     workers = max(1, min(workers, files))
-    partial = _partial(out_dir, {"fetched": reference, **identity})
+    partial = partial_folder(out_dir, {"fetched": reference, **identity})
     with tqdm(total=cap.bytes, unit="B", unit_scale=True, desc=f"fetch {options['dataset']}") as progress:
         written = _streamed_files(stream, reference, partial, cap, workers, progress.update)
         with contextlib.closing(written):
@@ -112,20 +112,6 @@ def fetch_dataset(reference: str, out_dir: str | Path, workers: int = 1) -> dict
     print(f"fetched {rows:,} rows ({size / 1e6:.1f} MB) of {reference} from {files} file(s) with {workers} "
           f"worker(s) in {provenance['fetch_seconds']:.1f} s into {out_dir}")
     return provenance
-
-
-def _partial(out_dir: Path, identity: dict) -> Path:
-    """The folder a fetch into `out_dir` writes in: a failed fetch's, if it was of the same dataset (`identity`:
-    the reference and its revision or files), else a new one."""
-    partial = out_dir.parent / f".{out_dir.name}.partial"
-    record = partial / "fetching.json"
-    if partial.is_dir() and not (record.is_file() and read_json(record) == identity):
-        shutil.rmtree(partial)
-    if partial.is_dir():
-        print(f"resuming: {len(list(partial.glob('file*.json')))} file(s) finished by a fetch before, in {partial}")
-    partial.mkdir(parents=True, exist_ok=True)
-    write_json(record, identity)
-    return partial
 
 
 def fetch_file(stream, reference: str, index: int, directory: Path, cap: Cap, chunk_text: int,
