@@ -49,8 +49,11 @@ def eos_token_id(tokenizer_dir: str | Path, backend) -> int:
 def token_counter(tokenizer_dir: str | Path):
     """Tokens per text with the base model's tokenizer (no special tokens), counted a batch at a time so the
     token ids of only one batch are ever held (`encode_batch_fast`: the same ids, without offsets)."""
-    backend = backend_tokenizer(tokenizer_dir)
+    return backend_counter(backend_tokenizer(tokenizer_dir))
 
+
+def backend_counter(backend):
+    """`token_counter` of a backend tokenizer already loaded."""
     def count(texts: list[str]) -> list[int]:
         return [len(encoding.ids) for start in range(0, len(texts), COUNT_BATCH)
                 for encoding in backend.encode_batch_fast(texts[start:start + COUNT_BATCH], add_special_tokens=False)]

@@ -35,7 +35,7 @@ from annealscope.core.layout import DECONTAMINATION_TEXTS
 from annealscope.core.references import acquisition_kind, source_corpus_references
 from annealscope.core.settings import job_threads
 from annealscope.core.shards import describe_piece
-from annealscope.core.tokens import token_counter, write_token_index
+from annealscope.core.tokens import backend_counter, write_token_index
 from annealscope.curate.classifiers import load_classifier
 from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.dedup import Signer, find_duplicates
@@ -135,7 +135,8 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
     threads = job_threads()
     if threads > 1:  # the job's cores for the tokenizer too (the CLI leaves it serial by default)
         use_threads(threads)
-    count, encoder = token_counter(tokenizer_dir), TokenEncoder(tokenizer_dir)
+    encoder = TokenEncoder(tokenizer_dir)
+    count = backend_counter(encoder.backend)  # the tokenizer loaded once
     encode = ShardEncoder(encoder)
     kind = acquisition_kind(settings)
     classifier = steps.run("classify", load_classifier, settings["classifier"], classifier_dir) \
