@@ -18,12 +18,10 @@ import argparse
 import gzip
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from replay_shards import job
 
 from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, dataset_slug, read_corpus
 
@@ -46,18 +44,6 @@ def write_parquet_dataset(directory: Path, megabytes: float, files: int) -> int:
     return rows
 
 
-def fetch(reference: str, out: Path, threads: int) -> tuple[float, float]:
-    """Seconds and the largest process's peak resident MB of the fetch_dataset rule's command."""
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "annealscope.cli", "fetch-dataset", reference, "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise subprocess.CalledProcessError(os.waitstatus_to_exitcode(status), command)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
-
-
 def digests(directory: Path) -> dict[str, str]:
     """Each cached file's MD5, of its text (a gzip header holds the time and the temporary name it was written as)."""
     return {path.name: hashlib.md5(gzip.decompress(path.read_bytes())).hexdigest()
@@ -78,7 +64,7 @@ def main() -> None:
         results = {}
         for workers in (1, args.workers):
             out = work / f"cache-{workers}" / "datasets" / dataset_slug(reference)
-            seconds, memory = fetch(reference, out, workers)
+            seconds, memory = job("fetch-dataset", reference, "--out", str(out), env={"OMP_NUM_THREADS": str(workers)})
             provenance = json.loads((out / "fetch.json").read_text())
             results[workers] = seconds, memory, provenance, digests(out)
             text = provenance["bytes"] / 1e6

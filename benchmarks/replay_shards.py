@@ -37,11 +37,13 @@ from annealscope.core.tokens import TokenArray
 CAP = 10**12  # a max_tokens cap the data does not reach: every text is counted, as under any cap
 
 
-def job(*arguments: str) -> tuple[float, float]:
-    """Seconds and peak resident MB of one `annealscope` command in a fresh process."""
+def job(*arguments: str, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Seconds and peak resident MB (of its largest process) of one `annealscope` command in a fresh process,
+    with `env` added to the environment."""
     started = time.perf_counter()
     command = [sys.executable, "-m", "annealscope.cli", *arguments]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, **(env or {})})
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
