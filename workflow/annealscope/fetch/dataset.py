@@ -45,6 +45,9 @@ from annealscope.core.corpora import (
 from annealscope.core.io import atomic_path, parse_json, read_json, write_json, write_jsonl
 from annealscope.fetch.partial import partial_folder
 
+PROGRESS_SECONDS = 1.0  # how often the progress bar shows what the workers streamed
+PROGRESS_BYTES = 1 << 22  # a worker adds to the shared count every this many bytes
+
 
 @dataclass(frozen=True)
 class Cap:
@@ -160,7 +163,7 @@ def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: 
     """Each file's chunks, in the dataset's order: finished before in `directory`, else streamed here one after
     another, each up to what is left of the cap, or by `workers` processes, each up to the whole cap
     (`_up_to_cap` cuts them); a file is started only while those in flight, at the mean size of the files
-    done, would not reach the cap."""
+    done, would not reach the cap. `progress` is told the bytes of text streamed."""
     files, rows, size = stream.n_shards, 0, 0
     if workers == 1:
         for index in range(files):
@@ -170,25 +173,60 @@ def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: 
             if chunks is None:
                 chunks = fetch_file(stream.shard(files, index), reference, index, directory, cap.less(rows, size),
                                     CHUNK_TEXT, progress)
+            else:
+                progress(sum(chunk.bytes for chunk in chunks))
             rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
             yield chunks
         return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:  # leaving it terminates the workers
-        pending, index = collections.deque(), 0
+    context = multiprocessing.get_context("spawn")
+    streamed = context.Value("q", 0)  # bytes of text the workers streamed, for the progress bar
+    with context.Pool(workers, initializer=_share, initargs=(streamed,)) as pool:  # leaving it stops the workers
+        pending, index, shown = collections.deque(), 0, 0
         while True:
             while index < files and len(pending) < workers and \
                     not _likely_reached(cap, rows, size, index - len(pending), len(pending)):
                 finished = _finished_chunks(directory, index)
+                if finished is not None:
+                    progress(sum(chunk.bytes for chunk in finished))
                 pending.append(finished if finished is not None else pool.apply_async(
-                    fetch_file, (stream.shard(files, index), reference, index, directory, cap, CHUNK_TEXT)))
+                    _fetch_file_in_worker, (stream.shard(files, index), reference, index, directory, cap, CHUNK_TEXT)))
                 index += 1
             if not pending:
                 return
             head = pending.popleft()
+            while not isinstance(head, list) and not head.ready():
+                head.wait(PROGRESS_SECONDS)
+                progress(streamed.value - shown)
+                shown = streamed.value
             chunks = head if isinstance(head, list) else head.get()
             rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
-            progress(sum(chunk.bytes for chunk in chunks))
             yield chunks
+
+
+_STREAMED = None  # in a worker process: the count of bytes streamed that every worker adds to
+
+
+def _share(streamed) -> None:
+    global _STREAMED
+    _STREAMED = streamed
+
+
+def _fetch_file_in_worker(*arguments) -> list[Chunk]:
+    """`fetch_file` in a worker process, adding the bytes it streams to the shared count a few MB at a time."""
+    pending = 0
+
+    def add(size: int = 0, flush: bool = False) -> None:
+        nonlocal pending
+        pending += size
+        if pending >= PROGRESS_BYTES or flush:
+            with _STREAMED.get_lock():
+                _STREAMED.value += pending
+            pending = 0
+
+    try:
+        return fetch_file(*arguments, add)
+    finally:
+        add(flush=True)
 
 
 def _likely_reached(cap: Cap, rows: int, size: int, done: int, in_flight: int) -> bool:
