@@ -1,10 +1,11 @@
-"""Cells that scored a task under different versions of it are refused before they share a curve."""
+"""Cells that scored a task under different versions of it are refused before they share a curve; cells scored
+or trained under different package versions are warned of."""
 
 import pytest
 
 from annealscope.core.io import write_json
 from annealscope.evaluate.collect import collect
-from annealscope.evaluate.comparability import check_comparable
+from annealscope.evaluate.comparability import check_task_versions, software_warnings
 
 SOFTWARE = {"lm_eval": "0.4.13", "transformers": "5.0.0", "torch": "2.13.0"}
 
@@ -26,22 +27,35 @@ def test_a_task_scored_under_two_versions_is_refused_naming_the_task_its_cells_a
                ("web", 2000, 0): scores({"mc": 2.0, "text": 1.0}, {**SOFTWARE, "lm_eval": "0.5.0"})}
     with pytest.raises(ValueError, match=r"mc: version 1.0 in base/0/seed0 web/1000/seed0, version 2.0 in "
                                          r"web/2000/seed0\. .*snakemake --forcerun evaluate") as refused:
-        check_comparable(by_cell)
+        check_task_versions(by_cell)
     assert "text:" not in str(refused.value)
 
 
 def test_one_task_version_everywhere_passes_and_what_cannot_be_checked_is_said():
-    """Different software versions and cells scored before versions were recorded are warnings, not errors; a
-    task that some cells failed (so did not score) is no conflict."""
-    by_cell = {("base", 0, 0): scores({"mc": 1.0, "text": 1.0}, SOFTWARE),
-               ("web", 1000, 0): scores({"mc": 1.0}, {**SOFTWARE, "torch": "2.14.0"}, tasks=("mc",)),
+    """A task that some cells failed (so did not score) is no conflict; a cell scored before versions were
+    recorded is named in a warning."""
+    by_cell = {("base", 0, 0): scores({"mc": 1.0, "text": 1.0}),
+               ("web", 1000, 0): scores({"mc": 1.0}, tasks=("mc",)),
                ("web", 2000, 0): scores(None),
-               ("web", 4000, 0): scores({"mc": 1.0, "text": None}, SOFTWARE)}
-    warnings = check_comparable(by_cell)
+               ("web", 4000, 0): scores({"mc": 1.0, "text": None})}
+    warnings = check_task_versions(by_cell)
+    assert len(warnings) == 1 and "1 cell(s) were scored before task versions were recorded" in warnings[0]
+    assert "web/2000/seed0" in warnings[0]
+    assert check_task_versions({("base", 0, 0): scores({"mc": 1.0})}) == []
+
+
+def test_different_package_versions_in_scoring_or_training_are_warned_of_each_by_its_stage():
+    by_cell = {("base", 0, 0): {"scored": SOFTWARE, "trained": None},
+               ("web", 1000, 0): {"scored": {**SOFTWARE, "torch": "2.14.0"}, "trained": {"deepspeed": "0.18.0"}},
+               ("web", 2000, 0): {"scored": SOFTWARE, "trained": {"deepspeed": "0.18.1"}},
+               ("web", 4000, 0): {"scored": None, "trained": {"deepspeed": "0.18.1"}}}
+    warnings = software_warnings(by_cell)
     assert len(warnings) == 2, warnings
-    assert "different torch versions" in warnings[0] and "version 2.14.0 in web/1000/seed0" in warnings[0]
-    assert "1 cell(s) were scored before task versions were recorded" in warnings[1] and "web/2000" in warnings[1]
-    assert check_comparable({("base", 0, 0): scores({"mc": 1.0}, SOFTWARE)}) == []
+    assert warnings[0].startswith("warning: cells were scored under different torch versions") and \
+        "version 2.13.0 in base/0/seed0 web/2000/seed0, version 2.14.0 in web/1000/seed0" in warnings[0]
+    assert "trained under different deepspeed versions" in warnings[1] and \
+        "version 0.18.1 in web/2000/seed0 web/4000/seed0" in warnings[1]
+    assert software_warnings({cell: {"scored": SOFTWARE} for cell in by_cell}) == []
 
 
 def test_collect_refuses_cells_scored_under_two_versions_of_a_task_before_reading_anything_else(tmp_path):

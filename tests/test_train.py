@@ -1,6 +1,7 @@
 """Real DeepSpeed training on CPU: two data-parallel ranks (gloo), ZeRO stages, Hugging Face export."""
 
 import base64
+import importlib.metadata
 import json
 import re
 import sys
@@ -59,6 +60,8 @@ def check_run(spec: TrainSpec, world_size: int) -> dict:
     precision = resolve_precision(spec.dtype)  # what ran, and why, on this machine's CPU
     assert (summary["dtype"], summary["dtype_reason"]) == (precision.dtype, precision.reason)
     assert {record["dtype"] for record in log} == {precision.dtype}
+    assert summary["software"] == {package: importlib.metadata.version(package)  # what collect compares
+                                   for package in ("torch", "deepspeed", "transformers")}
     return {"summary": summary, "model": model, "log": log}
 
 

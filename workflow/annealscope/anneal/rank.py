@@ -40,6 +40,9 @@ from annealscope.core.precision import Precision, resolve_precision
 from annealscope.core.sampling import REPLAY, SOURCE, stream_order, training_order
 from annealscope.core.schedule import learning_rate
 from annealscope.core.tokens import TokenArray
+from annealscope.core.versions import package_versions
+
+TRAINING_PACKAGES = ("torch", "deepspeed", "transformers")  # recorded in every anneal's summary.json
 
 
 class DivergenceError(RuntimeError):
@@ -259,6 +262,7 @@ def _anneal(job: _Job) -> None:
             "shared_flops": training_flops(job.parameters, data.source_tokens_before(branch.step)) if branch else 0.0,
             "final_loss": log_records[-1]["loss"], "wall_seconds": wall, "tokens_per_s": tokens_done / wall,
             "mfu": job.mfu(tokens_done / wall), "peak_flops": spec.peak_flops, **memory,
+            "software": package_versions(*TRAINING_PACKAGES),
         })
         resumed = f", resumed at step {resumed_from}" if resumed_from else ""
         branched = f", branched from the stable phase at step {branch.step}" if branch else ""

@@ -19,15 +19,16 @@ from annealscope.core.flops import gpu_hours
 from annealscope.core.io import atomic_path, read_json, read_jsonl
 from annealscope.core.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
-from annealscope.evaluate.comparability import check_comparable
+from annealscope.evaluate.comparability import check_task_versions, software_warnings
 
 
 def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
-    """Tokens and compute of one cell, from its training summary and its source's manifest."""
+    """Tokens and compute of one cell, from its training summary and its source's manifest, and the package
+    versions that trained it (`software`, None where not recorded)."""
     if source == BASE_SOURCE:
         return {"curation": BASE_SOURCE, "train_tokens": 0, "unique_tokens": 0, "epochs": 0.0, "train_flops": 0.0,
                 "acquisition_flops": 0.0, "replay_tokens": 0, "replay_flops": 0.0, "acquisition_usd": 0.0,
-                "available_tokens": 0, "shared_flops": 0.0, "dtype": None, "dtype_reason": None}
+                "available_tokens": 0, "shared_flops": 0.0, "dtype": None, "dtype_reason": None, "software": None}
     summary = read_json(run_path(ANNEAL_SUMMARY, run_dir, source=source, budget=budget, seed=seed))
     manifest = read_json(run_path(MANIFEST, run_dir, source=source))
     share = summary["unique_source_tokens"] / manifest["tokens"] if manifest["tokens"] else 0.0
@@ -38,7 +39,8 @@ def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
             "replay_tokens": summary["replay_tokens"], "replay_flops": summary["replay_flops"],
             "acquisition_usd": usd * min(share, 1.0) if usd is not None else None,
             "available_tokens": manifest["tokens"], "shared_flops": summary.get("shared_flops", 0.0),
-            "dtype": summary["dtype"], "dtype_reason": summary.get("dtype_reason", "recorded before dtype_reason")}
+            "dtype": summary["dtype"], "dtype_reason": summary.get("dtype_reason", "recorded before dtype_reason"),
+            "software": summary.get("software")}
 
 
 def total_dollars(costs: dict, plan: dict) -> float | None:
@@ -67,13 +69,15 @@ def missing_tasks(scores_paths: list[str | Path]) -> list[dict]:
 
 def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | None = None) -> pd.DataFrame:
     """The tidy table of every evaluated (cell, task, metric); missing tasks are left out (see missing_tasks).
-    Cells that scored a task under different versions of it are refused (`comparability`)."""
+    Cells that scored a task under different versions of it are refused, and cells scored or trained under
+    different package versions are warned of (`comparability`)."""
     by_cell = {cell_from_scores_path(path): read_json(path) for path in scores_paths}
-    for warning in check_comparable(by_cell):
+    for warning in check_task_versions(by_cell):
         print(warning)
-    rows = []
+    rows, software = [], {}
     for (source, budget, seed), scores in by_cell.items():
         costs = cell_costs(Path(run_dir), source, budget, seed)
+        software[source, budget, seed] = {"scored": scores.get("software"), "trained": costs.pop("software")}
         costs["total_usd"] = total_dollars(costs, plan or {})
         for task, metrics in scores["tasks"].items():
             for metric, result in metrics.items():
@@ -83,6 +87,8 @@ def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | No
                              "n_items": result["n_items"], "checkpoint": scores["checkpoint"]})
     if not rows:
         raise ValueError("no evaluation scores to collect")
+    for warning in software_warnings(software):
+        print(warning)
     table = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     return table.sort_values(["task", "metric", "source", "budget_tokens", "seed"])
 

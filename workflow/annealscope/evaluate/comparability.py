@@ -14,10 +14,10 @@ Cell = tuple[str, int, int]  # (source, budget_tokens, seed)
 SHOWN = 4  # cells named per version in a message
 
 
-def check_comparable(by_cell: dict[Cell, dict]) -> list[str]:
+def check_task_versions(by_cell: dict[Cell, dict]) -> list[str]:
     """Raise ValueError if some task was scored under different versions, naming the task, each version's cells
-    and the fix; else return warnings: differing software versions, and cells scored before versions were
-    recorded (`by_cell`: each cell's scores JSON)."""
+    and the fix; else return a warning naming the cells scored before versions were recorded, if any
+    (`by_cell`: each cell's scores JSON)."""
     conflicts = []
     for task in sorted({task for scores in by_cell.values() for task in scores["tasks"]}):
         cells = _cells_by(by_cell, lambda scores, task=task: scores.get("task_versions", {}).get(task)
@@ -29,16 +29,23 @@ def check_comparable(by_cell: dict[Cell, dict]) -> list[str]:
                          + "; ".join(conflicts) + ". Evaluate them all under one lm-eval: rerun the evaluations "
                          "(`snakemake --forcerun evaluate`, or delete the older cells' scores.json) or install the "
                          "lm-eval that scored them")
-    warnings = []
-    for package in sorted({package for scores in by_cell.values() for package in scores.get("software", {})}):
-        cells = _cells_by(by_cell, lambda scores, package=package: scores.get("software", {}).get(package))
-        if len(cells) > 1:
-            warnings.append(f"warning: cells were scored under different {package} versions, which may move scores "
-                            f"with no task's version changing: {_listed(cells)}")
     unrecorded = [cell for cell, scores in by_cell.items() if "task_versions" not in scores]
-    if unrecorded:
-        warnings.append(f"warning: {len(unrecorded)} cell(s) were scored before task versions were recorded, so "
-                        f"theirs are not checked: {_named(sorted(unrecorded))}")
+    return [f"warning: {len(unrecorded)} cell(s) were scored before task versions were recorded, so theirs are not "
+            f"checked: {_named(sorted(unrecorded))}"] if unrecorded else []
+
+
+def software_warnings(by_cell: dict[Cell, dict[str, dict]]) -> list[str]:
+    """A warning for each package whose version differs between cells, in what scored them (`scored`) or trained
+    them (`trained`): `by_cell` maps each cell to those two records of package versions, either absent where the
+    cell does not record it."""
+    warnings = []
+    for stage in ("scored", "trained"):
+        for package in sorted({package for records in by_cell.values() for package in records.get(stage) or {}}):
+            cells = _cells_by(by_cell, lambda records, stage=stage, package=package:
+                              (records.get(stage) or {}).get(package))
+            if len(cells) > 1:
+                warnings.append(f"warning: cells were {stage} under different {package} versions, which may move "
+                                f"scores with no task's version changing: {_listed(cells)}")
     return warnings
 
 

@@ -12,7 +12,6 @@ in one process.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import os
 import threading
@@ -24,8 +23,12 @@ from annealscope.core.config import schema_defaults
 from annealscope.core.integrity import verify_export
 from annealscope.core.io import write_json, write_jsonl
 from annealscope.core.settings import execution_settings
+from annealscope.core.versions import package_versions
 from annealscope.evaluate.scoring import aggregate, choice_scores, gold_scores, rolling_item, unscored
 from annealscope.evaluate.tasks import user_task_names
+
+SCORING_PACKAGES = {"hf": ("lm_eval", "transformers", "torch"),
+                    "vllm": ("lm_eval", "transformers", "torch", "vllm")}  # recorded in every scores.json
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Evaluator:
         write_json(request.scores_path, {"checkpoint": request.checkpoint, "tasks": scores, "failed": failed,
                                          "seconds": seconds, "task_versions": {task: versions.get(task)
                                                                                for task in scores},
-                                         "software": software_versions(self.backend)})
+                                         "software": package_versions(*SCORING_PACKAGES[self.backend])})
         for task, error in failed.items():
             print(f"task {task} failed on {request.checkpoint}: {error}")
         return scores
@@ -135,12 +138,6 @@ class Evaluator:
             samples.update(task_samples)
             versions.update(task_versions)
         return samples, failed, versions
-
-
-def software_versions(backend: str = "hf") -> dict[str, str]:
-    """The versions of what scored a checkpoint: lm-eval, transformers, torch (and vLLM when it is the backend)."""
-    packages = ("lm_eval", "transformers", "torch", *(("vllm",) if backend == "vllm" else ()))
-    return {package: importlib.metadata.version(package) for package in packages}
 
 
 def leaf_tasks(task_dict: dict) -> dict:

@@ -22,7 +22,7 @@ import pandas as pd
 from annealscope.core.io import read_jsonl
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
 from annealscope.evaluate.collect import total_dollars
-from annealscope.evaluate.comparability import check_comparable
+from annealscope.evaluate.comparability import check_task_versions, software_warnings
 from annealscope.evaluate.scoring import aggregate, choice_scores, rolling_item, unscored
 
 CELL_COLUMNS = ("model", "source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens",
@@ -163,9 +163,11 @@ def import_lm_eval(folders: list[str | Path], cells_path: str | Path, plan: dict
         raise ValueError(f"lm-eval results of model(s) in no row of {cells_path}: {where}; add a row whose model "
                          "is the pretrained argument shown, or leave the folder out")
     every_task = sorted({task for run in runs.values() for task in run.configs})
-    for warning in check_comparable({(cell["source"], int(cell["budget_tokens"]), int(cell["seed"])):
-                                     {"tasks": run.configs, "task_versions": run.versions, "software": run.software}
-                                     for cell in cells.to_dict("records") if (run := runs.get(cell["model"]))}):
+    matched = {(cell["source"], int(cell["budget_tokens"]), int(cell["seed"])): run
+               for cell in cells.to_dict("records") if (run := runs.get(cell["model"]))}
+    for warning in check_task_versions({cell: {"tasks": run.configs, "task_versions": run.versions}
+                                        for cell, run in matched.items()}) + \
+            software_warnings({cell: {"scored": run.software} for cell, run in matched.items()}):
         print(warning)
     rows, items, missing = [], [], []
     for cell in cells.to_dict("records"):
