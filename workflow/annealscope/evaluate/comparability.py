@@ -3,7 +3,8 @@
 A grid grows over weeks, and its evaluations may run under different installations. lm-eval gives every task a
 version, which it raises when the task's prompts or scoring change; cells that scored one task under two
 versions measured two different things, so no curve may join them. Different lm-eval, transformers or torch
-versions may change scores without a task's version changing, so they are reported but not refused.
+versions may change scores without a task's version changing, and so may different torch, DeepSpeed or
+transformers versions in training: those are reported but not refused.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def software_warnings(by_cell: dict[Cell, dict[str, dict]]) -> list[str]:
 
 
 def _cells_by(by_cell: dict[Cell, dict], version) -> dict[str, list[Cell]]:
-    """The cells by the version `version` reads from their scores, those that record none left out."""
+    """The cells by the version `version` reads from their records, those that record none left out."""
     cells = defaultdict(list)
     for cell, scores in sorted(by_cell.items()):
         if (value := version(scores)) is not None:
