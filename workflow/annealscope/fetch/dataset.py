@@ -100,7 +100,7 @@ def fetch_dataset(reference: str, out_dir: str | Path, workers: int = 1) -> dict
         written = _streamed_files(stream, reference, partial, cap, workers, progress.update)
         with contextlib.closing(written):
             kept = _up_to_cap(written, cap, partial)
-    rows, size = sum(chunk.rows for chunk in kept), sum(chunk.bytes for chunk in kept)
+    rows, size = _totals(kept)
     if not rows:
         raise ValueError(f"{reference}: the dataset yielded no rows; check split= and name=")
     with atomic_path(out_dir, directory=True) as tmp:
@@ -147,6 +147,11 @@ def fetch_file(stream, reference: str, index: int, directory: Path, cap: Cap, ch
     return chunks
 
 
+def _totals(chunks: list[Chunk]) -> tuple[int, int]:
+    """The rows of `chunks` and the bytes of their text."""
+    return sum(chunk.rows for chunk in chunks), sum(chunk.bytes for chunk in chunks)
+
+
 def _finished(directory: Path, index: int) -> Path:
     """Where file `index`'s chunks are listed once it has been streamed to its end."""
     return directory / f"file{index:05d}.json"
@@ -174,8 +179,9 @@ def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: 
                 chunks = fetch_file(stream.shard(files, index), reference, index, directory, cap.less(rows, size),
                                     CHUNK_TEXT, progress)
             else:
-                progress(sum(chunk.bytes for chunk in chunks))
-            rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
+                progress(_totals(chunks)[1])
+            more_rows, more_size = _totals(chunks)
+            rows, size = rows + more_rows, size + more_size
             yield chunks
         return
     context = multiprocessing.get_context("spawn")
@@ -187,7 +193,7 @@ def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: 
                     not _likely_reached(cap, rows, size, index - len(pending), len(pending)):
                 finished = _finished_chunks(directory, index)
                 if finished is not None:
-                    progress(sum(chunk.bytes for chunk in finished))
+                    progress(_totals(finished)[1])
                 pending.append(finished if finished is not None else pool.apply_async(
                     _fetch_file_in_worker, (stream.shard(files, index), reference, index, directory, cap, CHUNK_TEXT)))
                 index += 1
@@ -199,7 +205,8 @@ def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: 
                 progress(streamed.value - shown)
                 shown = streamed.value
             chunks = head if isinstance(head, list) else head.get()
-            rows, size = rows + sum(chunk.rows for chunk in chunks), size + sum(chunk.bytes for chunk in chunks)
+            more_rows, more_size = _totals(chunks)
+            rows, size = rows + more_rows, size + more_size
             yield chunks
 
 
