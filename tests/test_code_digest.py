@@ -1,6 +1,7 @@
 """The digest of a stage's code: what changes it and what does not (the workflow's reruns are in
 test_workflow.py)."""
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def fitted(x):
     return save(maths.square(x))
 ''',
     "core/__init__.py": "",
-    "core/maths.py": "def square(x):\n    return x * x\n",
+    "core/maths.py": "import json\nimport yaml.constructor\n\n\ndef square(x):\n    return x * x\n",
     "core/io.py": "def save(value):\n    return value\n",
     "core/unrelated.py": "def train():\n    return 1\n",
 }
@@ -50,7 +51,8 @@ def test_an_edit_to_any_module_the_stage_runs_changes_the_digest(package, name, 
 
 
 @pytest.mark.parametrize(("name", "text"), [
-    ("core/maths.py", "# squares\n\ndef square(x):   # of a number\n\n    return x*x\n"),
+    ("core/maths.py", "import json\nimport yaml.constructor  # documents\n# squares\n\ndef square(x):   # of a"
+                      " number\n\n    return x*x\n"),
     ("fit/model.py", MODULES["fit/model.py"].replace("maths.square(x)", "maths.square(\n        x,\n    )")),
     ("core/unrelated.py", "def train():\n    return 2\n"),  # not imported by the stage
 ])
@@ -63,3 +65,19 @@ def test_a_module_that_is_not_there_is_named(package):
     (package / "core/io.py").unlink()
     with pytest.raises(ValueError, match=r"annealscope\.core\.io: no such annealscope module"):
         code_digest("annealscope.fit.model", root=package)
+
+
+def installed_as(monkeypatch, distribution: str, version: str) -> None:
+    """importlib.metadata reporting `distribution` at `version`, as after an upgrade."""
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: version if name == distribution else real(name))
+
+
+def test_an_upgrade_of_a_package_the_stage_imports_changes_it_and_of_any_other_leaves_it(package, monkeypatch):
+    before = code_digest("annealscope.fit.model", root=package)
+    with monkeypatch.context() as patch:
+        installed_as(patch, "scipy", "0.1")  # installed, but no module of the stage imports it
+        assert code_digest("annealscope.fit.model", root=package) == before
+    installed_as(monkeypatch, "PyYAML", "0.1")  # its package is yaml, imported two modules down
+    assert code_digest("annealscope.fit.model", root=package) != before

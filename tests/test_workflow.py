@@ -219,7 +219,8 @@ def test_changing_fit_settings_reruns_only_fit_backtest_and_report(grid, tmp_pat
 
 
 def test_changed_code_reruns_the_cheap_stages_it_runs_and_never_a_training(grid, tmp_path):
-    """A copy of the package, edited, first on the import path: what an upgrade does to a finished run."""
+    """A copy of the package, edited, first on the import path, then a dependency's metadata at a new version:
+    what an upgrade of annealscope or of a package it runs does to a finished run."""
     root, config, _ = grid
     package = tmp_path / "workflow"
     shutil.copytree(root / "workflow" / "annealscope", package / "annealscope",
@@ -243,6 +244,13 @@ def test_changed_code_reruns_the_cheap_stages_it_runs_and_never_a_training(grid,
         "backtest", "collect", "fit", "report"]
     assert planned_after("annealscope.anneal.rank", "\nSMALLEST = 1e-12\n") == []
     assert planned_after("annealscope.evaluate.harness", "\nSMALLEST = 1e-12\n") == []
+    for distribution, rerun in (("scipy", ["fit", "report"]), ("deepspeed", [])):  # the fit imports scipy
+        upgraded = tmp_path / distribution  # its metadata first on the path: the version an upgrade installs
+        (upgraded / f"{distribution}-99.0.dist-info").mkdir(parents=True)
+        (upgraded / f"{distribution}-99.0.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 99.0\n")
+        (upgraded / f"{distribution}-99.0.dist-info" / "top_level.txt").write_text(f"{distribution}\n")
+        assert sorted(planned_jobs(root, config, {**os.environ, "PYTHONPATH": str(upgraded)})) == rerun
 
 
 def test_an_edited_report_caption_remakes_only_the_report(grid):
