@@ -3,6 +3,9 @@
 import gzip
 import json
 import multiprocessing
+import subprocess
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -160,6 +163,33 @@ def test_a_fetch_that_failed_resumes_from_the_files_it_finished_unless_the_datas
     streamed.clear()
     monkeypatch.setattr(dataset, "fetch_file", failing_on(None))
     assert fetch_dataset(reference, tmp_path / "changed" / "x")["rows"] == 37 and streamed == [0, 1, 2, 3, 4]
+
+
+def test_a_fetch_killed_outright_leaves_no_worker_streaming_on(tmp_path):
+    """`annealscope fetch-dataset` with 2 workers, SIGKILLed (so it cannot stop them) once a worker writes the
+    first of a 160 MB file's chunks: its workers are gone within seconds, and none finished that file."""
+    import psutil
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "dataset" / "data").mkdir(parents=True)
+    for index, rows in enumerate((160_000, 10)):
+        texts = [f"row {row} " + "word " * 200 for row in range(rows)]
+        pq.write_table(pa.table({"text": texts}), tmp_path / "dataset" / "data" / f"train-{index:05d}-of-00002.parquet")
+    out = tmp_path / "cache" / "x"
+    fetch = subprocess.Popen([sys.executable, "-m", "annealscope.cli", "fetch-dataset",
+                              f"hf:{tmp_path / 'dataset'}?split=train&text=text", "--out", str(out), "--workers", "2"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    while not list(out.parent.glob(".*.partial/.file00000-00000.*")):  # a chunk being written
+        assert fetch.poll() is None and time.monotonic() - started < 120, "the fetch ended before streaming"
+        time.sleep(0.05)
+    workers = psutil.Process(fetch.pid).children()
+    fetch.kill()
+    fetch.wait()
+    alive = psutil.wait_procs(workers, timeout=10)[1]
+    assert len(workers) >= 2 and not alive
+    assert not list(out.parent.glob(".*.partial/file00000.json")) and not out.exists()
 
 
 def test_a_model_download_cut_short_resumes_into_the_same_folder_and_lands_whole(tmp_path, monkeypatch):

@@ -219,13 +219,17 @@ def _share(streamed) -> None:
 
 
 def _fetch_file_in_worker(*arguments) -> list[Chunk]:
-    """`fetch_file` in a worker process, adding the bytes it streams to the shared count a few MB at a time."""
+    """`fetch_file` in a worker process, adding the bytes it streams to the shared count a few MB at a time; it
+    stops there, its chunk unwritten, once the fetch that started it is gone (killed, so that it could not stop
+    its workers), instead of streaming the rest of its file."""
     pending = 0
 
     def add(size: int = 0, flush: bool = False) -> None:
         nonlocal pending
         pending += size
         if pending >= PROGRESS_BYTES or flush:
+            if not multiprocessing.parent_process().is_alive():
+                raise SystemExit(f"file {arguments[2]}: the fetch that started this worker is gone")
             with _STREAMED.get_lock():
                 _STREAMED.value += pending
             pending = 0
