@@ -32,7 +32,7 @@ def snakemake(root: Path, config: Path, *args: str, env: dict | None = None) -> 
 
 def planned_jobs(root: Path, config: Path, env: dict | None = None) -> dict[str, list[str]]:
     """Rule -> outputs of every job a dry-run plans."""
-    result = snakemake(root, config, "-n", "--cores", "2", env=env)
+    result = snakemake(root, config, "-n", "--cores", "8", env=env)  # threads above this machine's 2 render too
     assert result.returncode == 0, result.stdout + result.stderr
     jobs: dict[str, list[str]] = {}
     for block in re.split(r"\n(?=(?:local)?rule )", result.stdout):
@@ -278,7 +278,7 @@ def changed_config(config: Path, tmp_path: Path, block: str | None, key: str, va
     ("anneal", "checkpoint_every", 7), ("anneal", "threads", 2), ("anneal", "keep_checkpoints", True),
     ("anneal", "max_loss_ratio", 9.0), ("anneal", "peak_flops", 1e12), ("anneal", "micro_batch", 4),
     ("anneal", "activation_checkpointing", True), ("eval", "batch_size", 8), ("eval", "threads", 2),
-    (None, "fetch_workers", 1)])
+    (None, "fetch_workers", 1), ("resources", "curate", {"cpus": 4})])
 def test_an_execution_setting_reruns_nothing(grid, tmp_path, block, key, value):
     root, config, _ = grid
     assert planned_jobs(root, changed_config(config, tmp_path, block, key, value)) == {}

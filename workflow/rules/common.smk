@@ -302,10 +302,11 @@ def code_of(*modules):
     return lambda wildcards: code_digest(*modules)
 
 
-def family_cpus(family):
-    """The CPUs a job of the family asks for, as a shard rule's threads: Snakemake hands them to the job's
-    command (OMP_NUM_THREADS), whose tokenizer and torch then use them all (annealscope.curate.tokenize)."""
-    return family_resources(config, family)["cpus"]
+def family_cpus(family, least=1):
+    """The CPUs a job of the family asks for, at least `least`, as a rule's threads: Snakemake hands them to the
+    job's command (OMP_NUM_THREADS, or --threads), whose tokenizer and torch then use them all
+    (annealscope.curate.tokenize)."""
+    return max(least, family_resources(config, family)["cpus"])
 
 
 def job_resources(family, nodes=1, threads=1):

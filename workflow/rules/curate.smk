@@ -67,7 +67,7 @@ use rule curate_shard as generate_shard with:
     wildcard_constraints:
         source="|".join(name for name, family in SHARD_FAMILIES.items() if family == "generate") or "(?!)",
         shard="[0-9]{5}",
-    threads: 2
+    threads: family_cpus("generate", least=2)
     resources:
         **job_resources("generate", threads=2),
 
@@ -181,7 +181,7 @@ rule tokenize:
         source=WHOLE_CORPORA,
     params:
         tokenizer=input_or_base("tokenizer"),
-    threads: 2
+    threads: family_cpus("curate", least=2)
     resources:
         **job_resources("curate", threads=2),
     conda:
@@ -210,7 +210,7 @@ if not WHOLE_REPLAY:
             pieces=replay_pieces,
             tokenizer=input_or_base("tokenizer"),
             cache=CACHE,
-        threads: 2
+        threads: family_cpus("curate", least=2)
         resources:
             **job_resources("curate", threads=2),
         conda:
