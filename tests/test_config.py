@@ -43,6 +43,11 @@ BAD = [
      "anneal.communication"),
     ("bucket of no elements", lambda c: c["anneal"].update(communication={"reduce_bucket_size": 0}),
      "anneal.communication.reduce_bucket_size"),
+    ("suite of a task not scored", lambda c: c["fit"].update(suites={"domain": ["arith_mc", "arith_mcq"]}),
+     "fit.suites.domain: .*arith_mcq.* is no task the grid scores"),
+    ("suite named like a task", lambda c: c["fit"].update(suites={"arith_mc": ["arith_mc", "heldout_sympy_docs"]}),
+     "fit.suites.arith_mc: an evaluation task has that name"),
+    ("suite of one task", lambda c: c["fit"].update(suites={"domain": ["arith_mc"]}), "fit.suites.domain"),
     *[(f"{key} without its package", lambda c, key=key, value=value: c["anneal"].update({key: value}),
        f"anneal.{key}: .* pip install") for key, (value, module, *_) in KERNEL_PACKAGES.items()
       if importlib.util.find_spec(module) is None],

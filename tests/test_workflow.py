@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -69,8 +70,9 @@ def test_every_stage_produced_its_artifacts(grid):
     assert set(metrics.loc[metrics["task"] == "arith_gen", "metric"]) == {"exact_match", "nll", "nll_token",
                                                                           "nll_byte"}
     assert set(metrics.loc[metrics["task"] == "heldout_sympy_docs", "metric"]) == {"bpb"}
-    assert set(pd.read_csv(results / "fit" / "fits.csv")["metric"]) == {"acc", "brier", "nll_byte", "bpb",
-                                                                        "exact_match"}
+    fits = pd.read_csv(results / "fit" / "fits.csv")
+    assert set(fits["metric"]) == {"acc", "brier", "nll_byte", "bpb", "exact_match"}
+    assert set(fits.loc[fits["task"] == "math", "metric"]) == {"acc", "brier", "nll_byte"}  # fit.suites.math
     assert (metrics.loc[metrics["source"] == "base", "total_flops"] == 0).all()
     annealed = metrics[metrics["source"] != "base"]
     assert (annealed["total_flops"] >= annealed["train_flops"]).all()
@@ -86,6 +88,8 @@ def test_every_stage_produced_its_artifacts(grid):
     assert "<img" in report and "Backtest" in report
     values = pd.read_csv(results / "backtest" / "backtest.csv")
     assert set(values["source"]) == set(annealed["source"]) and (values["held_out_budget"] == 16384).all()
+    held = values.set_index(["task", "metric", "source"])["observed"]  # one seed: the cell's own values
+    assert np.allclose(held.loc["math", "acc"], (held.loc["arith_mc", "acc"] + held.loc["mmlu_math", "acc"]) / 2)
     assert set(pd.read_csv(results / "backtest" / "backtest_decisions.csv")["method"]) == {
         "fit", "micro_anneal", "largest_remaining"}
 

@@ -71,6 +71,8 @@ FIT_INPUT = _parent(
     (("--bootstrap",), {"type": int, "help": "replicates (default: fit.bootstrap)"}),
     (("--settings",), {"help": "JSON of fit (command-line options take precedence; the schema fills the rest)"}),
     (("--seeds",), {"type": int, "nargs": "+", "help": "only the runs of these seeds (default: all)"}),
+    (("--suite",), {"action": "append", "default": [], "metavar": "NAME=TASK,TASK,...",
+                    "help": "fit these tasks as one more panel, the mean of their values (as fit.suites)"}),
 )
 
 DECISION = _parent((("--micro-anneal-budget",), {"type": _above_zero(int)}),
@@ -532,6 +534,7 @@ def fit_settings(args) -> FitSettings:
         getattr(args, "higher_is_better", []), "--higher-is-better", _flag)
     settings["max_tokens"] = settings["max_tokens"] | _assignments(getattr(args, "max_tokens", []), "--max-tokens",
                                                                    float)
+    settings["suites"] = settings["suites"] | _assignments(args.suite, "--suite", _tasks)
     check_section("fit", {key: value for key, value in settings.items() if key != "micro_anneal_budget"})
     return FitSettings(**settings)
 
@@ -540,6 +543,13 @@ def _flag(text: str) -> bool:
     if text not in ("true", "false"):
         raise ValueError("write true or false")
     return text == "true"
+
+
+def _tasks(text: str) -> list[str]:
+    tasks = [task for task in text.split(",") if task]
+    if len(tasks) < 2:
+        raise ValueError("list two or more tasks, separated by commas")
+    return tasks
 
 
 def _assignments(items: list[str], option: str, convert) -> dict:

@@ -16,7 +16,7 @@ import yaml
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import read_corpora, resolve_package_path
 from annealscope.core.io import atomic_path, read_jsonl, write_jsonl
-from annealscope.core.layout import HELDOUT_PREFIX
+from annealscope.core.layout import HELDOUT_PREFIX, heldout_task_names
 from annealscope.core.wordproblems import evaluation_item
 from annealscope.evaluate.contamination import write_decontamination_texts
 from annealscope.evaluate.registry import registered_task_names
@@ -117,6 +117,19 @@ def user_task_names(include_path: str | Path | None) -> set[str]:
     from lm_eval.tasks import TaskManager
 
     return set(TaskManager(include_path=str(include_path), include_defaults=False).all_tasks)
+
+
+def check_suites(suites: dict[str, list[str]], evaluation: dict) -> None:
+    """Every suite of `fit.suites` is named unlike a task and lists tasks the grid scores: configured tasks,
+    held-out domains (`heldout_<domain>`) or, for the tasks of a configured group, lm-eval's task names."""
+    configured = {*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])}
+    for name, members in suites.items():
+        if name in configured:
+            raise ConfigError(f"fit.suites.{name}: an evaluation task has that name; name the suite otherwise")
+        unknown = [task for task in members if task not in configured]
+        if unknown and (missing := [task for task in unknown if task not in registered_task_names()]):
+            raise ConfigError(f"fit.suites.{name}: {missing} is no task the grid scores; list tasks of eval.tasks "
+                              f"or held-out domains: {sorted(configured)}")
 
 
 def check_tasks(tasks: list[str], resources_dir: str | Path, include_path: str | Path | None = None) -> None:

@@ -27,6 +27,7 @@ from annealscope.core.io import atomic_path
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE
 from annealscope.fit.curves import CurveFit, FitSettings, check_table, fit_table, interval
 from annealscope.fit.forms import higher_is_better
+from annealscope.fit.suites import with_suites
 
 METHODS = ("fit", "micro_anneal", "largest_remaining")
 VALUE_COLUMNS = ["task", "metric", "source", "held_out_budget", "held_out_flops", "observed", "observed_stderr",
@@ -50,13 +51,14 @@ def backtest(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | N
     table = table[np.isfinite(table["value"].to_numpy(float))]
     if settings.metrics is not None:
         table = table[table["metric"].isin(settings.metrics)]
-    kept, out = held_out(table)
+    kept, out = held_out(with_suites(table.reset_index(drop=True), settings.suites)[0])
     if items is not None:
         items = items.merge(kept[["source", "budget_tokens", "seed"]].drop_duplicates())
     micro_budget = settings.micro_anneal_budget or kept.loc[kept["source"] != BASE_SOURCE, "budget_tokens"].min()
     curves = {}
     if not kept[kept["source"] != BASE_SOURCE].empty:
-        refit = fit_table(kept, replace(settings, micro_anneal_budget=micro_budget), items)
+        tasks = kept[~kept["task"].isin(settings.suites)]  # the refit makes the suites' rows of its own
+        refit = fit_table(tasks, replace(settings, micro_anneal_budget=micro_budget), items)
         curves = {(curve.source, curve.task, curve.metric): curve for curve in refit.curves}
     values, decisions = [], []
     for (task, metric), rows in out.groupby(["task", "metric"], sort=True):

@@ -34,6 +34,7 @@ from annealscope.fit.mixture import (
 )
 from annealscope.fit.resample import Points, budget_points, check_items, replicate_values
 from annealscope.fit.solver import huber, huber_lm
+from annealscope.fit.suites import with_suites
 
 REQUIRED_COLUMNS = ("source", "budget_tokens", "seed", "total_flops", "task", "metric", "value", "stderr")
 INTERVAL = (5.0, 95.0)
@@ -56,6 +57,7 @@ class FitSettings:
     allocate_flops: list[float] = schema_default("fit", "allocate_flops")
     allocate_usd: list[float] = schema_default("fit", "allocate_usd")
     max_tokens: dict[str, float] = schema_default("fit", "max_tokens")
+    suites: dict[str, list[str]] = schema_default("fit", "suites")
 
 
 @dataclass
@@ -214,7 +216,7 @@ def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | 
         check_items(items)
     table = _fitted_rows(table, settings).reset_index(drop=True)
     rng = np.random.default_rng(settings.seed)
-    replicates = replicate_values(table, items, settings.bootstrap, rng)
+    table, replicates = with_suites(table, settings.suites, replicate_values(table, items, settings.bootstrap, rng))
     curves, base_values = [], {}
     for (task, metric), group in table.groupby(["task", "metric"], sort=True):
         higher = higher_is_better(metric, settings.higher_is_better)
