@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from packaging.version import InvalidVersion, Version
+
 Cell = tuple[str, int, int]  # (source, budget_tokens, seed)
 SHOWN = 4  # cells named per version in a message
 
@@ -60,7 +62,16 @@ def _cells_by(by_cell: dict[Cell, dict], version) -> dict[str, list[Cell]]:
 
 
 def _listed(cells: dict[str, list[Cell]]) -> str:
-    return ", ".join(f"version {version} in {_named(named)}" for version, named in sorted(cells.items()))
+    """Each version's cells, oldest version first (4.57.0 before 4.100.0)."""
+    return ", ".join(f"version {version} in {_named(cells[version])}" for version in sorted(cells, key=_order))
+
+
+def _order(version: str) -> tuple:
+    """A version's place among others: PEP 440's order, after it any that does not follow PEP 440, by text."""
+    try:
+        return (0, Version(version), "")
+    except InvalidVersion:
+        return (1, Version("0"), version)
 
 
 def _named(cells: list[Cell]) -> str:
