@@ -12,6 +12,7 @@ import pandas as pd
 from annealscope.core.attribution import attribution_table
 from annealscope.core.io import atomic_path
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE, CAPTIONS
+from annealscope.report.summary import summary_table
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
 font-size:.85rem;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}
@@ -35,7 +36,10 @@ def caption(name: str) -> str:
 def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path, title: str = "annealscope",
                   backtest_dir: str | Path | None = None) -> None:
     fit_dir = Path(fit_dir)
-    sections = [f"<h1>{html.escape(title)}</h1>"]
+    backtest = pd.read_csv(Path(backtest_dir) / BACKTEST_OUTPUTS[1]) if backtest_dir is not None else None
+    summary = summary_table(pd.read_csv(fit_dir / "decisions.csv"), pd.read_csv(fit_dir / "crossovers.csv"), backtest)
+    sections = [f"<h1>{html.escape(title)}</h1>", "<h2>Summary</h2>",
+                f'<p class="caption">{caption("summary.rst")}</p>', table_html(summary)]
     for heading, figure, table, caption_file in SECTIONS:
         sections += [f"<h2>{html.escape(heading)}</h2>", f'<p class="caption">{caption(caption_file)}</p>']
         if figure == "curves.png":
@@ -52,8 +56,10 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
                      f'<p class="caption">{caption("backtest.rst")}</p>',
                      *(table_html(pd.read_csv(Path(backtest_dir) / name)) for name in BACKTEST_OUTPUTS[::-1])]
     metrics = pd.read_csv(metrics_path)
+    attribution = (attribution_table(metrics) if "train_flops" in metrics.columns else
+                   pd.DataFrame({"note": ["the metrics table does not record the training FLOPs (train_flops)"]}))
     sections += ["<h2>Grid compute</h2>", f'<p class="caption">{caption("attribution.rst")}</p>',
-                 attribution_table(metrics).to_html(index=False, float_format=lambda v: f"{v:.4g}")]
+                 attribution.to_html(index=False, float_format=lambda v: f"{v:.4g}")]
     sections += ["<h2>Training precision</h2>", f'<p class="caption">{caption("precision.rst")}</p>',
                  precision_table(metrics).to_html(index=False)]
     sections += ["<h2>Observations</h2>", f'<p class="caption">{caption("metrics.rst")}</p>',

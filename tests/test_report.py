@@ -1,0 +1,56 @@
+"""The report's summary: the answer per panel, read from the fit's and the backtest's own tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from annealscope.fit.analysis import analyse, write_analysis
+from annealscope.fit.backtest import backtest, write_backtest
+from annealscope.fit.curves import FitSettings
+from annealscope.report.html import render_report
+from annealscope.report.summary import summary_table
+
+
+def crossing_table(noise: float = 0.01) -> pd.DataFrame:
+    """Two sources whose bits per byte cross at e²·1e12 FLOPs (`a` learns faster, `b` starts better), a third
+    that is worse everywhere, and the base model: budgets 1 to 64, costing budget·1e12 FLOPs."""
+    rng = np.random.default_rng(7)
+    truth = {"a": lambda x: 2.0 - 0.3 * x, "b": lambda x: 1.6 - 0.1 * x, "c": lambda x: 2.5 - 0.1 * x}
+    rows = [{"source": source, "budget_tokens": budget, "seed": 0, "total_flops": budget * 1e12, "task": "docs",
+             "metric": "bpb", "value": curve(np.log(budget)) + rng.normal(0, noise), "stderr": noise}
+            for source, curve in truth.items() for budget in (1, 2, 4, 8, 16, 32, 64)]
+    rows.append({"source": "base", "budget_tokens": 0, "seed": 0, "total_flops": 0.0, "task": "docs",
+                 "metric": "bpb", "value": 2.8, "stderr": noise})
+    return pd.DataFrame(rows)
+
+
+def test_the_summary_names_the_best_source_at_each_end_what_micro_annealing_picks_and_the_backtest(tmp_path):
+    table = crossing_table()
+    settings = FitSettings(forms=["log_linear"], bootstrap=300, micro_anneal_budget=1)
+    analysis = analyse(table, settings)
+    values, decisions = backtest(table, settings)
+    summary = summary_table(analysis.decisions, analysis.crossovers, decisions).set_index(["task", "metric"])
+    row = summary.loc["docs", "bpb"]
+    assert (row["best_at_smallest"], row["best_at_largest"], row["micro_anneal_best"]) == ("b", "a", "b")
+    assert row["p_best_at_largest"] > 0.95 and row["largest_compute"] > np.exp(2) * 1e12 > row["smallest_compute"]
+    assert (row["crossings"], row["crossings_p_0.9"]) == (len(analysis.crossovers), 1)
+    held = decisions.set_index("method")["pairwise_accuracy"]
+    assert (row["backtest_fit_accuracy"], row["backtest_micro_anneal_accuracy"]) == (held["fit"], held["micro_anneal"])
+    assert held["fit"] == 1.0 and held["micro_anneal"] < 1.0  # at 64, `a` leads where the micro-anneal saw `b`
+    table.to_csv(tmp_path / "metrics.csv", index=False)
+    write_analysis(analysis, table, tmp_path / "fit")
+    write_backtest(values, decisions, tmp_path / "backtest")
+    render_report(tmp_path / "fit", tmp_path / "metrics.csv", tmp_path / "report.html",
+                  backtest_dir=tmp_path / "backtest")
+    page = (tmp_path / "report.html").read_text()
+    assert page.index("<h2>Summary</h2>") < page.index("<td>docs</td>") < page.index("<h2>Scaling curves</h2>")
+    assert "does not record the training FLOPs" in page  # a table with only the columns the fit needs
+
+
+def test_a_summary_without_a_backtest_leaves_its_columns_out():
+    analysis = analyse(crossing_table(), FitSettings(forms=["log_linear"], bootstrap=50, micro_anneal_budget=1))
+    summary = summary_table(analysis.decisions, analysis.crossovers)
+    assert not any(column.startswith("backtest") for column in summary.columns)
+    assert summary[["task", "metric"]].values.tolist() == [["docs", "bpb"]]
+    assert summary["p_best_at_smallest"].iloc[0] == pytest.approx(
+        analysis.decisions.query("kind == 'fitted'").sort_values("total_flops")["p_best"].iloc[0])
