@@ -1,12 +1,13 @@
 """The whole configuration check, as the Snakefile runs it before any job: the schema with its defaults,
-then what every stage shares, then what one stage alone can tell (here: the evaluation tasks)."""
+then what every stage shares, then what one stage alone can tell (here: the evaluation tasks and the tasks of
+fit.suites)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from annealscope.core.config import ConfigError, check_config, read_config_file, validate_schema
-from annealscope.evaluate.tasks import check_suites, check_tasks
+from annealscope.evaluate.tasks import check_suite_tasks, check_tasks
 
 
 def validate_config(config: dict, resources_dir: str | Path = "resources", tasks: bool = True) -> None:
@@ -18,7 +19,7 @@ def validate_config(config: dict, resources_dir: str | Path = "resources", tasks
     check_config(config)
     if tasks:
         check_tasks(config["eval"]["tasks"], resources_dir, config["eval"]["include_path"])
-        check_suites(config["fit"]["suites"], config["eval"])
+        check_suite_tasks(config["fit"]["suites"], config["eval"])
 
 
 def load_config(path: str | Path, resources_dir: str | Path = "resources") -> dict:

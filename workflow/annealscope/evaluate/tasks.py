@@ -119,7 +119,7 @@ def user_task_names(include_path: str | Path | None) -> set[str]:
     return set(TaskManager(include_path=str(include_path), include_defaults=False).all_tasks)
 
 
-def check_suites(suites: dict[str, list[str]], evaluation: dict) -> None:
+def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
     """Every suite of `fit.suites` is named unlike a task and lists tasks the grid scores: configured tasks,
     held-out domains (`heldout_<domain>`) or, for the tasks of a configured group, lm-eval's task names."""
     configured = {*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])}
