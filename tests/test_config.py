@@ -47,7 +47,10 @@ BAD = [
      "fit.suites.domain: .*arith_mcq.* is no task the grid scores"),
     ("suite named like a task", lambda c: c["fit"].update(suites={"arith_mc": ["arith_mc", "heldout_sympy_docs"]}),
      "fit.suites.arith_mc: an evaluation task has that name"),
-    ("suite of one task", lambda c: c["fit"].update(suites={"domain": ["arith_mc"]}), "fit.suites.domain"),
+    ("suite of one task", lambda c: c["fit"].update(suites={"domain": ["arith_mc"]}),
+     "fit.suites.domain: .* names one task"),
+    ("suite of a pattern no task matches", lambda c: c["fit"].update(suites={"domain": ["arith_mc", "zz_*"]}),
+     "fit.suites.domain: .*zz_.* is no task the grid scores"),
     *[(f"{key} without its package", lambda c, key=key, value=value: c["anneal"].update({key: value}),
        f"anneal.{key}: .* pip install") for key, (value, module, *_) in KERNEL_PACKAGES.items()
       if importlib.util.find_spec(module) is None],

@@ -102,9 +102,18 @@ def test_the_suite_decides_by_the_mean_of_its_tasks_not_by_their_pooled_items():
     assert held["predicted"].notna().all()
 
 
+def test_a_pattern_stands_for_every_task_it_matches():
+    table, _ = scored({"a": {"small": rising(0.4, 0.02), "large": rising(0.5, 0.01)}}, np.random.default_rng(0))
+    named, _ = with_suites(table, {"domain": ["small", "large"]})
+    matched, _ = with_suites(table, {"domain": ["*a*"]})  # small and large, as a group's subtasks by prefix
+    pd.testing.assert_frame_equal(named, matched)
+
+
 @pytest.mark.parametrize(("suites", "message"), [
     ({"small": ["small", "large"]}, "fit.suites.small: the table has a task of that name"),
     ({"domain": ["small", "larg"]}, r"fit.suites.domain: the table has no task \['larg'\]; its tasks are"),
+    ({"domain": ["small", "z*"]}, r"fit.suites.domain: the table has no task \['z\*'\]"),
+    ({"domain": ["s*"]}, r"fit.suites.domain: \['s\*'\] is the one task \['small'\]"),
     ({"domain": ["small", "docs"]}, "fit.suites.domain: its tasks share no metric of the fit"),
 ])
 def test_a_suite_the_table_cannot_give_is_refused_naming_it(suites, message):

@@ -71,7 +71,7 @@ FIT_INPUT = _parent(
     (("--bootstrap",), {"type": int, "help": "replicates (default: fit.bootstrap)"}),
     (("--settings",), {"help": "JSON of fit (command-line options take precedence; the schema fills the rest)"}),
     (("--seeds",), {"type": int, "nargs": "+", "help": "only the runs of these seeds (default: all)"}),
-    (("--suite",), {"action": "append", "default": [], "metavar": "NAME=TASK,TASK,...",
+    (("--suite",), {"action": "append", "default": [], "metavar": "NAME=TASK,PATTERN,...",
                     "help": "fit these tasks as one more panel, the mean of their values (as fit.suites)"}),
 )
 
@@ -547,8 +547,8 @@ def _flag(text: str) -> bool:
 
 def _tasks(text: str) -> list[str]:
     tasks = [task for task in text.split(",") if task]
-    if len(tasks) < 2:
-        raise ValueError("list two or more tasks, separated by commas")
+    if not tasks:
+        raise ValueError("list tasks or patterns of their names, separated by commas")
     return tasks
 
 

@@ -6,6 +6,7 @@ file's absolute path filled in, into one directory that lm-eval reads with ``inc
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from collections.abc import Callable, Iterator
 from itertools import islice
@@ -120,16 +121,20 @@ def user_task_names(include_path: str | Path | None) -> set[str]:
 
 
 def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
-    """Every suite of `fit.suites` is named unlike a task and lists tasks the grid scores: configured tasks,
-    held-out domains (`heldout_<domain>`) or, for the tasks of a configured group, lm-eval's task names."""
-    configured = {*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])}
-    for name, members in suites.items():
+    """Every suite of `fit.suites` is named unlike a task and lists tasks the grid scores, by name or pattern:
+    configured tasks, held-out domains (`heldout_<domain>`) or, for the tasks of a configured group, lm-eval's
+    task names."""
+    configured = sorted({*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])})
+    for name, entries in suites.items():
         if name in configured:
             raise ConfigError(f"fit.suites.{name}: an evaluation task has that name; name the suite otherwise")
-        unknown = [task for task in members if task not in configured]
-        if unknown and (missing := [task for task in unknown if task not in registered_task_names()]):
+        if len(entries) == 1 and not set("*?[") & set(entries[0]):
+            raise ConfigError(f"fit.suites.{name}: {entries} names one task; a suite averages two or more (list "
+                              "them, or give a pattern such as mmlu_*)")
+        unknown = [entry for entry in entries if not fnmatch.filter(configured, entry)]
+        if unknown and (missing := [entry for entry in unknown if not fnmatch.filter(registered_task_names(), entry)]):
             raise ConfigError(f"fit.suites.{name}: {missing} is no task the grid scores; list tasks of eval.tasks "
-                              f"or held-out domains: {sorted(configured)}")
+                              f"or held-out domains, or patterns of their names: {configured}")
 
 
 def check_tasks(tasks: list[str], resources_dir: str | Path, include_path: str | Path | None = None) -> None:

@@ -5,10 +5,14 @@ paper reports across benchmarks, which a large task does not dominate), for ever
 Its standard error is the mean's: √(Σ stderr²) / k, the tasks' items being distinct. In the fit's bootstrap
 each replicate of a suite is the mean of its tasks' replicates, so it keeps their paired item draws and the
 suite's comparisons between sources keep their correlation. A cell that lacks one of the tasks (a task that
-failed there) has no suite row: a mean over fewer tasks would measure something else.
+failed there) has no suite row: a mean over fewer tasks would measure something else. A suite's entry may be a
+pattern (`mmlu_*`, as fnmatch reads it) that stands for every task of the table it matches, so a group's many
+subtasks need not be listed.
 """
 
 from __future__ import annotations
+
+import fnmatch
 
 import numpy as np
 import pandas as pd
@@ -16,21 +20,29 @@ import pandas as pd
 CELL = ["source", "budget_tokens", "seed", "metric"]
 
 
-def check_suites(table: pd.DataFrame, suites: dict[str, list[str]]) -> None:
-    """Refuse a suite named like a task of the table, one that names a task the table lacks, or one whose tasks
-    share no metric, naming the suite and the fix."""
-    tasks = set(table["task"])
-    for name, members in suites.items():
+def suite_tasks(table: pd.DataFrame, suites: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each suite's tasks in the table, its patterns expanded. Refuse a suite named like a task of the table, an
+    entry the table has no task for, a suite of fewer than two tasks, or one whose tasks share no metric, naming
+    the suite and the fix."""
+    tasks = sorted(set(table["task"]))
+    expanded = {}
+    for name, entries in suites.items():
         if name in tasks:
             raise ValueError(f"fit.suites.{name}: the table has a task of that name; name the suite otherwise")
-        missing = sorted(set(members) - tasks)
+        matched = {entry: fnmatch.filter(tasks, entry) for entry in entries}
+        missing = [entry for entry, found in matched.items() if not found]
         if missing:
-            raise ValueError(f"fit.suites.{name}: the table has no task {missing}; its tasks are {sorted(tasks)}")
+            raise ValueError(f"fit.suites.{name}: the table has no task {missing}; its tasks are {tasks}")
+        members = sorted({task for found in matched.values() for task in found})
+        if len(members) < 2:
+            raise ValueError(f"fit.suites.{name}: {entries} is the one task {members}; a suite averages two or more")
         metrics = table[table["task"].isin(members)].groupby("task")["metric"].agg(set)
         if not set.intersection(*metrics):
             raise ValueError(f"fit.suites.{name}: its tasks share no metric of the fit ("
                              + "; ".join(f"{task}: {', '.join(sorted(shown))}" for task, shown in metrics.items())
                              + "); make a suite of tasks scored alike")
+        expanded[name] = members
+    return expanded
 
 
 def with_suites(table: pd.DataFrame, suites: dict[str, list[str]], replicates: np.ndarray | None = None
@@ -40,10 +52,9 @@ def with_suites(table: pd.DataFrame, suites: dict[str, list[str]], replicates: n
     suite rows appended too."""
     if not suites:
         return table, replicates
-    check_suites(table, suites)
     rows, extra = [table], []
-    for name, members in suites.items():
-        count = len(set(members))
+    for name, members in suite_tasks(table, suites).items():
+        count = len(members)
         scored = table[table["task"].isin(members) & np.isfinite(table["value"].to_numpy(float))]
         scored = scored[scored.groupby(CELL)["task"].transform("nunique") == count]
         if scored.empty:
