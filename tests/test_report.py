@@ -54,3 +54,14 @@ def test_a_summary_without_a_backtest_leaves_its_columns_out():
     assert summary[["task", "metric"]].values.tolist() == [["docs", "bpb"]]
     assert summary["p_best_at_smallest"].iloc[0] == pytest.approx(
         analysis.decisions.query("kind == 'fitted'").sort_values("total_flops")["p_best"].iloc[0])
+
+
+def test_each_end_of_the_summary_is_one_decision_row_whole():
+    """A value missing at the smallest compute stays missing there, not filled from the next compute's row."""
+    decisions = pd.DataFrame({"task": "t", "metric": "acc", "kind": ["fitted", "fitted", "fitted", "micro_anneal"],
+                              "total_flops": [3e12, 1e12, 2e12, np.nan], "best_source": ["x", "y", "x", "y"],
+                              "p_best": [0.9, np.nan, 0.6, np.nan]})
+    crossovers = pd.DataFrame(columns=["task", "metric", "p_crossing"])
+    row = summary_table(decisions, crossovers).iloc[0]
+    assert (row["best_at_smallest"], row["best_at_largest"], row["p_best_at_largest"]) == ("y", "x", 0.9)
+    assert np.isnan(row["p_best_at_smallest"]) and row["crossings"] == 0

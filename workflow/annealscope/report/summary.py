@@ -16,8 +16,7 @@ def summary_table(decisions: pd.DataFrame, crossovers: pd.DataFrame,
     """One row per (task, metric) panel of `decisions` (decisions.csv), with its crossings (crossovers.csv)
     and, given backtest_decisions.csv, the pairwise accuracy of the fit and of micro-annealing there."""
     fitted = decisions[decisions["kind"] == "fitted"].sort_values([*PANEL, "total_flops"])
-    ends = fitted.groupby(PANEL, sort=True)
-    smallest, largest = ends.first(), ends.last()
+    smallest, largest = (fitted.drop_duplicates(PANEL, keep=end).set_index(PANEL) for end in ("first", "last"))
     summary = pd.DataFrame({
         "smallest_compute": smallest["total_flops"], "best_at_smallest": smallest["best_source"],
         "p_best_at_smallest": smallest["p_best"], "largest_compute": largest["total_flops"],
