@@ -79,5 +79,5 @@ def test_an_upgrade_of_a_package_the_stage_imports_changes_it_and_of_any_other_l
     with monkeypatch.context() as patch:
         installed_as(patch, "scipy", "0.1")  # installed, but no module of the stage imports it
         assert code_digest("annealscope.fit.model", root=package) == before
-    installed_as(monkeypatch, "PyYAML", "0.1")  # its package is yaml, imported two modules down
+    installed_as(monkeypatch, "PyYAML", "0.1")  # its package is yaml, which a module the stage imports imports
     assert code_digest("annealscope.fit.model", root=package) != before
