@@ -125,6 +125,7 @@ def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
     configured tasks, held-out domains (`heldout_<domain>`) or, for the tasks of a configured group, lm-eval's
     task names."""
     configured = sorted({*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])})
+    registered = None  # lm-eval's names, read once and only if some entry needs them
     for name, entries in suites.items():
         if name in configured:
             raise ConfigError(f"fit.suites.{name}: an evaluation task has that name; name the suite otherwise")
@@ -132,7 +133,9 @@ def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
             raise ConfigError(f"fit.suites.{name}: {entries} names one task; a suite averages two or more (list "
                               "them, or give a pattern such as mmlu_*)")
         unknown = [entry for entry in entries if not fnmatch.filter(configured, entry)]
-        if unknown and (missing := [entry for entry in unknown if not fnmatch.filter(registered_task_names(), entry)]):
+        if unknown:
+            registered = registered_task_names() if registered is None else registered
+        if missing := [entry for entry in unknown if not fnmatch.filter(registered, entry)]:
             raise ConfigError(f"fit.suites.{name}: {missing} is no task the grid scores; list tasks of eval.tasks "
                               f"or held-out domains, or patterns of their names: {configured}")
 
