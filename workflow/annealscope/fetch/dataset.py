@@ -200,10 +200,12 @@ def _streamed_files(stream, reference: str, directory: Path, cap: Cap, workers: 
             if not pending:
                 return
             head = pending.popleft()
-            while not isinstance(head, list) and not head.ready():
+            while not isinstance(head, list):  # shown each second, and once more when the file is done
                 head.wait(PROGRESS_SECONDS)
                 progress(streamed.value - shown)
                 shown = streamed.value
+                if head.ready():
+                    break
             chunks = head if isinstance(head, list) else head.get()
             more_rows, more_size = _totals(chunks)
             rows, size = rows + more_rows, size + more_size
