@@ -21,9 +21,9 @@ def model_work(checkpoint: str, tasks_dir: Path) -> float:
     """Seconds of `loglikelihood` on the task's requests, with the model already loaded."""
     import torch
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
-    task = get_task_dict([TASK], TaskManager(include_path=str(tasks_dir), include_defaults=False))[TASK]
+    task = TaskManager(include_path=str(tasks_dir), include_defaults=False).load([TASK])["tasks"][TASK]
     task.build_all_requests(rank=0, world_size=1)
     requests = [instance for instance in task.instances]
     model = HFLM(pretrained=checkpoint, dtype=torch.float32, batch_size=32, device="cpu")

@@ -114,3 +114,46 @@ def test_a_task_of_eval_include_path_is_checked_evaluated_with_continuous_metric
     scores = evaluator.evaluate(request)
     assert set(scores["capitals"]) == {"acc", "brier", "nll", "nll_token", "nll_byte", "p_gold"}
     assert scores["capitals"]["acc"]["n_items"] == 4 and "arith_mc" in scores
+
+
+def test_lm_eval_groups_are_recorded_and_their_panel_is_the_number_lm_eval_reports(tmp_path, tiny_base):
+    """A user's groups over tasks of 10 and 54 items: the nested ones lm-eval aggregates are recorded with their
+    weighting, one without an aggregate is not, and the fit's panel of each is lm-eval's own group score, the
+    mean of its leaf tasks weighted by items or not, as the group says."""
+    import pandas as pd
+    from lm_eval.evaluator import evaluate
+
+    from annealscope.evaluate.collect import collect_groups
+    from annealscope.fit.suites import with_suites
+
+    mine = tmp_path / "groups"
+    mine.mkdir()
+    for name, tasks, weighted in (("both", ["arith_mc", "mmlu_math"], True), ("outer", ["both"], False),
+                                  ("loose", ["arith_gen"], None)):
+        group = {"group": name, "task": tasks}
+        if weighted is not None:
+            group["aggregate_metric_list"] = [{"metric": "acc", "weight_by_size": weighted}]
+        (mine / f"{name}.yaml").write_text(yaml.safe_dump(group))
+    tasks_dir = tmp_path / "tasks"
+    prepare_tasks(["arith_mc", "mmlu_math", "arith_gen"], ROOT / "resources", tasks_dir)
+    evaluator = Evaluator(["outer", "loose"], tasks_dir, limit=0.05, batch_size=8, include_path=mine)
+    request = EvalRequest(str(tiny_base), str(tmp_path / "scores.json"), str(tmp_path / "items.jsonl.gz"))
+    scores = evaluator.evaluate(request)
+    assert {task: scores[task]["acc"]["n_items"] for task in ("arith_mc", "mmlu_math")} == {"arith_mc": 10,
+                                                                                           "mmlu_math": 54}
+    groups = collect_groups([request.scores_path])
+    assert groups == {"both": {"tasks": ["arith_mc", "mmlu_math"], "weight_by_size": True},
+                      "outer": {"tasks": ["arith_mc", "mmlu_math"], "weight_by_size": False}}
+
+    table = pd.DataFrame([{"source": "x", "budget_tokens": 1, "seed": 0, "task": task, "metric": metric,
+                           **{key: result[key] for key in ("value", "stderr", "n_items")}}
+                          for task, metrics in scores.items() for metric, result in metrics.items()])
+    panels = with_suites(table, {}, groups=groups)[0].set_index(["task", "metric"])["value"]
+    reported = evaluate(lm=evaluator._load(str(tiny_base)), task_dict=evaluator.task_dict, limit=0.05,
+                        verbosity="ERROR")["groups"]
+    for group in groups:
+        assert panels[group, "acc"] == pytest.approx(reported[group]["acc,none"], abs=1e-12), group
+    accuracy = table[table["metric"] == "acc"].set_index("task")["value"]
+    assert panels["outer", "acc"] == pytest.approx(accuracy[["arith_mc", "mmlu_math"]].mean(), abs=1e-12)
+    assert abs(panels["both", "acc"] - panels["outer", "acc"]) > 1e-3  # the weighting is what tells them apart
+    assert "arith_gen" in scores and ("loose", "nll") not in panels.index

@@ -109,6 +109,34 @@ def test_a_pattern_stands_for_every_task_it_matches():
     pd.testing.assert_frame_equal(named, matched)
 
 
+def test_an_lm_eval_group_weighted_by_size_is_the_items_mean_and_its_replicates_spread_as_that_mean():
+    """A group that lm-eval weighs by size: its value is the mean over the 2,100 items, its standard error and its
+    bootstrap spread that mean's, √(100² se_small² + 2000² se_large²) / 2100; a group the table cannot make a panel
+    of is left out without a word, and a suite of fit.suites of a group's name takes its place."""
+    rng = np.random.default_rng(6)
+    table, items = scored({"a": {"small": rising(0.3, 0.0), "large": rising(0.7, 0.0)}}, rng)
+    docs = table[table["task"] == "small"].assign(task="docs", metric="bpb")
+    table = pd.concat([table, docs], ignore_index=True)
+    groups = {"sized": {"tasks": ["small", "large"], "weight_by_size": True},
+              "plain": {"tasks": ["small", "large", "absent"], "weight_by_size": False},
+              "apart": {"tasks": ["small", "docs"], "weight_by_size": True},  # no metric in common
+              "alone": {"tasks": ["large", "absent"], "weight_by_size": True}}
+    replicates = replicate_values(table, pd.concat([items, items[items["task"] == "small"].assign(
+        task="docs", metric="bpb")]), 4000, np.random.default_rng(7))
+    suited, replicates = with_suites(table, {}, replicates, groups)
+    assert set(suited["task"]) - set(table["task"]) == {"sized", "plain"}
+    rows = suited.set_index(["task", "budget_tokens"]).sort_index()
+    small, large = rows.loc["small"], rows.loc["large"]
+    assert np.allclose(rows.loc["sized", "value"], (100 * small["value"] + 2000 * large["value"]) / 2100)
+    assert np.allclose(rows.loc["plain", "value"], (small["value"] + large["value"]) / 2)
+    expected = np.hypot(100 * small["stderr"], 2000 * large["stderr"]) / 2100
+    assert np.allclose(rows.loc["sized", "stderr"], expected)
+    spread = replicates[suited.index[suited["task"] == "sized"]].std(axis=1)
+    assert np.allclose(spread, expected, rtol=0.1)
+    mine, _ = with_suites(table, {"sized": ["small", "large"]}, groups=groups)
+    assert np.allclose(mine.loc[mine["task"] == "sized", "value"], (small["value"] + large["value"]).to_numpy() / 2)
+
+
 @pytest.mark.parametrize(("suites", "message"), [
     ({"small": ["small", "large"]}, "fit.suites.small: the table has a task of that name"),
     ({"domain": ["small", "larg"]}, r"fit.suites.domain: the table has no task \['larg'\]; its tasks are"),

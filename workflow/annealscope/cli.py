@@ -73,6 +73,8 @@ FIT_INPUT = _parent(
     (("--seeds",), {"type": int, "nargs": "+", "help": "only the runs of these seeds (default: all)"}),
     (("--suite",), {"action": "append", "default": [], "metavar": "NAME=TASK,PATTERN,...",
                     "help": "fit these tasks as one more panel, the mean of their values (as fit.suites)"}),
+    (("--groups",), {"help": "lm-eval's groups the evaluation recorded (task_groups.json from collect): each is a "
+                             "panel too, weighted as lm-eval weighs it"}),
 )
 
 DECISION = _parent((("--micro-anneal-budget",), {"type": _above_zero(int)}),
@@ -205,6 +207,7 @@ def _collect_arguments(command):
     command.add_argument("--run-dir", required=True)
     command.add_argument("--plan", default="{}", help="JSON of plan (gpu_hour_usd, gpu_peak_flops, mfu): dollars")
     command.add_argument("--items", help="where to write every cell's per-item scores (parquet)")
+    command.add_argument("--groups", help="where to write the lm-eval groups the cells recorded (JSON)")
     return command
 
 
@@ -397,14 +400,16 @@ def _evaluate(args) -> None:
 
 
 def _collect(args) -> None:
-    from annealscope.evaluate.collect import collect, collect_items, missing_tasks, write_items, write_metrics
+    from annealscope.evaluate import collect as collecting
 
-    table = collect(args.scores, args.run_dir, json.loads(args.plan))
-    write_metrics(table, args.out)
+    table = collecting.collect(args.scores, args.run_dir, json.loads(args.plan))
+    collecting.write_metrics(table, args.out)
     if args.items:
-        write_items(collect_items(args.scores, args.run_dir), args.items)
+        collecting.write_items(collecting.collect_items(args.scores, args.run_dir), args.items)
+    if args.groups:
+        collecting.write_groups(args.scores, args.groups)
     cells = table[["source", "budget_tokens", "seed"]].drop_duplicates()
-    missing = missing_tasks(args.scores)
+    missing = collecting.missing_tasks(args.scores)
     for hole in missing:
         print(f"MISSING: {hole['source']} budget {hole['budget_tokens']} seed {hole['seed']}, task {hole['task']}: "
               f"{hole['why']} (its curve has a hole here; fix the task and rerun `snakemake --forcerun evaluate`)",
@@ -522,6 +527,7 @@ def _suggest(args) -> None:
 
 def fit_settings(args) -> FitSettings:
     """The fit settings: the schema's defaults, then the config's JSON (`--settings`), then the options given."""
+    from annealscope.core.io import read_json
     from annealscope.fit.curves import FitSettings
 
     settings = schema_defaults("fit") | (json.loads(args.settings) if args.settings else {})
@@ -536,7 +542,7 @@ def fit_settings(args) -> FitSettings:
                                                                    float)
     settings["suites"] = settings["suites"] | _assignments(args.suite, "--suite", _tasks)
     check_section("fit", {key: value for key, value in settings.items() if key != "micro_anneal_budget"})
-    return FitSettings(**settings)
+    return FitSettings(**settings, groups=read_json(args.groups) if args.groups else {})
 
 
 def _flag(text: str) -> bool:

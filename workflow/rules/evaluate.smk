@@ -61,6 +61,7 @@ rule collect:
     output:
         metrics=report(path(layout.METRICS), caption="../report/metrics.rst", category="Results"),
         item_table=path(layout.ITEMS_TABLE),
+        groups=path(layout.TASK_GROUPS),
     params:
         code=code_of("annealscope.evaluate.collect"),
         run_dir=lambda wildcards, output: Path(output.metrics).parent,
@@ -73,4 +74,4 @@ rule collect:
         log_path("collect"),
     shell:
         "annealscope collect {input.scores} --run-dir {params.run_dir} --plan {params.plan:q} --out {output.metrics}"
-        " --items {output.item_table} > {log} 2>&1"
+        " --items {output.item_table} --groups {output.groups} > {log} 2>&1"

@@ -5,6 +5,7 @@ rule fit:
     input:
         metrics=path(layout.METRICS),
         item_table=path(layout.ITEMS_TABLE),
+        groups=path(layout.TASK_GROUPS),
     output:
         fits=report(fit_output("fits.csv"), caption="../report/fits.rst", category="Fit"),
         predictions=fit_output("predictions.csv"),
@@ -28,7 +29,8 @@ rule fit:
     log:
         log_path("fit"),
     shell:
-        "annealscope fit {input.metrics} --items {input.item_table} --out {params.out} --settings {params.settings:q}"
+        "annealscope fit {input.metrics} --items {input.item_table} --groups {input.groups} --out {params.out}"
+        " --settings {params.settings:q}"
         " > {log} 2>&1"
 
 
@@ -36,6 +38,7 @@ rule backtest:
     input:
         metrics=path(layout.METRICS),
         item_table=path(layout.ITEMS_TABLE),
+        groups=path(layout.TASK_GROUPS),
     output:
         values=report(backtest_output("backtest.csv"), caption="../report/backtest.rst", category="Fit"),
         decisions=report(backtest_output("backtest_decisions.csv"), caption="../report/backtest.rst",
@@ -51,5 +54,5 @@ rule backtest:
     log:
         log_path("backtest"),
     shell:
-        "annealscope backtest {input.metrics} --items {input.item_table} --out {params.out}"
+        "annealscope backtest {input.metrics} --items {input.item_table} --groups {input.groups} --out {params.out}"
         " --settings {params.settings:q} > {log} 2>&1"

@@ -52,6 +52,7 @@ FIT_OUTPUTS = ("fits.csv", "predictions.csv", "decisions.csv", "pairwise.csv", "
 BACKTEST_DIR = "results/{run}/backtest"
 BACKTEST_OUTPUTS = ("backtest.csv", "backtest_decisions.csv")
 ITEMS_TABLE = "results/{run}/items.parquet"
+TASK_GROUPS = "results/{run}/task_groups.json"  # lm-eval's groups the evaluation recorded: the fit's panels too
 REPORT = "results/{run}/report.html"
 LOGS = "results/{run}/logs"
 

@@ -6,7 +6,8 @@ Under a branched schedule a cell is charged all the training it needed, its stab
 `shared_flops` says how much of that the other budgets of its (source, seed) share (see attribution).
 Dollars, when `plan.gpu_hour_usd` is set: training GPU-hours at that price (at `plan.mfu` of
 `plan.gpu_peak_flops`), plus the source's own acquisition price, or its acquisition FLOPs at the same
-GPU price when it has none. The per-item scores of every cell go to one table for the fit's bootstrap.
+GPU price when it has none. The per-item scores of every cell go to one table for the fit's bootstrap, and
+the lm-eval groups the cells recorded to `task_groups.json`, which the fit makes panels of.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from annealscope.core.flops import gpu_hours
-from annealscope.core.io import atomic_path, read_json, read_jsonl
+from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json
 from annealscope.core.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
 from annealscope.evaluate.comparability import check_task_versions, software_warnings
@@ -104,6 +105,22 @@ def collect_items(scores_paths: list[str | Path], run_dir: str | Path) -> pd.Dat
         frame = pd.DataFrame(records, columns=["task", "item", "metric", "value"])
         frames.append(frame.assign(source=source, budget_tokens=budget, seed=seed))
     return pd.concat(frames, ignore_index=True)[list(ITEM_COLUMNS)].astype({"value": float})
+
+
+def write_groups(scores_paths: list[str | Path], path: str | Path) -> None:
+    """Write `task_groups.json`: the lm-eval groups of the cells (collect_groups)."""
+    write_json(path, collect_groups(scores_paths))
+
+
+def collect_groups(scores_paths: list[str | Path]) -> dict[str, dict]:
+    """The lm-eval groups the cells were evaluated under (harness.task_groups), their tasks merged across cells; a
+    cell evaluated before groups were recorded adds none."""
+    groups: dict[str, dict] = {}
+    for path in scores_paths:
+        for name, group in read_json(path).get("groups", {}).items():
+            known = groups.setdefault(name, {"tasks": [], "weight_by_size": group["weight_by_size"]})
+            known["tasks"] = sorted({*known["tasks"], *group["tasks"]})
+    return dict(sorted(groups.items()))
 
 
 def write_metrics(table: pd.DataFrame, path: str | Path) -> None:

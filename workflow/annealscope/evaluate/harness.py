@@ -44,7 +44,7 @@ class Evaluator:
     def __init__(self, tasks: list[str], tasks_dir: str | Path, limit: int | None = None,
                  batch_size: int | str = 32, trust_remote_code: bool = False, backend: str = "hf",
                  include_path: str | Path | None = None):
-        from lm_eval.tasks import TaskManager, get_task_dict
+        from lm_eval.tasks import TaskManager
 
         started = time.perf_counter()
         local = {path.stem for path in Path(tasks_dir).glob("*.yaml")} | user_task_names(include_path)
@@ -52,14 +52,18 @@ class Evaluator:
         self.task_manager = TaskManager(include_path=folders, include_defaults=not set(tasks) <= local)
         self.unbuilt: dict[str, str] = {}  # tasks that could not be built, with why: reported by every evaluation
         try:
-            self.task_dict = get_task_dict(tasks, self.task_manager)
+            self.task_dict = self.task_manager.load(tasks)  # {tasks, groups, group_map}, flat
         except Exception:  # find which task cannot be built, keep the others
-            self.task_dict = {}
+            self.task_dict = {"tasks": {}, "groups": {}, "group_map": {}}
             for task in tasks:
                 try:
-                    self.task_dict.update(get_task_dict([task], self.task_manager))
+                    loaded = self.task_manager.load([task])
                 except Exception as error:
                     self.unbuilt[task] = f"{type(error).__name__}: {error}"
+                    continue
+                for key, value in loaded.items():
+                    self.task_dict[key].update(value)
+        self.groups = task_groups(self.task_dict)
         self.tasks, self.limit, self.batch_size = tasks, limit, batch_size
         self.trust_remote_code, self.backend = trust_remote_code, backend
         self.startup_seconds = time.perf_counter() - started
@@ -73,7 +77,7 @@ class Evaluator:
         samples, failed, versions = self._run(model)
         failed.update(self.unbuilt)
         items, scores = [], {}
-        task_objects = leaf_tasks(self.task_dict)
+        task_objects = self.task_dict["tasks"]
         for task, task_samples in samples.items():
             try:
                 task_items = score_samples(task_objects[task], task_samples, model)
@@ -87,6 +91,7 @@ class Evaluator:
         seconds = time.perf_counter() - started
         write_jsonl(request.items_path, items)
         write_json(request.scores_path, {"checkpoint": request.checkpoint, "tasks": scores, "failed": failed,
+                                         "groups": self.groups,
                                          "seconds": seconds, "task_versions": {task: versions.get(task)
                                                                                for task in scores},
                                          "software": package_versions(*SCORING_PACKAGES[self.backend])})
@@ -121,7 +126,7 @@ class Evaluator:
             results = evaluate(lm=model, task_dict=task_dict, limit=self.limit, log_samples=True, verbosity="ERROR")
             return results["samples"], results.get("versions", {})
 
-        if not self.task_dict:
+        if not self.task_dict["tasks"]:
             return {}, {}, {}
         try:
             samples, versions = run(self.task_dict)
@@ -129,9 +134,9 @@ class Evaluator:
         except Exception as error:  # isolate the failing task below
             print(f"the joint evaluation failed ({type(error).__name__}: {error}); evaluating task by task")
         samples, failed, versions = {}, {}, {}
-        for name, task in self.task_dict.items():
+        for name, task in self.task_dict["tasks"].items():
             try:
-                task_samples, task_versions = run({name: task})
+                task_samples, task_versions = run({"tasks": {name: task}, "groups": {}, "group_map": {}})
             except Exception as error:
                 failed[str(name)] = f"{type(error).__name__}: {error}"
                 continue
@@ -140,15 +145,12 @@ class Evaluator:
         return samples, failed, versions
 
 
-def leaf_tasks(task_dict: dict) -> dict:
-    """Task objects by name, with groups flattened."""
-    leaves = {}
-    for name, task in task_dict.items():
-        if isinstance(task, dict):
-            leaves.update(leaf_tasks(task))
-        else:
-            leaves[str(name)] = task
-    return leaves
+def task_groups(task_dict: dict) -> dict[str, dict]:
+    """Every group of `task_dict` (TaskManager.load's) that lm-eval aggregates into one score, nested ones too: its
+    leaf tasks and whether lm-eval weighs them by their items (`weight_by_size` in its `aggregate_metric_list`)."""
+    return {name: {"tasks": sorted(task.task_name for task in group.get_all_tasks()),
+                   "weight_by_size": all(aggregate.weight_by_size for aggregate in group.aggregate_metric_list)}
+            for name, group in sorted(task_dict["groups"].items()) if group.aggregate_metric_list}
 
 
 def score_samples(task, samples: list[dict], model) -> list[dict]:

@@ -128,7 +128,8 @@ def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
     registered = None  # lm-eval's names, read once and only if some entry needs them
     for name, entries in suites.items():
         if name in configured:
-            raise ConfigError(f"fit.suites.{name}: an evaluation task has that name; name the suite otherwise")
+            raise ConfigError(f"fit.suites.{name}: an evaluation task has that name (an lm-eval group of eval.tasks is "
+                              "a panel of its own already); name the suite otherwise")
         if len(entries) == 1 and not set("*?[") & set(entries[0]):
             raise ConfigError(f"fit.suites.{name}: {entries} names one task; a suite averages two or more (list "
                               "them, or give a pattern such as mmlu_*)")

@@ -41,12 +41,12 @@ def fetch_tasks(tasks: list[str], out_dir: str | Path, include_path: str | Path 
     """Build lm-evaluation-harness tasks (lm-eval's own, and the user's under `include_path`) once with the hub
     reachable, so their datasets land in the Hugging Face cache (``HF_HOME``, set by the caller before any
     Hugging Face import); record what was done."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     started = time.perf_counter()
-    task_dict = get_task_dict(tasks, TaskManager(include_path=include_path))
+    built = TaskManager(include_path=include_path).load(tasks)
     with atomic_path(out_dir, directory=True) as tmp:
-        provenance = {"fetched": tasks, "built": sorted(str(name) for name in task_dict),
+        provenance = {"fetched": tasks, "built": sorted(built["tasks"]),
                       "fetch_seconds": round(time.perf_counter() - started, 3),
                       "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_json(tmp / CACHED_PROVENANCE, provenance)

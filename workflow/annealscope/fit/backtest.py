@@ -51,13 +51,13 @@ def backtest(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | N
     table = table[np.isfinite(table["value"].to_numpy(float))]
     if settings.metrics is not None:
         table = table[table["metric"].isin(settings.metrics)]
-    kept, out = held_out(with_suites(table.reset_index(drop=True), settings.suites)[0])
+    kept, out = held_out(with_suites(table.reset_index(drop=True), settings.suites, groups=settings.groups)[0])
     if items is not None:
         items = items.merge(kept[["source", "budget_tokens", "seed"]].drop_duplicates())
     micro_budget = settings.micro_anneal_budget or kept.loc[kept["source"] != BASE_SOURCE, "budget_tokens"].min()
     curves = {}
     if not kept[kept["source"] != BASE_SOURCE].empty:
-        tasks = kept[~kept["task"].isin(settings.suites)]  # the refit makes the suites' rows of its own
+        tasks = kept[~kept["task"].isin({*settings.suites, *settings.groups})]  # the refit makes suites' rows anew
         refit = fit_table(tasks, replace(settings, micro_anneal_budget=micro_budget), items)
         curves = {(curve.source, curve.task, curve.metric): curve for curve in refit.curves}
     values, decisions = [], []

@@ -58,6 +58,7 @@ class FitSettings:
     allocate_usd: list[float] = schema_default("fit", "allocate_usd")
     max_tokens: dict[str, float] = schema_default("fit", "max_tokens")
     suites: dict[str, list[str]] = schema_default("fit", "suites")
+    groups: dict[str, dict] = field(default_factory=dict)  # lm-eval's groups, from task_groups.json: suites too
 
 
 @dataclass
@@ -216,7 +217,8 @@ def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | 
         check_items(items)
     table = _fitted_rows(table, settings).reset_index(drop=True)
     rng = np.random.default_rng(settings.seed)
-    table, replicates = with_suites(table, settings.suites, replicate_values(table, items, settings.bootstrap, rng))
+    table, replicates = with_suites(table, settings.suites, replicate_values(table, items, settings.bootstrap, rng),
+                                    settings.groups)
     curves, base_values = [], {}
     for (task, metric), group in table.groupby(["task", "metric"], sort=True):
         higher = higher_is_better(metric, settings.higher_is_better)
