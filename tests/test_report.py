@@ -1,5 +1,7 @@
 """The report's summary: the answer per panel, read from the fit's and the backtest's own tables."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,3 +67,35 @@ def test_each_end_of_the_summary_is_one_decision_row_whole():
     row = summary_table(decisions, crossovers).iloc[0]
     assert (row["best_at_smallest"], row["best_at_largest"], row["p_best_at_largest"]) == ("y", "x", 0.9)
     assert np.isnan(row["p_best_at_smallest"]) and row["crossings"] == 0
+
+
+def test_suites_are_drawn_with_their_points_and_a_group_s_tasks_are_summarised_by_its_panel(tmp_path):
+    """The curves figure draws a suite's and a group's observed points and base line, not only their curves; the
+    tasks of a group with a panel are left out of the figures and the summary, and stay in every table."""
+    crossing = crossing_table()
+    table = pd.concat([crossing.assign(task=task, value=crossing["value"] + shift)
+                       for task, shift in (("docs_a", 0.0), ("docs_b", 0.05), ("docs_c", -0.05))], ignore_index=True)
+    groups = {"docs": {"tasks": ["docs_a", "docs_b"], "weight_by_size": False}}
+    settings = FitSettings(forms=["log_linear"], bootstrap=50, micro_anneal_budget=1,
+                           suites={"pair": ["docs_b", "docs_c"]}, groups=groups)
+    analysis = analyse(table, settings)
+    assert analysis.grouped == {"docs_a", "docs_b"}
+    assert set(analysis.decisions["task"]) == {"docs", "docs_a", "docs_b", "docs_c", "pair"}
+    figures = analysis.figures(table)
+    drawn = figures["curves.png"].data
+    assert set(drawn["panel"]) == {"docs · bpb", "docs_c · bpb", "pair · bpb"}
+    assert (drawn.groupby("panel").size() == 3 * 7).all()  # every annealed cell's point, suites' too
+    base_line = figures["curves.png"].layers[-1].geom.data  # the dashed base line
+    assert set(base_line["task"]) == {"docs", "docs_c", "pair"}
+    assert set(figures["ranking.png"].data["panel"]) == {"docs · bpb", "docs_c · bpb", "pair · bpb"}
+
+    table.to_csv(tmp_path / "metrics.csv", index=False)
+    write_analysis(analysis, table, tmp_path / "fit")
+    (tmp_path / "task_groups.json").write_text(json.dumps(groups))
+    render_report(tmp_path / "fit", tmp_path / "metrics.csv", tmp_path / "report.html",
+                  groups_path=tmp_path / "task_groups.json")
+    page = (tmp_path / "report.html").read_text()
+    summary = page[page.index("<h2>Summary</h2>"):page.index("<h2>Scaling curves</h2>")]
+    assert "<td>docs</td>" in summary and "<td>pair</td>" in summary and "<td>docs_a</td>" not in summary
+    assert "2 tasks of lm-eval groups are summarised" in summary
+    assert "<td>docs_a</td>" in page[page.index("<h2>Fits</h2>"):]

@@ -243,6 +243,7 @@ def _report_arguments(command):
     command.add_argument("--fit", required=True)
     command.add_argument("--backtest", help="the folder `annealscope backtest` wrote: its tables join the report")
     command.add_argument("--metrics", required=True)
+    command.add_argument("--groups", help="task_groups.json: a group's tasks are summarised by its panel")
     command.add_argument("--title", default="annealscope")
     return command
 
@@ -573,7 +574,7 @@ def _assignments(items: list[str], option: str, convert) -> dict:
 def _report(args) -> None:
     from annealscope.report.html import render_report
 
-    render_report(args.fit, args.metrics, args.out, args.title, args.backtest)
+    render_report(args.fit, args.metrics, args.out, args.title, args.backtest, args.groups)
     print(f"wrote the report to {args.out}")
     _log_results([Path(args.out)])
 

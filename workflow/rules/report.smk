@@ -6,6 +6,7 @@ rule report:
         fits=rules.fit.output.fits,
         backtest=rules.backtest.output.values,
         metrics=path(layout.METRICS),
+        groups=path(layout.TASK_GROUPS),
         captions=REPORT_CAPTIONS,  # read into the page: an edited caption remakes it
     output:
         path(layout.REPORT),
@@ -22,5 +23,5 @@ rule report:
         log_path("report"),
     shell:
         "annealscope report --fit {params.fit_dir} --backtest {params.backtest_dir} --metrics {input.metrics}"
-        " --out {output}"
+        " --groups {input.groups} --out {output}"
         " --title {params.title:q} > {log} 2>&1"

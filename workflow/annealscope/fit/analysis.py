@@ -23,6 +23,7 @@ from annealscope.fit.decisions import (
     decision_rows,
     pairwise_rows,
 )
+from annealscope.fit.suites import grouped_tasks
 
 
 @dataclass
@@ -32,11 +33,25 @@ class Analysis:
     pairwise: pd.DataFrame
     crossovers: pd.DataFrame
     allocation: pd.DataFrame
+    grouped: set[str]  # tasks that their lm-eval group's panel stands for in the figures (suites.grouped_tasks)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"fits.csv": self.result.fits, "predictions.csv": self.result.predictions,
                 "decisions.csv": self.decisions, "pairwise.csv": self.pairwise, "crossovers.csv": self.crossovers,
                 "allocation.csv": self.allocation}
+
+    def figures(self, table: pd.DataFrame) -> dict:
+        """The figures (plotnine), drawn from the fit's rows (suites' and groups' included) but for the tasks
+        their group's panel stands for; the costs from `table`, the metrics table's own rows."""
+        from annealscope.fit.figures import costs_figure, crossovers_figure, curves_figure, ranking_figure
+
+        def drawn(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[~frame["task"].isin(self.grouped)]
+
+        return {"curves.png": curves_figure(drawn(self.result.table), drawn(self.result.curve_frame)),
+                "ranking.png": ranking_figure(drawn(self.decisions)),
+                "crossovers.png": crossovers_figure(drawn(self.crossovers)),
+                "costs.png": costs_figure(table)}
 
 
 def analyse(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | None = None) -> Analysis:
@@ -59,20 +74,18 @@ def analyse(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | No
         allocation += allocation_rows(task, metric, curves, base, settings.allocate_usd, "usd")
     return Analysis(result, pd.DataFrame(decisions, columns=DECISION_COLUMNS),
                     pd.DataFrame(pairwise, columns=PAIRWISE_COLUMNS),
-                    pd.DataFrame(crossovers, columns=CROSSOVER_COLUMNS), allocation_frame(allocation))
+                    pd.DataFrame(crossovers, columns=CROSSOVER_COLUMNS), allocation_frame(allocation),
+                    grouped_tasks(settings.groups, {task for task, _ in fitted}))
 
 
 def write_analysis(analysis: Analysis, table: pd.DataFrame, out: str | Path) -> None:
     """Every table and figure of the contract into the folder `out`, which is renamed into place only when complete."""
-    from annealscope.fit.figures import costs_figure, crossovers_figure, curves_figure, ranking_figure, save_figure
+    from annealscope.fit.figures import save_figure
 
     with atomic_path(out, directory=True) as tmp:  # the folder is replaced whole, complete or not at all
         for name, frame in analysis.tables().items():
             frame.to_csv(tmp / name, index=False)
-        figures = {"curves.png": curves_figure(table, analysis.result.curve_frame),
-                   "ranking.png": ranking_figure(analysis.decisions),
-                   "crossovers.png": crossovers_figure(analysis.crossovers),
-                   "costs.png": costs_figure(table)}
+        figures = analysis.figures(table)
         for name, figure in figures.items():
             save_figure(figure, tmp / name)
         written = {*analysis.tables(), *figures}

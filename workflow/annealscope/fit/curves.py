@@ -155,6 +155,7 @@ class FitResult:
     decision_flops: np.ndarray
     base_values: dict[tuple[str, str], float]
     curve_frame: pd.DataFrame
+    table: pd.DataFrame  # the rows fitted, those of suites and groups included
 
 
 ROW_KEY = ["source", "budget_tokens", "seed", "task", "metric"]
@@ -243,7 +244,7 @@ def fit_table(table: pd.DataFrame, settings: FitSettings, items: pd.DataFrame | 
         dense.append(rows.iloc[len(affordable):])
     return FitResult(fits=fits_frame(curves), predictions=_concat(predictions), curves=curves,
                      decision_flops=decision_flops, base_values=base_values,
-                     curve_frame=_concat(dense).reset_index(drop=True))
+                     curve_frame=_concat(dense).reset_index(drop=True), table=table)
 
 
 def _fitted_rows(table: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:

@@ -9,6 +9,13 @@ import pandas as pd
 
 from annealscope.core.io import atomic_path
 
+COLUMNS = 3  # panels a row
+
+
+def panels_height(panels: int, row_inches: float = 1.75) -> float:
+    """A figure's height in inches for `panels` panels, COLUMNS a row, so a panel keeps its size however many."""
+    return 1.5 + row_inches * max(1, -(-panels // COLUMNS))
+
 
 def curves_figure(metrics: pd.DataFrame, curves: pd.DataFrame):
     """Observed points with standard errors and fitted curves with 90% bands, one panel per fitted
@@ -41,10 +48,10 @@ def curves_figure(metrics: pd.DataFrame, curves: pd.DataFrame):
               + geom_point(size=2)
               + geom_errorbar(aes(ymin="value - stderr", ymax="value + stderr"), width=0.02)
               + scale_x_log10()
-              + facet_wrap("panel", scales="free_y", ncol=3)
+              + facet_wrap("panel", scales="free_y", ncol=COLUMNS)
               + labs(x="total compute (acquisition + training FLOPs)", y="metric", color="source",
                      title="annealscope: metric against total compute per source (dashed: base model)")
-              + theme_bw() + theme(figure_size=(12, 6.5)))
+              + theme_bw() + theme(figure_size=(12, panels_height(observed["panel"].nunique()))))
     if not curves.empty:
         fitted = curves.copy()
         fitted["panel"] = fitted["task"] + " · " + fitted["metric"]
@@ -79,10 +86,10 @@ def ranking_figure(decisions: pd.DataFrame):
     ranks = pd.DataFrame(rows, columns=["panel", "total_flops", "source", "rank"])
     return (ggplot(ranks, aes("total_flops", "rank", color="source"))
             + geom_line() + geom_point(size=2) + scale_x_log10() + scale_y_reverse(breaks=range(1, 20))
-            + facet_wrap("panel", ncol=3)
+            + facet_wrap("panel", ncol=COLUMNS)
             + labs(x="total compute (acquisition + training FLOPs)", y="fitted rank (1 = best)", color="source",
                    title="annealscope: ranking of sources by compute (where lines cross, the ranking flips)")
-            + theme_bw() + theme(figure_size=(12, 6.5)))
+            + theme_bw() + theme(figure_size=(12, panels_height(ranks["panel"].nunique()))))
 
 
 def crossovers_figure(crossovers: pd.DataFrame):
@@ -110,12 +117,13 @@ def crossovers_figure(crossovers: pd.DataFrame):
             + geom_point(aes(x="xmin"), data=frame[frame["open_below"]], shape="<", size=3)
             + geom_point(aes(x="xmax"), data=frame[frame["open_above"]], shape=">", size=3)
             + geom_point(aes(fill="confidence"), size=3)
-            + scale_x_log10() + facet_wrap("panel", ncol=3, scales="free_y")
+            + scale_x_log10() + facet_wrap("panel", ncol=COLUMNS, scales="free_y")
             + labs(x="total compute where the ranking flips (FLOPs; bar: 90% interval, open where it ends in a "
                      "triangle)",
                    y="better below → better above", fill="P(cross)",
                    title="annealscope: crossovers between sources")
-            + theme_bw() + theme(figure_size=(12, 1.5 + 0.5 * frame["pair"].nunique())))
+            + theme_bw() + theme(figure_size=(12, panels_height(frame["panel"].nunique(),
+                                                               0.5 + 0.4 * frame["pair"].nunique()))))
 
 
 def costs_figure(metrics: pd.DataFrame):

@@ -64,6 +64,13 @@ def group_tasks(table: pd.DataFrame, groups: dict[str, dict]) -> dict[str, list[
     return usable
 
 
+def grouped_tasks(groups: dict[str, dict], panels: set[str]) -> set[str]:
+    """The tasks that their lm-eval group's own panel stands for in figures and summaries: the leaf tasks of every
+    group among `panels` (the tasks fitted). A group such as `mmlu` is read as one benchmark, as lm-eval reports
+    it; its subgroups (`mmlu_stem`, ...) keep their panels, and every table keeps every task."""
+    return {task for name, group in groups.items() if name in panels for task in group["tasks"]}
+
+
 def with_suites(table: pd.DataFrame, suites: dict[str, list[str]], replicates: np.ndarray | None = None,
                 groups: dict[str, dict] | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The table (its index positional) with the rows of each suite and usable lm-eval group appended, a row per

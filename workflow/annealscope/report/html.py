@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from annealscope.core.attribution import attribution_table
-from annealscope.core.io import atomic_path
+from annealscope.core.io import atomic_path, read_json
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE, CAPTIONS
+from annealscope.fit.suites import grouped_tasks
 from annealscope.report.summary import summary_table
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
@@ -34,12 +35,18 @@ def caption(name: str) -> str:
 
 
 def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path, title: str = "annealscope",
-                  backtest_dir: str | Path | None = None) -> None:
+                  backtest_dir: str | Path | None = None, groups_path: str | Path | None = None) -> None:
     fit_dir = Path(fit_dir)
     backtest = pd.read_csv(Path(backtest_dir) / BACKTEST_OUTPUTS[1]) if backtest_dir is not None else None
-    summary = summary_table(pd.read_csv(fit_dir / "decisions.csv"), pd.read_csv(fit_dir / "crossovers.csv"), backtest)
+    decisions = pd.read_csv(fit_dir / "decisions.csv")
+    grouped = grouped_tasks(read_json(groups_path) if groups_path else {}, set(decisions["task"]))
+    summary = summary_table(decisions[~decisions["task"].isin(grouped)], pd.read_csv(fit_dir / "crossovers.csv"),
+                            backtest)
     sections = [f"<h1>{html.escape(title)}</h1>", "<h2>Summary</h2>",
                 f'<p class="caption">{caption("summary.rst")}</p>', table_html(summary)]
+    if grouped:
+        sections.append(f'<p class="caption">{len(grouped)} tasks of lm-eval groups are summarised and drawn by '
+                        "their group's panel; the tables below hold each of them.</p>")
     for heading, figure, table, caption_file in SECTIONS:
         sections += [f"<h2>{html.escape(heading)}</h2>", f'<p class="caption">{caption(caption_file)}</p>']
         if figure == "curves.png":
