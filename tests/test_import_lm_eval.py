@@ -124,3 +124,42 @@ def test_imported_runs_that_scored_a_task_under_two_versions_of_it_are_refused(r
     with pytest.raises(ValueError, match=r"arith_mc: version 1\.0 in base/0/seed0 web/1000/seed0, version 2\.0 in "
                                          r"web/4000/seed0"):
         import_lm_eval(folders, runs["cells"])
+
+
+def test_groups_lm_eval_aggregated_are_imported_as_annealscope_s_evaluation_records_them(tmp_path):
+    """A nested group weighted by size over tasks of 10 and 54 items, inside one weighted alike: the imported
+    task_groups.json equals what annealscope's own evaluation records, and each group's panel is the score
+    lm-eval reported for it."""
+    import yaml
+
+    from annealscope.fit.suites import with_suites
+
+    tasks_dir, model = tmp_path / "tasks", tmp_path / "model"
+    prepare_tasks(["arith_mc", "mmlu_math"], ROOT / "resources", tasks_dir)
+    for name, tasks, weighted in (("both", ["arith_mc", "mmlu_math"], True), ("outer", ["both"], False)):
+        (tasks_dir / f"{name}.yaml").write_text(yaml.safe_dump({
+            "group": name, "task": tasks, "aggregate_metric_list": [{"metric": "acc", "weight_by_size": weighted}]}))
+    initialise_base(["pydoc:topics"], TINY, model)
+    subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+                    f"pretrained={model},dtype=float32", "--device", "cpu", "--include_path", str(tasks_dir),
+                    "--tasks", "outer", "--limit", "0.05", "--batch_size", "8", "--output_path",
+                    str(tmp_path / "lm_eval"), "--log_samples"],
+                   check=True, capture_output=True)
+    pd.DataFrame([{"model": str(model), "source": "web", "curation": "filter", "budget_tokens": 1000, "seed": 0,
+                   "train_tokens": 1000, "unique_tokens": 1000, "train_flops": 6e8, "acquisition_flops": 0.0}]
+                 ).to_csv(tmp_path / "cells.csv", index=False)
+    out = tmp_path / "imported"
+    subprocess.run([sys.executable, "-m", "annealscope.cli", "import-lm-eval", str(tmp_path / "lm_eval"), "--cells",
+                    str(tmp_path / "cells.csv"), "--out", str(out)], check=True, capture_output=True)
+    groups = json.loads((out / "task_groups.json").read_text())
+    assert groups == {"both": {"tasks": ["arith_mc", "mmlu_math"], "weight_by_size": True},
+                      "outer": {"tasks": ["arith_mc", "mmlu_math"], "weight_by_size": False}}
+    own = tmp_path / "own.json"
+    Evaluator(["outer"], tasks_dir, limit=0.05, batch_size=8).evaluate(
+        EvalRequest(str(model), str(own), str(tmp_path / "own.jsonl.gz")))
+    assert json.loads(own.read_text())["groups"] == groups
+
+    panels = with_suites(pd.read_csv(out / "metrics.csv"), {}, groups=groups)[0].set_index(["task", "metric"])
+    reported = json.loads(next((tmp_path / "lm_eval").rglob("results_*.json")).read_text())["groups"]
+    for group in groups:
+        assert panels.loc[(group, "acc"), "value"] == pytest.approx(reported[group]["acc,none"], abs=1e-12)

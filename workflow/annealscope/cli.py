@@ -420,18 +420,21 @@ def _collect(args) -> None:
 
 
 def _import_lm_eval(args) -> None:
+    from annealscope.core.io import write_json
     from annealscope.evaluate.collect import write_items, write_metrics
-    from annealscope.evaluate.imported import import_lm_eval
+    from annealscope.evaluate.imported import import_lm_eval, imported_groups
 
     metrics, items, missing = import_lm_eval(args.results, args.cells, json.loads(args.plan))
     out = Path(args.out)
     write_metrics(metrics, out / "metrics.csv")
     write_items(items, out / "items.parquet")
+    write_json(out / "task_groups.json", imported_groups(args.results))
     for line in missing:
         print(line, file=sys.stderr)
     cells = metrics[["source", "budget_tokens", "seed"]].drop_duplicates()
-    print(f"imported {len(cells)} cells, {len(metrics)} rows into {out / 'metrics.csv'} and {len(items)} item "
-          f"scores into {out / 'items.parquet'}" + (f"; {len(missing)} MISSING, listed above" if missing else ""))
+    print(f"imported {len(cells)} cells, {len(metrics)} rows into {out / 'metrics.csv'}, {len(items)} item "
+          f"scores into {out / 'items.parquet'} and its lm-eval groups into {out / 'task_groups.json'}"
+          + (f"; {len(missing)} MISSING, listed above" if missing else ""))
 
 
 def _fit(args) -> None:

@@ -12,6 +12,7 @@ the lm-eval groups the cells recorded to `task_groups.json`, which the fit makes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -113,11 +114,16 @@ def write_groups(scores_paths: list[str | Path], path: str | Path) -> None:
 
 
 def collect_groups(scores_paths: list[str | Path]) -> dict[str, dict]:
-    """The lm-eval groups the cells were evaluated under (harness.task_groups), their tasks merged across cells; a
-    cell evaluated before groups were recorded adds none."""
+    """The lm-eval groups the cells were evaluated under (harness.task_groups); a cell evaluated before groups
+    were recorded adds none."""
+    return merge_groups(read_json(path).get("groups", {}) for path in scores_paths)
+
+
+def merge_groups(recorded: Iterable[dict[str, dict]]) -> dict[str, dict]:
+    """Groups recorded per cell as one: each group's tasks are those of any cell (the first cell's weighting)."""
     groups: dict[str, dict] = {}
-    for path in scores_paths:
-        for name, group in read_json(path).get("groups", {}).items():
+    for cell in recorded:
+        for name, group in cell.items():
             known = groups.setdefault(name, {"tasks": [], "weight_by_size": group["weight_by_size"]})
             known["tasks"] = sorted({*known["tasks"], *group["tasks"]})
     return dict(sorted(groups.items()))

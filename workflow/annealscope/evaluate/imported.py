@@ -8,12 +8,14 @@ log-likelihoods (gold token counts from the model's tokenizer, as lm-eval's `tok
 held-out text in bits per byte, generative tasks by the task's own per-item metrics (their gold answers'
 likelihood would need the model, which the samples do not hold). The result is `metrics.csv` and
 `items.parquet` in collect's contract, so fit, suggest and report read it unchanged; as in collect, cells that
-scored a task under different versions of it are refused (`comparability`).
+scored a task under different versions of it are refused (`comparability`). The groups lm-eval aggregated
+become `task_groups.json`, as collect writes it (`imported_groups`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pandas as pd
 
 from annealscope.core.io import read_jsonl
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
-from annealscope.evaluate.collect import total_dollars
+from annealscope.evaluate.collect import merge_groups, total_dollars
 from annealscope.evaluate.comparability import check_task_versions, software_warnings
 from annealscope.evaluate.scoring import aggregate, choice_scores, rolling_item, unscored
 
@@ -43,6 +45,7 @@ class ModelResults:
     dtype: str | None = None
     versions: dict[str, object] = field(default_factory=dict)  # lm-eval's version of each task
     software: dict[str, str] = field(default_factory=dict)  # the lm-eval and transformers that ran it
+    groups: dict[str, dict] = field(default_factory=dict)  # recorded_groups of its results files
 
 
 def read_cells(path: str | Path) -> pd.DataFrame:
@@ -86,6 +89,7 @@ def read_results(folders: list[str | Path]) -> dict[str, ModelResults]:
             entry.folders.add(str(folder))
             entry.dtype = results.get("config", {}).get("model_dtype")
             entry.software.update({package: results[key] for package, key in SOFTWARE_KEYS.items() if key in results})
+            entry.groups.update(recorded_groups(results))
             stamp = path.stem.removeprefix("results_")
             for task, config in results.get("configs", {}).items():
                 samples = path.parent / f"samples_{task}_{stamp}.jsonl"
@@ -95,6 +99,39 @@ def read_results(folders: list[str | Path]) -> dict[str, ModelResults]:
                 entry.configs[task], entry.samples[task] = config, samples
                 entry.versions[task] = results.get("versions", {}).get(task)
     return found
+
+
+def recorded_groups(results: dict) -> dict[str, dict]:
+    """The groups a results file aggregated (`groups`), as harness.task_groups records them: each with its leaf
+    tasks (`group_subtasks`, nested groups expanded) and whether lm-eval weighed them by size, read from its own
+    group score, the item-weighted or the plain mean of its leaf tasks' values. A group whose score is neither
+    (or that reports no metric its tasks have) is left out."""
+    children, scores = results.get("group_subtasks", {}), results.get("results", {})
+    sizes = {task: counts.get("effective") for task, counts in results.get("n-samples", {}).items()}
+
+    def leaves(name: str) -> list[str]:
+        return [leaf for child in children.get(name, []) for leaf in (leaves(child) if child in children else [child])]
+
+    recorded = {}
+    for name, reported in results.get("groups", {}).items():
+        tasks = sorted(set(leaves(name)))
+        for key, value in reported.items():
+            values = [(scores.get(task, {}).get(key), sizes.get(task)) for task in tasks]
+            if "," not in key or "_stderr" in key or not isinstance(value, int | float) or \
+                    not all(isinstance(score, int | float) and size for score, size in values):
+                continue
+            weighted = sum(score * size for score, size in values) / sum(size for _, size in values)
+            plain = sum(score for score, _ in values) / len(values)
+            by_size, alike = (math.isclose(value, mean, rel_tol=1e-9, abs_tol=1e-12) for mean in (weighted, plain))
+            if by_size or alike:
+                recorded[name] = {"tasks": tasks, "weight_by_size": by_size}
+                break
+    return recorded
+
+
+def imported_groups(folders: list[str | Path]) -> dict[str, dict]:
+    """The lm-eval groups of every run under the folders (recorded_groups), their tasks merged across runs."""
+    return merge_groups(run.groups for run in read_results(folders).values())
 
 
 def gold_index(sample: dict, config: dict, continuations: list[str]) -> int:
