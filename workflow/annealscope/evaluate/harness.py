@@ -108,7 +108,9 @@ class Evaluator:
             except ImportError as error:
                 raise RuntimeError("eval.backend: vllm is not installed; `pip install 'annealscope[vllm]'` on a "
                                    "GPU machine, or use backend: hf") from error
-            return VLLM(pretrained=checkpoint, batch_size=self.batch_size, trust_remote_code=self.trust_remote_code)
+            # bf16, as the hf backend scores on a GPU; vLLM's `auto` runs an fp32 model (the export) in fp16
+            return VLLM(pretrained=checkpoint, dtype="bfloat16", batch_size=self.batch_size,
+                        trust_remote_code=self.trust_remote_code)
         import torch
 
         from annealscope.evaluate.rolling import LengthSortedHFLM
