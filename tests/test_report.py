@@ -99,3 +99,15 @@ def test_suites_are_drawn_with_their_points_and_a_group_s_tasks_are_summarised_b
     assert "<td>docs</td>" in summary and "<td>pair</td>" in summary and "<td>docs_a</td>" not in summary
     assert "2 tasks of lm-eval groups are summarised" in summary
     assert "<td>docs_a</td>" in page[page.index("<h2>Fits</h2>"):]
+
+
+def test_a_figure_of_many_panels_keeps_their_size_and_is_saved(tmp_path):
+    """57 panels (mmlu's subjects, listed one by one) make a figure 34.75 inches tall, past plotnine's default
+    limit of 25, which refused to save it and failed the fit."""
+    from plotnine import theme
+
+    from annealscope.fit.figures import message_figure, panels_height, save_figure
+
+    assert panels_height(57) == panels_height(3) + 18 * 1.75 > 25
+    save_figure(message_figure("tall") + theme(figure_size=(12, panels_height(57))), tmp_path / "tall.png")
+    assert (tmp_path / "tall.png").stat().st_size > 0

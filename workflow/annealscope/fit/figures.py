@@ -157,4 +157,4 @@ def message_figure(message: str):
 
 def save_figure(figure, path: str | Path) -> None:
     with atomic_path(path) as tmp:
-        figure.save(tmp, format="png", dpi=110, verbose=False)
+        figure.save(tmp, format="png", dpi=110, verbose=False, limitsize=False)  # tall with many panels
