@@ -14,6 +14,7 @@ from annealscope.core.grid import Cell, cells
 from annealscope.fit.curves import FitSettings
 from annealscope.fit.suggest import (
     candidate_cells,
+    chosen_panels,
     decision,
     decision_curves,
     expected_reduction,
@@ -151,3 +152,23 @@ def test_following_the_planner_reaches_the_right_decision_for_less_than_the_full
         rows.append(observe(proposal["source"], int(proposal["budget_tokens"]), int(proposal["seed"])))
     assert (best, p_best >= 0.99) == ("late", True)
     assert pd.DataFrame(rows)["total_flops"].sum() < 0.5 * full_grid
+
+
+def test_the_decision_informed_is_the_panels_named_else_all_but_the_tasks_a_group_stands_for(contest, tmp_path):
+    table, decisions = contest
+    curves = decisions["t", "nll_byte"]
+    panels = {("subject_a", "acc"): curves, ("subject_b", "acc"): curves, ("mmlu", "acc"): curves,
+              ("docs", "bpb"): curves}
+    groups = {"mmlu": {"tasks": ["subject_a", "subject_b"], "weight_by_size": True}}
+    assert set(chosen_panels(panels, [], groups)) == {("mmlu", "acc"), ("docs", "bpb")}
+    assert set(chosen_panels(panels, [], {})) == set(panels)
+    assert set(chosen_panels(panels, ["subject_a:acc"], groups)) == {("subject_a", "acc")}
+    with pytest.raises(ValueError, match=r"--panel \['mmlu:bpb'\]: no such fitted panel; the fit has \['docs:bpb'"):
+        chosen_panels(panels, ["mmlu:bpb"], groups)
+    table.to_csv(tmp_path / "metrics.csv", index=False)
+    command = ["annealscope", "suggest", str(tmp_path / "metrics.csv"), "--budget", str(TARGET), "--count", "1",
+               "--bootstrap", "100"]
+    chosen = subprocess.run([*command, "--panel", "t:nll_byte"], capture_output=True, text=True, check=True)
+    assert "t · nll_byte: best at" in chosen.stdout
+    refused = subprocess.run([*command, "--panel", "t:acc"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "--panel ['t:acc']: no such fitted panel" in refused.stderr

@@ -235,6 +235,9 @@ def _suggest_arguments(command):
     command.add_argument("--budget", type=_above_zero(float), required=True,
                          help="the target compute (total FLOPs, acquisition included) of the decision")
     command.add_argument("--count", type=_above_zero(int), default=3, help="how many cells to propose")
+    command.add_argument("--panel", action="append", default=[], metavar="TASK:METRIC",
+                         help="decide on this panel only (repeatable; default: every panel but the tasks of an "
+                              "lm-eval group of --groups, which its group's panel stands for)")
     command.add_argument("--out", help="also write the suggestions as CSV")
     return command
 
@@ -495,10 +498,11 @@ def _warn_about_inputs(metrics, items) -> None:
 def _suggest(args) -> None:
     from annealscope.core.io import atomic_path
     from annealscope.core.tables import read_fit_input
-    from annealscope.fit.suggest import affordable, decision, decision_curves, grid_snippet, suggest
+    from annealscope.fit.suggest import affordable, chosen_panels, decision, decision_curves, grid_snippet, suggest
 
     metrics, items = read_fit_input(args.metrics, args.items, args.seeds)
-    decisions = decision_curves(metrics, fit_settings(args), items)
+    settings = fit_settings(args)
+    decisions = chosen_panels(decision_curves(metrics, settings, items), args.panel, settings.groups)
     smallest = metrics.loc[metrics["source"] != BASE_SOURCE, "total_flops"].min()
     if args.budget < smallest:
         print(f"Note: {args.budget:.3g} FLOPs is below the smallest compute any cell ran at ({smallest:.3g}), so every "

@@ -31,6 +31,7 @@ import pandas as pd
 
 from annealscope.core.layout import BASE_SOURCE
 from annealscope.fit.curves import CurveFit, FitSettings, fit_table
+from annealscope.fit.suites import grouped_tasks
 
 SUGGESTION_COLUMNS = ["source", "budget_tokens", "seed", "total_flops", "cost_flops", "uncertainty_now",
                       "uncertainty_after", "reduction_per_1e18_flops"]
@@ -46,6 +47,21 @@ def decision_curves(table: pd.DataFrame, settings: FitSettings, items: pd.DataFr
         if curve.usable:
             curves.setdefault((curve.task, curve.metric), []).append(curve)
     return curves
+
+
+def chosen_panels(decisions: dict[tuple[str, str], list[CurveFit]], panels: list[str], groups: dict[str, dict]
+                  ) -> dict[tuple[str, str], list[CurveFit]]:
+    """The decisions to inform: the panels named `TASK:METRIC`, else every panel but those of tasks their lm-eval
+    group's panel stands for (`suites.grouped_tasks`), as the report's summary shows them. A named panel that
+    was not fitted is refused, naming those that were."""
+    if not panels:
+        grouped = grouped_tasks(groups, {task for task, _ in decisions})
+        return {key: curves for key, curves in decisions.items() if key[0] not in grouped}
+    named = [tuple(panel.rsplit(":", 1)) for panel in panels]
+    if unknown := [panel for panel, key in zip(panels, named, strict=True) if key not in decisions]:
+        raise ValueError(f"--panel {unknown}: no such fitted panel; the fit has "
+                         f"{[f'{task}:{metric}' for task, metric in sorted(decisions)]}")
+    return {key: decisions[key] for key in named}
 
 
 def affordable(curves: list[CurveFit], target_flops: float) -> list[CurveFit]:
