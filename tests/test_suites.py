@@ -163,3 +163,24 @@ def test_the_backtest_command_takes_a_suite_and_names_a_task_it_lacks(tmp_path):
     assert sorted(set(values["task"])) == ["domain", "large", "small"]
     refused = subprocess.run([*command, "--suite", "domain=small,medium"], capture_output=True, text=True)
     assert refused.returncode != 0 and "fit.suites.domain: the table has no task ['medium']" in refused.stderr
+
+
+def test_the_fit_and_report_commands_take_the_groups_collect_wrote(tmp_path):
+    """`annealscope fit --groups task_groups.json` fits the group's panel by the items' mean, and `annealscope
+    report --groups` summarises its tasks by it, as the workflow's rules call them."""
+    import json
+
+    table, items = scored({"a": {"small": rising(0.4, 0.02), "large": rising(0.5, 0.01)},
+                           "b": {"small": rising(0.3, 0.03), "large": rising(0.6, 0.0)}}, np.random.default_rng(8))
+    table.to_csv(tmp_path / "metrics.csv", index=False)
+    items.to_parquet(tmp_path / "items.parquet")
+    (tmp_path / "task_groups.json").write_text(json.dumps({"both": {"tasks": ["small", "large"],
+                                                                    "weight_by_size": True}}))
+    groups = ["--groups", str(tmp_path / "task_groups.json")]
+    subprocess.run(["annealscope", "fit", str(tmp_path / "metrics.csv"), "--items", str(tmp_path / "items.parquet"),
+                    "--bootstrap", "50", "--out", str(tmp_path / "fit"), *groups], check=True, capture_output=True)
+    fits = pd.read_csv(tmp_path / "fit" / "fits.csv")
+    assert set(fits["task"]) == {"small", "large", "both"}
+    subprocess.run(["annealscope", "report", "--fit", str(tmp_path / "fit"), "--metrics", str(tmp_path / "metrics.csv"),
+                    "--out", str(tmp_path / "report.html"), *groups], check=True, capture_output=True)
+    assert "2 tasks of lm-eval groups are summarised" in (tmp_path / "report.html").read_text()
