@@ -184,3 +184,16 @@ def test_the_fit_and_report_commands_take_the_groups_collect_wrote(tmp_path):
     subprocess.run(["annealscope", "report", "--fit", str(tmp_path / "fit"), "--metrics", str(tmp_path / "metrics.csv"),
                     "--out", str(tmp_path / "report.html"), *groups], check=True, capture_output=True)
     assert "2 tasks of lm-eval groups are summarised" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('[["small", "large"]]', "not a task_groups.json"),
+    ('{"both": {"tasks": "small,large", "weight_by_size": true}}', "group 'both' is"),
+    ('{"both": {"tasks": ["small", "large"]}}', "group 'both' is"),
+])
+def test_a_groups_file_of_another_shape_is_refused_naming_the_group(tmp_path, content, message):
+    from annealscope.fit.suites import read_groups
+
+    (tmp_path / "task_groups.json").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_groups(tmp_path / "task_groups.json")

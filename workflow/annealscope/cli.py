@@ -535,8 +535,8 @@ def _suggest(args) -> None:
 
 def fit_settings(args) -> FitSettings:
     """The fit settings: the schema's defaults, then the config's JSON (`--settings`), then the options given."""
-    from annealscope.core.io import read_json
     from annealscope.fit.curves import FitSettings
+    from annealscope.fit.suites import read_groups
 
     settings = schema_defaults("fit") | (json.loads(args.settings) if args.settings else {})
     for key in ("forms", "target_flops", "bootstrap", "micro_anneal_budget", "allocate_flops", "allocate_usd"):
@@ -550,7 +550,7 @@ def fit_settings(args) -> FitSettings:
                                                                    float)
     settings["suites"] = settings["suites"] | _assignments(args.suite, "--suite", _tasks)
     check_section("fit", {key: value for key, value in settings.items() if key != "micro_anneal_budget"})
-    return FitSettings(**settings, groups=read_json(args.groups) if args.groups else {})
+    return FitSettings(**settings, groups=read_groups(args.groups) if args.groups else {})
 
 
 def _flag(text: str) -> bool:

@@ -19,6 +19,8 @@ suite of `fit.suites` of the same name takes its place.
 from __future__ import annotations
 
 import fnmatch
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,21 @@ def suite_tasks(table: pd.DataFrame, suites: dict[str, list[str]]) -> dict[str, 
                              + "); make a suite of tasks scored alike")
         expanded[name] = members
     return expanded
+
+
+def read_groups(path: str | Path) -> dict[str, dict]:
+    """A `task_groups.json` (collect's, or import-lm-eval's): group name → {tasks: [names], weight_by_size: bool};
+    a file of another shape is refused, naming the group and what it should hold."""
+    groups = json.loads(Path(path).read_text())
+    if not isinstance(groups, dict):
+        raise ValueError(f"{path}: not a task_groups.json (an object of groups); give the one collect wrote")
+    for name, group in groups.items():
+        if not (isinstance(group, dict) and isinstance(group.get("tasks"), list)
+                and all(isinstance(task, str) for task in group["tasks"])
+                and isinstance(group.get("weight_by_size"), bool)):
+            raise ValueError(f"{path}: group {name!r} is {group!r}; each group is "
+                             '{"tasks": [task names], "weight_by_size": true or false}')
+    return groups
 
 
 def group_tasks(table: pd.DataFrame, groups: dict[str, dict]) -> dict[str, list[str]]:

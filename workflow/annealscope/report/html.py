@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from annealscope.core.attribution import attribution_table
-from annealscope.core.io import atomic_path, read_json
+from annealscope.core.io import atomic_path
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE, CAPTIONS
-from annealscope.fit.suites import grouped_tasks
+from annealscope.fit.suites import grouped_tasks, read_groups
 from annealscope.report.summary import summary_table
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
@@ -39,7 +39,7 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
     fit_dir = Path(fit_dir)
     backtest = pd.read_csv(Path(backtest_dir) / BACKTEST_OUTPUTS[1]) if backtest_dir is not None else None
     decisions = pd.read_csv(fit_dir / "decisions.csv")
-    grouped = grouped_tasks(read_json(groups_path) if groups_path else {}, set(decisions["task"]))
+    grouped = grouped_tasks(read_groups(groups_path) if groups_path else {}, set(decisions["task"]))
     summary = summary_table(decisions[~decisions["task"].isin(grouped)], pd.read_csv(fit_dir / "crossovers.csv"),
                             backtest)
     sections = [f"<h1>{html.escape(title)}</h1>", "<h2>Summary</h2>",
