@@ -192,7 +192,7 @@ def test_the_fit_and_report_commands_take_the_groups_collect_wrote(tmp_path):
     ('{"both": {"tasks": ["small", "large"]}}', "group 'both' is"),
 ])
 def test_a_groups_file_of_another_shape_is_refused_naming_the_group(tmp_path, content, message):
-    from annealscope.fit.suites import read_groups
+    from annealscope.core.groups import read_groups
 
     (tmp_path / "task_groups.json").write_text(content)
     with pytest.raises(ValueError, match=message):

@@ -535,8 +535,8 @@ def _suggest(args) -> None:
 
 def fit_settings(args) -> FitSettings:
     """The fit settings: the schema's defaults, then the config's JSON (`--settings`), then the options given."""
+    from annealscope.core.groups import read_groups
     from annealscope.fit.curves import FitSettings
-    from annealscope.fit.suites import read_groups
 
     settings = schema_defaults("fit") | (json.loads(args.settings) if args.settings else {})
     for key in ("forms", "target_flops", "bootstrap", "micro_anneal_budget", "allocate_flops", "allocate_usd"):

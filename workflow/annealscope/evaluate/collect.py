@@ -12,12 +12,12 @@ the lm-eval groups the cells recorded to `task_groups.json`, which the fit makes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from annealscope.core.flops import gpu_hours
+from annealscope.core.groups import merge_groups
 from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json
 from annealscope.core.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
@@ -117,16 +117,6 @@ def collect_groups(scores_paths: list[str | Path]) -> dict[str, dict]:
     """The lm-eval groups the cells were evaluated under (harness.task_groups); a cell evaluated before groups
     were recorded adds none."""
     return merge_groups(read_json(path).get("groups", {}) for path in scores_paths)
-
-
-def merge_groups(recorded: Iterable[dict[str, dict]]) -> dict[str, dict]:
-    """Groups recorded per cell as one: each group's tasks are those of any cell (the first cell's weighting)."""
-    groups: dict[str, dict] = {}
-    for cell in recorded:
-        for name, group in cell.items():
-            known = groups.setdefault(name, {"tasks": [], "weight_by_size": group["weight_by_size"]})
-            known["tasks"] = sorted({*known["tasks"], *group["tasks"]})
-    return dict(sorted(groups.items()))
 
 
 def write_metrics(table: pd.DataFrame, path: str | Path) -> None:

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from annealscope.core.groups import merge_groups
 from annealscope.core.io import read_jsonl
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
-from annealscope.evaluate.collect import merge_groups, total_dollars
+from annealscope.evaluate.collect import total_dollars
 from annealscope.evaluate.comparability import check_task_versions, software_warnings
 from annealscope.evaluate.scoring import aggregate, choice_scores, rolling_item, unscored
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from annealscope.core.groups import grouped_tasks
 from annealscope.core.io import atomic_path
 from annealscope.core.layout import BASE_SOURCE, FIT_OUTPUTS
 from annealscope.fit.allocation import allocation_frame, allocation_rows
@@ -23,7 +24,6 @@ from annealscope.fit.decisions import (
     decision_rows,
     pairwise_rows,
 )
-from annealscope.fit.suites import grouped_tasks
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Analysis:
     pairwise: pd.DataFrame
     crossovers: pd.DataFrame
     allocation: pd.DataFrame
-    grouped: set[str]  # tasks that their lm-eval group's panel stands for in the figures (suites.grouped_tasks)
+    grouped: set[str]  # tasks that their lm-eval group's panel stands for in the figures (core.groups.grouped_tasks)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"fits.csv": self.result.fits, "predictions.csv": self.result.predictions,

@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from annealscope.core.groups import grouped_tasks
 from annealscope.core.layout import BASE_SOURCE
 from annealscope.fit.curves import CurveFit, FitSettings, fit_table
-from annealscope.fit.suites import grouped_tasks
 
 SUGGESTION_COLUMNS = ["source", "budget_tokens", "seed", "total_flops", "cost_flops", "uncertainty_now",
                       "uncertainty_after", "reduction_per_1e18_flops"]
@@ -52,7 +52,7 @@ def decision_curves(table: pd.DataFrame, settings: FitSettings, items: pd.DataFr
 def chosen_panels(decisions: dict[tuple[str, str], list[CurveFit]], panels: list[str], groups: dict[str, dict]
                   ) -> dict[tuple[str, str], list[CurveFit]]:
     """The decisions to inform: the panels named `TASK:METRIC`, else every panel but those of tasks their lm-eval
-    group's panel stands for (`suites.grouped_tasks`), as the report's summary shows them. A named panel that
+    group's panel stands for (`core.groups.grouped_tasks`), as the report's summary shows them. A named panel that
     was not fitted is refused, naming those that were."""
     if not panels:
         grouped = grouped_tasks(groups, {task for task, _ in decisions})

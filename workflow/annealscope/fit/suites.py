@@ -19,8 +19,6 @@ suite of `fit.suites` of the same name takes its place.
 from __future__ import annotations
 
 import fnmatch
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -53,21 +51,6 @@ def suite_tasks(table: pd.DataFrame, suites: dict[str, list[str]]) -> dict[str, 
     return expanded
 
 
-def read_groups(path: str | Path) -> dict[str, dict]:
-    """A `task_groups.json` (collect's, or import-lm-eval's): group name → {tasks: [names], weight_by_size: bool};
-    a file of another shape is refused, naming the group and what it should hold."""
-    groups = json.loads(Path(path).read_text())
-    if not isinstance(groups, dict):
-        raise ValueError(f"{path}: not a task_groups.json (an object of groups); give the one collect wrote")
-    for name, group in groups.items():
-        if not (isinstance(group, dict) and isinstance(group.get("tasks"), list)
-                and all(isinstance(task, str) for task in group["tasks"])
-                and isinstance(group.get("weight_by_size"), bool)):
-            raise ValueError(f"{path}: group {name!r} is {group!r}; each group is "
-                             '{"tasks": [task names], "weight_by_size": true or false}')
-    return groups
-
-
 def group_tasks(table: pd.DataFrame, groups: dict[str, dict]) -> dict[str, list[str]]:
     """Each lm-eval group (`task_groups.json`: name → {tasks, weight_by_size}) that the table can make a suite of:
     its tasks in the table, two or more sharing a metric."""
@@ -79,13 +62,6 @@ def group_tasks(table: pd.DataFrame, groups: dict[str, dict]) -> dict[str, list[
         if name not in tasks and len(members) >= 2 and set.intersection(*metrics):
             usable[name] = members
     return usable
-
-
-def grouped_tasks(groups: dict[str, dict], panels: set[str]) -> set[str]:
-    """The tasks that their lm-eval group's own panel stands for in figures and summaries: the leaf tasks of every
-    group among `panels` (the tasks fitted). A group such as `mmlu` is read as one benchmark, as lm-eval reports
-    it; its subgroups (`mmlu_stem`, ...) keep their panels, and every table keeps every task."""
-    return {task for name, group in groups.items() if name in panels for task in group["tasks"]}
 
 
 def with_suites(table: pd.DataFrame, suites: dict[str, list[str]], replicates: np.ndarray | None = None,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from annealscope.core.attribution import attribution_table
+from annealscope.core.groups import grouped_tasks, read_groups
 from annealscope.core.io import atomic_path
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE, CAPTIONS
-from annealscope.fit.suites import grouped_tasks, read_groups
 from annealscope.report.summary import summary_table
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px}table{border-collapse:collapse;
