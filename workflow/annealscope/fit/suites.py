@@ -42,7 +42,7 @@ def suite_tasks(table: pd.DataFrame, suites: dict[str, list[str]]) -> dict[str, 
         members = sorted({task for found in matched.values() for task in found})
         if len(members) < 2:
             raise ValueError(f"fit.suites.{name}: {entries} is the one task {members}; a suite averages two or more")
-        metrics = table[table["task"].isin(members)].groupby("task")["metric"].agg(set)
+        metrics = task_metrics(table, members)
         if not set.intersection(*metrics):
             raise ValueError(f"fit.suites.{name}: its tasks share no metric of the fit ("
                              + "; ".join(f"{task}: {', '.join(sorted(shown))}" for task, shown in metrics.items())
@@ -58,10 +58,14 @@ def group_tasks(table: pd.DataFrame, groups: dict[str, dict]) -> dict[str, list[
     usable = {}
     for name, group in groups.items():
         members = sorted(tasks.intersection(group["tasks"]))
-        metrics = table[table["task"].isin(members)].groupby("task")["metric"].agg(set)
-        if name not in tasks and len(members) >= 2 and set.intersection(*metrics):
+        if name not in tasks and len(members) >= 2 and set.intersection(*task_metrics(table, members)):
             usable[name] = members
     return usable
+
+
+def task_metrics(table: pd.DataFrame, tasks: list[str]) -> pd.Series:
+    """Each of `tasks`' metrics in the table, as a set per task."""
+    return table[table["task"].isin(tasks)].groupby("task")["metric"].agg(set)
 
 
 def with_suites(table: pd.DataFrame, suites: dict[str, list[str]], replicates: np.ndarray | None = None,
