@@ -87,6 +87,7 @@ def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
     assert re.search(as_run, outputs["math-7b"]) and not re.search(as_run, outputs["medical-7b"])
     assert re.search(r"^cooldown\s+32$", outputs["math-7b"], flags=re.MULTILINE)
     every_curation_shard_job_is_planned(outputs["math-7b"])
+    the_disk_plan_holds_exports_branch_points_and_capped_data(outputs["math-7b"])
     a_pool_a_model_scores_is_curated_on_gpus(outputs["medical-7b"])
     for output in outputs.values():
         the_submission_plan_counts_the_jobs_snakemake_plans(output)
@@ -106,6 +107,26 @@ def every_curation_shard_job_is_planned(output: str) -> None:
     assert jobs["tokenize_replay_shard"] == 299 and jobs["index_replay"] == 1  # 20e9 replay tokens in shards of 2^26
     curate = 2 * 304 - 75 + 2 * 4 + 1 + 299  # shard and finish jobs, dedup and manifest, a classifier, replay shards
     assert re.search(rf"│ curate\s+│\s+{curate} │", output) and re.search(r"│ generate\s+│\s+75 │\s+1 │\s+8 │", output)
+
+
+def the_disk_plan_holds_exports_branch_points_and_capped_data(output: str) -> None:
+    """math-7b: 32 fp32 exports of 7,298,011,136 parameters; a ZeRO-3 checkpoint (12 bytes a parameter) at each of
+    the 4 branch points of 8 stable phases; the filtered pool's 14e9 and replay's 20e9 capped tokens at 4 bytes;
+    8 bytes a token of the two capped fetches; the teachers' and the program's arrays and 3 uncapped fetches are
+    not bounded."""
+    table = output[output.index("disk, planned"):output.index("submission plan")]
+    rows = {what.strip(): cells for what, *cells in
+            (re.split(r"\s*│\s*", line.strip("│ ")) for line in table.splitlines() if line.startswith("│"))}
+    assert rows["exported models (fp32 safetensors)"] == ["results/math-7b/anneal/*/*/seed*/model", "32", "29.2 GB",
+                                                          "934 GB"]
+    assert rows["stable-phase checkpoints, one per branch point (bf16, ZeRO-3)"][1:] == ["32", "87.6 GB", "2.8 TB"]
+    assert rows["openwebmath_filtered's token array"][1:] == ["1", "56 GB", "56 GB"]
+    assert rows["replay's token array"][1:] == ["1", "80 GB", "80 GB"]
+    assert rows["program_problems's token array"][3] == rows["mind_dialogues's token array"][3] == "n/a"
+    assert rows["fetched hub datasets capped by max_tokens (8 bytes a token)"][1:] == ["2", "", "272 GB"]
+    assert rows["fetched hub datasets without max_tokens"][1] == "3"
+    kept = 7_298_011_136 * (32 * 4 + 32 * 12) + (14e9 + 20e9) * 4 + 34e9 * 8  # 4.15 TB
+    assert rows["kept in all (and 4 rows the config does not bound)"][3] == f"{kept / 1e12:.3g} TB"
 
 
 FAMILIES = {"anneal": ("anneal", "stable", "cooldown", "pretrain_base"), "classify": ("classify_shard",),

@@ -158,13 +158,16 @@ def _total(rows: list[PlannedCell], name: str) -> float | None:
 
 
 def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
-    """Print the plan, acquisition and submission tables, wide enough for 7B-scale numbers, to `stream`
+    """Print the plan, acquisition, disk and submission tables, wide enough for 7B-scale numbers, to `stream`
     (stdout by default)."""
     from rich.console import Console
+
+    from annealscope.core.storage import storage_table  # which plans from this module's cells
 
     console = Console(file=stream, width=140)
     console.print(plan_table(config, every_cell))
     console.print(acquisition_table(config))
+    console.print(storage_table(config))
     console.print(submission_table(config, len(cells(config))))
     console.print(precision_line(config), highlight=False)
 

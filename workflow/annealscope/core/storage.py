@@ -1,0 +1,139 @@
+"""The disk a grid will fill, planned from the config before anything runs: exported models, DeepSpeed
+checkpoints, token arrays and fetched hub text, as upper bounds where the config caps them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from annealscope.core.branches import is_branched
+from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, hub_options
+from annealscope.core.grid import base_parameters, cells
+from annealscope.core.layout import ANNEAL_MODEL, STABLE_CHECKPOINTS, TOKENS
+from annealscope.core.precision import cpu_precision
+from annealscope.core.references import acquisition_kind, hub_datasets
+from annealscope.core.submission import family_resources
+from annealscope.core.tokens import token_dtype
+
+EXPORT_BYTES = 4  # a cell's model is exported in fp32 safetensors
+MASTER_AND_ADAM_BYTES = 12  # fp32 master weights and AdamW's two moments, which every checkpoint holds
+MODULE_BYTES = {"bf16": 2, "fp32": 4}  # the module's own weights, which ZeRO-1 and 2 save beside them
+HUB_TOKEN_BYTES = 4  # a hub tokenizer's ids fit uint32; uint16 where its vocabulary is at most 65,536
+UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def checkpoint_bytes(zero_stage: int, dtype: str) -> int:
+    """Bytes a parameter in one DeepSpeed checkpoint of an anneal: ZeRO-3 saves only the partitioned master
+    weights and Adam's state, ZeRO-1 and 2 the module's weights as well."""
+    return MASTER_AND_ADAM_BYTES + (0 if zero_stage == 3 else MODULE_BYTES[dtype])
+
+
+def planned_dtype(config: dict) -> str:
+    """The precision the anneals will save: as configured, else bf16 on GPUs (each job resolves `auto` on its
+    own), else what this machine's CPU computes natively."""
+    requested = config["anneal"]["dtype"]
+    if requested != "auto":
+        return requested
+    return "bf16" if family_resources(config, "anneal")["gpus"] else cpu_precision(requested).dtype
+
+
+@dataclass(frozen=True)
+class Stored:
+    what: str
+    where: str
+    count: int
+    each: float | None  # bytes of one; None where the config bounds it not, or the items differ
+    kept: bool = True  # False: held only while a job runs, per running job
+    bound: float | None = None  # bytes in all, where the items differ in size
+
+    @property
+    def total(self) -> float | None:
+        return self.bound if self.each is None else self.count * self.each
+
+
+def _capped_tokens(references: list[str]) -> int | None:
+    """The tokens a list of corpora holds at most: the sum of their hub caps, if every one is a capped hub
+    dataset."""
+    caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
+            for reference in references]
+    return None if not caps or None in caps else sum(int(cap) for cap in caps)
+
+
+def source_token_bound(source: dict) -> int | None:
+    """The most tokens a source's curation can keep, where its config caps them in the base model's tokens:
+    a filtered pool's or a given corpus's `max_tokens`. A teacher's `max_new_tokens` count its own
+    tokenizer's tokens, and a program writes documents of no fixed length."""
+    kind = acquisition_kind(source)
+    return _capped_tokens(source["pool" if kind == "filter" else "corpus"]) if kind in ("filter", "given") else None
+
+
+def planned_storage(config: dict) -> list[Stored]:
+    """What the grid writes to disk, row by row (see `storage_table`)."""
+    parameters = base_parameters(config)
+    anneal = config["anneal"]
+    grid_cells = cells(config)
+    dtype = planned_dtype(config)
+    checkpoint = parameters * checkpoint_bytes(anneal["zero_stage"], dtype) if parameters else None
+    export = parameters * EXPORT_BYTES if parameters else None
+    rows = [Stored("exported models (fp32 safetensors)", ANNEAL_MODEL.format(run=config["run"], source="*",
+                                                                              budget="*", seed="*"),
+                   len(grid_cells), export)]
+    if is_branched(config):
+        branch_points = {(cell.source, cell.seed, cell.budget) for cell in grid_cells}
+        rows.append(Stored(f"stable-phase checkpoints, one per branch point ({dtype}, ZeRO-{anneal['zero_stage']})",
+                           STABLE_CHECKPOINTS.format(run=config["run"], source="*", seed="*"), len(branch_points),
+                           checkpoint))
+    if anneal["keep_checkpoints"]:
+        rows.append(Stored("each cell's last checkpoints (anneal.keep_checkpoints)", "beside each model",
+                           2 * len(grid_cells), checkpoint))
+    build = config["base_model"].get("build")
+    tokens_dir = str(Path(TOKENS.format(run=config["run"], source="*")).parent)
+    token_bytes = token_dtype(build["vocab_size"]).itemsize if build else HUB_TOKEN_BYTES
+    for name, source in config["sources"].items():
+        tokens = source_token_bound(source)
+        rows.append(Stored(f"{name}'s token array", tokens_dir, 1,
+                           None if tokens is None else tokens * token_bytes))
+    replay = _capped_tokens(config["replay"]["corpus"])
+    rows.append(Stored("replay's token array", tokens_dir, 1,
+                       None if replay is None else replay * token_bytes))
+    caps = {reference: hub_options(reference).get("max_tokens") for reference in hub_datasets(config)}
+    fetched, capped = f"{config['cache_dir']}/datasets", [int(cap) for cap in caps.values() if cap]
+    if capped:
+        rows.append(Stored(f"fetched hub datasets capped by max_tokens ({FETCH_BYTES_PER_TOKEN} bytes a token)",
+                           fetched, len(capped), None, bound=sum(capped) * FETCH_BYTES_PER_TOKEN))
+    if uncapped := len(caps) - len(capped):
+        rows.append(Stored("fetched hub datasets without max_tokens", fetched, uncapped, None))
+    rows.append(Stored("a training job's own checkpoints while it runs, removed after its export", "per running job",
+                       2, checkpoint, kept=False))
+    return rows
+
+
+def storage_table(config: dict):
+    """The planned disk as a rich table: every kept row, their total, then what a running job adds."""
+    from rich.table import Table
+
+    rows = planned_storage(config)
+    table = Table(title="disk, planned (at most, where the config caps it; curation's working files not counted)")
+    for column in ("what", "where", "count", "each", "total"):
+        table.add_column(column, justify="left" if column in ("what", "where") else "right")
+    kept = [row for row in rows if row.kept]
+    for row in kept:
+        table.add_row(row.what, row.where, f"{row.count:,}", "" if row.bound else _size(row.each), _size(row.total))
+    bounded = [row.total for row in kept if row.total is not None]
+    unbounded = len(kept) - len(bounded)
+    table.add_row("kept in all" + (f" (and {unbounded} rows the config does not bound)" if unbounded else ""), "", "",
+                  "", _size(sum(bounded)), style="bold")
+    for row in rows:
+        if not row.kept:
+            table.add_row(row.what, row.where, f"{row.count:,}", _size(row.each), _size(row.total))
+    return table
+
+
+def _size(value: float | None) -> str:
+    """Bytes in decimal units, to three significant digits."""
+    if value is None:
+        return "n/a"
+    power = 0
+    while value >= 1000 and power < len(UNITS) - 1:
+        value, power = value / 1000, power + 1
+    return f"{value:.3g} {UNITS[power]}"
