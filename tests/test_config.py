@@ -39,6 +39,8 @@ BAD = [
      "sources.library_docs.classifier.model_file"),
     ("fasttext with neither a model nor seeds", lambda c: c["sources"]["library_docs"].update(
         classifier={"backend": "fasttext"}), "sources.library_docs.classifier"),
+    ("ZeRO stage 0, whose checkpoint the export cannot gather", lambda c: c["anneal"].update(zero_stage=0),
+     "anneal.zero_stage: 0 is not one of [1, 2, 3]"),
     ("unknown communication setting", lambda c: c["anneal"].update(communication={"overlap": True}),
      "anneal.communication"),
     ("bucket of no elements", lambda c: c["anneal"].update(communication={"reduce_bucket_size": 0}),

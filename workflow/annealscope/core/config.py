@@ -212,8 +212,6 @@ def _check_batch(anneal: dict) -> None:
     if micro is not None and (anneal["global_batch"] // world) % micro:
         raise ConfigError(f"anneal.micro_batch: {micro} does not divide the {anneal['global_batch'] // world} "
                           "sequences per rank per step")
-    if anneal["offload_optimizer"] and anneal["zero_stage"] == 0:
-        raise ConfigError("anneal.offload_optimizer: needs anneal.zero_stage 1, 2 or 3")
 
 
 KERNEL_PACKAGES = {"attention": ("flash_attention_2", "flash_attn", "flash-attn", "sdpa"),
