@@ -23,7 +23,7 @@ from annealscope.anneal.spec import TrainSpec
 from annealscope.base.build import initialise_base
 from annealscope.core.corpora import read_corpus
 from annealscope.core.io import write_jsonl
-from annealscope.core.storage import EXPORT_BYTES, checkpoint_bytes
+from annealscope.core.storage import WEIGHT_BYTES, checkpoint_bytes
 from annealscope.curate.tokenize import tokenize_documents
 
 RUNS = ((1, "bf16", 1), (1, "fp32", 1), (2, "bf16", 2), (3, "bf16", 2), (3, "fp32", 2))  # stage, dtype, ranks
@@ -67,8 +67,8 @@ def main() -> None:
     for stage, dtype, row in rows:
         planned = checkpoint_bytes(stage, dtype)
         print(f"{f'ZeRO-{stage} {dtype}':<12}{row['parameters']:>12,}{row['checkpoint']:>20.3f}{planned:>9}"
-              f"{row['checkpoint'] / planned:>8.3f}{row['export']:>16.3f}{EXPORT_BYTES:>9}"
-              f"{row['export'] / EXPORT_BYTES:>8.3f}")
+              f"{row['checkpoint'] / planned:>8.3f}{row['export']:>16.3f}{WEIGHT_BYTES['fp32']:>9}"
+              f"{row['export'] / WEIGHT_BYTES['fp32']:>8.3f}")
     worst = max(abs(row["checkpoint"] / checkpoint_bytes(stage, dtype) - 1) for stage, dtype, row in rows)
     print(f"{len(rows)} anneals: checkpoints within {worst:.2%} of the disk plan's bytes a parameter")
 

@@ -110,22 +110,22 @@ def every_curation_shard_job_is_planned(output: str) -> None:
 
 
 def the_disk_plan_holds_exports_branch_points_and_capped_data(output: str) -> None:
-    """math-7b: 32 fp32 exports of 7,298,011,136 parameters; a ZeRO-3 checkpoint (12 bytes a parameter) at each of
-    the 4 branch points of 8 stable phases; the filtered pool's 14e9 and replay's 20e9 capped tokens at 4 bytes;
-    8 bytes a token of the two capped fetches; the teachers' and the program's arrays and 3 uncapped fetches are
-    not bounded."""
+    """math-7b: 32 bf16 exports of 7,298,011,136 parameters (trained in bf16 on GPUs); a ZeRO-3 checkpoint (12
+    bytes a parameter) at each of the 4 branch points of 8 stable phases; the filtered pool's 14e9 and replay's
+    20e9 capped tokens at 4 bytes; 8 bytes a token of the two capped fetches; the teachers' and the program's
+    arrays and 3 uncapped fetches are not bounded."""
     table = output[output.index("disk, planned"):output.index("submission plan")]
     rows = {what.strip(): cells for what, *cells in
             (re.split(r"\s*│\s*", line.strip("│ ")) for line in table.splitlines() if line.startswith("│"))}
-    assert rows["exported models (fp32 safetensors)"] == ["results/math-7b/anneal/*/*/seed*/model", "32", "29.2 GB",
-                                                          "934 GB"]
+    assert rows["exported models (bf16 safetensors)"] == ["results/math-7b/anneal/*/*/seed*/model", "32", "14.6 GB",
+                                                          "467 GB"]
     assert rows["stable-phase checkpoints, one per branch point (bf16, ZeRO-3)"][1:] == ["32", "87.6 GB", "2.8 TB"]
     assert rows["openwebmath_filtered's token array"][1:] == ["1", "56 GB", "56 GB"]
     assert rows["replay's token array"][1:] == ["1", "80 GB", "80 GB"]
     assert rows["program_problems's token array"][3] == rows["mind_dialogues's token array"][3] == "n/a"
     assert rows["fetched hub datasets capped by max_tokens (8 bytes a token)"][1:] == ["2", "", "272 GB"]
     assert rows["fetched hub datasets without max_tokens"][1] == "3"
-    kept = 7_298_011_136 * (32 * 4 + 32 * 12) + (14e9 + 20e9) * 4 + 34e9 * 8  # 4.15 TB
+    kept = 7_298_011_136 * (32 * 2 + 32 * 12) + (14e9 + 20e9) * 4 + 34e9 * 8  # 3.68 TB
     assert rows["kept in all (and 4 rows the config does not bound)"][3] == f"{kept / 1e12:.3g} TB"
 
 

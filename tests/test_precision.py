@@ -4,7 +4,7 @@ import torch
 
 from annealscope.core import precision
 from annealscope.core.grid import precision_line
-from annealscope.core.precision import cpu_bf16_features, cpu_precision, resolve_precision
+from annealscope.core.precision import cpu_bf16_features, cpu_precision, export_precision, resolve_precision
 from annealscope.validation import validate_config
 
 
@@ -55,3 +55,10 @@ def test_the_plan_says_which_precision_runs_and_warns_for_emulated_bf16(monkeypa
     assert "warning: anneal.dtype bf16" in precision_line(demo_config)
     demo_config["resources"]["anneal"] = dict(demo_config["resources"]["default"], gpus=8)
     assert "resolved by each anneal job on its GPUs" in precision_line(demo_config)
+
+
+def test_an_export_is_bf16_by_default_only_where_a_gpu_trained_and_evaluates_in_bf16():
+    assert export_precision("auto", "bf16", on_gpu=True) == "bf16"
+    assert export_precision("auto", "bf16", on_gpu=False) == "fp32"  # a CPU evaluates in fp32: the weights as trained
+    assert export_precision("auto", "fp32", on_gpu=True) == "fp32"
+    assert export_precision("bf16", "fp32", on_gpu=False) == "bf16" and export_precision("fp32", "bf16", True) == "fp32"

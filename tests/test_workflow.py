@@ -281,8 +281,8 @@ def changed_config(config: Path, tmp_path: Path, block: str | None, key: str, va
 @pytest.mark.parametrize(("block", "key", "value"), [
     ("anneal", "checkpoint_every", 7), ("anneal", "threads", 2), ("anneal", "keep_checkpoints", True),
     ("anneal", "max_loss_ratio", 9.0), ("anneal", "peak_flops", 1e12), ("anneal", "micro_batch", 4),
-    ("anneal", "activation_checkpointing", True), ("eval", "batch_size", 8), ("eval", "threads", 2),
-    (None, "fetch_workers", 1), ("resources", "curate", {"cpus": 4})])
+    ("anneal", "activation_checkpointing", True), ("anneal", "export_dtype", "auto"), ("eval", "batch_size", 8),
+    ("eval", "threads", 2), (None, "fetch_workers", 1), ("resources", "curate", {"cpus": 4})])
 def test_an_execution_setting_reruns_nothing(grid, tmp_path, block, key, value):
     root, config, _ = grid
     assert planned_jobs(root, changed_config(config, tmp_path, block, key, value)) == {}
@@ -295,6 +295,8 @@ def test_a_price_reruns_only_what_it_prices_and_a_result_setting_exactly_its_cel
     jobs = planned_jobs(root, changed_config(config, tmp_path, "anneal", "lr", 1e-3))
     assert sorted(jobs) == ["anneal", "backtest", "collect", "evaluate", "fit", "report"]  # pre-training has its own lr
     assert len(jobs["anneal"]) == len(jobs["evaluate"]) == 9
+    jobs = planned_jobs(root, changed_config(config, tmp_path, "anneal", "export_dtype", "bf16"))
+    assert len(jobs["anneal"]) == 9 and len(jobs["pretrain_base"]) == 1  # unlike auto, explicit is a result setting
 
 
 def test_fit_cli_accepts_the_collected_table(grid, tmp_path):

@@ -20,7 +20,7 @@ from annealscope.core.io import read_json, write_json
 FINGERPRINT = "fingerprint.json"
 COMPLETE = "complete.json"  # the tags that every rank has finished writing
 RESUME_INDEPENDENT = {"threads", "checkpoint_every", "keep_checkpoints", "max_loss_ratio", "peak_flops",
-                      "branch_budgets", "marker_budgets"}
+                      "branch_budgets", "marker_budgets", "export_dtype"}
 
 
 def checkpoint_dir(spec: TrainSpec) -> Path:

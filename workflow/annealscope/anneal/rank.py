@@ -36,7 +36,7 @@ from annealscope.core.flops import model_flops_per_token, training_flops
 from annealscope.core.integrity import record_export
 from annealscope.core.io import atomic_path, write_json, write_jsonl
 from annealscope.core.layout import STABLE_BRANCH
-from annealscope.core.precision import Precision, resolve_precision
+from annealscope.core.precision import Precision, export_precision, resolve_precision
 from annealscope.core.sampling import REPLAY, SOURCE, stream_order, training_order
 from annealscope.core.schedule import learning_rate
 from annealscope.core.tokens import TokenArray
@@ -243,14 +243,15 @@ def _anneal(job: _Job) -> None:
     job.engine.save_checkpoint(str(job.directory), tag="final", client_state={"step": data.steps})
     dist.barrier()
     if job.rank == 0:
-        _export(spec, job.directory, AutoModelForCausalLM, AutoTokenizer)
+        export_dtype = export_precision(spec.export_dtype, spec.dtype, torch.cuda.is_available())
+        _export(spec, job.directory, AutoModelForCausalLM, AutoTokenizer, export_dtype)
         if not spec.keep_checkpoints:
             shutil.rmtree(job.directory, ignore_errors=True)
         tokens_done = log_records[-1]["tokens"]
         write_jsonl(spec.log_path, log_records)
         write_json(spec.summary_path, {
             "steps": data.steps, "world_size": job.world_size, "zero_stage": spec.zero_stage, "dtype": spec.dtype,
-            "dtype_reason": job.precision.reason,
+            "dtype_reason": job.precision.reason, "export_dtype": export_dtype,
             "gradient_accumulation": job.accumulation, "resumed_from_step": resumed_from,
             "parameters": job.parameters, "seq_len": spec.seq_len, "global_batch": spec.global_batch,
             "source_tokens": data.source_tokens, "replay_tokens": data.replay_tokens,
@@ -392,14 +393,16 @@ def _check_divergence(loss: float, step: int, log_records: list[dict], spec: Tra
                           "raise anneal.warmup_steps or check the data")
 
 
-def _export(spec: TrainSpec, checkpoint_dir: Path, model_class, tokenizer_class) -> None:
+def _export(spec: TrainSpec, checkpoint_dir: Path, model_class, tokenizer_class, dtype: str) -> None:
     """Gather the fp32 master weights from the DeepSpeed checkpoint into a model built on the meta device (one
-    copy of the weights in memory), save a Hugging Face model, and verify that the written tensors are exactly
-    those weights before it is renamed into place."""
+    copy of the weights in memory), rounded to bf16 tensor by tensor where `dtype` asks, save a Hugging Face
+    model, and verify that the written tensors are exactly those weights before it is renamed into place."""
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from transformers import AutoConfig
 
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint_dir), tag="final")
+    if dtype == "bf16":
+        state = {name: state.pop(name).to(torch.bfloat16) for name in list(state)}
     with torch.device("meta"):
         model = model_class.from_config(AutoConfig.from_pretrained(spec.init_model))
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)

@@ -43,6 +43,7 @@ class TrainSpec:
     deepspeed: dict | None = schema_default("anneal", "deepspeed")
     checkpoint_every: int = schema_default("anneal", "checkpoint_every")
     keep_checkpoints: bool = schema_default("anneal", "keep_checkpoints")
+    export_dtype: str = schema_default("anneal", "export_dtype")
     max_loss_ratio: float = schema_default("anneal", "max_loss_ratio")
     peak_flops: float | None = schema_default("anneal", "peak_flops")
     nodes: int = schema_default("anneal", "nodes")

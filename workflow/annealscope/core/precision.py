@@ -43,6 +43,15 @@ def resolve_precision(requested: str) -> Precision:
     return _choose(requested, native, f"{torch.cuda.get_device_name()} ({'native' if native else 'no'} bf16)")
 
 
+def export_precision(requested: str, trained: str, on_gpu: bool) -> str:
+    """The dtype of an anneal's export for `anneal.export_dtype`: as configured, or for `auto` bf16 where it
+    trained in bf16 on GPUs, whose evaluation loads it in bf16 anyway (the same rounding of the same master
+    weights, at half the disk), else fp32: evaluation on a CPU runs in fp32 and reads the weights as trained."""
+    if requested != "auto":
+        return requested
+    return "bf16" if on_gpu and trained == "bf16" else "fp32"
+
+
 def cpu_precision(requested: str) -> Precision:
     """The precision for `anneal.dtype` on this machine's CPU, read from its instruction set flags (no torch
     import, so the dry run stays fast)."""

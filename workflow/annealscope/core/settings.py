@@ -83,12 +83,21 @@ class RuleSettings:
                                    "peak_flops": anneal["peak_flops"] or self.config["plan"]["gpu_peak_flops"]},
                         "eval": execution_part("eval", self.config["eval"]), "sources": sources})
 
+    def anneal(self) -> dict:
+        """The result settings every training job shares. `anneal.export_dtype: auto` is left out: it changes
+        no score (bf16 only where evaluation runs in bf16, `precision.export_precision`), so the params of a
+        grid made before the key stay as they were."""
+        settings = result_part("anneal", self.config["anneal"])
+        if settings.get("export_dtype") == "auto":
+            del settings["export_dtype"]
+        return settings
+
     def training(self, **cell) -> str:
-        return as_json({**result_part("anneal", self.config["anneal"]), **cell})
+        return as_json({**self.anneal(), **cell})
 
     def pretrain(self) -> str:
         build = self.config["base_model"]["build"]
-        return as_json({**result_part("anneal", self.config["anneal"]), "lr": build["lr"],
+        return as_json({**self.anneal(), "lr": build["lr"],
                         "warmup_steps": build["warmup_steps"],
                         "schedule": "constant", "source_budget_tokens": build["pretrain_tokens"],
                         "replay_fraction": 0.0, "seed": build["init_seed"]})

@@ -10,14 +10,13 @@ from annealscope.core.branches import is_branched
 from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, hub_options
 from annealscope.core.grid import base_parameters, cells
 from annealscope.core.layout import ANNEAL_MODEL, STABLE_CHECKPOINTS, TOKENS
-from annealscope.core.precision import cpu_precision
+from annealscope.core.precision import cpu_precision, export_precision
 from annealscope.core.references import acquisition_kind, hub_datasets
 from annealscope.core.submission import family_resources
 from annealscope.core.tokens import token_dtype
 
-EXPORT_BYTES = 4  # a cell's model is exported in fp32 safetensors
 MASTER_AND_ADAM_BYTES = 12  # fp32 master weights and AdamW's two moments, which every checkpoint holds
-MODULE_BYTES = {"bf16": 2, "fp32": 4}  # the module's own weights, which ZeRO-1 and 2 save beside them
+WEIGHT_BYTES = {"bf16": 2, "fp32": 4}  # an export's weights, and the module's, which ZeRO-1 and 2 save beside them
 HUB_TOKEN_BYTES = 4  # a hub tokenizer's ids fit uint32; uint16 where its vocabulary is at most 65,536
 UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
@@ -25,16 +24,20 @@ UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 def checkpoint_bytes(zero_stage: int, dtype: str) -> int:
     """Bytes a parameter in one DeepSpeed checkpoint of an anneal: ZeRO-3 saves only the partitioned master
     weights and Adam's state, ZeRO-1 and 2 the module's weights as well."""
-    return MASTER_AND_ADAM_BYTES + (0 if zero_stage == 3 else MODULE_BYTES[dtype])
+    return MASTER_AND_ADAM_BYTES + (0 if zero_stage == 3 else WEIGHT_BYTES[dtype])
 
 
 def planned_dtype(config: dict) -> str:
-    """The precision the anneals will save: as configured, else bf16 on GPUs (each job resolves `auto` on its
-    own), else what this machine's CPU computes natively."""
+    """The precision the anneals will train in: as configured, else bf16 on GPUs (each job resolves `auto` on
+    its own), else what this machine's CPU computes natively."""
     requested = config["anneal"]["dtype"]
     if requested != "auto":
         return requested
-    return "bf16" if family_resources(config, "anneal")["gpus"] else cpu_precision(requested).dtype
+    return "bf16" if on_gpus(config) else cpu_precision(requested).dtype
+
+
+def on_gpus(config: dict) -> bool:
+    return bool(family_resources(config, "anneal")["gpus"])
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,9 @@ def planned_storage(config: dict) -> list[Stored]:
     grid_cells = cells(config)
     dtype = planned_dtype(config)
     checkpoint = parameters * checkpoint_bytes(anneal["zero_stage"], dtype) if parameters else None
-    export = parameters * EXPORT_BYTES if parameters else None
-    rows = [Stored("exported models (fp32 safetensors)", ANNEAL_MODEL.format(run=config["run"], source="*",
+    export_dtype = export_precision(anneal["export_dtype"], dtype, on_gpus(config))
+    export = parameters * WEIGHT_BYTES[export_dtype] if parameters else None
+    rows = [Stored(f"exported models ({export_dtype} safetensors)", ANNEAL_MODEL.format(run=config["run"], source="*",
                                                                               budget="*", seed="*"),
                    len(grid_cells), export)]
     if is_branched(config):
