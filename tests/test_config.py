@@ -39,6 +39,10 @@ BAD = [
      "sources.library_docs.classifier.model_file"),
     ("fasttext with neither a model nor seeds", lambda c: c["sources"]["library_docs"].update(
         classifier={"backend": "fasttext"}), "sources.library_docs.classifier"),
+    ("probability threshold above 1", lambda c: c["sources"]["library_docs"].update(threshold=2),
+     "sources.library_docs.threshold: 2 lies outside [0, 1]"),
+    ("dollars without a price", lambda c: c["plan"].update(gpu_hour_usd=None),
+     "fit.allocate_usd: dollars need plan.gpu_hour_usd"),
     ("ZeRO stage 0, whose checkpoint the export cannot gather", lambda c: c["anneal"].update(zero_stage=0),
      "anneal.zero_stage: 0 is not one of [1, 2, 3]"),
     ("unknown communication setting", lambda c: c["anneal"].update(communication={"overlap": True}),

@@ -180,6 +180,9 @@ def check_config(config: dict) -> None:
     for domain, references in config["eval"]["heldout"].items():
         for index, reference in enumerate(references):
             _check_corpus(f"eval.heldout.{domain}[{index}]", reference)
+    if config["fit"]["allocate_usd"] and config["plan"]["gpu_hour_usd"] is None:
+        raise ConfigError("fit.allocate_usd: dollars need plan.gpu_hour_usd, the price that turns training compute "
+                          "into dollars; set it or remove fit.allocate_usd")
 
 
 def resolve_derived(config: dict) -> None:
@@ -261,6 +264,12 @@ def _check_source(name: str, source: dict, config: dict) -> None:
     model = classifier.get("model", "")
     if classifier.get("backend") == "transformers" and model.startswith((".", "/")) and not Path(model).exists():
         raise ConfigError(f"{key}.classifier.model: {classifier['model']} does not exist")
+    scores_probability = classifier.get("backend") in ("hashed_ngram", "fasttext") or (
+        classifier.get("backend") == "transformers" and classifier["label"] != "regression")
+    if scores_probability and not 0 <= source["threshold"] <= 1:
+        raise ConfigError(f"{key}.threshold: {source['threshold']} lies outside [0, 1], where the classifier's "
+                          "scores (a label's probability) lie, so it would keep no document or every one; give a "
+                          "threshold in [0, 1]")
     if classifier.get("model_file") and not Path(classifier["model_file"]).is_file():
         raise ConfigError(f"{key}.classifier.model_file: {classifier['model_file']} does not exist; download the "
                           "fastText .bin first (e.g. `huggingface-cli download REPO FILE --local-dir DIR`)")
