@@ -62,3 +62,4 @@ def test_an_export_is_bf16_by_default_only_where_a_gpu_trained_and_evaluates_in_
     assert export_precision("auto", "bf16", on_gpu=False) == "fp32"  # a CPU evaluates in fp32: the weights as trained
     assert export_precision("auto", "fp32", on_gpu=True) == "fp32"
     assert export_precision("bf16", "fp32", on_gpu=False) == "bf16" and export_precision("fp32", "bf16", True) == "fp32"
+    assert export_precision("auto", "bf16", on_gpu=True, trained_from=True) == "fp32"  # a built base, anneals start at

@@ -38,7 +38,7 @@ from annealscope.core.io import atomic_path, write_json, write_jsonl
 from annealscope.core.layout import STABLE_BRANCH
 from annealscope.core.precision import Precision, export_precision, resolve_precision
 from annealscope.core.sampling import REPLAY, SOURCE, stream_order, training_order
-from annealscope.core.schedule import learning_rate
+from annealscope.core.schedule import CONSTANT, learning_rate
 from annealscope.core.tokens import TokenArray
 from annealscope.core.versions import package_versions
 
@@ -243,7 +243,8 @@ def _anneal(job: _Job) -> None:
     job.engine.save_checkpoint(str(job.directory), tag="final", client_state={"step": data.steps})
     dist.barrier()
     if job.rank == 0:
-        export_dtype = export_precision(spec.export_dtype, spec.dtype, torch.cuda.is_available())
+        export_dtype = export_precision(spec.export_dtype, spec.dtype, torch.cuda.is_available(),
+                                        trained_from=spec.schedule == CONSTANT)  # an export at the peak LR: the base
         _export(spec, job.directory, AutoModelForCausalLM, AutoTokenizer, export_dtype)
         if not spec.keep_checkpoints:
             shutil.rmtree(job.directory, ignore_errors=True)

@@ -43,13 +43,14 @@ def resolve_precision(requested: str) -> Precision:
     return _choose(requested, native, f"{torch.cuda.get_device_name()} ({'native' if native else 'no'} bf16)")
 
 
-def export_precision(requested: str, trained: str, on_gpu: bool) -> str:
-    """The dtype of an anneal's export for `anneal.export_dtype`: as configured, or for `auto` bf16 where it
-    trained in bf16 on GPUs, whose evaluation loads it in bf16 anyway (the same rounding of the same master
-    weights, at half the disk), else fp32: evaluation on a CPU runs in fp32 and reads the weights as trained."""
+def export_precision(requested: str, trained: str, on_gpu: bool, trained_from: bool = False) -> str:
+    """The dtype of an export for `anneal.export_dtype`: as configured, or for `auto` bf16 where the job trained
+    in bf16 on GPUs, whose evaluation loads it in bf16 anyway (the same rounding of the same master weights, at
+    half the disk), else fp32: evaluation on a CPU runs in fp32 and reads the weights as trained. A model that
+    is `trained_from` (a built base, which every anneal starts from) keeps fp32 under `auto`."""
     if requested != "auto":
         return requested
-    return "bf16" if on_gpu and trained == "bf16" else "fp32"
+    return "bf16" if on_gpu and trained == "bf16" and not trained_from else "fp32"
 
 
 def cpu_precision(requested: str) -> Precision:

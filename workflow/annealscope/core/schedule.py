@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-SCHEDULES = ("linear_decay", "cosine", "wsd", "constant")
+CONSTANT = "constant"  # a stable phase, and the built base's pre-training: no anneal ends at the peak LR
+SCHEDULES = ("linear_decay", "cosine", "wsd", CONSTANT)
 
 
 def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, kind: str,
@@ -22,7 +23,7 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, k
         raise ValueError(f"unknown schedule {kind!r}; use one of {SCHEDULES}")
     if warmup_steps > 0 and step < warmup_steps:
         return peak * (step + 1) / warmup_steps
-    if kind == "constant":
+    if kind == CONSTANT:
         return peak
     if kind == "wsd":
         start = cooldown_start(total_steps, cooldown_fraction)

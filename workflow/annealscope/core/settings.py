@@ -20,6 +20,7 @@ from functools import cache
 
 from annealscope.core.grid import Cell, cells
 from annealscope.core.layout import heldout_task_names
+from annealscope.core.schedule import CONSTANT
 
 EXECUTION_VARIABLE = "ANNEALSCOPE_EXECUTION"
 EXECUTION = {  # per settings block, the keys that change how a job runs but never what it produces
@@ -99,7 +100,7 @@ class RuleSettings:
         build = self.config["base_model"]["build"]
         return as_json({**self.anneal(), "lr": build["lr"],
                         "warmup_steps": build["warmup_steps"],
-                        "schedule": "constant", "source_budget_tokens": build["pretrain_tokens"],
+                        "schedule": CONSTANT, "source_budget_tokens": build["pretrain_tokens"],
                         "replay_fraction": 0.0, "seed": build["init_seed"]})
 
     def cell(self, source: str, budget: int | str, seed: int | str, **extra) -> str:
@@ -116,7 +117,7 @@ class RuleSettings:
     def stable(self, source: str, seed: int | str) -> str:
         """A stable phase: the peak LR after warmup, checkpointed at the branch point of each of its cells'
         budgets; it writes a marker for every budget of the grid (the rule's outputs are the same for all)."""
-        return self.cell(source, 0, seed, schedule="constant",
+        return self.cell(source, 0, seed, schedule=CONSTANT,
                          branch_budgets=sorted(set(self.phases[source, int(seed)])), marker_budgets=self.budgets)
 
     def cooldown(self, source: str, budget: int | str, seed: int | str, checkpoints: str) -> str:
