@@ -79,9 +79,8 @@ def planned_storage(config: dict) -> list[Stored]:
     checkpoint = parameters * checkpoint_bytes(anneal["zero_stage"], dtype) if parameters else None
     export_dtype = export_precision(anneal["export_dtype"], dtype, on_gpus(config))
     export = parameters * WEIGHT_BYTES[export_dtype] if parameters else None
-    rows = [Stored(f"exported models ({export_dtype} safetensors)", ANNEAL_MODEL.format(run=config["run"], source="*",
-                                                                              budget="*", seed="*"),
-                   len(grid_cells), export)]
+    models = ANNEAL_MODEL.format(run=config["run"], source="*", budget="*", seed="*")
+    rows = [Stored(f"exported models ({export_dtype} safetensors)", models, len(grid_cells), export)]
     if is_branched(config):
         branch_points = {(cell.source, cell.seed, cell.budget) for cell in grid_cells}
         rows.append(Stored(f"stable-phase checkpoints, one per branch point ({dtype}, ZeRO-{anneal['zero_stage']})",
