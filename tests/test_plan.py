@@ -2,13 +2,16 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
 from annealscope.base.build import build_model, train_tokenizer
 from annealscope.core.config import check_config, validate_schema
 from annealscope.core.grid import base_parameters, cells, planned_cells
+from annealscope.core.storage import free_space_lines
 from annealscope.core.submission import family_jobs, family_resources, shard_family, submission_table
+from annealscope.validation import load_config
 
 
 def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_path):
@@ -170,3 +173,26 @@ def test_a_pool_a_transformers_classifier_scores_takes_the_classify_family_else_
     del config["sources"]["edu_web"]
     assert family_jobs(config, 24)["classify"] == 0
     assert "classify" not in [row for row in submission_table(config, 24).columns[0].cells]
+
+
+def test_the_dry_run_warns_where_the_disk_the_grid_keeps_does_not_fit(root, monkeypatch, tmp_path):
+    """math-7b keeps up to 3.41 TB under results/ (exports, stable-phase checkpoints, token arrays) and 272 GB in
+    its cache (capped fetches), each measured against the free space of the filesystem it will be on, found
+    from the nearest folder that exists; only the one that does not fit is warned of, with its fix."""
+    config = load_config(root / "config" / "examples" / "math-7b.yaml", root / "resources")
+    config["cache_dir"] = str(tmp_path / "not" / "made" / "yet")
+    asked = []
+
+    def disk_usage(path):
+        asked.append(Path(path))
+        free = 300e9 if Path(path) == tmp_path else 4e12
+        return shutil._ntuple_diskusage(free * 2, free, free)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    monkeypatch.chdir(tmp_path)
+    lines = free_space_lines(config)
+    assert asked == [tmp_path, tmp_path]  # results/math-7b and the cache, neither made yet
+    kept = 7_298_011_136 * (32 * 2 + 32 * 12) + (14e9 + 20e9) * 4  # exports, checkpoints, token arrays
+    assert lines[0] == f"disk: results/math-7b keeps up to {kept / 1e12:.3g} TB; its filesystem has 300 GB free. " \
+        "warning: that does not fit; run the workflow from a larger filesystem (snakemake --directory)"
+    assert lines[1] == f"disk: {config['cache_dir']} keeps up to 272 GB; its filesystem has 300 GB free"

@@ -162,12 +162,14 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
     (stdout by default)."""
     from rich.console import Console
 
-    from annealscope.core.storage import storage_table  # which plans from this module's cells
+    from annealscope.core.storage import free_space_lines, storage_table  # which plan from this module's cells
 
     console = Console(file=stream, width=140)
     console.print(plan_table(config, every_cell))
     console.print(acquisition_table(config))
     console.print(storage_table(config))
+    for line in free_space_lines(config):
+        console.print(line, highlight=False)
     console.print(submission_table(config, len(cells(config))))
     console.print(precision_line(config), highlight=False)
 

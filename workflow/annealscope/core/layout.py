@@ -10,6 +10,7 @@ from pathlib import Path
 
 CAPTIONS = Path(__file__).resolve().parents[2] / "report"  # the report's captions, read into its page
 BASE_SOURCE = "base"
+RUN_DIR = "results/{run}"  # every pattern below but the captions lies in it
 BASE_INIT = "results/{run}/base/init"
 BASE_MODEL = "results/{run}/base/model"
 BASE_LOG = "results/{run}/base/train_log.jsonl"
@@ -77,4 +78,4 @@ def cell_from_scores_path(path: str | Path) -> tuple[str, int, int]:
 
 def run_path(pattern: str, run_dir: str | Path, **wildcards: str | int) -> Path:
     """An artifact under `run_dir` (the results/<run> directory), by its pattern and wildcards."""
-    return Path(run_dir) / pattern.removeprefix("results/{run}/").format(**wildcards)
+    return Path(run_dir) / pattern.removeprefix(RUN_DIR + "/").format(**wildcards)

@@ -3,13 +3,14 @@ checkpoints, token arrays and fetched hub text, as upper bounds where the config
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.branches import is_branched
 from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, hub_options
 from annealscope.core.grid import base_parameters, cells
-from annealscope.core.layout import ANNEAL_MODEL, STABLE_CHECKPOINTS, TOKENS
+from annealscope.core.layout import ANNEAL_MODEL, RUN_DIR, STABLE_CHECKPOINTS, TOKENS
 from annealscope.core.precision import cpu_precision, export_precision
 from annealscope.core.references import acquisition_kind, hub_datasets
 from annealscope.core.submission import family_resources
@@ -130,6 +131,33 @@ def storage_table(config: dict):
         if not row.kept:
             table.add_row(row.what, row.where, f"{row.count:,}", _size(row.each), _size(row.total))
     return table
+
+
+def free_space_lines(config: dict) -> list[str]:
+    """For the run's results folder and the fetch cache, what the plan keeps there (the rows it bounds) against
+    the free space of the filesystem each is on, with a warning and the fix where it does not fit."""
+    results, cache = RUN_DIR.format(run=config["run"]), config["cache_dir"]
+    fixes = {results: "run the workflow from a larger filesystem (snakemake --directory)",
+             cache: "set cache_dir to a larger filesystem"}
+    needs: dict[str, float] = {}
+    for row in planned_storage(config):
+        if row.kept and row.total is not None:
+            folder = cache if row.where.startswith(cache) else results
+            needs[folder] = needs.get(folder, 0.0) + row.total
+    lines = []
+    for folder, need in needs.items():
+        free = shutil.disk_usage(_nearest_existing(Path(folder))).free
+        line = f"disk: {folder} keeps up to {_size(need)}; its filesystem has {_size(free)} free"
+        lines.append(line if need <= free else f"{line}. warning: that does not fit; {fixes[folder]}")
+    return lines
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path`, or the nearest folder above it that exists (a run's folder before its first job)."""
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
 
 
 def _size(value: float | None) -> str:
