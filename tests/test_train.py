@@ -83,7 +83,7 @@ def test_two_data_parallel_ranks_train_and_export(tiny):
 
 
 @pytest.mark.slow
-def test_zero3_builds_the_model_partitioned_and_gathers_its_weights_for_the_export(tiny):
+def test_zero3_builds_the_model_partitioned_and_gathers_its_weights_for_the_export(tiny, tmp_path):
     import torch
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
@@ -101,8 +101,16 @@ def test_zero3_builds_the_model_partitioned_and_gathers_its_weights_for_the_expo
     assert trained.shape == dict(initial.named_parameters())[weight].shape
     assert not torch.equal(trained, dict(initial.named_parameters())[weight])
     assert summary["export_dtype"] == "bf16" and trained.dtype == torch.bfloat16  # as asked, though trained in fp32
+    # evaluation on a GPU loads an export in bf16: from the bf16 export it gets what it gets from an fp32 one
     master = get_fp32_state_dict_from_zero_checkpoint(str(Path(spec.out_dir).parent / "checkpoints"), tag="final")
-    assert torch.equal(trained, master[weight].to(torch.bfloat16))  # what evaluation in bf16 loads from fp32
+    fp32 = AutoModelForCausalLM.from_pretrained(tiny["init"], dtype=torch.float32)
+    fp32.load_state_dict(master, strict=False)
+    fp32.save_pretrained(tmp_path / "fp32")
+    loaded = [AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).state_dict()
+              for path in (tmp_path / "fp32", spec.out_dir)]
+    assert loaded[0].keys() == loaded[1].keys() and all(torch.equal(loaded[0][name], loaded[1][name])
+                                                        for name in loaded[0])
+    assert torch.equal(trained, master[weight].to(torch.bfloat16))
     the_disk_is_what_the_plan_charges(spec, summary)
 
 
