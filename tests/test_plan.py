@@ -9,7 +9,7 @@ import yaml
 from annealscope.base.build import build_model, train_tokenizer
 from annealscope.core.config import check_config, validate_schema
 from annealscope.core.grid import base_parameters, cells, planned_cells
-from annealscope.core.storage import free_space_lines
+from annealscope.core.storage import free_space_lines, planned_storage
 from annealscope.core.submission import family_jobs, family_resources, shard_family, submission_table
 from annealscope.validation import load_config
 
@@ -190,7 +190,7 @@ def test_the_dry_run_warns_where_the_disk_the_grid_keeps_does_not_fit(root, monk
 
     monkeypatch.setattr(shutil, "disk_usage", disk_usage)
     monkeypatch.chdir(tmp_path)
-    lines = free_space_lines(config)
+    lines = free_space_lines(config, planned_storage(config))
     assert asked == [tmp_path, tmp_path]  # results/math-7b and the cache, neither made yet
     kept = 7_298_011_136 * (32 * 2 + 32 * 12) + (14e9 + 20e9) * 4  # exports, checkpoints, token arrays
     assert lines[0] == f"disk: results/math-7b keeps up to {kept / 1e12:.3g} TB; its filesystem has 300 GB free. " \

@@ -248,6 +248,14 @@ def hub_options(reference: str) -> dict:
                if key in options}}
 
 
+def capped_tokens(references: list[str]) -> int | None:
+    """The tokens a list of corpora holds at most: the sum of their `max_tokens` caps, if every one is a capped
+    hub dataset; else None."""
+    caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
+            for reference in references]
+    return None if not caps or None in caps else sum(int(cap) for cap in caps)
+
+
 def hub_stream(reference: str, revision: str | None = None):
     """A hub dataset (or a local dataset directory) as `datasets`' streaming IterableDataset, one shard a file,
     at `revision` (a resolved commit), else at the reference's."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
-from annealscope.core.corpora import hub_options
+from annealscope.core.corpora import capped_tokens
 from annealscope.core.flops import (
     classifier_flops,
     decoder_parameters,
@@ -20,7 +20,7 @@ from annealscope.core.precision import cpu_precision
 from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
 from annealscope.core.shards import source_shards
-from annealscope.core.submission import family_resources, shard_family, submission_table
+from annealscope.core.submission import anneal_on_gpus, family_resources, shard_family, submission_table
 
 
 @dataclass(frozen=True)
@@ -162,13 +162,14 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
     (stdout by default)."""
     from rich.console import Console
 
-    from annealscope.core.storage import free_space_lines, storage_table  # which plan from this module's cells
+    from annealscope.core.storage import free_space_lines, planned_storage, storage_table  # they use its cells
 
     console = Console(file=stream, width=140)
     console.print(plan_table(config, every_cell))
     console.print(acquisition_table(config))
-    console.print(storage_table(config))
-    for line in free_space_lines(config):
+    stored = planned_storage(config)
+    console.print(storage_table(stored))
+    for line in free_space_lines(config, stored):
         console.print(line, highlight=False)
     console.print(submission_table(config, len(cells(config))))
     console.print(precision_line(config), highlight=False)
@@ -177,7 +178,7 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
 def precision_line(config: dict) -> str:
     """Which precision the anneals will train in, and why; a warning for bf16 that the CPU only emulates."""
     requested = config["anneal"]["dtype"]
-    if family_resources(config, "anneal")["gpus"]:
+    if anneal_on_gpus(config):
         return (f"precision: anneal.dtype {requested}, resolved by each anneal job on its GPUs"
                 + (" (bf16 where the GPU computes it natively, else fp32)" if requested == "auto" else ""))
     precision = cpu_precision(requested)
@@ -207,8 +208,7 @@ def _teacher_estimate(config: dict, source: dict) -> str:
 
 def _filter_estimate(config: dict, source: dict) -> str:
     classifier = source["classifier"]
-    caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
-            for reference in source["pool"]]
+    scanned = capped_tokens(source["pool"])
     if classifier["backend"] == "hashed_ngram":
         flops_per_token = classifier["flops_per_token"] or 2.0 * classifier["ngram_max"]
     elif classifier["backend"] == "fasttext":  # a model_file's own dim and n-grams are read when it runs
@@ -220,9 +220,8 @@ def _filter_estimate(config: dict, source: dict) -> str:
         flops_per_token = 2.0 * classifier["parameters"]
     else:
         return "n/a (set classifier.parameters)"
-    if None in caps:
+    if scanned is None:
         return f"{flops_per_token:.3g} FLOPs per scanned token; cap every pool reference with max_tokens"
-    scanned = sum(int(cap) for cap in caps)
     return f"<= {classifier_flops(flops_per_token, scanned):.3e} FLOPs for <= {scanned:,} scanned tokens"
 
 

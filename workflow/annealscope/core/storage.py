@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.branches import is_branched
-from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, hub_options
+from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, capped_tokens, hub_options
 from annealscope.core.grid import base_parameters, cells
 from annealscope.core.layout import ANNEAL_MODEL, RUN_DIR, STABLE_CHECKPOINTS, TOKENS
 from annealscope.core.precision import cpu_precision, export_precision
 from annealscope.core.references import acquisition_kind, hub_datasets
-from annealscope.core.submission import family_resources
+from annealscope.core.submission import anneal_on_gpus
 from annealscope.core.tokens import token_dtype
 
 MASTER_AND_ADAM_BYTES = 12  # fp32 master weights and AdamW's two moments, which every checkpoint holds
@@ -34,11 +34,7 @@ def planned_dtype(config: dict) -> str:
     requested = config["anneal"]["dtype"]
     if requested != "auto":
         return requested
-    return "bf16" if on_gpus(config) else cpu_precision(requested).dtype
-
-
-def on_gpus(config: dict) -> bool:
-    return bool(family_resources(config, "anneal")["gpus"])
+    return "bf16" if anneal_on_gpus(config) else cpu_precision(requested).dtype
 
 
 @dataclass(frozen=True)
@@ -55,20 +51,12 @@ class Stored:
         return self.bound if self.each is None else self.count * self.each
 
 
-def _capped_tokens(references: list[str]) -> int | None:
-    """The tokens a list of corpora holds at most: the sum of their hub caps, if every one is a capped hub
-    dataset."""
-    caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
-            for reference in references]
-    return None if not caps or None in caps else sum(int(cap) for cap in caps)
-
-
 def source_token_bound(source: dict) -> int | None:
     """The most tokens a source's curation can keep, where its config caps them in the base model's tokens:
     a filtered pool's or a given corpus's `max_tokens`. A teacher's `max_new_tokens` count its own
     tokenizer's tokens, and a program writes documents of no fixed length."""
     kind = acquisition_kind(source)
-    return _capped_tokens(source["pool" if kind == "filter" else "corpus"]) if kind in ("filter", "given") else None
+    return capped_tokens(source["pool" if kind == "filter" else "corpus"]) if kind in ("filter", "given") else None
 
 
 def planned_storage(config: dict) -> list[Stored]:
@@ -78,7 +66,7 @@ def planned_storage(config: dict) -> list[Stored]:
     grid_cells = cells(config)
     dtype = planned_dtype(config)
     checkpoint = parameters * checkpoint_bytes(anneal["zero_stage"], dtype) if parameters else None
-    export_dtype = export_precision(anneal["export_dtype"], dtype, on_gpus(config))
+    export_dtype = export_precision(anneal["export_dtype"], dtype, anneal_on_gpus(config))
     export = parameters * WEIGHT_BYTES[export_dtype] if parameters else None
     models = ANNEAL_MODEL.format(run=config["run"], source="*", budget="*", seed="*")
     rows = [Stored(f"exported models ({export_dtype} safetensors)", models, len(grid_cells), export)]
@@ -97,7 +85,7 @@ def planned_storage(config: dict) -> list[Stored]:
         tokens = source_token_bound(source)
         rows.append(Stored(f"{name}'s token array", tokens_dir, 1,
                            None if tokens is None else tokens * token_bytes))
-    replay = _capped_tokens(config["replay"]["corpus"])
+    replay = capped_tokens(config["replay"]["corpus"])
     rows.append(Stored("replay's token array", tokens_dir, 1,
                        None if replay is None else replay * token_bytes))
     caps = {reference: hub_options(reference).get("max_tokens") for reference in hub_datasets(config)}
@@ -112,11 +100,11 @@ def planned_storage(config: dict) -> list[Stored]:
     return rows
 
 
-def storage_table(config: dict):
-    """The planned disk as a rich table: every kept row, their total, then what a running job adds."""
+def storage_table(rows: list[Stored]):
+    """The planned disk (`planned_storage`) as a rich table: every kept row, their total, then what a running
+    job adds."""
     from rich.table import Table
 
-    rows = planned_storage(config)
     table = Table(title="disk, planned (at most, where the config caps it; curation's working files not counted)")
     for column in ("what", "where", "count", "each", "total"):
         table.add_column(column, justify="left" if column in ("what", "where") else "right")
@@ -133,14 +121,14 @@ def storage_table(config: dict):
     return table
 
 
-def free_space_lines(config: dict) -> list[str]:
-    """For the run's results folder and the fetch cache, what the plan keeps there (the rows it bounds) against
+def free_space_lines(config: dict, rows: list[Stored]) -> list[str]:
+    """For the run's results folder and the fetch cache, what the plan keeps there (the `rows` it bounds) against
     the free space of the filesystem each is on, with a warning and the fix where it does not fit."""
     results, cache = RUN_DIR.format(run=config["run"]), config["cache_dir"]
     fixes = {results: "run the workflow from a larger filesystem (snakemake --directory)",
              cache: "set cache_dir to a larger filesystem"}
     needs: dict[str, float] = {}
-    for row in planned_storage(config):
+    for row in rows:
         if row.kept and row.total is not None:
             folder = cache if row.where.startswith(cache) else results
             needs[folder] = needs.get(folder, 0.0) + row.total

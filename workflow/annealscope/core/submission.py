@@ -30,6 +30,11 @@ def family_resources(config: dict, family: str) -> dict:
     return resources.get(family) or resources[FALLBACK.get(family, "default")]
 
 
+def anneal_on_gpus(config: dict) -> bool:
+    """Whether the training jobs run on GPUs (each then resolves `anneal.dtype: auto` on its own)."""
+    return bool(family_resources(config, "anneal")["gpus"])
+
+
 def slurm_resources(resources: dict, nodes: int = 1) -> dict:
     """Snakemake resources of one job from a `resources.<family>` config block."""
     chosen = {"mem_mb": resources["mem_mb"], "runtime": resources["runtime"], "cpus_per_task": resources["cpus"]}
