@@ -1,11 +1,24 @@
+import gzip
+import json
 import os
+import random
 import subprocess
 import sys
 
 import pytest
 
-from annealscope.core.corpora import CorpusError, check_reference, hub_options, read_corpus, resolve_package_path
+from annealscope.core.corpora import (
+    CorpusError,
+    check_reference,
+    hub_options,
+    read_corpus,
+    reference_token_bound,
+    resolve_package_path,
+    token_bound,
+)
 from annealscope.core.io import write_jsonl
+from annealscope.core.shards import corpus_shards
+from annealscope.curate.tokenize import tokenize_pieces
 
 
 def test_wikipedia_splits_are_disjoint_and_labelled():
@@ -57,6 +70,37 @@ def test_local_jsonl_and_text_corpora(tmp_path):
     assert documents[0].label == "x"
     (tmp_path / "docs.txt").write_text("first paragraph\n\nsecond\nparagraph\n")
     assert len(list(read_corpus(str(tmp_path / "docs.txt")))) == 2
+
+
+def test_a_local_corpus_bounds_its_tokens_by_its_files_without_reading_them(tiny_base, tmp_path):
+    """The plan bounds a local corpus's tokens by its files' bytes. The tiny base's tokenizer, trained on English
+    help texts, spends about a token a byte on Greek, CJK, emoji and symbols: the tightest case. The bound holds
+    for JSONL, text and Parquet in several row groups, end-of-document tokens included, and is not vacuous; a
+    gzipped file, an uncapped hub dataset and a built-in corpus are left unbounded."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    rng = random.Random(0)
+    alphabets = ["the quick brown fox ", "λόγος καὶ ἀριθμός ", "数学的证明 ", "🙂🧮 ", "{[(<>)]};:=+*&^%$#@! ",
+                 "    \t  indented ", "é ü ñ ß "]
+    texts = ["".join(rng.choice(alphabets) for _ in range(rng.randint(1, 40))).strip() for _ in range(300)]
+    write_jsonl(tmp_path / "docs.jsonl", [{"text": text, "id": str(index)} for index, text in enumerate(texts)])
+    (tmp_path / "docs.txt").write_text("\n\n".join(texts) + "\n", encoding="utf-8")
+    parquet.write_table(pa.table({"id": [str(index) for index in range(300)], "text": texts}),
+                        tmp_path / "docs.parquet", row_group_size=64)
+    for name in ("docs.jsonl", "docs.txt", "docs.parquet"):
+        reference = str(tmp_path / name)
+        pieces = [piece for shard in corpus_shards([reference], {"bytes": 1 << 28}) for piece in shard]
+        written = tokenize_pieces(pieces, tiny_base, tmp_path / f"{name}.bin")
+        bound = reference_token_bound(reference)
+        assert written["documents"] == 300 and written["tokens"] <= bound <= 1.5 * written["tokens"], (name, bound)
+    assert token_bound([str(tmp_path / "docs.jsonl"), str(tmp_path / "docs.txt"), "hf:org/data?max_tokens=7"]) \
+        == reference_token_bound(str(tmp_path / "docs.jsonl")) + reference_token_bound(str(tmp_path / "docs.txt")) + 7
+    with gzip.open(tmp_path / "more.jsonl.gz", "wt") as handle:
+        handle.write(json.dumps({"text": texts[0]}) + "\n")
+    for reference in (str(tmp_path / "*.jsonl*"), "hf:org/data", "wikipedia:pool"):
+        assert reference_token_bound(reference) is None and token_bound([reference, str(tmp_path / "docs.txt")]) \
+            is None, reference
 
 
 def test_a_jsonl_line_without_text_is_named(tmp_path):

@@ -8,7 +8,8 @@ import yaml
 
 from annealscope.base.build import build_model, train_tokenizer
 from annealscope.core.config import check_config, validate_schema
-from annealscope.core.grid import base_parameters, cells, planned_cells
+from annealscope.core.corpora import local_text_bytes
+from annealscope.core.grid import acquisition_estimate, base_parameters, cells, planned_cells
 from annealscope.core.storage import free_space_lines, planned_storage
 from annealscope.core.submission import family_jobs, family_resources, shard_family, submission_table
 from annealscope.validation import load_config
@@ -196,3 +197,27 @@ def test_the_dry_run_warns_where_the_disk_the_grid_keeps_does_not_fit(root, monk
     assert lines[0] == f"disk: results/math-7b keeps up to {kept / 1e12:.3g} TB; its filesystem has 300 GB free. " \
         "warning: that does not fit; run the workflow from a larger filesystem (snakemake --directory)"
     assert lines[1] == f"disk: {config['cache_dir']} keeps up to 272 GB; its filesystem has 300 GB free"
+
+
+def test_a_local_pool_is_planned_from_its_files_and_an_unbounded_one_says_why(demo_config, root, tmp_path):
+    """library_docs scans a local Parquet file and a capped hub dataset: its scan is bounded by their bytes and
+    cap, and so is its token array on disk (2 bytes a token of the demo's vocabulary). An uncapped hub dataset
+    is told to take max_tokens; a built-in corpus is counted when read."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    parquet.write_table(pa.table({"text": [f"document {index} " * 40 for index in range(500)]}),
+                        tmp_path / "pool.parquet", row_group_size=100)
+    local = local_text_bytes(str(tmp_path / "pool.parquet"))
+    assert local >= sum(len(f"document {index} " * 40) for index in range(500))
+    demo_config["sources"]["library_docs"]["pool"] = [str(tmp_path / "pool.parquet"), "hf:org/web?max_tokens=1000"]
+    validate_schema(demo_config)
+    source = demo_config["sources"]["library_docs"]
+    assert acquisition_estimate(demo_config, source) == \
+        f"<= {4 * (local + 1000):.3e} FLOPs for <= {local + 1000:,} scanned tokens"
+    storage = {row.what: row for row in planned_storage(demo_config)}
+    assert storage["library_docs's token array"].total == 2 * (local + 1000)
+    source["pool"] += ["hf:org/more", "wikipedia:pool"]
+    assert acquisition_estimate(demo_config, source) == \
+        "4 FLOPs per scanned token; cap hf:org/more with max_tokens; wikipedia:pool counted when read"
+    assert storage["sympy_manual's token array"].total is None  # a built-in corpus

@@ -248,12 +248,47 @@ def hub_options(reference: str) -> dict:
                if key in options}}
 
 
-def capped_tokens(references: list[str]) -> int | None:
-    """The tokens a list of corpora holds at most: the sum of their `max_tokens` caps, if every one is a capped
-    hub dataset; else None."""
-    caps = [hub_options(reference).get("max_tokens") if reference.startswith("hf:") else None
-            for reference in references]
-    return None if not caps or None in caps else sum(int(cap) for cap in caps)
+def token_bound(references: list[str]) -> int | None:
+    """The base model's tokens a list of corpora holds at most, if every one is bounded
+    (`reference_token_bound`); else None."""
+    bounds = [reference_token_bound(reference) for reference in references]
+    return None if not bounds or None in bounds else sum(bounds)
+
+
+def reference_token_bound(reference: str) -> int | None:
+    """The tokens one corpus holds at most, from the config and file sizes alone: a hub dataset's `max_tokens`
+    cap; a local corpus's bytes of text (`local_text_bytes`), since every token of a byte-level tokenizer
+    covers at least one byte; None for an uncapped hub dataset and a built-in corpus."""
+    if reference.startswith("hf:"):
+        cap = hub_options(reference).get("max_tokens")
+        return None if cap is None else int(cap)
+    return local_text_bytes(reference) if corpus_kind(reference)[0] is LOCAL_CORPUS else None
+
+
+def local_text_bytes(reference: str) -> int | None:
+    """Bytes of a local corpus's files with their text in the clear, no document read: a ``.jsonl`` or ``.txt``
+    file's size, a ``.parquet`` file's ``text`` column uncompressed (from its footer; a dictionary-encoded row
+    group holds a repeated text once, and curation keeps one copy); None if any file is gzipped. Each
+    document's markup (JSON keys, the blank line between documents, Parquet's length prefix) outweighs the
+    end-of-document token it gets."""
+    total = 0
+    for path in local_shards(reference):
+        if path.name.endswith((".jsonl", ".txt")):
+            total += path.stat().st_size
+        elif path.suffix == ".parquet":
+            total += _parquet_text_bytes(path)
+        else:
+            return None
+    return total
+
+
+def _parquet_text_bytes(path: Path) -> int:
+    import pyarrow.parquet as parquet
+
+    metadata = parquet.ParquetFile(path).metadata
+    return sum(column.total_uncompressed_size for group in range(metadata.num_row_groups)
+               for column in (metadata.row_group(group).column(index) for index in range(metadata.num_columns))
+               if column.path_in_schema == "text")
 
 
 def hub_stream(reference: str, revision: str | None = None):

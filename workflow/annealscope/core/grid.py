@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
-from annealscope.core.corpora import capped_tokens
+from annealscope.core.corpora import reference_token_bound, token_bound
 from annealscope.core.flops import (
     classifier_flops,
     decoder_parameters,
@@ -208,7 +208,7 @@ def _teacher_estimate(config: dict, source: dict) -> str:
 
 def _filter_estimate(config: dict, source: dict) -> str:
     classifier = source["classifier"]
-    scanned = capped_tokens(source["pool"])
+    scanned = token_bound(source["pool"])
     if classifier["backend"] == "hashed_ngram":
         flops_per_token = classifier["flops_per_token"] or 2.0 * classifier["ngram_max"]
     elif classifier["backend"] == "fasttext":  # a model_file's own dim and n-grams are read when it runs
@@ -221,8 +221,18 @@ def _filter_estimate(config: dict, source: dict) -> str:
     else:
         return "n/a (set classifier.parameters)"
     if scanned is None:
-        return f"{flops_per_token:.3g} FLOPs per scanned token; cap every pool reference with max_tokens"
+        unbounded = [reference for reference in source["pool"] if reference_token_bound(reference) is None]
+        return f"{flops_per_token:.3g} FLOPs per scanned token; {_unbounded_fix(unbounded)}"
     return f"<= {classifier_flops(flops_per_token, scanned):.3e} FLOPs for <= {scanned:,} scanned tokens"
+
+
+def _unbounded_fix(references: list[str]) -> str:
+    """How a pool whose size the plan cannot bound becomes bounded: cap its hub datasets; a built-in or gzipped
+    corpus is only counted when read."""
+    hub = [reference for reference in references if reference.startswith("hf:")]
+    other = [reference for reference in references if not reference.startswith("hf:")]
+    return "; ".join(([f"cap {', '.join(hub)} with max_tokens"] if hub else [])
+                     + ([f"{', '.join(other)} counted when read"] if other else []))
 
 
 ESTIMATES = {"program": lambda config, source: "0 FLOPs (a program)", "teacher": _teacher_estimate,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.branches import is_branched
-from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, capped_tokens, hub_options
+from annealscope.core.corpora import FETCH_BYTES_PER_TOKEN, hub_options, token_bound
 from annealscope.core.grid import base_parameters, cells
 from annealscope.core.layout import ANNEAL_MODEL, RUN_DIR, STABLE_CHECKPOINTS, TOKENS
 from annealscope.core.precision import cpu_precision, export_precision
@@ -52,11 +52,12 @@ class Stored:
 
 
 def source_token_bound(source: dict) -> int | None:
-    """The most tokens a source's curation can keep, where its config caps them in the base model's tokens:
-    a filtered pool's or a given corpus's `max_tokens`. A teacher's `max_new_tokens` count its own
-    tokenizer's tokens, and a program writes documents of no fixed length."""
+    """The most tokens a source's curation can keep, in the base model's tokens, where its input bounds them
+    (`corpora.token_bound`): a filtered pool or a given corpus of capped hub datasets and local files. A
+    teacher's `max_new_tokens` count its own tokenizer's tokens, and a program writes documents of no fixed
+    length."""
     kind = acquisition_kind(source)
-    return capped_tokens(source["pool" if kind == "filter" else "corpus"]) if kind in ("filter", "given") else None
+    return token_bound(source["pool" if kind == "filter" else "corpus"]) if kind in ("filter", "given") else None
 
 
 def planned_storage(config: dict) -> list[Stored]:
@@ -85,7 +86,7 @@ def planned_storage(config: dict) -> list[Stored]:
         tokens = source_token_bound(source)
         rows.append(Stored(f"{name}'s token array", tokens_dir, 1,
                            None if tokens is None else tokens * token_bytes))
-    replay = capped_tokens(config["replay"]["corpus"])
+    replay = token_bound(config["replay"]["corpus"])
     rows.append(Stored("replay's token array", tokens_dir, 1,
                        None if replay is None else replay * token_bytes))
     caps = {reference: hub_options(reference).get("max_tokens") for reference in hub_datasets(config)}
@@ -105,7 +106,8 @@ def storage_table(rows: list[Stored]):
     job adds."""
     from rich.table import Table
 
-    table = Table(title="disk, planned (at most, where the config caps it; curation's working files not counted)")
+    table = Table(title="disk, planned (at most, where the config or its files bound it; curation's working files "
+                        "not counted)")
     for column in ("what", "where", "count", "each", "total"):
         table.add_column(column, justify="left" if column in ("what", "where") else "right")
     kept = [row for row in rows if row.kept]

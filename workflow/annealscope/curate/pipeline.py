@@ -288,12 +288,16 @@ def dedup_source(name: str, settings: dict, stats_paths: list[str | Path], signa
 
 
 def check_not_empty(name: str, records: list[dict]) -> None:
-    """A step that left no document in any shard ends the source, naming the step."""
+    """A step that left no document in any shard ends the source, naming the step and, for the heuristics, the
+    rules that removed most."""
     for record in records:
         if not record["documents_out"]:
+            reasons = sorted(((count, f"{rule}'s {reason}") for rule, counts in record.get("removed_by", {}).items()
+                              for reason, count in counts.items()), reverse=True)
+            removed = "; ".join(f"{reason} removed {count:,}" for count, reason in reasons[:3])
             raise CurationError(f"source {name}, step {record['step']}: no documents left (of "
-                                f"{record['documents_in']} in all its shards); loosen this step's settings or "
-                                "widen its input")
+                                f"{record['documents_in']:,} in all its shards{'; ' + removed if removed else ''}); "
+                                "loosen this step's settings or widen its input")
 
 
 def merged_steps(shard_steps: list[list[dict]]) -> list[dict]:
