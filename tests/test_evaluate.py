@@ -103,6 +103,7 @@ def test_a_task_of_eval_include_path_is_checked_evaluated_with_continuous_metric
     with pytest.raises(ConfigError, match=r"defines task\(s\) \['arith_mc'\], which annealscope ships"):
         check_tasks(["capitals"], ROOT / "resources", mine)
     (mine / "clash.yaml").unlink()
+    a_group_lists_tasks_lm_eval_builds_and_a_suite_may_take_its_tasks(mine)
 
     tasks_dir = tmp_path / "tasks"
     counts = prepare_tasks(["arith_mc", "capitals"], ROOT / "resources", tasks_dir, include_path=mine)
@@ -114,6 +115,30 @@ def test_a_task_of_eval_include_path_is_checked_evaluated_with_continuous_metric
     scores = evaluator.evaluate(request)
     assert set(scores["capitals"]) == {"acc", "brier", "nll", "nll_token", "nll_byte", "p_gold"}
     assert scores["capitals"]["acc"]["n_items"] == 4 and "arith_mc" in scores
+
+
+def a_group_lists_tasks_lm_eval_builds_and_a_suite_may_take_its_tasks(mine: Path) -> None:
+    """A group of the user's, or one inside it, may list the user's and lm-eval's tasks, not annealscope's own
+    (the fetch job would fail on it deep in `datasets`) nor a misspelt one; fit.suites may average the user's
+    tasks of a configured group with other tasks."""
+    from annealscope.core.config import ConfigError
+    from annealscope.evaluate.tasks import check_suite_tasks, check_tasks
+
+    def group(name: str, tasks: list) -> None:
+        (mine / f"{name}.yaml").write_text(yaml.safe_dump({"group": name, "task": tasks}))
+
+    group("geography", ["capitals", "outer"])
+    for inner, message in ((["arith_mc", "gsm8k"], r"group outer lists \['arith_mc'\], annealscope's own task"),
+                           (["capitols"], r"group outer lists unknown task\(s\) \['capitols'\]")):
+        group("outer", inner)
+        with pytest.raises(ConfigError, match=message):
+            check_tasks(["geography", "arith_mc"], ROOT / "resources", mine)
+    group("outer", ["gsm8k", {"task": "defined_inline", "dataset_path": "json"}])
+    check_tasks(["geography", "arith_mc"], ROOT / "resources", mine)
+    check_suite_tasks({"mix": ["capitals", "arith_mc"]}, {"tasks": ["geography", "arith_mc"], "heldout": {},
+                                                          "include_path": str(mine)})
+    for name in ("geography", "outer"):
+        (mine / f"{name}.yaml").unlink()
 
 
 def test_lm_eval_groups_are_recorded_and_their_panel_is_the_number_lm_eval_reports(tmp_path, tiny_base):

@@ -123,7 +123,7 @@ def user_task_names(include_path: str | Path | None) -> set[str]:
 def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
     """Every suite of `fit.suites` is named unlike a task and lists tasks the grid scores, by name or pattern:
     configured tasks, held-out domains (`heldout_<domain>`) or, for the tasks of a configured group, lm-eval's
-    task names."""
+    task names and those of `eval.include_path`."""
     configured = sorted({*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])})
     registered = None  # lm-eval's names, read once and only if some entry needs them
     for name, entries in suites.items():
@@ -134,8 +134,8 @@ def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
             raise ConfigError(f"fit.suites.{name}: {entries} names one task; a suite averages two or more (list "
                               "them, or give a pattern such as mmlu_*)")
         unknown = [entry for entry in entries if not fnmatch.filter(configured, entry)]
-        if unknown:
-            registered = registered_task_names() if registered is None else registered
+        if unknown and registered is None:
+            registered = registered_task_names() | user_task_names(evaluation["include_path"])
         if missing := [entry for entry in unknown if not fnmatch.filter(registered, entry)]:
             raise ConfigError(f"fit.suites.{name}: {missing} is no task the grid scores; list tasks of eval.tasks "
                               f"or held-out domains, or patterns of their names: {configured}")
@@ -155,12 +155,43 @@ def check_tasks(tasks: list[str], resources_dir: str | Path, include_path: str |
         raise ConfigError(f"eval.include_path: {include_path} defines task(s) {clashes}, which annealscope ships; "
                           "rename them in your YAML")
     unknown = [task for task in tasks if task not in local | user]
-    if not unknown:
-        return
-    registered = registered_task_names()
-    missing = [task for task in unknown if task not in registered]
-    if missing:
-        yours = f", one of eval.include_path's {sorted(user)}" if include_path else ""
-        raise ConfigError(f"eval.tasks: unknown task(s) {missing}; use a local task {sorted(local)}{yours} or an "
-                          "lm-evaluation-harness task name (lm-eval ls tasks)")
+    if unknown:
+        registered = registered_task_names()
+        if missing := [task for task in unknown if task not in registered]:
+            yours = f", one of eval.include_path's {sorted(user)}" if include_path else ""
+            raise ConfigError(f"eval.tasks: unknown task(s) {missing}; use a local task {sorted(local)}{yours} or an "
+                              "lm-evaluation-harness task name (lm-eval ls tasks)")
+    check_user_groups(tasks, include_path, local, user)
+
+
+def check_user_groups(tasks: list[str], include_path: str | Path | None, local: set[str], user: set[str]) -> None:
+    """Every group of `eval.include_path` that the grid evaluates, directly or inside another, lists tasks that
+    lm-eval builds: its own or the user's. annealscope's local tasks are built from items each run writes, which
+    a group's members cannot read; a misspelt member would fail only in the fetch job, deep in `datasets`."""
+    groups = user_groups(include_path)
+    pending, seen, registered = [task for task in tasks if task in groups], set(), None
+    while pending:
+        group = pending.pop()
+        seen.add(group)
+        if mine := [member for member in groups[group] if member in local]:
+            raise ConfigError(f"eval.include_path: group {group} lists {mine}, annealscope's own task(s), which the "
+                              "fetch and decontamination jobs cannot build inside a group; list them in eval.tasks "
+                              "instead, and average them with the group's tasks through fit.suites")
+        unknown = [member for member in groups[group] if member not in user]
+        registered = registered_task_names() if unknown and registered is None else registered
+        if missing := [member for member in unknown if member not in registered]:
+            raise ConfigError(f"eval.include_path: group {group} lists unknown task(s) {missing}; fix the names in its "
+                              "YAML (lm-eval ls tasks lists lm-eval's)")
+        pending += [member for member in groups[group] if member in groups and member not in seen]
+
+
+def user_groups(include_path: str | Path | None) -> dict[str, list[str]]:
+    """The groups that the YAMLs under `eval.include_path` define, each with the names it lists (a task defined
+    inline, as a mapping, is not a name)."""
+    groups = {}
+    for path in sorted(Path(include_path).rglob("*.yaml")) if include_path else []:
+        spec = read_task_file(path)
+        if isinstance(spec.get("group"), str) and isinstance(spec.get("task"), list):
+            groups[spec["group"]] = [member for member in spec["task"] if isinstance(member, str)]
+    return groups
 
