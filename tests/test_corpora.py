@@ -109,6 +109,26 @@ def test_a_jsonl_line_without_text_is_named(tmp_path):
         list(read_corpus(str(tmp_path / "bad.jsonl")))
 
 
+def test_a_parquet_shard_is_checked_by_its_footer_and_read_for_its_documents_alone(tmp_path):
+    """The dry run reads a Parquet shard's schema: no `text` column, or one of numbers, is refused naming the
+    file and its columns. A shard whose rows carry other columns (a page's HTML, its URL) gives the documents of
+    its `text`, `id` and `label` columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    parquet.write_table(pa.table({"content": ["a page"], "url": ["https://x"]}), tmp_path / "content.parquet")
+    parquet.write_table(pa.table({"text": [1, 2]}), tmp_path / "numbers.parquet")
+    for name, message in (("content", r"no column 'text' \(its columns: \['content', 'url'\]\); rename"),
+                          ("numbers", "column 'text' holds int64, not strings")):
+        with pytest.raises(CorpusError, match=message):
+            check_reference(str(tmp_path / f"{name}.parquet"))
+    parquet.write_table(pa.table({"html": ["<p>one</p>", "<p>two</p>"], "text": ["one", "two"], "id": ["a", None],
+                                  "label": [None, "math"], "score": [0.5, 0.9]}), tmp_path / "pages.parquet")
+    check_reference(str(tmp_path / "pages.parquet"))
+    assert [(document.id, document.text, document.label) for document in read_corpus(str(tmp_path / "pages.parquet"))
+            ] == [("a", "one", None), ("pages.parquet/1", "two", "math")]
+
+
 @pytest.mark.parametrize("reference", ["wikipedia:everything", "docstrings:torch", "missing/file.jsonl",
                                        "hf:org/data?colour=red", "hf:org/data?max_documents=many",
                                        "docstrings:sympy?start=3", "pydoc:topics?skip=-1"])

