@@ -116,7 +116,7 @@ class Fields:
     def document(self, record, where: str, fallback_id: str) -> Document:
         """`record` as a document; a record without a text string is a CorpusError naming `where`."""
         if not isinstance(record, dict) or not isinstance(record.get(self.text), str):
-            raise CorpusError(f"{where}: the record has no {self.text!r} string; fix the line"
+            raise CorpusError(f"{where}: the record has no {self.text!r} string; fix the record"
                               + ("" if self.text != "text" else ", or name the field that holds the text with "
                                  "?text=FIELD"))
         label = record.get(self.label)
@@ -539,8 +539,8 @@ BUILTIN_OPTIONS = {"skip", "max_documents"}
 
 
 def _check_local(part: str, reference: str) -> None:
-    """Every shard is non-empty, and the first lines of the first JSONL shards parse with a text field: what
-    a dry run can see cheaply of a corpus it does not read."""
+    """Every shard is non-empty, the first Parquet shards have a text column and the first lines of the first
+    JSONL shards parse with a text field: what a dry run can see cheaply of a corpus it does not read."""
     shards, fields = local_shards(reference), local_reference(reference)[1]
     for shard in shards:
         if shard.stat().st_size == 0:
