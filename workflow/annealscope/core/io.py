@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import math
 import os
@@ -11,9 +12,11 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
+
+ZSTD_READ = 1 << 20  # compressed bytes read at a time
 
 
 @contextlib.contextmanager
@@ -115,9 +118,60 @@ def parse_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+def open_binary(path: str | Path) -> BinaryIO:
+    """A file for reading in bytes, decompressed as it is read where its name ends in ``.gz`` or ``.zst``; a
+    corrupt file raises OSError, whichever the compression."""
+    if str(path).endswith(".zst"):
+        return io.BufferedReader(_ZstdReader(path), buffer_size=ZSTD_READ)
+    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+
+
+class _ZstdReader(io.RawIOBase):
+    """A Zstandard file decompressed as it is read, frame after frame. A corrupt file, or one that ends inside a
+    frame (a copy cut short), raises OSError, as gzip does."""
+
+    def __init__(self, path: str | Path):
+        import zstandard
+
+        self._file = open(path, "rb")  # noqa: SIM115 (closed with the reader)
+        self._chunks = self._decompressed(zstandard)
+        self._pending, self._offset = memoryview(b""), 0
+
+    def _decompressed(self, zstandard) -> Iterator[bytes]:
+        data = b""
+        while data := data or self._file.read(ZSTD_READ):
+            frame = zstandard.ZstdDecompressor().decompressobj()
+            while True:
+                try:
+                    yield frame.decompress(data)
+                except zstandard.ZstdError as error:
+                    raise OSError(f"{self._file.name}: not a valid Zstandard file ({error})") from None
+                if frame.eof:
+                    data = frame.unused_data
+                    break
+                if not (data := self._file.read(ZSTD_READ)):
+                    raise OSError(f"{self._file.name}: the file ends inside a Zstandard frame (cut short?)")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._offset == len(self._pending):
+            if (chunk := next(self._chunks, None)) is None:
+                return 0
+            self._pending, self._offset = memoryview(chunk), 0
+        size = min(len(buffer), len(self._pending) - self._offset)
+        buffer[:size] = self._pending[self._offset:self._offset + size]
+        self._offset += size
+        return size
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
 def read_jsonl(path: str | Path) -> Iterator[dict]:
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as handle:
+    with open_binary(path) as handle:
         for line_number, line in enumerate(handle, start=1):
             if line.strip():
                 try:
