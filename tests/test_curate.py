@@ -540,6 +540,18 @@ def test_budgets_beyond_max_epochs_are_refused():
                        max_epochs=2)
 
 
+def test_positive_labels_the_seeds_lack_are_refused_naming_the_labels_they_have():
+    """A typo in positive_labels (Wikipedia's topics are capitalised) leaves no positive seed: the error lists the
+    seeds' most frequent labels, so the fix is in reach."""
+    from annealscope.curate.classifiers import seed_labels
+
+    seeds = list(read_corpus("wikipedia:seed"))
+    assert seed_labels({"positive_labels": ["Mathematics"]}, seeds).sum() >= 5
+    with pytest.raises(ValueError, match=r"found 0 and [\d,]+\. Did you mean \['Mathematics'\]\? The seeds' most "
+                       r"frequent labels, of \d+: People \("):
+        seed_labels({"positive_labels": ["mathematics"]}, seeds)
+
+
 def test_a_fasttext_classifier_trains_the_same_whatever_its_process_freed_before(tmp_path):
     """fastText 0.9.2 read freed memory while training: after blocks of NaNs were freed in the process, it
     diverged even at lr 0.1."""

@@ -13,11 +13,13 @@ it (`load_classifier`) and scores its documents a batch at a time.
 
 from __future__ import annotations
 
+import difflib
 import json
 import pickle
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from annealscope.core.references import is_trained_here
 
 MODEL_FILES = {"hashed_ngram": "model.pkl", "fasttext": "model.bin"}
 DESCRIPTION = "classifier.json"
+SHOWN_LABELS = 8  # the most frequent seed labels an error about positive_labels lists
 
 
 @dataclass
@@ -70,8 +73,15 @@ def seed_labels(settings: dict, seeds: list[Document]) -> np.ndarray:
     positive = set(settings["positive_labels"])
     labels = np.asarray([document.label in positive for document in seeds], dtype=int)
     if labels.sum() < 5 or (1 - labels).sum() < 5:
+        counts = Counter(str(document.label) for document in seeds)
+        close = sorted({match for label in positive for match in difflib.get_close_matches(label, counts, cutoff=0.8)}
+                       - positive)
+        frequent = ", ".join(f"{label} ({count:,})" for label, count in counts.most_common(SHOWN_LABELS))
         raise ValueError(f"classifier.seeds needs at least 5 positive and 5 negative examples for labels "
-                         f"{sorted(positive)}; found {labels.sum()} and {(1 - labels).sum()}")
+                         f"{sorted(positive)}; found {labels.sum()} and {(1 - labels).sum()}. "
+                         + (f"Did you mean {close}? " if close else "")
+                         + f"The seeds' most frequent labels, of {len(counts):,}: {frequent}; fix "
+                         "classifier.positive_labels or the seeds")
     return labels
 
 
