@@ -154,11 +154,24 @@ def test_a_dry_run_refuses_an_empty_or_malformed_local_shard_naming_file_and_lin
 
 
 def test_a_dry_run_refuses_a_broken_prompt_template_naming_file_and_line(demo_config, root, tmp_path):
+    """Its syntax, then a name it does not define (a typo, a param the config lacks) or a sandbox violation, each
+    found by rendering it once on a sample document."""
     template = tmp_path / "broken.jinja"
     template.write_text("Rewrite this:\n{{ document }\n")
     demo_config["sources"]["teacher_docs"]["generator"]["template"] = str(template)
     with pytest.raises(ConfigError, match=r"generator.template: .*broken.jinja, line 2"):
         validate_config(demo_config, root / "resources")
+    generator = demo_config["sources"]["teacher_docs"]["generator"]
+    for text, params, message in (("Rewrite this:\n{{ doc }}\n", {}, r"'doc' is undefined"),
+                                  ("In {{ params.words }} words: {{ document }}", {}, r"has no attribute 'words'"),
+                                  ("{{ document.__class__.__mro__ }}", {}, "unsafe")):
+        template.write_text(text)
+        generator["params"] = params
+        with pytest.raises(ConfigError, match=rf"generator.template: .*broken.jinja: .*{message}.*fix the template"):
+            validate_config(demo_config, root / "resources")
+    template.write_text("In {{ params.words }} words: {{ document }}")
+    generator["params"] = {"words": 50}
+    validate_config(demo_config, root / "resources")  # the name is now defined
 
 
 def test_a_dry_run_refuses_a_task_file_that_is_not_yaml_naming_file_and_line(demo_config, root, tmp_path):

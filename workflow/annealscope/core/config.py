@@ -15,6 +15,7 @@ import yaml
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import CorpusError, check_reference, resolve_path
 from annealscope.core.grid import all_budgets
+from annealscope.core.prompts import prompt_template
 from annealscope.core.references import acquisition_kind, source_corpus_keys
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -25,6 +26,7 @@ class ConfigError(ValueError):
 
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML was built with it
+TEMPLATE_SAMPLE = "A sample document, which the dry run renders a prompt template on."
 
 
 @cache
@@ -279,7 +281,7 @@ def _check_teacher(key: str, generator: dict) -> None:
     if not Path(generator["template"]).is_file():
         raise ConfigError(f"{key}.template: {generator['template']} does not exist; point it at a Jinja file "
                           "such as resources/prompts/rephrase.jinja")
-    _check_template(f"{key}.template", generator["template"])
+    _check_template(f"{key}.template", generator["template"], generator["params"])
     if generator["backend"] == "openai":
         for required in ("base_url", "parameters"):
             if required not in generator:
@@ -293,15 +295,18 @@ def _check_teacher(key: str, generator: dict) -> None:
         raise ConfigError(f"{key}.model: {model} does not exist")
 
 
-def _check_template(key: str, template: str) -> None:
-    """A prompt template's Jinja syntax, parsed (not rendered) in the sandbox the teacher renders it in."""
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
+def _check_template(key: str, template: str, params: dict) -> None:
+    """A prompt template's Jinja syntax, and the names it uses, rendered once on a sample document in the sandbox
+    the teacher renders it in: a misspelt name (`{{ doc }}`) stops the dry run, not the generation job."""
+    from jinja2 import TemplateError, TemplateSyntaxError
 
     try:
-        SandboxedEnvironment().parse(Path(template).read_text(encoding="utf-8"))
+        prompt_template(template).render(document=TEMPLATE_SAMPLE, index=0, params=params)
     except TemplateSyntaxError as error:
         raise ConfigError(f"{key}: {template}, line {error.lineno}: {error.message}; fix the template") from None
+    except TemplateError as error:
+        raise ConfigError(f"{key}: {template}: {error} (a template sees document, index and params, the "
+                          "generator's params); fix the template or params") from None
 
 
 def _check_local_model(key: str, model: str, gguf_file: str | None) -> None:

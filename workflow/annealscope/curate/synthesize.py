@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from annealscope.core.flops import generation_flops
 from annealscope.core.io import read_json, read_jsonl, write_json, write_jsonl
+from annealscope.core.prompts import prompt_template
 from annealscope.core.wordproblems import training_document
 from annealscope.curate.teachers import load_teacher
 from annealscope.curate.text import ngrams, words
@@ -37,12 +38,10 @@ def program_documents(count: int, seed: int | str) -> tuple[list[dict], dict]:
 def render_prompts(template_path: str | Path, seeds: list[str], params: dict, first: int = 0) -> list[str]:
     """Render the template once per seed document in a sandbox (`index` counts from `first`); undefined names
     are errors."""
-    from jinja2 import StrictUndefined, TemplateError
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2 import TemplateError
 
-    environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
     try:
-        template = environment.from_string(Path(template_path).read_text(encoding="utf-8"))
+        template = prompt_template(template_path)
         return [template.render(document=seed, index=index, params=params) for index, seed in enumerate(seeds, first)]
     except TemplateError as error:
         raise ValueError(f"prompt template {template_path}: {error}") from error
