@@ -15,7 +15,7 @@ import yaml
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import CorpusError, check_reference, resolve_path
 from annealscope.core.grid import all_budgets
-from annealscope.core.prompts import prompt_template
+from annealscope.core.prompts import prompt_environment
 from annealscope.core.references import acquisition_kind, source_corpus_keys
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML was built with it
-TEMPLATE_SAMPLE = "A sample document, which the dry run renders a prompt template on."
+TEMPLATE_NAMES = ("document", "index", "params")  # what a prompt template is rendered with
 
 
 @cache
@@ -281,7 +281,7 @@ def _check_teacher(key: str, generator: dict) -> None:
     if not Path(generator["template"]).is_file():
         raise ConfigError(f"{key}.template: {generator['template']} does not exist; point it at a Jinja file "
                           "such as resources/prompts/rephrase.jinja")
-    _check_template(f"{key}.template", generator["template"], generator["params"])
+    _check_template(f"{key}.template", generator["template"])
     if generator["backend"] == "openai":
         for required in ("base_url", "parameters"):
             if required not in generator:
@@ -295,18 +295,20 @@ def _check_teacher(key: str, generator: dict) -> None:
         raise ConfigError(f"{key}.model: {model} does not exist")
 
 
-def _check_template(key: str, template: str, params: dict) -> None:
-    """A prompt template's Jinja syntax, and the names it uses, rendered once on a sample document in the sandbox
-    the teacher renders it in: a misspelt name (`{{ doc }}`) stops the dry run, not the generation job."""
-    from jinja2 import TemplateError, TemplateSyntaxError
+def _check_template(key: str, template: str) -> None:
+    """A prompt template's Jinja syntax and the names it reads, in the sandbox the teacher renders it in: a name
+    other than those it is given (a misspelt `{{ doc }}`) stops the dry run, not the generation job. It is not
+    rendered: a sample document could fail a template that real ones pass."""
+    from jinja2 import TemplateSyntaxError, meta
 
     try:
-        prompt_template(template).render(document=TEMPLATE_SAMPLE, index=0, params=params)
+        names = meta.find_undeclared_variables(prompt_environment().parse(Path(template).read_text(encoding="utf-8")))
     except TemplateSyntaxError as error:
         raise ConfigError(f"{key}: {template}, line {error.lineno}: {error.message}; fix the template") from None
-    except TemplateError as error:
-        raise ConfigError(f"{key}: {template}: {error} (a template sees document, index and params, the "
-                          "generator's params); fix the template or params") from None
+    if unknown := sorted(names - set(TEMPLATE_NAMES)):
+        raise ConfigError(f"{key}: {template} reads {unknown}, which no prompt defines (a template sees "
+                          f"{', '.join(TEMPLATE_NAMES)}: the seed document, its number and generator.params); fix the "
+                          "template")
 
 
 def _check_local_model(key: str, model: str, gguf_file: str | None) -> None:
