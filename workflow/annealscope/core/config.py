@@ -15,7 +15,7 @@ import yaml
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import CorpusError, check_reference, resolve_path
 from annealscope.core.grid import all_budgets
-from annealscope.core.prompts import prompt_environment
+from annealscope.core.prompts import TEMPLATE_NAMES, unknown_names
 from annealscope.core.references import acquisition_kind, source_corpus_keys
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -26,7 +26,6 @@ class ConfigError(ValueError):
 
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML was built with it
-TEMPLATE_NAMES = ("document", "index", "params")  # what a prompt template is rendered with
 
 
 @cache
@@ -299,13 +298,13 @@ def _check_template(key: str, template: str) -> None:
     """A prompt template's Jinja syntax and the names it reads, in the sandbox the teacher renders it in: a name
     other than those it is given (a misspelt `{{ doc }}`) stops the dry run, not the generation job. It is not
     rendered: a sample document could fail a template that real ones pass."""
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import TemplateSyntaxError
 
     try:
-        names = meta.find_undeclared_variables(prompt_environment().parse(Path(template).read_text(encoding="utf-8")))
+        unknown = unknown_names(template)
     except TemplateSyntaxError as error:
         raise ConfigError(f"{key}: {template}, line {error.lineno}: {error.message}; fix the template") from None
-    if unknown := sorted(names - set(TEMPLATE_NAMES)):
+    if unknown:
         raise ConfigError(f"{key}: {template} reads {unknown}, which no prompt defines (a template sees "
                           f"{', '.join(TEMPLATE_NAMES)}: the seed document, its number and generator.params); fix the "
                           "template")
