@@ -11,6 +11,7 @@ import torch
 import yaml
 from test_workflow import planned_jobs, snakemake
 
+from annealscope.anneal.checkpoints import complete_steps, pruned_steps
 from annealscope.anneal.launch import run_training
 from annealscope.anneal.spec import TrainSpec
 from annealscope.core.attribution import attribution_table
@@ -138,3 +139,36 @@ def test_a_schedule_that_cannot_branch_is_refused(branched, tmp_path):
     cosine = {**config, "anneal": {**config["anneal"], "schedule": "cosine"}}
     result = snakemake(root, write_config(cosine, tmp_path / "cosine.yaml"), "-n")
     assert result.returncode != 0 and "anneal.schedule: cosine cannot branch" in result.stdout + result.stderr
+
+
+def test_pruned_branch_points_are_not_trained_again_and_a_cooldown_rebuilds_its_own(branched, tmp_path):
+    """After the cooldowns, prune-branches keeps only the newest branch checkpoint. A budget inserted below it
+    then trains the stable stretch to its own branch point only, and a cooldown whose branch point is gone
+    trains its stretch itself, to the same weights it had. Runs last: it inserts a budget into the grid."""
+    root, config, _, results = branched
+    checkpoints = results / "stable" / SOURCE / "seed0" / "checkpoints"
+    budgets = sorted(json.loads(path.read_text())["budget"] for path in checkpoints.parent.glob("branch[0-9]*.json"))
+    pruned = subprocess.run(["annealscope", "prune-branches", str(results)], capture_output=True, text=True,
+                            cwd=root)
+    assert pruned.returncode == 0, pruned.stderr
+    newest = branch(config, budgets[-1]).step
+    assert complete_steps(checkpoints) == {newest: f"step{newest}"}
+    assert pruned_steps(checkpoints) == {branch(config, budget).step for budget in budgets[:-1]}
+
+    rebuilt = TrainSpec.load(cell(results, 4096) / "train_spec.json")
+    rebuilt = TrainSpec(**{**rebuilt.__dict__, "out_dir": str(tmp_path / "model"), "log_path": str(
+        tmp_path / "train_log.jsonl"), "summary_path": str(tmp_path / "summary.json")})
+    run_training(rebuilt)
+    original = (cell(results, 4096) / "train_log.jsonl").read_text().splitlines()
+    again = (tmp_path / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["loss"] for line in again] == [json.loads(line)["loss"] for line in original]
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == \
+        (cell(results, 4096) / "model" / "model.safetensors").read_bytes()
+
+    inserted = {**config, "grid": {**config["grid"], "budgets": sorted({*budgets, 6144})}}
+    path = write_config(inserted, tmp_path / "inserted.yaml")
+    run = snakemake(root, path, str(cell(results, 6144).relative_to(root) / "summary.json"), "--cores", "2")
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    stable = json.loads((checkpoints.parent / "branches.json").read_text())
+    assert stable["trained_steps"] == branch(config, 6144).step and stable["resumed_from_step"] is None
+    assert set(complete_steps(checkpoints)) == {branch(config, 6144).step, newest}

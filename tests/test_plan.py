@@ -117,7 +117,7 @@ def the_disk_plan_holds_exports_branch_points_and_capped_data(output: str) -> No
     """math-7b: 32 bf16 exports of 7,298,011,136 parameters (trained in bf16 on GPUs); a ZeRO-3 checkpoint (12
     bytes a parameter) at each of the 4 branch points of 8 stable phases; the filtered pool's 14e9 and replay's
     20e9 capped tokens at 4 bytes; 8 bytes a token of the two capped fetches; the teachers' and the program's
-    arrays and 3 uncapped fetches are not bounded."""
+    arrays and 3 uncapped fetches are not bounded. Pruned after the cooldowns, one checkpoint per phase stays."""
     table = output[output.index("disk, planned"):output.index("submission plan")]
     rows = {what.strip(): cells for what, *cells in
             (re.split(r"\s*│\s*", line.strip("│ ")) for line in table.splitlines() if line.startswith("│"))}
@@ -131,6 +131,9 @@ def the_disk_plan_holds_exports_branch_points_and_capped_data(output: str) -> No
     assert rows["fetched hub datasets without max_tokens"][1] == "3"
     kept = 7_298_011_136 * (32 * 2 + 32 * 12) + (14e9 + 20e9) * 4 + 34e9 * 8  # 3.68 TB
     assert rows["kept in all (and 4 rows the config does not bound)"][3] == f"{kept / 1e12:.3g} TB"
+    pruned = 8 * 7_298_011_136 * 12  # the newest branch point of each stable phase
+    assert f"`annealscope prune-branches results/math-7b` keeps 8 of the 32 stable-phase checkpoints, the newest " \
+        f"of each (source, seed): {pruned / 1e9:.3g} GB instead of 2.8 TB" in " ".join(output.split())
 
 
 FAMILIES = {"anneal": ("anneal", "stable", "cooldown", "pretrain_base"), "classify": ("classify_shard",),

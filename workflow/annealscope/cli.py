@@ -258,6 +258,12 @@ def _plan_arguments(command):
     return command
 
 
+def _prune_branches_arguments(command):
+    command.add_argument("run_dir", help="the run's results folder, results/<run>")
+    command.add_argument("--dry-run", action="store_true", help="say what would be removed and remove nothing")
+    return command
+
+
 def _init_base(args) -> None:
     from annealscope.base.build import initialise_base
 
@@ -593,6 +599,34 @@ def _plan(args) -> None:
     print_plan(load_config(args.config, args.resources), every_cell=args.every_cell)
 
 
+def _prune_branches(args) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from annealscope.anneal.prune import prune_branches, stable_phases
+    from annealscope.core.storage import format_bytes
+
+    phases = stable_phases(args.run_dir)
+    if not phases:
+        raise ValueError(f"{args.run_dir}: no stable phase under {Path(args.run_dir) / 'stable'}; prune-branches is "
+                         "for a run of grid.schedule: branched-wsd, given as results/<run>")
+    verb = "would prune" if args.dry_run else "pruned"
+    dry = " (dry run: nothing removed)" if args.dry_run else ""
+    table = Table(title=f"branch checkpoints of {args.run_dir}{dry}")
+    for column in ("source", "seed", f"{verb} (step)", "freed", "kept (step: why)"):
+        table.add_column(column, justify="right" if column == "freed" else "left")
+    for phase in phases:
+        table.add_row(phase.source, str(phase.seed), ", ".join(map(str, phase.prunable)) or "-",
+                      format_bytes(sum(phase.prunable.values())),
+                      "; ".join(f"{step}: {why}" for step, why in phase.kept.items()) or "-")
+    Console(width=160).print(table)
+    if not args.dry_run:
+        prune_branches(phases)
+    freed = sum(sum(phase.prunable.values()) for phase in phases)
+    print(f"{verb} {sum(len(phase.prunable) for phase in phases)} branch checkpoint(s) of {len(phases)} stable "
+          f"phase(s), {format_bytes(freed)}; kept {sum(len(phase.kept) for phase in phases)}")
+
+
 COMMANDS = {  # name: (argument builder, runner, help)
     "init-base": (_init_base_arguments, _init_base, "train the demo tokenizer and build the untrained base model"),
     "fetch-dataset": (_fetch_dataset_arguments, _fetch_dataset, "cache a hf: corpus reference for offline use"),
@@ -622,6 +656,8 @@ COMMANDS = {  # name: (argument builder, runner, help)
     "suggest": (_suggest_arguments, _suggest, "the next cells that most reduce the decision's uncertainty"),
     "report": (_report_arguments, _report, "render the HTML report of a fit"),
     "plan": (_plan_arguments, _plan, "print the grid's cells, FLOPs and GPU-hours without Snakemake"),
+    "prune-branches": (_prune_branches_arguments, _prune_branches,
+                       "remove a branched grid's stable checkpoints whose cooldowns have finished, but the newest"),
 }
 PARENTS = {  # the options several commands share
     _init_base_arguments: [CACHE_DIR, OUT], _fetch_dataset_arguments: [OUT], _fetch_model_arguments: [OUT],

@@ -3,7 +3,8 @@
 The folder is not a Snakemake output, so it survives a failed or killed job; a rerun of the same spec
 resumes from its newest checkpoint, and a changed spec starts afresh. An anneal keeps only its newest
 checkpoint and removes the folder once its export is verified, unless the config keeps it; a stable
-phase (branched schedules) keeps one checkpoint per branch point, which its cooldowns start from.
+phase (branched schedules) keeps one checkpoint per branch point, which its cooldowns start from, until
+`annealscope prune-branches` removes those whose cooldowns have finished (`prune`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from annealscope.core.io import read_json, write_json
 
 FINGERPRINT = "fingerprint.json"
 COMPLETE = "complete.json"  # the tags that every rank has finished writing
+PRUNED = "pruned.json"  # a stable phase's branch steps removed after their cooldowns: never trained again
 RESUME_INDEPENDENT = {"threads", "checkpoint_every", "keep_checkpoints", "max_loss_ratio", "peak_flops",
                       "branch_budgets", "marker_budgets", "export_dtype"}
 
@@ -72,3 +74,20 @@ def start_fresh(directory: Path, spec: TrainSpec) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     write_json(directory / FINGERPRINT, {"fingerprint": fingerprint(spec)})
+
+
+def pruned_steps(directory: Path) -> set[int]:
+    """The steps whose checkpoints `prune` removed from `directory`."""
+    marker = directory / PRUNED
+    return set(read_json(marker)["steps"]) if marker.is_file() else set()
+
+
+def prune(directory: Path, steps: set[int]) -> None:
+    """Remove the checkpoints of `steps` (rank 0 of no job: the grid's cooldowns of them have finished). They are
+    recorded as pruned and struck from the complete tags before any file goes, so an interrupted prune leaves
+    no half-deleted checkpoint that reads as complete."""
+    complete = complete_steps(directory)
+    write_json(directory / PRUNED, {"steps": sorted(pruned_steps(directory) | steps)})
+    write_json(directory / COMPLETE, {"tags": sorted(tag for step, tag in complete.items() if step not in steps)})
+    for step in steps:
+        shutil.rmtree(directory / tag_of(step), ignore_errors=True)

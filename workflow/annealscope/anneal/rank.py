@@ -23,6 +23,7 @@ from annealscope.anneal.checkpoints import (
     complete_steps,
     complete_tag,
     mark_complete,
+    pruned_steps,
     resumable_steps,
     start_fresh,
     tag_of,
@@ -235,7 +236,8 @@ def _anneal(job: _Job) -> None:
         if job.rank == 0:
             start_fresh(job.directory, spec)
         dist.barrier()
-        state = job.load(*_branch_checkpoint(spec, branch.step)) if branch else {"step": 0, "log": [], "seconds": 0.0}
+        start = _branch_checkpoint(spec, branch.step) if branch else None
+        state = job.load(*start) if start else {"step": 0, "log": [], "seconds": 0.0}
     resumed_from = state["step"] if resumable else None
     state = job.run(state, data.steps)
     memory = peak_memory(job.held)  # loading and training, before the export
@@ -273,14 +275,22 @@ def _anneal(job: _Job) -> None:
               f"{log_records[-1]['loss']:.3f} -> {spec.out_dir}", flush=True)
 
 
-def _branch_checkpoint(spec: TrainSpec, step: int) -> tuple[Path, str]:
-    """The stable-phase checkpoint a cooldown starts from; an error naming the fix if it is missing."""
+def _branch_checkpoint(spec: TrainSpec, step: int) -> tuple[Path, str] | None:
+    """The stable-phase checkpoint a cooldown starts from. Where `prune` removed it, the newest one below it, or
+    None for the base model: the cooldown then trains the stable stretch up to its branch point itself, the
+    same steps at the same peak LR. An error naming the fix if it is missing otherwise."""
     directory = Path(spec.branch_from)
-    tag = complete_steps(directory).get(step)
-    if tag is None:
+    complete = complete_steps(directory)
+    if step in complete:
+        return directory, complete[step]
+    if step not in pruned_steps(directory):
         raise FileNotFoundError(f"no complete stable-phase checkpoint at step {step} in {directory}; rerun its "
                                 "stable job (snakemake --forcerun stable)")
-    return directory, tag
+    below = [done for done in complete if done < step]
+    start = max(below, default=0)
+    print(f"the branch checkpoint at step {step} was pruned; training the stable stretch from step {start} to it "
+          f"({step - start} steps) first", flush=True)
+    return (directory, complete[start]) if below else None
 
 
 def _stable_phase(job: _Job) -> None:
@@ -290,7 +300,8 @@ def _stable_phase(job: _Job) -> None:
 
     spec, directory = job.spec, job.directory
     have = resumable_steps(directory, spec)
-    missing = sorted({branch.step for branch in job.branches} - set(have))
+    pruned = pruned_steps(directory) if have else set()  # their cooldowns finished; a fresh phase trains all
+    missing = sorted({branch.step for branch in job.branches} - set(have) - pruned)
     keep = {tag_of(branch.step) for branch in job.branches}
     trained, resumed_from, seconds, state = 0, None, 0.0, None
     if missing:

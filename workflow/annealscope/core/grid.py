@@ -162,14 +162,19 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
     (stdout by default)."""
     from rich.console import Console
 
-    from annealscope.core.storage import free_space_lines, planned_storage, storage_table  # they use its cells
+    from annealscope.core.storage import (  # they use its cells
+        free_space_lines,
+        planned_storage,
+        prune_lines,
+        storage_table,
+    )
 
     console = Console(file=stream, width=140)
     console.print(plan_table(config, every_cell))
     console.print(acquisition_table(config))
     stored = planned_storage(config)
     console.print(storage_table(stored))
-    for line in free_space_lines(config, stored):
+    for line in free_space_lines(config, stored) + prune_lines(config, stored):
         console.print(line, highlight=False)
     console.print(submission_table(config, len(cells(config))))
     console.print(precision_line(config), highlight=False)

@@ -112,14 +112,15 @@ def storage_table(rows: list[Stored]):
         table.add_column(column, justify="left" if column in ("what", "where") else "right")
     kept = [row for row in rows if row.kept]
     for row in kept:
-        table.add_row(row.what, row.where, f"{row.count:,}", "" if row.bound else _size(row.each), _size(row.total))
+        each = "" if row.bound else format_bytes(row.each)
+        table.add_row(row.what, row.where, f"{row.count:,}", each, format_bytes(row.total))
     bounded = [row.total for row in kept if row.total is not None]
     unbounded = len(kept) - len(bounded)
     table.add_row("kept in all" + (f" (and {unbounded} rows the config does not bound)" if unbounded else ""), "", "",
-                  "", _size(sum(bounded)), style="bold")
+                  "", format_bytes(sum(bounded)), style="bold")
     for row in rows:
         if not row.kept:
-            table.add_row(row.what, row.where, f"{row.count:,}", _size(row.each), _size(row.total))
+            table.add_row(row.what, row.where, f"{row.count:,}", format_bytes(row.each), format_bytes(row.total))
     return table
 
 
@@ -137,9 +138,22 @@ def free_space_lines(config: dict, rows: list[Stored]) -> list[str]:
     lines = []
     for folder, need in needs.items():
         free = shutil.disk_usage(_nearest_existing(Path(folder))).free
-        line = f"disk: {folder} keeps up to {_size(need)}; its filesystem has {_size(free)} free"
+        line = f"disk: {folder} keeps up to {format_bytes(need)}; its filesystem has {format_bytes(free)} free"
         lines.append(line if need <= free else f"{line}. warning: that does not fit; {fixes[folder]}")
     return lines
+
+
+def prune_lines(config: dict, rows: list[Stored]) -> list[str]:
+    """For a branched grid, what its stable phases keep once `annealscope prune-branches` removes the branch
+    checkpoints whose cooldowns have finished, all but each phase's newest."""
+    where = STABLE_CHECKPOINTS.format(run=config["run"], source="*", seed="*")
+    stable = [row for row in rows if row.where == where]
+    if not stable or stable[0].each is None:
+        return []
+    phases = len({(cell.source, cell.seed) for cell in cells(config)})
+    return [f"disk: after the cooldowns, `annealscope prune-branches {RUN_DIR.format(run=config['run'])}` keeps "
+            f"{phases} of the {stable[0].count} stable-phase checkpoints, the newest of each (source, seed): "
+            f"{format_bytes(phases * stable[0].each)} instead of {format_bytes(stable[0].total)}"]
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -150,7 +164,7 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def _size(value: float | None) -> str:
+def format_bytes(value: float | None) -> str:
     """Bytes in decimal units, to three significant digits."""
     if value is None:
         return "n/a"
