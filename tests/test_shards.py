@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import few_open_files
 
-from annealscope.core.corpora import read_corpus, read_piece
+from annealscope.core.corpora import parquet_row_group_bytes, read_corpus, read_piece
 from annealscope.core.io import write_jsonl
 from annealscope.core.shards import describe_piece, replay_shards, source_shards
 from annealscope.core.tokens import TokenArray, write_token_index
@@ -129,6 +129,44 @@ def test_byte_ranges_of_a_jsonl_file_read_every_record_once_in_order(tmp_path):
                  for document in read_piece({"reference": str(path), "path": str(path), "start": start,
                                              "end": min(start + step, size)})]
         assert texts == [record["text"] for record in records], step
+
+
+def test_a_parquet_file_larger_than_a_shard_splits_by_row_groups_read_once_with_the_ids_of_the_whole(tmp_path):
+    """Uneven row groups, other field names and a column curation never reads: whatever the shard size, the
+    pieces read every record once, in order, numbered as the whole file numbers them; a row group is not cut."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    rng = random.Random(0)
+    path = tmp_path / "pool.parquet"
+    with parquet.ParquetWriter(path, pa.schema([("content", pa.string()), ("url", pa.string())])) as writer:
+        first = 0
+        for rows in [rng.randint(1, 60) for _ in range(40)]:
+            indices = range(first, first + rows)
+            texts = [f"record {index} " + "x" * rng.randint(0, 400) for index in indices]
+            writer.write_table(pa.table({"content": texts, "url": [f"https://example.org/{i}" for i in indices]}))
+            first += rows
+    reference = f"{path}?text=content"
+    whole = [(document.id, document.text) for document in read_corpus(reference)]
+    assert len(whole) == first and whole[-1][0] == f"pool.parquet/{first - 1}"
+    groups = parquet_row_group_bytes(path)
+    size = path.stat().st_size
+    for limit in (size, size - 1, size // 2, size // 9):
+        pieces = [piece for shard in source_shards(given([reference], {"bytes": limit})) for piece in shard]
+        read = [(document.id, document.text) for piece in pieces for document in read_piece(piece)]
+        assert read == whole, limit
+        if limit == size:
+            assert pieces == [{"reference": reference, "path": str(path), "start": 0, "end": size}]
+            continue
+        ranges = [piece["row_groups"] for piece in pieces]
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(groups)
+        assert all(left[1] == right[0] for left, right in itertools.pairwise(ranges))
+        assert len(ranges) == -(-sum(groups) // limit)  # as many as equal shares need
+        assert all(sum(groups[slice(*span)]) <= limit + max(groups) for span in ranges)
+    assert describe_piece(pieces[0]) == f"{path} row groups [0, {ranges[0][1]})"
+    one = tmp_path / "one.parquet"
+    parquet.write_table(parquet.read_table(path), one, row_group_size=first)
+    assert len(source_shards(given([str(one)], {"bytes": 100}))) == 1  # a single row group is never cut
 
 
 def test_a_capped_hub_reference_splits_into_runs_of_rows_each_read_from_the_files_that_hold_them(tmp_path,

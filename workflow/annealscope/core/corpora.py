@@ -321,6 +321,19 @@ def local_text_bytes(reference: str) -> int | None:
     return total
 
 
+def parquet_row_group_bytes(path: Path) -> list[int]:
+    """The bytes each row group of a Parquet file takes on disk, from its footer."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    try:
+        metadata = parquet.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException) as error:
+        raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from None
+    return [sum(group.column(index).total_compressed_size for index in range(group.num_columns))
+            for group in map(metadata.row_group, range(metadata.num_row_groups))]
+
+
 def _parquet_column_bytes(path: Path, name: str) -> int:
     import pyarrow.parquet as parquet
 
@@ -367,10 +380,11 @@ def hub_dataset_rows(reference: str) -> Iterator[Document]:
         yield hub_document(dataset, index, record)
 
 
-def _local_file(path: Path, fields: Fields) -> Iterator[Document]:
-    """The documents of one shard; a shard that cannot be read is a CorpusError naming it."""
+def _local_file(path: Path, fields: Fields, row_groups: tuple[int, int] | None = None) -> Iterator[Document]:
+    """The documents of one shard, or of row groups [first, end) of a Parquet shard, each numbered by its record
+    in the whole file; a shard that cannot be read is a CorpusError naming it."""
     try:
-        for index, record in enumerate(_records(path, fields)):
+        for index, record in _records(path, fields, row_groups):
             yield fields.document(record, f"{path}, record {index + 1}", f"{path.name}/{index}")
     except (OSError, ValueError, EOFError, gzip.BadGzipFile) as error:
         if isinstance(error, CorpusError):
@@ -378,19 +392,21 @@ def _local_file(path: Path, fields: Fields) -> Iterator[Document]:
         raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from error
 
 
-def _records(path: Path, fields: Fields) -> Iterator[dict]:
+def _records(path: Path, fields: Fields, row_groups: tuple[int, int] | None) -> Iterator[tuple[int, dict]]:
     if path.name.endswith(JSON_LINES):
-        yield from read_jsonl(path)
+        yield from enumerate(read_jsonl(path))
     elif path.suffix == ".parquet":
         import pyarrow.parquet as parquet
 
         shard = parquet.ParquetFile(path)
+        first, end = row_groups or (0, shard.metadata.num_row_groups)
         columns = [name for name in (fields.text, fields.id, fields.label) if name in shard.schema_arrow.names]
-        for batch in shard.iter_batches(batch_size=4096, columns=columns):  # not a row's other columns
-            yield from batch.to_pylist()
+        batches = shard.iter_batches(batch_size=4096, row_groups=range(first, end), columns=columns)  # no other
+        records = (record for batch in batches for record in batch.to_pylist())
+        yield from enumerate(records, sum(shard.metadata.row_group(group).num_rows for group in range(first)))
     else:
         blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
-        yield from ({fields.text: block} for block in blocks if block)
+        yield from enumerate({fields.text: block} for block in blocks if block)
 
 
 @dataclass(frozen=True)
@@ -461,7 +477,7 @@ def read_piece(piece: dict, cache_dir: str | Path | None = None,
         if path.suffix == ".jsonl":  # read by byte range, split or not, so a record's id is the same either way
             yield from _local_range(path, piece["start"], piece["end"], fields)
         else:
-            yield from _local_file(path, fields)
+            yield from _local_file(path, fields, piece.get("row_groups"))
     else:
         yield from read_corpus(reference, cache_dir, count_tokens)
 

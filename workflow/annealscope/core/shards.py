@@ -1,11 +1,14 @@
-"""How a source's input splits into shards, each curated by its own job: planned from the config and file
-sizes alone (no document is read), so `snakemake -n` counts the shard jobs and a finished shard is never redone.
+"""How a source's input splits into shards, each curated by its own job: planned from the config, file sizes
+and Parquet footers alone (no document is read), so `snakemake -n` counts the shard jobs and a finished shard is
+never redone.
 
 A shard is a list of pieces, read in order:
 
 - ``{"reference": R}``: a whole corpus (a built-in corpus, an uncapped hub reference, a small local file);
 - ``{"reference": R, "path": P, "start": B0, "end": B1}``: the lines of a local JSONL file that start in the
-  byte range [B0, B1), so a large file splits without reading it;
+  byte range [B0, B1), so a large file splits without reading it (or a whole other local file);
+- ``{"reference": R, "path": P, "row_groups": [G0, G1]}``: row groups [G0, G1) of a local Parquet file larger
+  than a shard, cut from its footer;
 - ``{"reference": R, "part": K, "parts": S}``: the K-th of S runs of consecutive rows of a capped hub reference's
   fetched cache, up to 1/S of its cap (``max_tokens`` or ``max_documents``; `corpora.part_rows`);
 - ``{"program": [FIRST, COUNT]}`` / ``{"prompts": [FIRST, COUNT]}``: a generator's documents or prompts.
@@ -16,14 +19,15 @@ corpus counts as small), so shard order is input order and deduplication keeps t
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from pathlib import Path
 
-from annealscope.core.corpora import LOCAL_CORPUS, corpus_kind, hub_options, local_shards
+from annealscope.core.corpora import LOCAL_CORPUS, corpus_kind, hub_options, local_shards, parquet_row_group_bytes
 from annealscope.core.references import acquisition_kind
 
-SPLITTABLE = ".jsonl"  # uncompressed JSON lines split at byte offsets; other files are read whole
+SPLITTABLE = ".jsonl"  # uncompressed JSON lines split at byte offsets, Parquet by row groups; others read whole
 
 
 def shard_name(index: int) -> str:
@@ -75,9 +79,26 @@ def _pieces(reference: str, sharding: dict) -> list[tuple[int | None, dict]]:
             bounds = [size * part // parts for part in range(parts + 1)]
             pieces += [(end - start, {"reference": reference, "path": str(path), "start": start, "end": end})
                        for start, end in itertools.pairwise(bounds)]
+        elif path.suffix == ".parquet" and size > sharding["bytes"]:
+            pieces += [(bytes_, {"reference": reference, "path": str(path), "row_groups": groups})
+                       for groups, bytes_ in _row_group_ranges(parquet_row_group_bytes(path), sharding["bytes"])]
         else:
             pieces.append((size, {"reference": reference, "path": str(path), "start": 0, "end": size}))
     return pieces
+
+
+def _row_group_ranges(sizes: list[int], limit: int) -> list[tuple[list[int], int]]:
+    """Row groups [first, end) of a Parquet file, and their bytes, in about equal ranges of at most about `limit`
+    bytes each: each cut at the row group nearest an equal share. A row group is never split."""
+    ends = list(itertools.accumulate(sizes, initial=0))
+    parts = math.ceil(ends[-1] / limit)
+    cuts = {0, len(sizes)}
+    for part in range(1, parts):
+        share = ends[-1] * part / parts
+        after = bisect.bisect_left(ends, share)
+        cuts.add(after if ends[after] - share <= share - ends[after - 1] else after - 1)
+    bounds = sorted(cuts)
+    return [([first, end], ends[end] - ends[first]) for first, end in itertools.pairwise(bounds)]
 
 
 def hub_parts(reference: str, sharding: dict) -> int:
@@ -115,6 +136,8 @@ def describe_piece(piece: dict) -> str:
         key = "program" if "program" in piece else "prompts"
         first, count = piece[key]
         return f"{'documents' if key == 'program' else 'prompts'} {first}..{first + count - 1}"
+    if "row_groups" in piece:
+        return f"{piece['path']} row groups [{piece['row_groups'][0]}, {piece['row_groups'][1]})"
     if "path" in piece:
         whole = piece["start"] == 0 and piece["end"] == Path(piece["path"]).stat().st_size
         return piece["path"] if whole else f"{piece['path']} bytes [{piece['start']}, {piece['end']})"
