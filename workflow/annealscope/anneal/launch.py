@@ -12,6 +12,7 @@ from pathlib import Path
 
 from annealscope.anneal.spec import TrainSpec
 
+LAUNCH_PORT = "launch_port"  # beside a job's spec while its ranks run: the port, to clean up after a kill
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -101,7 +102,7 @@ def run_training(spec: TrainSpec) -> None:
     spec.save(spec_path)
     environment = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), PYTHONUNBUFFERED="1",
                        **({} if spec.compile else NO_COMPILE))
-    port_file = spec_path.with_name("launch_port")
+    port_file = spec_path.with_name(LAUNCH_PORT)
     if port_file.is_file():  # an earlier launch of this cell was killed before it could clean up
         remove_shm_buffers(int(port_file.read_text()))
     remove_orphaned_shm_buffers()  # those of jobs whose folders are gone, or that no one cleaned

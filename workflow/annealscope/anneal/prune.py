@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annealscope.anneal.checkpoints import complete_steps, prune, tag_of
+from annealscope.anneal.launch import LAUNCH_PORT
 from annealscope.core.io import read_json
 from annealscope.core.layout import ANNEAL_SUMMARY, STABLE_CHECKPOINTS, run_path
 
@@ -44,6 +45,9 @@ def _phase(run_dir: Path, directory: Path) -> Phase:
         if MARKER.fullmatch(marker.name) and (step := read_json(marker).get("step")) is not None:
             budgets.setdefault(step, []).append(int(MARKER.fullmatch(marker.name)[1]))
     complete = complete_steps(directory)
+    if (directory.parent / LAUNCH_PORT).is_file():  # it may be loading any of them
+        why = "its stable job is training (or was killed: rerun it first)"
+        return Phase(source, seed, directory, {}, dict.fromkeys(sorted(complete), why))
     prunable, kept = {}, {}
     for step in sorted(complete):
         waiting = [budget for budget in sorted(budgets.get(step, []))
