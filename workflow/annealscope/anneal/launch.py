@@ -14,6 +14,7 @@ from annealscope.anneal.spec import TrainSpec
 
 LAUNCH_PORT = "launch_port"  # beside a job's spec while its ranks run: the port, to clean up after a kill
 
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -1,8 +1,8 @@
 """Reclaim a branched grid's disk (`annealscope prune-branches RUN_DIR`): remove each stable phase's branch-point
 checkpoints whose cooldowns have all finished, all but its newest, which a larger budget extends from.
 
-At 7B a branch checkpoint holds the weights and optimizer state (about 88 GB under ZeRO-3), one per budget,
-source and seed. A pruned step is recorded in its folder (`checkpoints.prune`), so the stable job, rerun for a
+A branch checkpoint holds the weights and optimizer state (87.6 GB for math-7b's model under ZeRO-3), one per
+budget, source and seed. A pruned step is recorded in its folder (`checkpoints.prune`), so the stable job, rerun for a
 new budget, does not train it again; a cooldown that must rerun from it trains its stable stretch itself, from
 the nearest checkpoint below (`rank._branch_checkpoint`).
 """
@@ -42,8 +42,8 @@ def _phase(run_dir: Path, directory: Path) -> Phase:
     source, seed = directory.parent.parent.name, int(directory.parent.name.removeprefix("seed"))
     budgets: dict[int, list[int]] = {}  # step -> the budgets branching there
     for marker in directory.parent.iterdir():
-        if MARKER.fullmatch(marker.name) and (step := read_json(marker).get("step")) is not None:
-            budgets.setdefault(step, []).append(int(MARKER.fullmatch(marker.name)[1]))
+        if (match := MARKER.fullmatch(marker.name)) and (step := read_json(marker).get("step")) is not None:
+            budgets.setdefault(step, []).append(int(match[1]))
     complete = complete_steps(directory)
     if (directory.parent / LAUNCH_PORT).is_file():  # it may be loading any of them
         why = "its stable job is training (or was killed: rerun it first)"

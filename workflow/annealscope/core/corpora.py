@@ -35,7 +35,7 @@ import itertools
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -380,7 +380,7 @@ def hub_dataset_rows(reference: str) -> Iterator[Document]:
         yield hub_document(dataset, index, record)
 
 
-def _local_file(path: Path, fields: Fields, row_groups: tuple[int, int] | None = None) -> Iterator[Document]:
+def _local_file(path: Path, fields: Fields, row_groups: Sequence[int] | None = None) -> Iterator[Document]:
     """The documents of one shard, or of row groups [first, end) of a Parquet shard, each numbered by its record
     in the whole file; a shard that cannot be read is a CorpusError naming it."""
     try:
@@ -392,7 +392,7 @@ def _local_file(path: Path, fields: Fields, row_groups: tuple[int, int] | None =
         raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from error
 
 
-def _records(path: Path, fields: Fields, row_groups: tuple[int, int] | None) -> Iterator[tuple[int, dict]]:
+def _records(path: Path, fields: Fields, row_groups: Sequence[int] | None) -> Iterator[tuple[int, dict]]:
     if path.name.endswith(JSON_LINES):
         yield from enumerate(read_jsonl(path))
     elif path.suffix == ".parquet":

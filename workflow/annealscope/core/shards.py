@@ -27,7 +27,7 @@ from pathlib import Path
 from annealscope.core.corpora import LOCAL_CORPUS, corpus_kind, hub_options, local_shards, parquet_row_group_bytes
 from annealscope.core.references import acquisition_kind
 
-SPLITTABLE = ".jsonl"  # uncompressed JSON lines split at byte offsets, Parquet by row groups; others read whole
+SPLITTABLE = ".jsonl"  # uncompressed JSON lines split at byte offsets (Parquet by row groups; others read whole)
 
 
 def shard_name(index: int) -> str:
