@@ -47,10 +47,11 @@ def test_only_branch_points_whose_cooldowns_all_finished_go_and_each_phase_keeps
     web = stable_phase(run_dir, "web", 0, {100: 4, 200: 8, 300: 12, 400: 16, 50: None}, finished={100, 300, 400})
     (web / "step20").mkdir()  # a checkpoint some rank never finished writing: not the prune's to judge
     shared = stable_phase(run_dir, "given", 1, {100: 4, 150: 4, 200: 8}, finished={100, 200})
+    failed = stable_phase(run_dir, "given", 0, {}, finished=set(), written={4, 8})  # stopped before its markers
     busy = stable_phase(run_dir, "web", 1, {100: 4, 200: 8}, finished={100, 200})
     (busy.parent / "launch_port").write_text("29500")  # its stable job is training, for an inserted budget
     phases = {(phase.source, phase.seed): phase for phase in stable_phases(run_dir)}
-    assert set(phases) == {("web", 0), ("given", 1), ("web", 1)}
+    assert set(phases) == {("web", 0), ("given", 1), ("web", 1), ("given", 0)}
     assert phases["web", 0].prunable == {4: 4000, 12: 12000}
     assert phases["web", 0].kept == {8: "the cooldown of budget 200 has not finished",
                                      16: "the newest: a larger budget extends the stable phase from it"}
@@ -58,18 +59,19 @@ def test_only_branch_points_whose_cooldowns_all_finished_go_and_each_phase_keeps
     assert phases["given", 1].kept[4] == "the cooldown of budget 150 has not finished"
     assert phases["web", 1].prunable == {} and set(phases["web", 1].kept) == {4, 8}
     assert phases["web", 1].kept[4].startswith("its stable job is training")
+    assert phases["given", 0].prunable == {} and phases["given", 0].kept[4].startswith("no budget's marker names it")
 
     dry = subprocess.run(["annealscope", "prune-branches", str(run_dir), "--dry-run"], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
-    assert "would prune 2 branch checkpoint(s) of 3 stable phase(s), 16 kB; kept 6" in dry.stdout
+    assert "would prune 2 branch checkpoint(s) of 4 stable phase(s), 16 kB; kept 8" in dry.stdout
     assert complete_steps(web) == {4: "step4", 8: "step8", 12: "step12", 16: "step16"}
 
     done = subprocess.run(["annealscope", "prune-branches", str(run_dir)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "pruned 2 branch checkpoint(s) of 3 stable phase(s), 16 kB; kept 6" in done.stdout
+    assert "pruned 2 branch checkpoint(s) of 4 stable phase(s), 16 kB; kept 8" in done.stdout
     assert complete_steps(web) == {8: "step8", 16: "step16"} and pruned_steps(web) == {4, 12}
     assert sorted(path.name for path in web.iterdir() if path.is_dir()) == ["step16", "step20", "step8"]
-    assert complete_steps(shared) == {4: "step4", 8: "step8"} and complete_steps(busy) == {4: "step4", 8: "step8"}
+    assert complete_steps(shared) == complete_steps(busy) == complete_steps(failed) == {4: "step4", 8: "step8"}
     again = subprocess.run(["annealscope", "prune-branches", str(run_dir)], capture_output=True, text=True)
     assert "pruned 0 branch checkpoint(s)" in again.stdout and pruned_steps(web) == {4, 12}
 

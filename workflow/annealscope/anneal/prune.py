@@ -54,6 +54,8 @@ def _phase(run_dir: Path, directory: Path) -> Phase:
                    if not run_path(ANNEAL_SUMMARY, run_dir, source=source, budget=budget, seed=seed).is_file()]
         if step == max(complete):
             kept[step] = "the newest: a larger budget extends the stable phase from it"
+        elif step not in budgets:
+            kept[step] = "no budget's marker names it (its stable job has not finished)"
         elif waiting:
             kept[step] = f"the cooldown of budget {', '.join(map(str, waiting))} has not finished"
         else:
