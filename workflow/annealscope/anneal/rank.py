@@ -239,6 +239,7 @@ def _anneal(job: _Job) -> None:
         start = _branch_checkpoint(spec, branch.step) if branch else None
         state = job.load(*start) if start else {"step": 0, "log": [], "seconds": 0.0}
     resumed_from = state["step"] if resumable else None
+    retrained = max(branch.step - state["step"], 0) if branch and not resumable else 0  # its branch was pruned
     state = job.run(state, data.steps)
     memory = peak_memory(job.held)  # loading and training, before the export
     log_records, wall = state["log"], state["seconds"]
@@ -262,7 +263,7 @@ def _anneal(job: _Job) -> None:
             "source_tokens_available": job.arrays[SOURCE].size, "epochs": data.epochs,
             "train_flops": training_flops(job.parameters, data.source_tokens),
             "replay_flops": training_flops(job.parameters, data.replay_tokens),
-            "branch_step": branch.step if branch else None,
+            "branch_step": branch.step if branch else None, "stable_steps_retrained": retrained,
             "shared_flops": training_flops(job.parameters, data.source_tokens_before(branch.step)) if branch else 0.0,
             "final_loss": log_records[-1]["loss"], "wall_seconds": wall, "tokens_per_s": tokens_done / wall,
             "mfu": job.mfu(tokens_done / wall), "peak_flops": spec.peak_flops, **memory,
