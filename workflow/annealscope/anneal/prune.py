@@ -34,7 +34,7 @@ class Phase:
 
 def stable_phases(run_dir: str | Path) -> list[Phase]:
     """Every stable phase of the run, with what `prune_branches` would remove."""
-    pattern = STABLE_CHECKPOINTS.format(run="*", source="*", seed="*").removeprefix("results/*/")
+    pattern = str(run_path(STABLE_CHECKPOINTS, ".", source="*", seed="*"))
     return [_phase(Path(run_dir), directory) for directory in sorted(Path(run_dir).glob(pattern))]
 
 
