@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import few_open_files
 
+from annealscope.core import corpora
 from annealscope.core.corpora import parquet_row_group_bytes, read_corpus, read_piece
 from annealscope.core.io import write_jsonl
 from annealscope.core.shards import describe_piece, replay_shards, source_shards
@@ -412,9 +413,13 @@ def test_a_source_curated_in_shards_has_the_manifest_and_tokens_of_one_curated_w
     stale = tmp_path / "sharded" / "dedup-scratch" / "band0.3"  # as a killed dedup job leaves it
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"\0" * 16)
+    hashed = []
+    monkeypatch.setattr(corpora, "file_sha256", lambda path, digest=corpora.file_sha256: hashed.append(path) or
+                        digest(path))
     sharded = curate("mine", {**settings, "sharding": {**SHARDING, "bytes": 20_000}}, tiny_base, tasks,
                      tmp_path / "sharded")
     assert len(sharded["shards"]) > 5 and len(whole["shards"]) == 1
+    assert hashed == [tmp_path / "pool.jsonl"]  # once in all: by the shard job reading its first bytes
     assert not stale.parent.exists()
     ignore = {"shards", "seconds", "steps"}
     assert {key: value for key, value in sharded.items() if key not in ignore} == \

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from annealscope import __version__
-from annealscope.core.corpora import TokenCounter, describe_reference, read_corpora, read_piece
+from annealscope.core.corpora import TokenCounter, describe_reference, piece_hashes, read_corpora, read_piece
 from annealscope.core.flops import classifier_flops
 from annealscope.core.io import atomic_path, json_line, read_json, read_jsonl, write_json
 from annealscope.core.layout import DECONTAMINATION_TEXTS
@@ -167,7 +167,7 @@ def filter_shard(name: str, settings: dict, shard: int, pieces: list[dict], toke
             progress.update(len(batch))
     signer.save(signatures_path)
     stats = {"source": name, "shard": shard, "pieces": pieces, "steps": steps.list(), "acquisition": acquisition,
-             "seconds": time.perf_counter() - started, "threads": threads}
+             "sha256": piece_hashes(pieces), "seconds": time.perf_counter() - started, "threads": threads}
     write_json(stats_path, stats)
     kept = stats["steps"][-1]["documents_out"] if stats["steps"] else 0
     print(f"{where}: kept {kept:,} documents", flush=True)
@@ -378,6 +378,7 @@ def write_manifest(name: str, settings: dict, filter_stats: list[str | Path], de
                             for shard in finished])]
     check_not_empty(name, steps)
     acquisition = merged_acquisition(settings, [shard["acquisition"] for shard in filtered])
+    hashes = {path: digest for shard in filtered for path, digest in shard.get("sha256", {}).items()}  # older: none
     steps[-1]["ngram"] = settings["decontamination_ngram"]
     removed = steps[-1]["removed_by_task"]
     before = steps[0]["documents_out"]
@@ -391,7 +392,8 @@ def write_manifest(name: str, settings: dict, filter_stats: list[str | Path], de
         "contamination_rate": sum(removed.values()) / before,
         "diversity": merged_description(saved_sketches(diversity_paths)),
         "tokenizer": str(tokenizer_dir), "annealscope_version": __version__,
-        "provenance": [describe_reference(reference, cache_dir) for reference in source_corpus_references(settings)],
+        "provenance": [describe_reference(reference, cache_dir, hashes)
+                       for reference in source_corpus_references(settings)],
         "shards": [{"shard": shard["shard"], "pieces": [describe_piece(piece) for piece in shard["pieces"]],
                     "documents": done["steps"][-1]["documents_out"], "tokens": done["tokens"]}
                    for shard, done in zip(filtered, finished, strict=True)],
