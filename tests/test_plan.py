@@ -1,3 +1,5 @@
+import io
+import json
 import re
 import shutil
 import subprocess
@@ -224,3 +226,34 @@ def test_a_local_pool_is_planned_from_its_files_and_an_unbounded_one_says_why(de
     assert acquisition_estimate(demo_config, source) == \
         "4 FLOPs per scanned token; cap hf:org/more with max_tokens; wikipedia:pool counted when read"
     assert storage["sympy_manual's token array"].total is None  # a built-in corpus
+
+
+def test_the_plan_warns_when_changed_tasks_would_retrain_the_curated_sources(root, monkeypatch, tmp_path):
+    """Every source is decontaminated against every evaluated task, so a task added to a curated grid reruns
+    that and retrains the source's cells. The plan names the sources whose manifest counted removals for other
+    tasks (the order of the tasks does not matter; a source not curated yet is not named) and what they cost:
+    here one of math-7b's four sources with the same budgets, a quarter of the grid's training as run."""
+    from annealscope.core.decontamination import retraining_lines
+    from annealscope.core.grid import planned_as_run, print_plan
+
+    config = load_config(root / "config" / "examples" / "math-7b.yaml", root / "resources")
+    evaluated = [*config["eval"]["tasks"], "heldout_openwebmath"]
+
+    def curated(source, tasks):
+        manifest = tmp_path / "results" / "math-7b" / "curate" / source / "manifest.json"
+        manifest.parent.mkdir(parents=True)
+        steps = [{"step": "heuristics"}, {"step": "decontaminate", "removed_by_task": dict.fromkeys(tasks, 0)}]
+        manifest.write_text(json.dumps({"steps": steps}))
+
+    monkeypatch.chdir(tmp_path)
+    curated("openwebmath_filtered", evaluated[::-1])
+    assert retraining_lines(config, "results/math-7b") == []
+    curated("mind_dialogues", [task for task in evaluated if task != "mathqa"] + ["gsm8k_cot"])
+    [line] = retraining_lines(config, "results/math-7b")
+    flops, hours = planned_as_run(planned_cells(config))
+    assert line.startswith("warning: sources ['mind_dialogues'] were decontaminated against other tasks than eval "
+                           "lists now (it adds ['mathqa'] and drops ['gsm8k_cot'])")
+    assert f"their 8 cells retrain ({flops / 4:.3g} train FLOPs, {hours / 4:.3g} GPU-hours as planned)" in line
+    printed = io.StringIO()
+    print_plan(config, printed)
+    assert "sources ['mind_dialogues'] were decontaminated" in printed.getvalue().replace("\n", " ")

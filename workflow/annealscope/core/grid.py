@@ -15,7 +15,7 @@ from annealscope.core.flops import (
     training_flops,
 )
 from annealscope.core.io import read_json
-from annealscope.core.layout import MANIFEST, run_path
+from annealscope.core.layout import MANIFEST, RUN_DIR, run_path
 from annealscope.core.precision import cpu_precision
 from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
@@ -162,7 +162,8 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
     (stdout by default)."""
     from rich.console import Console
 
-    from annealscope.core.storage import (  # they use its cells
+    from annealscope.core.decontamination import retraining_lines  # they use its cells
+    from annealscope.core.storage import (
         free_space_lines,
         planned_storage,
         prune_lines,
@@ -178,6 +179,8 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
         console.print(line, highlight=False)
     console.print(submission_table(config, len(cells(config))))
     console.print(precision_line(config), highlight=False)
+    for line in retraining_lines(config, RUN_DIR.format(run=config["run"])):
+        console.print(line, highlight=False)
 
 
 def precision_line(config: dict) -> str:
