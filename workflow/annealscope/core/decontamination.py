@@ -9,12 +9,7 @@ from pathlib import Path
 
 from annealscope.core.grid import planned_as_run, planned_cells
 from annealscope.core.io import read_json
-from annealscope.core.layout import MANIFEST, heldout_task_names, run_path
-
-
-def evaluated_names(evaluation: dict) -> list[str]:
-    """Every task the grid scores and decontaminates against: `eval.tasks`, then `heldout_<domain>`."""
-    return [*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])]
+from annealscope.core.layout import MANIFEST, evaluated_task_names, run_path
 
 
 def decontaminated_names(manifest: dict) -> list[str] | None:
@@ -26,7 +21,7 @@ def decontaminated_names(manifest: dict) -> list[str] | None:
 def retraining_lines(config: dict, run_dir: str | Path) -> list[str]:
     """For the curated sources decontaminated against other tasks than the config evaluates, a warning with the
     tasks added and dropped and the cells and training compute the change reruns."""
-    configured = sorted(evaluated_names(config["eval"]))
+    configured = sorted(evaluated_task_names(config["eval"]))
     recorded: dict[str, list[str]] = {}
     for name in config["sources"]:
         manifest = run_path(MANIFEST, run_dir, source=name)

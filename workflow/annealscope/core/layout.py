@@ -65,6 +65,11 @@ def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:
     return [f"{HELDOUT_PREFIX}{domain}" for domain in heldout]
 
 
+def evaluated_task_names(evaluation: dict) -> list[str]:
+    """Every task a grid scores, and decontaminates against: `eval.tasks`, then `heldout_<domain>`."""
+    return [*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])]
+
+
 SCORES_PATTERN = re.compile(r"eval/(?P<source>[^/]+)/(?P<budget>\d+)/seed(?P<seed>\d+)/scores\.json$")
 
 

@@ -19,7 +19,7 @@ import sys
 from functools import cache
 
 from annealscope.core.grid import Cell, cells
-from annealscope.core.layout import heldout_task_names
+from annealscope.core.layout import evaluated_task_names
 from annealscope.core.schedule import CONSTANT
 
 EXECUTION_VARIABLE = "ANNEALSCOPE_EXECUTION"
@@ -127,7 +127,7 @@ class RuleSettings:
     def evaluation(self) -> str:
         """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list."""
         evaluation = result_part("eval", self.config["eval"])
-        return as_json({**evaluation, "tasks": [*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])]})
+        return as_json({**evaluation, "tasks": evaluated_task_names(evaluation)})
 
     def source(self, name: str, models: dict[str, str]) -> str:
         """A source's curation settings without execution keys, its models resolved to `models` (by block)."""

@@ -17,7 +17,7 @@ import yaml
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import read_corpora, resolve_package_path
 from annealscope.core.io import atomic_path, read_jsonl, write_jsonl
-from annealscope.core.layout import HELDOUT_PREFIX, heldout_task_names
+from annealscope.core.layout import HELDOUT_PREFIX, evaluated_task_names
 from annealscope.core.wordproblems import evaluation_item
 from annealscope.evaluate.contamination import write_decontamination_texts
 from annealscope.evaluate.registry import registered_task_names
@@ -124,7 +124,7 @@ def check_suite_tasks(suites: dict[str, list[str]], evaluation: dict) -> None:
     """Every suite of `fit.suites` is named unlike a task and lists tasks the grid scores, by name or pattern:
     configured tasks, held-out domains (`heldout_<domain>`) or, for the tasks of a configured group, lm-eval's
     task names and those of `eval.include_path`."""
-    configured = sorted({*evaluation["tasks"], *heldout_task_names(evaluation["heldout"])})
+    configured = sorted(set(evaluated_task_names(evaluation)))
     registered = None  # lm-eval's names, read once and only if some entry needs them
     for name, entries in suites.items():
         if name in configured:
