@@ -1,6 +1,7 @@
 """Curation at scale: shards planned from sizes, read exactly once, deduplicated across shards as one source,
 added up into the manifest a whole source would have, with memory bounded per shard job."""
 
+import gc
 import itertools
 import json
 import random
@@ -357,6 +358,7 @@ def test_the_dedup_job_holds_a_few_bytes_a_document_and_decides_as_in_one_pass(t
         files.append(tmp_path / f"{index}.npz")
     whole = dedup.find_duplicates(files, near)
     monkeypatch.setattr(dedup, "PART_DOCUMENTS", 50_000)  # 8 passes, pairs decided 12,500 documents at a time
+    gc.collect()  # no finalizer of an earlier test's garbage runs, and allocates, while memory is traced
     tracemalloc.start()
     parted = dedup.find_duplicates(files, near)
     peak = tracemalloc.get_traced_memory()[1]
