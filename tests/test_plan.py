@@ -99,6 +99,27 @@ def test_real_7b_configs_plan_with_snakemake_without_the_network(root):
         the_submission_plan_counts_the_jobs_snakemake_plans(output)
 
 
+def test_a_7b_grid_with_screened_tasks_plans_a_screening_job_per_shard(root, tmp_path):
+    """math-7b decontaminated against its multiple-choice tasks only: gsm8k, minerva_math and the held-out
+    OpenWebMath are prepared apart (their lm-eval datasets fetched by a fetch job of their own) and screened in
+    every one of the 304 curated shards, counted in the submission plan's curate and default families."""
+    config = yaml.safe_load((root / "config" / "examples" / "math-7b.yaml").read_text())
+    config["eval"]["decontaminate"] = ["mathqa", "mmlu_high_school_mathematics", "mmlu_college_mathematics",
+                                       "mmlu_elementary_mathematics"]
+    path = tmp_path / "screened.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
+                             str(root)], capture_output=True, text=True, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    jobs = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE)}
+    assert {name: jobs.get(name) for name in ("prepare_tasks", "prepare_screened_tasks", "screen_shard", "screen",
+                                              "finish_shard", "fetch_tasks")} == {
+        "prepare_tasks": 1, "prepare_screened_tasks": 1, "screen_shard": 304, "screen": 1, "finish_shard": 304,
+        "fetch_tasks": 2}
+    the_submission_plan_counts_the_jobs_snakemake_plans(output)
+
+
 def every_curation_shard_job_is_planned(output: str) -> None:
     """math-7b: OpenWebMath capped at 14e9 tokens in shards of 2^26 (209), 2M program problems in shards of
     100,000 (20), and two teachers' 500,000 and 1,000,000 prompts in shards of 20,000 (25 + 50 GPU jobs)."""
@@ -140,10 +161,10 @@ def the_disk_plan_holds_exports_branch_points_and_capped_data(output: str) -> No
 
 FAMILIES = {"anneal": ("anneal", "stable", "cooldown", "pretrain_base"), "classify": ("classify_shard",),
             "curate": ("train_classifier", "curate_shard", "dedup", "finish_shard", "manifest", "tokenize",
-                       "tokenize_replay_shard"),
+                       "tokenize_replay_shard", "screen_shard"),
             "generate": ("generate_shard",), "evaluate": ("evaluate",),
             "default": ("prepare_tasks", "corpus_documents", "index_replay", "collect", "fit", "backtest", "report",
-                        "base_init")}
+                        "base_init", "prepare_screened_tasks", "screen")}
 
 
 def the_submission_plan_counts_the_jobs_snakemake_plans(output: str) -> None:
@@ -229,31 +250,43 @@ def test_a_local_pool_is_planned_from_its_files_and_an_unbounded_one_says_why(de
 
 
 def test_the_plan_warns_when_changed_tasks_would_retrain_the_curated_sources(root, monkeypatch, tmp_path):
-    """Every source is decontaminated against every evaluated task, so a task added to a curated grid reruns
-    that and retrains the source's cells. The plan names the sources whose manifest counted removals for other
-    tasks (the order of the tasks does not matter; a source not curated yet is not named) and what they cost:
-    here one of math-7b's four sources with the same budgets, a quarter of the grid's training as run."""
+    """Every source is decontaminated against the listed tasks, so a task added to a curated grid reruns that and
+    retrains the source's cells. The plan names the sources whose manifest counted removals for other tasks (the
+    order does not matter; a source not curated yet is not named), what they cost (here a quarter of math-7b's
+    training as run per source: the same budgets) and, where every curated source agrees, the
+    eval.decontaminate that keeps them, which then warns of nothing."""
     from annealscope.core.decontamination import retraining_lines
     from annealscope.core.grid import planned_as_run, print_plan
 
     config = load_config(root / "config" / "examples" / "math-7b.yaml", root / "resources")
     evaluated = [*config["eval"]["tasks"], "heldout_openwebmath"]
+    flops, hours = planned_as_run(planned_cells(config))
 
-    def curated(source, tasks):
-        manifest = tmp_path / "results" / "math-7b" / "curate" / source / "manifest.json"
+    def curated(run, source, tasks):
+        manifest = tmp_path / run / "curate" / source / "manifest.json"
         manifest.parent.mkdir(parents=True)
         steps = [{"step": "heuristics"}, {"step": "decontaminate", "removed_by_task": dict.fromkeys(tasks, 0)}]
         manifest.write_text(json.dumps({"steps": steps}))
 
+    curated("mixed", "openwebmath_filtered", evaluated[::-1])
+    assert retraining_lines(config, tmp_path / "mixed") == []
+    curated("mixed", "mind_dialogues", [task for task in evaluated if task != "mathqa"] + ["gsm8k_cot"])
+    [line] = retraining_lines(config, tmp_path / "mixed")
+    assert line == ("warning: sources ['mind_dialogues'] were decontaminated against other tasks than the config "
+                    "lists now (it adds ['mathqa'] and drops ['gsm8k_cot']), so their decontamination reruns and "
+                    f"their 8 cells retrain ({flops / 4:.3g} train FLOPs, {hours / 4:.3g} GPU-hours as planned).")
+
+    before = sorted(set(evaluated) - {"mathqa"})
+    for source in ("openwebmath_filtered", "mind_dialogues"):
+        curated("agreed", source, before)
+    [line] = retraining_lines(config, tmp_path / "agreed")
+    assert f"their 16 cells retrain ({flops / 2:.3g} train FLOPs" in line
+    assert line.endswith(f"To keep them and screen the other tasks instead, set eval.decontaminate: {before}")
     monkeypatch.chdir(tmp_path)
-    curated("openwebmath_filtered", evaluated[::-1])
-    assert retraining_lines(config, "results/math-7b") == []
-    curated("mind_dialogues", [task for task in evaluated if task != "mathqa"] + ["gsm8k_cot"])
-    [line] = retraining_lines(config, "results/math-7b")
-    flops, hours = planned_as_run(planned_cells(config))
-    assert line.startswith("warning: sources ['mind_dialogues'] were decontaminated against other tasks than eval "
-                           "lists now (it adds ['mathqa'] and drops ['gsm8k_cot'])")
-    assert f"their 8 cells retrain ({flops / 4:.3g} train FLOPs, {hours / 4:.3g} GPU-hours as planned)" in line
+    (tmp_path / "results").mkdir()
+    (tmp_path / "agreed").rename(tmp_path / "results" / "math-7b")
     printed = io.StringIO()
     print_plan(config, printed)
-    assert "sources ['mind_dialogues'] were decontaminated" in printed.getvalue().replace("\n", " ")
+    assert "set eval.decontaminate: ['gsm8k'," in " ".join(printed.getvalue().split())
+    config["eval"]["decontaminate"] = before
+    assert retraining_lines(config, "results/math-7b") == []  # mathqa screened: nothing retrains

@@ -213,6 +213,33 @@ def test_adding_a_source_reruns_only_its_cells(grid, tmp_path):
     assert len(jobs["anneal"]) == 3
 
 
+def test_a_task_screened_on_a_trained_grid_reruns_no_curation_or_training(grid, tmp_path):
+    """A held-out domain added to a trained grid and left out of eval.decontaminate is prepared apart and found
+    in every shard's curated documents: the cells are evaluated again to score it, and nothing is curated or
+    trained. Decontaminated against instead, it reruns every source's decontamination and every training, and
+    the plan warns of that first, saying how to screen it."""
+    root, config, results = grid
+    changed = yaml.safe_load(config.read_text())
+    changed["eval"]["heldout"]["numpy_docs"] = ["docstrings:numpy"]
+    screened = copy.deepcopy(changed)
+    screened["eval"]["decontaminate"] = [*changed["eval"]["tasks"], "heldout_sympy_docs"]
+    path = tmp_path / "screened.yaml"
+    path.write_text(yaml.safe_dump(screened))
+    jobs = planned_jobs(root, path)
+    assert sorted(jobs) == ["backtest", "collect", "evaluate", "fit", "prepare_screened_tasks", "report", "screen",
+                            "screen_shard"]
+    assert len(jobs["screen_shard"]) == len(list(results.glob("curate/*/shard*/documents.jsonl")))
+    assert len(jobs["evaluate"]) == len(list(results.glob("eval/*/*/seed*/scores.json")))
+    path = tmp_path / "decontaminated.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(root, path)
+    assert {"prepare_tasks", "finish_shard", "anneal"} <= set(jobs) and "screen_shard" not in jobs
+    warning = " ".join(snakemake(root, path, "-n").stderr.split())
+    assert "were decontaminated against other tasks than the config lists now (it adds ['heldout_numpy_docs'])" \
+        in warning
+    assert "set eval.decontaminate: ['arith_gen', 'arith_mc', 'heldout_sympy_docs', 'mmlu_math']" in warning
+
+
 def test_changing_fit_settings_reruns_only_fit_backtest_and_report(grid, tmp_path):
     root, config, _ = grid
     changed = yaml.safe_load(config.read_text())

@@ -208,6 +208,19 @@ def _collect_arguments(command):
     command.add_argument("--plan", default="{}", help="JSON of plan (gpu_hour_usd, gpu_peak_flops, mfu): dollars")
     command.add_argument("--items", help="where to write every cell's per-item scores (parquet)")
     command.add_argument("--groups", help="where to write the lm-eval groups the cells recorded (JSON)")
+    command.add_argument("--screened", help="the screened tasks' items found in training data (from `screen`): "
+                                            "left out of their scores")
+    return command
+
+
+def _screen_shard_arguments(command):
+    command.add_argument("--documents", required=True, help="a shard's curated documents (documents.jsonl)")
+    command.add_argument("--tasks", required=True, help="the screened tasks, as prepare-tasks wrote them")
+    return command
+
+
+def _screen_arguments(command):
+    command.add_argument("shards", nargs="+", help="every shard's screening, of every source")
     return command
 
 
@@ -247,6 +260,7 @@ def _report_arguments(command):
     command.add_argument("--backtest", help="the folder `annealscope backtest` wrote: its tables join the report")
     command.add_argument("--metrics", required=True)
     command.add_argument("--groups", help="task_groups.json: a group's tasks are summarised by its panel")
+    command.add_argument("--screened", help="screened.json: the screened tasks' items left out, in a table")
     command.add_argument("--title", default="annealscope")
     return command
 
@@ -409,13 +423,26 @@ def _evaluate(args) -> None:
                          include_path)
 
 
+def _screen_shard(args) -> None:
+    from annealscope.curate.screen import screen_shard
+
+    screen_shard(args.name, _source_settings(args), args.documents, args.tasks, args.out)
+
+
+def _screen(args) -> None:
+    from annealscope.curate.screen import merge_screenings
+
+    merge_screenings(args.shards, args.out)
+
+
 def _collect(args) -> None:
     from annealscope.evaluate import collect as collecting
 
-    table = collecting.collect(args.scores, args.run_dir, json.loads(args.plan))
+    excluded = collecting.excluded_items(args.screened) if args.screened else None
+    table = collecting.collect(args.scores, args.run_dir, json.loads(args.plan), excluded)
     collecting.write_metrics(table, args.out)
     if args.items:
-        collecting.write_items(collecting.collect_items(args.scores, args.run_dir), args.items)
+        collecting.write_items(collecting.collect_items(args.scores, args.run_dir, excluded), args.items)
     if args.groups:
         collecting.write_groups(args.scores, args.groups)
     cells = table[["source", "budget_tokens", "seed"]].drop_duplicates()
@@ -587,7 +614,7 @@ def _assignments(items: list[str], option: str, convert) -> dict:
 def _report(args) -> None:
     from annealscope.report.html import render_report
 
-    render_report(args.fit, args.metrics, args.out, args.title, args.backtest, args.groups)
+    render_report(args.fit, args.metrics, args.out, args.title, args.backtest, args.groups, args.screened)
     print(f"wrote the report to {args.out}")
     _log_results([Path(args.out)])
 
@@ -647,6 +674,9 @@ COMMANDS = {  # name: (argument builder, runner, help)
     "train": (_train_arguments, _train, "launch one DeepSpeed training job (pre-training or anneal)"),
     "prepare-tasks": (_prepare_tasks_arguments, _prepare_tasks, "write the local evaluation tasks for lm-eval"),
     "evaluate": (_evaluate_arguments, _evaluate, "evaluate checkpoints with lm-evaluation-harness"),
+    "screen-shard": (_screen_shard_arguments, _screen_shard,
+                     "find the items of the screened tasks in a shard's curated documents"),
+    "screen": (_screen_arguments, _screen, "merge every shard's screening: the items collect leaves out"),
     "collect": (_collect_arguments, _collect, "collect evaluated cells into metrics.csv"),
     "import-lm-eval": (_import_lm_eval_arguments, _import_lm_eval,
                        "metrics.csv and items.parquet of runs evaluated elsewhere with lm_eval --log_samples"),
@@ -665,7 +695,8 @@ PARENTS = {  # the options several commands share
     _train_classifier_arguments: [SOURCE, CACHE_DIR, OUT], _curate_shard_arguments: [SOURCE, CACHE_DIR],
     _dedup_arguments: [SOURCE, OUT], _finish_shard_arguments: [SOURCE], _manifest_arguments: [SOURCE, CACHE_DIR],
     _tokenize_arguments: [CACHE_DIR],
-    _prepare_tasks_arguments: [CACHE_DIR, OUT], _collect_arguments: [OUT], _import_lm_eval_arguments: [OUT],
+    _prepare_tasks_arguments: [CACHE_DIR, OUT], _screen_shard_arguments: [SOURCE, OUT], _screen_arguments: [OUT],
+    _collect_arguments: [OUT], _import_lm_eval_arguments: [OUT],
     _fit_arguments: [FIT_INPUT, DECISION, OUT],
     _backtest_arguments: [FIT_INPUT, DECISION, OUT],
     _suggest_arguments: [FIT_INPUT], _report_arguments: [OUT],

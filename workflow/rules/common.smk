@@ -3,6 +3,7 @@
 import hashlib
 import os
 import shlex
+from argparse import Namespace
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from annealscope.core.branches import is_branched
 from annealscope.core.code_digest import code_digest
 from annealscope.core.config import ConfigError, read_config_file
 from annealscope.core.corpora import dataset_slug
+from annealscope.core.decontamination import decontaminated_names, screened_names, task_subset
 from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.integrity import missing_collected_files
 from annealscope.core.references import (
@@ -27,7 +29,7 @@ from annealscope.core.shards import replay_shards, shard_name, source_shards
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
-from annealscope.evaluate.tasks import LOCAL_TASKS
+from annealscope.evaluate.tasks import LOCAL_TASKS, read_task_file
 from annealscope.validation import validate_config
 
 
@@ -61,10 +63,14 @@ CACHE = config["cache_dir"]
 HUB_DATASETS = {dataset_slug(reference): reference for reference in hub_datasets(config)}
 HUB_MODELS = {model_slug(name, revision): (name, revision) for name, revision in hub_models(config)}
 LM_EVAL_TASKS = sorted(task for task in config["eval"]["tasks"] if task not in LOCAL_TASKS)
+DECONTAMINATED = decontaminated_names(config["eval"])  # training data keeps no n-gram of their items
+SCREENED = screened_names(config["eval"])  # their items found in training data are not scored
 HF_HOME = str(Path(CACHE, "hf").resolve()) if LM_EVAL_TASKS else ""  # where fetch_tasks puts their datasets
 INCLUDE_PATH = config["eval"]["include_path"]  # the user's own task YAMLs: inputs, so that editing one reruns
 INCLUDE_OPTION = f"--include-path {shlex.quote(str(Path(INCLUDE_PATH).resolve()))}" if INCLUDE_PATH else ""
 USER_TASK_FILES = sorted(str(path) for path in Path(INCLUDE_PATH).rglob("*.yaml")) if INCLUDE_PATH else []
+DECONTAMINATION_TASK_FILES = [file for file in USER_TASK_FILES  # a screened task's own YAML reruns no curation
+                              if not SCREENED or read_task_file(Path(file)).get("task") not in SCREENED]
 
 
 wildcard_constraints:
@@ -255,12 +261,41 @@ def checkpoint_input(wildcards):
     return [path(layout.ANNEAL_MODEL, **wildcards)]
 
 
-def fetched_tasks(wildcards=None):
-    """The fetch_tasks marker of the lm-eval (non-local) tasks, if there are any."""
-    if not LM_EVAL_TASKS:
-        return []
-    key = " ".join([*LM_EVAL_TASKS, INCLUDE_OPTION])
-    return [f"{CACHE}/lm-eval/tasks-{hashlib.sha1(key.encode()).hexdigest()[:10]}"]
+def fetched_tasks(names):
+    """The fetch_tasks marker of the lm-eval (non-local) tasks among `names`, if there are any."""
+    tasks = [task for task in LM_EVAL_TASKS if task in names]
+    return [f"{CACHE}/lm-eval/tasks-{fetch_key(tasks)}"] if tasks else []
+
+
+def fetch_key(tasks):
+    key = " ".join([*tasks, INCLUDE_OPTION])
+    return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+FETCHES = {fetch_key(tasks): tasks for tasks in ([task for task in LM_EVAL_TASKS if task in names]
+                                                  for names in (DECONTAMINATED, SCREENED)) if tasks}
+
+
+def evaluation_fetches(wildcards):
+    return fetched_tasks(DECONTAMINATED) + fetched_tasks(SCREENED)
+
+
+def task_inputs(names, user_tasks):
+    """The inputs of preparing the tasks among `names`: their held-out corpora, their lm-eval datasets, and
+    `user_tasks` (the YAMLs under eval.include_path they may need)."""
+    heldout = task_subset(config["eval"], names)[1]
+    return {"datasets": cached_datasets([reference for references in heldout.values() for reference in references]),
+            "fetched": fetched_tasks(names), "user_tasks": user_tasks}
+
+
+def screened_shards(wildcards):
+    """Every shard's screening, of every source."""
+    return [file for source in SOURCE_SHARDS for file in shard_files(layout.SHARD_SCREENED, Namespace(source=source))]
+
+
+def evaluation_tasks(wildcards):
+    """The prepared tasks an evaluation reads: those decontaminated against, and the screened ones' apart."""
+    return path(layout.TASKS) if not SCREENED else [path(layout.TASKS), path(layout.SCREENED_TASKS)]
 
 
 def all_cells(pattern):
@@ -280,7 +315,8 @@ def collect_inputs(wildcards):
         raise WorkflowError(f"{len(missing)} file(s) that metrics.csv was collected from are gone, e.g. "
                             f"{', '.join(map(str, missing[:3]))}; run `snakemake --forcerun collect` to remake "
                             "them and collect again")
-    return {"scores": all_cells(layout.SCORES), "per_item": all_cells(layout.ITEMS)}
+    screened = {"screened": path(layout.SCREENED)} if SCREENED else {}
+    return {"scores": all_cells(layout.SCORES), "per_item": all_cells(layout.ITEMS), **screened}
 
 
 def fit_output(name):

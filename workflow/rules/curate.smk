@@ -2,6 +2,7 @@
 # source; per shard, acquisition, heuristics and the classifier (curate_shard, or generate_shard for a teacher's
 # GPU jobs); deduplication across the source's shards; per shard, decontamination and tokens (finish_shard);
 # the manifest and the token index. The replay corpus is tokenized in shard jobs, the pre-training corpus whole.
+# With screened tasks (eval.decontaminate), each shard's documents are searched for their items, then merged.
 
 
 rule train_classifier:
@@ -168,6 +169,48 @@ rule manifest:
         " --filter-stats {input.filtered} --dedup-stats {input.duplicates} --finish-stats {input.finished}"
         " --diversity {input.diversity} --tokens {input.tokens} --tokenizer {params.tokenizer}"
         " --cache-dir {params.cache} --manifest {output.manifest} --index {output.index} > {log} 2>&1"
+
+
+if SCREENED:  # the evaluated tasks not decontaminated against (core.decontamination): found, not removed
+
+    rule screen_shard:
+        input:
+            documents=path(layout.SHARD_DOCUMENTS),
+            tasks=path(layout.SCREENED_TASKS),
+        output:
+            path(layout.SHARD_SCREENED),
+        wildcard_constraints:
+            source=SOURCE_NAMES,
+            shard="[0-9]{5}",
+        params:
+            settings=source_settings,
+        resources:
+            **job_resources("curate"),
+        conda:
+            "../../envs/annealscope.yaml"
+        log:
+            log_path("screen_{source}_shard{shard}"),
+        benchmark:
+            benchmark_path("screen_{source}_shard{shard}")
+        shell:
+            "annealscope screen-shard --name {wildcards.source} --settings {params.settings:q}"
+            " --documents {input.documents} --tasks {input.tasks} --out {output} > {log} 2>&1"
+
+    rule screen:
+        input:
+            screened_shards,
+        output:
+            path(layout.SCREENED),
+        params:
+            code=code_of("annealscope.curate.screen"),
+        resources:
+            **job_resources("default"),
+        conda:
+            "../../envs/annealscope.yaml"
+        log:
+            log_path("screen"),
+        shell:
+            "annealscope screen {input} --out {output} > {log} 2>&1"
 
 
 rule tokenize:

@@ -3,15 +3,13 @@
 
 rule prepare_tasks:
     input:
-        datasets=cached_datasets([ref for refs in config["eval"]["heldout"].values() for ref in refs]),
-        fetched=fetched_tasks,
-        user_tasks=USER_TASK_FILES,
+        **task_inputs(DECONTAMINATED, DECONTAMINATION_TASK_FILES),
     output:
         directory(path(layout.TASKS)),
     params:
-        tasks=config["eval"]["tasks"],
+        tasks=task_subset(config["eval"], DECONTAMINATED)[0],
         resources=RESOURCES,
-        heldout=as_json(config["eval"]["heldout"]),
+        heldout=as_json(task_subset(config["eval"], DECONTAMINATED)[1]),
         documents=config["eval"]["heldout_documents"],
         cache=CACHE,
         include=INCLUDE_OPTION,
@@ -27,11 +25,29 @@ rule prepare_tasks:
         " > {log} 2>&1"
 
 
+if SCREENED:
+
+    use rule prepare_tasks as prepare_screened_tasks with:
+        input:
+            **task_inputs(SCREENED, USER_TASK_FILES),
+        output:
+            directory(path(layout.SCREENED_TASKS)),
+        params:
+            tasks=task_subset(config["eval"], SCREENED)[0],
+            resources=RESOURCES,
+            heldout=as_json(task_subset(config["eval"], SCREENED)[1]),
+            documents=config["eval"]["heldout_documents"],
+            cache=CACHE,
+            include=INCLUDE_OPTION,
+        log:
+            log_path("prepare_screened_tasks"),
+
+
 rule evaluate:
     input:
         checkpoint=checkpoint_input,
-        tasks=path(layout.TASKS),
-        fetched=fetched_tasks,
+        tasks=evaluation_tasks,
+        fetched=evaluation_fetches,
     output:
         scores=path(layout.SCORES),
         per_item=path(layout.ITEMS),
@@ -64,6 +80,7 @@ rule collect:
         groups=path(layout.TASK_GROUPS),
     params:
         code=code_of("annealscope.evaluate.collect"),
+        screened=lambda wildcards, input: f"--screened {input.screened}" if SCREENED else "",
         run_dir=lambda wildcards, output: Path(output.metrics).parent,
         plan=as_json(config["plan"]),
     resources:
@@ -74,4 +91,4 @@ rule collect:
         log_path("collect"),
     shell:
         "annealscope collect {input.scores} --run-dir {params.run_dir} --plan {params.plan:q} --out {output.metrics}"
-        " --items {output.item_table} --groups {output.groups} > {log} 2>&1"
+        " --items {output.item_table} --groups {output.groups} {params.screened} > {log} 2>&1"

@@ -43,8 +43,10 @@ rule fetch_model:
 rule fetch_tasks:
     output:
         directory(f"{CACHE}/lm-eval/tasks-{{key}}"),
+    wildcard_constraints:
+        key="|".join(FETCHES) or "(?!)",
     params:
-        tasks=LM_EVAL_TASKS,
+        tasks=lambda wildcards: FETCHES[wildcards.key],
         hf_home=f"{CACHE}/hf",
         include=INCLUDE_OPTION,
     conda:

@@ -8,6 +8,7 @@ rule report:
         metrics=path(layout.METRICS),
         groups=path(layout.TASK_GROUPS),
         captions=REPORT_CAPTIONS,  # read into the page: an edited caption remakes it
+        screened=[path(layout.SCREENED)] if SCREENED else [],
     output:
         path(layout.REPORT),
     params:
@@ -15,6 +16,7 @@ rule report:
         fit_dir=lambda wildcards, input: Path(input.fits).parent,
         backtest_dir=lambda wildcards, input: Path(input.backtest).parent,
         title=f"annealscope run {RUN}",
+        screened=lambda wildcards, input: f"--screened {input.screened}" if SCREENED else "",
     resources:
         **job_resources("default"),
     conda:
@@ -23,5 +25,5 @@ rule report:
         log_path("report"),
     shell:
         "annealscope report --fit {params.fit_dir} --backtest {params.backtest_dir} --metrics {input.metrics}"
-        " --groups {input.groups} --out {output}"
+        " --groups {input.groups} {params.screened} --out {output}"
         " --title {params.title:q} > {log} 2>&1"

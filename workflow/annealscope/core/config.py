@@ -15,6 +15,7 @@ import yaml
 from annealscope.core.branches import BRANCHED, config_branches, is_branched
 from annealscope.core.corpora import CorpusError, check_reference, resolve_path
 from annealscope.core.grid import all_budgets
+from annealscope.core.layout import evaluated_task_names
 from annealscope.core.prompts import TEMPLATE_NAMES, unknown_names
 from annealscope.core.references import acquisition_kind, source_corpus_keys
 
@@ -181,6 +182,10 @@ def check_config(config: dict) -> None:
     for domain, references in config["eval"]["heldout"].items():
         for index, reference in enumerate(references):
             _check_corpus(f"eval.heldout.{domain}[{index}]", reference)
+    evaluated = evaluated_task_names(config["eval"])
+    if unknown := [name for name in config["eval"]["decontaminate"] or [] if name not in evaluated]:
+        raise ConfigError(f"eval.decontaminate: {unknown} is not evaluated; list names of eval.tasks or held-out "
+                          f"domains (heldout_<domain>): {evaluated}")
     if config["fit"]["allocate_usd"] and config["plan"]["gpu_hour_usd"] is None:
         raise ConfigError("fit.allocate_usd: dollars need plan.gpu_hour_usd, the price that turns training compute "
                           "into dollars; set it or remove fit.allocate_usd")

@@ -1,43 +1,78 @@
-"""What a change of the evaluated tasks costs a curated grid. Every source is decontaminated against every task
-and held-out domain the config evaluates (`finish_shard`), so adding or removing one reruns each curated source's
-decontamination, rewrites its token array and retrains all its cells. The plan says so before anything runs,
-from the tasks each source's manifest counted removals for."""
+"""Which evaluated tasks the training data is decontaminated against, which are screened instead, and what a
+change of either costs a curated grid.
+
+`eval.decontaminate` (by default every task of `eval.tasks` and every held-out domain) lists the tasks whose
+items no training document may share an n-gram with: curation drops such documents (`finish_shard`, against
+the tasks `prepare_tasks` writes). An evaluated task not listed is screened: `prepare_screened_tasks` writes it
+apart, `screen_shard` finds its items that share an n-gram with any source's curated documents, and `collect`
+leaves those items out of its scores. So a benchmark added to a trained grid is scored on the cells as they
+were trained, cleanly, instead of every source being curated and every cell trained again.
+
+Changing the listed tasks reruns each curated source's decontamination and retrains its cells; the plan warns
+of it before anything runs, from the tasks each source's manifest counted removals for.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from annealscope.core.grid import planned_as_run, planned_cells
 from annealscope.core.io import read_json
-from annealscope.core.layout import MANIFEST, evaluated_task_names, run_path
+from annealscope.core.layout import HELDOUT_PREFIX, MANIFEST, evaluated_task_names, run_path
 
 
-def decontaminated_names(manifest: dict) -> list[str] | None:
+def decontaminated_names(evaluation: dict) -> list[str]:
+    """The evaluated tasks curation decontaminates against, in configured order."""
+    listed = evaluation.get("decontaminate")
+    return [name for name in evaluated_task_names(evaluation) if listed is None or name in listed]
+
+
+def screened_names(evaluation: dict) -> list[str]:
+    """The evaluated tasks whose items found in training data are left out of their scores."""
+    listed = set(decontaminated_names(evaluation))
+    return [name for name in evaluated_task_names(evaluation) if name not in listed]
+
+
+def task_subset(evaluation: dict, names: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """`eval.tasks` and `eval.heldout` cut to `names`, each in configured order."""
+    return ([task for task in evaluation["tasks"] if task in names],
+            {domain: references for domain, references in evaluation["heldout"].items()
+             if f"{HELDOUT_PREFIX}{domain}" in names})
+
+
+def curated_against(manifest: dict) -> list[str] | None:
     """The tasks a source's curation was decontaminated against, as its manifest counted removals for them."""
     steps = [step for step in manifest["steps"] if "removed_by_task" in step]
     return sorted(steps[-1]["removed_by_task"]) if steps else None
 
 
 def retraining_lines(config: dict, run_dir: str | Path) -> list[str]:
-    """For the curated sources decontaminated against other tasks than the config evaluates, a warning with the
-    tasks added and dropped and the cells and training compute the change reruns."""
-    configured = sorted(evaluated_task_names(config["eval"]))
-    recorded: dict[str, list[str]] = {}
+    """For the curated sources decontaminated against other tasks than the config lists, a warning with the
+    tasks added and dropped, the cells and training compute the change reruns, and, where every curated source
+    was decontaminated against the same tasks, the `eval.decontaminate` that keeps them."""
+    from annealscope.core.grid import planned_as_run, planned_cells  # grid's submission table imports this module
+
+    listed = sorted(decontaminated_names(config["eval"]))
+    curated: dict[str, list[str]] = {}
     for name in config["sources"]:
         manifest = run_path(MANIFEST, run_dir, source=name)
-        tasks = decontaminated_names(read_json(manifest)) if manifest.is_file() else None
-        if tasks is not None and tasks != configured:
-            recorded[name] = tasks
-    if not recorded:
+        tasks = curated_against(read_json(manifest)) if manifest.is_file() else None
+        if tasks is not None:
+            curated[name] = tasks
+    stale = {name: tasks for name, tasks in curated.items() if tasks != listed}
+    if not stale:
         return []
-    before = {task for tasks in recorded.values() for task in tasks}
-    added, dropped = sorted(set(configured) - before), sorted(before - set(configured))
+    before = {task for tasks in stale.values() for task in tasks}
+    added, dropped = sorted(set(listed) - before), sorted(before - set(listed))
     change = " and ".join(part for part in (f"adds {added}" if added else "", f"drops {dropped}" if dropped else "")
                           if part)
-    rows = [row for row in planned_cells(config) if row.cell.source in recorded]
+    rows = [row for row in planned_cells(config) if row.cell.source in stale]
     flops, hours = planned_as_run(rows)
     cost = f" ({flops:.3g} train FLOPs, {hours:.3g} GPU-hours as planned)" if flops else ""
-    return [f"warning: sources {sorted(recorded)} were decontaminated against other tasks than eval lists now (it "
-            f"{change or 'differs per source'}). Every source is "
-            f"decontaminated against every evaluated task, so theirs reruns and their {len(rows)} cells retrain{cost}; "
-            "to keep them, restore eval.tasks and eval.heldout"]
+    line = (f"warning: sources {sorted(stale)} were decontaminated against other tasks than the config lists now "
+            f"(it {change or 'differs per source'}), so their decontamination reruns and their {len(rows)} cells "
+            f"retrain{cost}.")
+    if len({tuple(tasks) for tasks in curated.values()}) == 1:
+        missing = sorted(before - set(evaluated_task_names(config["eval"])))
+        line += (f" To keep them and screen the other tasks instead, set eval.decontaminate: {sorted(before)}"
+                 + (f" and evaluate {missing} again" if missing else ""))
+    return [line]

@@ -30,11 +30,14 @@ SHARD_SIGNATURES = SHARD + "/signatures.npz"
 SHARD_DOCUMENTS = SHARD + "/documents.jsonl"  # after deduplication and decontamination: what trains
 SHARD_STATS = SHARD + "/documents.json"
 SHARD_DIVERSITY = SHARD + "/diversity.npz"
+SHARD_SCREENED = SHARD + "/screened.json"  # the screened tasks' items found in the shard's documents
 TOKENS = "results/{run}/tokens/{source}.bin"  # the replay and pre-training corpora's arrays
 TOKENS_META = "results/{run}/tokens/{source}.json"  # their sidecars, and a source's token index
 SHARD_TOKENS = "results/{run}/tokens/{source}/shard{shard}.bin"
 SHARD_TOKENS_META = "results/{run}/tokens/{source}/shard{shard}.json"
-TASKS = "results/{run}/tasks"
+TASKS = "results/{run}/tasks"  # the tasks curation decontaminates against (eval.decontaminate)
+SCREENED_TASKS = "results/{run}/tasks_screened"  # the other evaluated tasks
+SCREENED = "results/{run}/screened.json"  # their items found in any source's curated documents: not scored
 CELL = "{source}/{budget}/seed{seed}"
 ANNEAL_MODEL = "results/{run}/anneal/" + CELL + "/model"
 ANNEAL_LOG = "results/{run}/anneal/" + CELL + "/train_log.jsonl"
@@ -58,7 +61,7 @@ REPORT = "results/{run}/report.html"
 LOGS = "results/{run}/logs"
 
 HELDOUT_PREFIX = "heldout_"  # the task of held-out domain D is heldout_D
-DECONTAMINATION_TEXTS = "decontamination"  # in the prepared tasks folder: {"text"} JSONL per lm-eval task
+DECONTAMINATION_TEXTS = "decontamination"  # in a prepared tasks folder: {"task", "doc_id", "text"} per lm-eval task
 
 
 def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:

@@ -125,8 +125,10 @@ class RuleSettings:
         return self.cell(source, budget, seed, branch_from=checkpoints)
 
     def evaluation(self) -> str:
-        """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list."""
+        """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list. Which
+        tasks are decontaminated or screened changes no evaluation (`collect` leaves screened items out)."""
         evaluation = result_part("eval", self.config["eval"])
+        del evaluation["decontaminate"]
         return as_json({**evaluation, "tasks": evaluated_task_names(evaluation)})
 
     def source(self, name: str, models: dict[str, str]) -> str:

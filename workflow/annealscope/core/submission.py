@@ -7,6 +7,7 @@ nodes as `gres` gpu:N, which SLURM reads per node, with `nodes` (sbatch --nodes)
 
 from __future__ import annotations
 
+from annealscope.core.decontamination import screened_names
 from annealscope.core.references import acquisition_kind, is_trained_here
 from annealscope.core.shards import replay_shards, source_shards
 
@@ -60,15 +61,19 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
     trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])
                   for source in config["sources"].values())
     replay = len(replay_shards(config))
+    screened = bool(screened_names(config["eval"]))
     return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
-            # per shard: curate (unless generated or classified) and finish; per source: dedup and manifest;
-            # classifiers trained once per source; replay's shards tokenized (and the base corpus)
-            "curate": 2 * sum(shards.values()) - sum(by_family.values()) + 2 * sources + trained + replay + built,
+            # per shard: curate (unless generated or classified), finish and, with screened tasks, screen; per
+            # source: dedup and manifest; classifiers trained once per source; replay's shards tokenized (and the
+            # base corpus)
+            "curate": (2 + screened) * sum(shards.values()) - sum(by_family.values()) + 2 * sources + trained
+            + replay + built,
             "classify": by_family["classify"],  # shard jobs of a pool a transformers classifier scores
             "generate": by_family["generate"],  # a teacher's shard jobs
             "evaluate": grid_cells + 1,
-            # prepare_tasks, collect, fit, backtest, report; the replay index; base_init and the base corpus
-            "default": 5 + (replay > 0) + 2 * built}
+            # prepare_tasks, collect, fit, backtest, report; the replay index; base_init and the base corpus; with
+            # screened tasks, preparing them and merging the screening
+            "default": 5 + (replay > 0) + 2 * built + 2 * screened}
 
 
 def submission_table(config: dict, grid_cells: int):

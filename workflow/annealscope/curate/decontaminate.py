@@ -1,4 +1,5 @@
-"""Decontamination: drop training documents that share a word n-gram with any evaluation item.
+"""Decontamination: drop training documents that share a word n-gram with any evaluation item; screening: find
+the evaluation items that share one with any training document.
 
 A batch is screened at once with numpy: every word is hashed to 64 bits, every run of the index's lengths
 gets a hash from its words (annealscope.curate.text), and a run whose hash is an item n-gram's marks its
@@ -9,7 +10,7 @@ the word-by-word check alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator
 
 import numpy as np
 
@@ -22,19 +23,22 @@ BITMAP_BITS = 20
 
 
 class ContaminationIndex:
-    """The n-grams of every evaluation item, by task. Items shorter than n words contribute their
-    whole text when it has at least MIN_ITEM_WORDS words (shorter ones cannot be matched reliably)."""
+    """The n-grams of every evaluation item, each with the owners of the items it occurs in (a task, or an item's
+    key). Items shorter than n words contribute their whole text when it has at least MIN_ITEM_WORDS words
+    (shorter ones cannot be matched reliably)."""
 
-    def __init__(self, items_by_task: dict[str, Iterable[str]], n: int = 13):
+    def __init__(self, items_by_owner: dict[Hashable, Iterable[str]], n: int = 13):
         self.n = n
-        self.index: dict[int, dict[tuple[str, ...], str]] = {}
-        for task, texts in items_by_task.items():
+        self.index: dict[int, dict[tuple[str, ...], list[Hashable]]] = {}
+        for owner, texts in items_by_owner.items():
             for text in texts:
                 tokens = words(text)
                 length = min(n, len(tokens))
                 if length >= min(n, MIN_ITEM_WORDS):
                     for gram in ngrams(tokens, length):
-                        self.index.setdefault(length, {})[gram] = task
+                        owners = self.index.setdefault(length, {}).setdefault(gram, [])
+                        if not owners or owners[-1] != owner:
+                            owners.append(owner)
         self.hashes = {length: self._gram_hashes(list(grams), length) for length, grams in self.index.items()}
         self.bitmaps = {length: bitmap(hashes) for length, hashes in self.hashes.items()}
 
@@ -43,15 +47,18 @@ class ContaminationIndex:
         return sorted_unique(run_hashes(word_hashes([word for gram in grams for word in gram])
                                         .reshape(len(grams), length)))
 
-    def match(self, text: str) -> str | None:
-        """The task of the first evaluation n-gram found in `text`, or None."""
+    def found(self, text: str) -> Iterator[list[Hashable]]:
+        """The owners of each evaluation n-gram in `text`, in order of length, then of place."""
         tokens = words(text)
         for length, grams in self.index.items():
             for i in range(len(tokens) - length + 1):
-                task = grams.get(tuple(tokens[i:i + length]))
-                if task is not None:
-                    return task
-        return None
+                owners = grams.get(tuple(tokens[i:i + length]))
+                if owners is not None:
+                    yield owners
+
+    def match(self, text: str) -> Hashable | None:
+        """The owner charged for `text`: of its first evaluation n-gram, the item indexed last; or None."""
+        return next((owners[-1] for owners in self.found(text)), None)
 
     def suspects(self, hashed: HashedWords) -> set[int]:
         """Which texts have a run of words whose hash is an item n-gram's (every text with a match, and rarely
@@ -64,11 +71,16 @@ class ContaminationIndex:
             found.update(owners[candidates[table[places] == hashes[candidates]]].tolist())
         return found
 
-    def tasks(self, texts: list[str], hashed: HashedWords | None = None) -> list[str | None]:
-        """The task each text is charged to (its first evaluation n-gram's), or None; `hashed` are the texts'
-        hashed words, when the caller has them."""
+    def tasks(self, texts: list[str], hashed: HashedWords | None = None) -> list[Hashable | None]:
+        """The task each text is charged to (`match`), or None; `hashed` are the texts' hashed words, when the
+        caller has them."""
         suspects = self.suspects(hashed or HashedWords.of(texts)) if self.index else set()
         return [self.match(text) if position in suspects else None for position, text in enumerate(texts)]
+
+    def owners(self, texts: list[str], hashed: HashedWords | None = None) -> set[Hashable]:
+        """Every owner with an n-gram in any of `texts`."""
+        suspects = self.suspects(hashed or HashedWords.of(texts)) if self.index else set()
+        return {owner for position in suspects for owners in self.found(texts[position]) for owner in owners}
 
 
 def bitmap(hashes: np.ndarray) -> np.ndarray:

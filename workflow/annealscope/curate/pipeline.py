@@ -54,16 +54,23 @@ class CurationError(ValueError):
     """A curation step failed; the message names the source, the shard and the step."""
 
 
+def eval_items(tasks_dir: str | Path) -> dict[str, list[tuple[str, str, str]]]:
+    """(task, doc id, text) of every prepared evaluation item by configured task: question plus gold answer of a
+    local task's items, every held-out document, and every lm-eval task's documents as lm-eval builds them
+    (`annealscope.evaluate.contamination`), under the subtask and doc id lm-eval scores them by (for texts
+    written before those were recorded: the configured name and the place)."""
+    paths = [*sorted(Path(tasks_dir).glob("*.jsonl")), *sorted(Path(tasks_dir, DECONTAMINATION_TEXTS).glob("*.jsonl"))]
+    return {path.stem: [(item.get("task", path.stem), str(item.get("doc_id", place)), _item_text(item))
+                        for place, item in enumerate(read_jsonl(path))] for path in paths}
+
+
+def _item_text(item: dict) -> str:
+    return item["text"] if "text" in item else f"{item['question']} {item['choices'][item['gold']]}"
+
+
 def eval_item_texts(tasks_dir: str | Path) -> dict[str, list[str]]:
-    """Question plus gold answer of every prepared evaluation item, every held-out document, and every lm-eval
-    task's documents as lm-eval builds them (`annealscope.evaluate.contamination`), by task."""
-    texts = {}
-    for path in sorted(Path(tasks_dir).glob("*.jsonl")):
-        texts[path.stem] = [item["text"] if "text" in item else f"{item['question']} {item['choices'][item['gold']]}"
-                            for item in read_jsonl(path)]
-    for path in sorted(Path(tasks_dir, DECONTAMINATION_TEXTS).glob("*.jsonl")):
-        texts[path.stem] = [item["text"] for item in read_jsonl(path)]
-    return texts
+    """The texts of `eval_items`, by configured task."""
+    return {name: [text for *_, text in items] for name, items in eval_items(tasks_dir).items()}
 
 
 class Steps:

@@ -12,6 +12,7 @@ the lm-eval groups the cells recorded to `task_groups.json`, which the fit makes
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json
 from annealscope.core.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
 from annealscope.evaluate.comparability import check_task_versions, software_warnings
+from annealscope.evaluate.scoring import aggregate
 
 
 def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
@@ -69,11 +71,16 @@ def missing_tasks(scores_paths: list[str | Path]) -> list[dict]:
     return missing
 
 
-def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | None = None) -> pd.DataFrame:
+def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | None = None,
+            excluded: dict[str, set[str]] | None = None) -> pd.DataFrame:
     """The tidy table of every evaluated (cell, task, metric); missing tasks are left out (see missing_tasks).
-    Cells that scored a task under different versions of it are refused, and cells scored or trained under
-    different package versions are warned of (`comparability`)."""
+    A screened task is scored without its `excluded` items (`screening`). Cells that scored a task under
+    different versions of it are refused, and cells scored or trained under different package versions are
+    warned of (`comparability`)."""
     by_cell = {cell_from_scores_path(path): read_json(path) for path in scores_paths}
+    for (source, budget, seed), scores in by_cell.items():
+        items = run_path(ITEMS, run_dir, source=source, budget=budget, seed=seed)
+        scores["tasks"] = screened_scores(scores["tasks"], items, excluded or {})
     for warning in check_task_versions(by_cell):
         print(warning)
     rows, software = [], {}
@@ -95,13 +102,39 @@ def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | No
     return table.sort_values(["task", "metric", "source", "budget_tokens", "seed"])
 
 
-def collect_items(scores_paths: list[str | Path], run_dir: str | Path) -> pd.DataFrame:
-    """Every cell's per-item scores as one long table (source, budget, seed, task, metric, item, value)."""
-    frames = []
+def excluded_items(screened_path: str | Path) -> dict[str, set[str]]:
+    """The doc ids to leave out of each (sub)task's scores, from the merged screening (`curate.screen`)."""
+    excluded: dict[str, set[str]] = defaultdict(set)
+    for entry in read_json(screened_path)["tasks"].values():
+        for leaf, doc_ids in entry["found"].items():
+            excluded[leaf].update(doc_ids)
+    return dict(excluded)
+
+
+def screened_scores(tasks: dict[str, dict], items_path: Path, excluded: dict[str, set[str]]) -> dict[str, dict]:
+    """A cell's task scores, those of a task with `excluded` items aggregated again over its other items (as the
+    evaluation aggregates them); a task left without items is dropped, so it is MISSING."""
+    hit = [task for task in tasks if excluded.get(task)]
+    if not hit:
+        return tasks
+    kept: dict[str, list[dict]] = {task: [] for task in hit}
+    for record in read_jsonl(items_path):
+        if record["task"] in kept and str(record["doc_id"]) not in excluded[record["task"]]:
+            kept[record["task"]].append(record["scores"])
+    return {task: aggregate(kept[task]) if task in kept else metrics
+            for task, metrics in tasks.items() if task not in kept or kept[task]}
+
+
+def collect_items(scores_paths: list[str | Path], run_dir: str | Path,
+                  excluded: dict[str, set[str]] | None = None) -> pd.DataFrame:
+    """Every cell's per-item scores as one long table (source, budget, seed, task, metric, item, value), the
+    `excluded` items of screened tasks left out."""
+    frames, excluded = [], excluded or {}
     for scores_path in scores_paths:
         source, budget, seed = cell_from_scores_path(scores_path)
         records = [(record["task"], str(record["doc_id"]), metric, value)
                    for record in read_jsonl(run_path(ITEMS, run_dir, source=source, budget=budget, seed=seed))
+                   if str(record["doc_id"]) not in excluded.get(record["task"], ())
                    for metric, value in record["scores"].items() if isinstance(value, int | float)]
         frame = pd.DataFrame(records, columns=["task", "item", "metric", "value"])
         frames.append(frame.assign(source=source, budget_tokens=budget, seed=seed))

@@ -20,7 +20,8 @@ from annealscope.core.layout import DECONTAMINATION_TEXTS
 
 def write_decontamination_texts(tasks: list[str], out_dir: Path, include_path: str | Path | None = None
                                 ) -> dict[str, int]:
-    """Write `out_dir/decontamination/<task>.jsonl` for each task through lm-eval; return the counts."""
+    """Write `out_dir/decontamination/<task>.jsonl` for each task through lm-eval, each document under the
+    (sub)task and doc id lm-eval scores it by; return the counts."""
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=include_path)
@@ -28,13 +29,15 @@ def write_decontamination_texts(tasks: list[str], out_dir: Path, include_path: s
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name in tasks:
-        texts = (text for task in manager.load([name])["tasks"].values() for text in task_texts(task))
-        counts[name] = write_jsonl(folder / f"{name}.jsonl", ({"text": text} for text in texts))
+        items = ({"task": task.config.task, "doc_id": doc_id, "text": text}
+                 for task in manager.load([name])["tasks"].values() for doc_id, text in enumerate(task_texts(task)))
+        counts[name] = write_jsonl(folder / f"{name}.jsonl", items)
     return counts
 
 
 def task_texts(task) -> Iterator[str]:
-    """The text of every evaluation document of one lm-eval task (its test split, else validation)."""
+    """The text of every evaluation document of one lm-eval task (its test split, else validation), in the order
+    lm-eval numbers them."""
     documents = task.test_docs() if task.has_test_docs() else task.validation_docs()
     name = task.config.task
     for document in tqdm(documents, desc=f"decontamination texts of {name}", unit="doc", mininterval=5):

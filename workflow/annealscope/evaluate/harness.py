@@ -41,15 +41,18 @@ class EvalRequest:
 class Evaluator:
     """Holds lm-eval's task dictionary so several checkpoints share one start-up."""
 
-    def __init__(self, tasks: list[str], tasks_dir: str | Path, limit: int | None = None,
+    def __init__(self, tasks: list[str], tasks_dir: str | Path | list[str], limit: int | None = None,
                  batch_size: int | str = 32, trust_remote_code: bool = False, backend: str = "hf",
                  include_path: str | Path | None = None):
+        """`tasks_dir`: the prepared tasks' folder, or folders (those decontaminated against, the screened)."""
         from lm_eval.tasks import TaskManager
 
         started = time.perf_counter()
-        local = {path.stem for path in Path(tasks_dir).glob("*.yaml")} | user_task_names(include_path)
-        folders = [str(tasks_dir), str(include_path)] if include_path else str(tasks_dir)
-        self.task_manager = TaskManager(include_path=folders, include_defaults=not set(tasks) <= local)
+        folders = task_folders(tasks_dir) + ([str(include_path)] if include_path else [])
+        local = {path.stem for folder in task_folders(tasks_dir) for path in Path(folder).glob("*.yaml")}
+        local |= user_task_names(include_path)
+        self.task_manager = TaskManager(include_path=folders if len(folders) > 1 else folders[0],
+                                        include_defaults=not set(tasks) <= local)
         self.unbuilt: dict[str, str] = {}  # tasks that could not be built, with why: reported by every evaluation
         try:
             self.task_dict = self.task_manager.load(tasks)  # {tasks, groups, group_map}, flat
@@ -202,6 +205,10 @@ def generative_items(task, samples: list[dict], model) -> list[dict]:
     return items
 
 
+def task_folders(tasks_dir: str | Path | list[str]) -> list[str]:
+    return [str(folder) for folder in tasks_dir] if isinstance(tasks_dir, list) else [str(tasks_dir)]
+
+
 _EVALUATORS: dict[tuple, Evaluator] = {}
 _LOCK = threading.Lock()
 
@@ -213,7 +220,7 @@ def eval_options(settings: dict) -> tuple[list[str], int | None, int | str, str,
     return settings["tasks"], settings["limit"], settings["batch_size"], settings["backend"], settings["include_path"]
 
 
-def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, settings_json: str, tasks_dir: str,
+def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, settings_json: str, tasks_dir: str | list,
                         log_path: str, trust_remote_code: bool = False, hf_home: str = "") -> None:
     """Evaluate one cell with an evaluator shared by every call in this process; output goes to `log_path`.
 
@@ -224,7 +231,8 @@ def evaluate_in_process(checkpoint: str, scores_path: str, items_path: str, sett
     if hf_home:
         os.environ["HF_HOME"] = hf_home
     tasks, limit, batch_size, backend, include_path = eval_options(json.loads(settings_json))
-    key = (tuple(tasks), str(Path(tasks_dir).resolve()), limit, batch_size, trust_remote_code, backend, include_path)
+    folders = tuple(str(Path(folder).resolve()) for folder in task_folders(tasks_dir))
+    key = (tuple(tasks), folders, limit, batch_size, trust_remote_code, backend, include_path)
     with _LOCK, open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         started = time.perf_counter()
         if threads := execution_settings("eval").get("threads"):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from annealscope.core.attribution import attribution_table
 from annealscope.core.groups import grouped_tasks, read_groups
-from annealscope.core.io import atomic_path
+from annealscope.core.io import atomic_path, read_json
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE, CAPTIONS
 from annealscope.report.summary import summary_table
 
@@ -35,7 +35,8 @@ def caption(name: str) -> str:
 
 
 def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path, title: str = "annealscope",
-                  backtest_dir: str | Path | None = None, groups_path: str | Path | None = None) -> None:
+                  backtest_dir: str | Path | None = None, groups_path: str | Path | None = None,
+                  screened_path: str | Path | None = None) -> None:
     fit_dir = Path(fit_dir)
     backtest = pd.read_csv(Path(backtest_dir) / BACKTEST_OUTPUTS[1]) if backtest_dir is not None else None
     decisions = pd.read_csv(fit_dir / "decisions.csv")
@@ -69,6 +70,9 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
                  attribution.to_html(index=False, float_format=lambda v: f"{v:.4g}")]
     sections += ["<h2>Training precision</h2>", f'<p class="caption">{caption("precision.rst")}</p>',
                  precision_table(metrics).to_html(index=False)]
+    if screened_path is not None:
+        sections += ["<h2>Screened tasks</h2>", f'<p class="caption">{caption("screening.rst")}</p>',
+                     table_html(screening_table(read_json(screened_path)))]
     sections += ["<h2>Observations</h2>", f'<p class="caption">{caption("metrics.rst")}</p>',
                  metrics.drop(columns=["checkpoint", "dtype_reason"], errors="ignore").to_html(
                      index=False, float_format=lambda v: f"{v:.4g}")]
@@ -76,6 +80,13 @@ def render_report(fit_dir: str | Path, metrics_path: str | Path, out: str | Path
                 f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
     with atomic_path(out) as tmp:
         tmp.write_text(document, encoding="utf-8")
+
+
+def screening_table(screened: dict) -> pd.DataFrame:
+    """One row per screened task: its items, those left out, and how many of them each source holds."""
+    return pd.DataFrame([{"task": task, "items": entry["items"], "not scored": entry["excluded"],
+                          **{f"found in {source}": count for source, count in entry["by_source"].items()}}
+                         for task, entry in screened["tasks"].items()])
 
 
 def table_html(frame: pd.DataFrame) -> str:
