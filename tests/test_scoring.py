@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from annealscope.evaluate.scoring import aggregate, bits_per_byte, choice_scores, gold_scores
+from annealscope.evaluate.aggregation import aggregate
+from annealscope.evaluate.scoring import bits_per_byte, choice_scores, gold_scores
 
 
 def test_choice_scores_from_log_likelihoods():

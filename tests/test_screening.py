@@ -12,8 +12,8 @@ from annealscope.core.layout import DECONTAMINATION_TEXTS
 from annealscope.curate.decontaminate import ContaminationIndex
 from annealscope.curate.screen import merge_screenings, screen_shard
 from annealscope.curate.text import ngrams, words
+from annealscope.evaluate.aggregation import aggregate
 from annealscope.evaluate.collect import excluded_items, screened_scores
-from annealscope.evaluate.scoring import aggregate
 from annealscope.report.html import screening_table
 
 

@@ -3,7 +3,6 @@
 import hashlib
 import os
 import shlex
-from argparse import Namespace
 import sys
 from pathlib import Path
 
@@ -201,8 +200,11 @@ def shard_pieces(wildcards):
 
 def shard_files(pattern, wildcards):
     """`pattern` for every shard of the source, in shard order."""
-    return [path(pattern, source=wildcards.source, shard=shard_name(index))
-            for index in range(len(SOURCE_SHARDS[wildcards.source]))]
+    return source_shard_files(pattern, wildcards.source)
+
+
+def source_shard_files(pattern, source):
+    return [path(pattern, source=source, shard=shard_name(index)) for index in range(len(SOURCE_SHARDS[source]))]
 
 
 def source_settings(wildcards):
@@ -290,7 +292,7 @@ def task_inputs(names, user_tasks):
 
 def screened_shards(wildcards):
     """Every shard's screening, of every source."""
-    return [file for source in SOURCE_SHARDS for file in shard_files(layout.SHARD_SCREENED, Namespace(source=source))]
+    return [file for source in SOURCE_SHARDS for file in source_shard_files(layout.SHARD_SCREENED, source)]
 
 
 def evaluation_tasks(wildcards):

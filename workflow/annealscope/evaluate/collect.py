@@ -22,8 +22,8 @@ from annealscope.core.groups import merge_groups
 from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json
 from annealscope.core.layout import ANNEAL_SUMMARY, BASE_SOURCE, ITEMS, MANIFEST, cell_from_scores_path, run_path
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
+from annealscope.evaluate.aggregation import aggregate
 from annealscope.evaluate.comparability import check_task_versions, software_warnings
-from annealscope.evaluate.scoring import aggregate
 
 
 def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
@@ -74,7 +74,7 @@ def missing_tasks(scores_paths: list[str | Path]) -> list[dict]:
 def collect(scores_paths: list[str | Path], run_dir: str | Path, plan: dict | None = None,
             excluded: dict[str, set[str]] | None = None) -> pd.DataFrame:
     """The tidy table of every evaluated (cell, task, metric); missing tasks are left out (see missing_tasks).
-    A screened task is scored without its `excluded` items (`screening`). Cells that scored a task under
+    A screened task is scored without its `excluded` items (`curate.screen`). Cells that scored a task under
     different versions of it are refused, and cells scored or trained under different package versions are
     warned of (`comparability`)."""
     by_cell = {cell_from_scores_path(path): read_json(path) for path in scores_paths}
@@ -113,7 +113,8 @@ def excluded_items(screened_path: str | Path) -> dict[str, set[str]]:
 
 def screened_scores(tasks: dict[str, dict], items_path: Path, excluded: dict[str, set[str]]) -> dict[str, dict]:
     """A cell's task scores, those of a task with `excluded` items aggregated again over its other items (as the
-    evaluation aggregates them); a task left without items is dropped, so it is MISSING."""
+    evaluation aggregates them); a task every item of which is excluded is dropped (the `screen` job's log says
+    so)."""
     hit = [task for task in tasks if excluded.get(task)]
     if not hit:
         return tasks

@@ -24,7 +24,8 @@ from annealscope.core.integrity import verify_export
 from annealscope.core.io import write_json, write_jsonl
 from annealscope.core.settings import execution_settings
 from annealscope.core.versions import package_versions
-from annealscope.evaluate.scoring import aggregate, choice_scores, gold_scores, rolling_item, unscored
+from annealscope.evaluate.aggregation import aggregate
+from annealscope.evaluate.scoring import choice_scores, gold_scores, rolling_item, unscored
 from annealscope.evaluate.tasks import user_task_names
 
 SCORING_PACKAGES = {"hf": ("lm_eval", "transformers", "torch"),

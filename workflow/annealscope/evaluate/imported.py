@@ -24,9 +24,10 @@ import pandas as pd
 from annealscope.core.groups import merge_groups
 from annealscope.core.io import read_jsonl
 from annealscope.core.tables import ITEM_COLUMNS, METRICS_COLUMNS
+from annealscope.evaluate.aggregation import aggregate
 from annealscope.evaluate.collect import total_dollars
 from annealscope.evaluate.comparability import check_task_versions, software_warnings
-from annealscope.evaluate.scoring import aggregate, choice_scores, rolling_item, unscored
+from annealscope.evaluate.scoring import choice_scores, rolling_item, unscored
 
 CELL_COLUMNS = ("model", "source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens",
                 "train_flops", "acquisition_flops")

@@ -1,4 +1,4 @@
-"""Per-item metrics from lm-eval's logged samples, and their means with bootstrap standard errors.
+"""Per-item metrics from lm-eval's logged samples (their means: `evaluate.aggregation`).
 
 Continuous metrics predict better than accuracy (Schaeffer et al.; DataDecide), so every task gets one:
 - multiple choice: `acc`, `brier` (multi-class Brier over the choice distribution), `nll` (negative
@@ -15,8 +15,6 @@ import math
 
 import numpy as np
 from scipy.special import softmax
-
-BOOTSTRAP_REPLICATES = 1000
 
 
 def choice_scores(logliks: list[float], gold: int, gold_tokens: int, gold_bytes: int) -> dict[str, float]:
@@ -47,16 +45,3 @@ def rolling_item(sample: dict) -> dict:
     """The per-item record of an lm-eval `loglikelihood_rolling` sample: bits per byte of its text."""
     return {"doc_id": sample["doc_id"], "scores": {"bpb": bits_per_byte(
         float(sample["filtered_resps"][0]), len(str(sample["target"]).encode()))}}
-
-
-def aggregate(items: list[dict[str, float]], seed: int = 0) -> dict[str, dict[str, float]]:
-    """Mean of each metric over items, with its standard error from a bootstrap over items."""
-    rng = np.random.default_rng(seed)
-    count = len(items)
-    resamples = rng.integers(0, count, size=(BOOTSTRAP_REPLICATES, count)) if count > 1 else None
-    summary = {}
-    for metric in items[0]:
-        values = np.asarray([item[metric] for item in items], dtype=float)
-        stderr = float(values[resamples].mean(axis=1).std(ddof=1)) if resamples is not None else float("nan")
-        summary[metric] = {"value": float(values.mean()), "stderr": stderr, "n_items": count}
-    return summary
