@@ -17,14 +17,19 @@ from annealscope.core.submission import family_jobs, family_resources, shard_fam
 from annealscope.validation import load_config
 
 
-def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_path):
-    demo_config["run"] = "plan-check"
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(demo_config))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(config), "--directory",
+def dry_run(root: Path, config: dict, tmp_path: Path) -> str:
+    """What `snakemake -n` prints for `config`."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
                              str(root)], capture_output=True, text=True, cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
-    output = result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_path):
+    demo_config["run"] = "plan-check"
+    output = dry_run(root, demo_config, tmp_path)
     assert "annealscope plan: run plan-check, 30 anneal cells" in output
     for source in ("sympy_manual", "library_docs", "teacher_docs"):
         assert source in output
@@ -106,12 +111,7 @@ def test_a_7b_grid_with_screened_tasks_plans_a_screening_job_per_shard(root, tmp
     config = yaml.safe_load((root / "config" / "examples" / "math-7b.yaml").read_text())
     config["eval"]["decontaminate"] = ["mathqa", "mmlu_high_school_mathematics", "mmlu_college_mathematics",
                                        "mmlu_elementary_mathematics"]
-    path = tmp_path / "screened.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--directory",
-                             str(root)], capture_output=True, text=True, cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    output = result.stdout + result.stderr
+    output = dry_run(root, config, tmp_path)
     jobs = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE)}
     assert {name: jobs.get(name) for name in ("prepare_tasks", "prepare_screened_tasks", "screen_shard", "screen",
                                               "finish_shard", "fetch_tasks")} == {
