@@ -14,7 +14,7 @@ from annealscope.core.branches import is_branched
 from annealscope.core.code_digest import code_digest
 from annealscope.core.config import ConfigError, read_config_file
 from annealscope.core.corpora import dataset_slug
-from annealscope.core.decontamination import decontaminated_names, screened_names, task_subset
+from annealscope.core.decontamination import decontaminated_names, prepared_subset, screened_names, task_subset
 from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.integrity import missing_collected_files
 from annealscope.core.references import (
@@ -92,6 +92,11 @@ class _Keep(dict):
 # its anneals recorded, and another would rerun them all. Deleting tokens/replay.bin moves a grid to the shards.
 WHOLE_REPLAY = bool(REPLAY_SHARDS) and Path(path(layout.TOKENS, source="replay")).is_file()
 WHOLE_CORPORA = "pretrain|replay" if WHOLE_REPLAY else "pretrain"  # the corpora tokenized whole, in one job
+
+
+# prepare_tasks' parameters, in the order the tasks were prepared in: reordering eval.tasks reruns nothing
+DECONTAMINATED_TASKS, DECONTAMINATED_HELDOUT = prepared_subset(config["eval"], DECONTAMINATED, path(layout.TASKS))
+SCREENED_EVAL_TASKS, SCREENED_HELDOUT = prepared_subset(config["eval"], SCREENED, path(layout.SCREENED_TASKS))
 
 
 def log_path(name):

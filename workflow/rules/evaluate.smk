@@ -7,9 +7,9 @@ rule prepare_tasks:
     output:
         directory(path(layout.TASKS)),
     params:
-        tasks=task_subset(config["eval"], DECONTAMINATED)[0],
+        tasks=DECONTAMINATED_TASKS,
         resources=RESOURCES,
-        heldout=as_json(task_subset(config["eval"], DECONTAMINATED)[1]),
+        heldout=as_json(DECONTAMINATED_HELDOUT),
         documents=config["eval"]["heldout_documents"],
         cache=CACHE,
         include=INCLUDE_OPTION,
@@ -33,9 +33,9 @@ if SCREENED:
         output:
             directory(path(layout.SCREENED_TASKS)),
         params:
-            tasks=task_subset(config["eval"], SCREENED)[0],
+            tasks=SCREENED_EVAL_TASKS,
             resources=RESOURCES,
-            heldout=as_json(task_subset(config["eval"], SCREENED)[1]),
+            heldout=as_json(SCREENED_HELDOUT),
             documents=config["eval"]["heldout_documents"],
             cache=CACHE,
             include=INCLUDE_OPTION,

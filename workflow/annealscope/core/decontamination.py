@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from annealscope.core.io import read_json
-from annealscope.core.layout import HELDOUT_PREFIX, MANIFEST, evaluated_task_names, run_path
+from annealscope.core.layout import HELDOUT_PREFIX, MANIFEST, PREPARED_ORDER, evaluated_task_names, run_path
 
 
 def decontaminated_names(evaluation: dict) -> list[str]:
@@ -37,6 +37,20 @@ def task_subset(evaluation: dict, names: list[str]) -> tuple[list[str], dict[str
     return ([task for task in evaluation["tasks"] if task in names],
             {domain: references for domain, references in evaluation["heldout"].items()
              if f"{HELDOUT_PREFIX}{domain}" in names})
+
+
+def prepared_subset(evaluation: dict, names: list[str], folder: str | Path) -> tuple[list[str], dict[str, list[str]]]:
+    """`task_subset`, in the order the tasks in `folder` were prepared in where they are the same tasks and
+    held-out corpora: what `prepare_tasks` writes does not depend on the order, so reordering `eval.tasks` or
+    `eval.heldout` reruns nothing (each is a parameter of the rule). A folder prepared before it recorded its
+    order (`PREPARED_ORDER`) takes the configured order."""
+    tasks, heldout = task_subset(evaluation, names)
+    record = Path(folder, PREPARED_ORDER)
+    if record.is_file():
+        prepared = read_json(record)
+        if sorted(prepared["tasks"]) == sorted(tasks) and prepared["heldout"] == heldout:
+            return prepared["tasks"], prepared["heldout"]
+    return tasks, heldout
 
 
 def curated_against(manifest: dict) -> list[str] | None:

@@ -16,8 +16,8 @@ import yaml
 
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import read_corpora, resolve_package_path
-from annealscope.core.io import atomic_path, read_jsonl, write_jsonl
-from annealscope.core.layout import HELDOUT_PREFIX, evaluated_task_names
+from annealscope.core.io import atomic_path, read_jsonl, write_json, write_jsonl
+from annealscope.core.layout import HELDOUT_PREFIX, PREPARED_ORDER, evaluated_task_names
 from annealscope.core.wordproblems import evaluation_item
 from annealscope.evaluate.contamination import write_decontamination_texts
 from annealscope.evaluate.registry import registered_task_names
@@ -69,10 +69,11 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
                   heldout: dict[str, list[str]] | None = None, heldout_documents: int = 200,
                   cache_dir: str | Path | None = None, include_path: str | Path | None = None) -> dict[str, int]:
     """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
-    documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`);
-    return item counts."""
+    documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`),
+    with the tasks and held-out corpora in the order given (`PREPARED_ORDER`); return item counts."""
     counts = {}
     with atomic_path(out_dir, directory=True) as tmp:
+        write_json(tmp / PREPARED_ORDER, {"tasks": names, "heldout": heldout or {}})
         for name, references in (heldout or {}).items():
             task = f"{HELDOUT_PREFIX}{name}"
             documents = islice(read_corpora(references, cache_dir), heldout_documents)
