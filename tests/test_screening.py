@@ -1,9 +1,8 @@
 """Screening of the tasks training data was not decontaminated against: which items occur in curated documents,
-found per shard and merged, and the scores `collect` computes without them; and the order tasks are prepared in."""
+found per shard and merged, and the scores `collect` computes without them."""
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,6 @@ from annealscope.curate.text import ngrams, words
 from annealscope.evaluate.aggregation import aggregate
 from annealscope.evaluate.collect import excluded_items, screened_scores
 from annealscope.report.html import screening_table
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def brute_force_owners(items: dict, texts: list[str], n: int) -> set:
@@ -150,36 +147,3 @@ def test_decontaminated_and_screened_tasks_split_what_is_evaluated():
     assert task_subset(evaluation, screened_names(evaluation)) == (["a", "c"], {"x": ["r1"]})
     assert json.dumps(task_subset(evaluation, decontaminated_names(evaluation))) == '[["b"], {"y": ["r2"]}]'
 
-
-def test_prepared_tasks_keep_the_order_they_were_prepared_in_while_the_tasks_are_the_same(tmp_path):
-    """What prepare_tasks writes does not depend on the order of its tasks and held-out corpora, so the rule's
-    parameters take the order the folder was prepared in: reordering eval.tasks or eval.heldout reruns nothing,
-    while any other change, or a folder prepared before the order was recorded, takes the configured order."""
-    from annealscope.core.decontamination import prepared_subset
-    from annealscope.core.layout import PREPARED_ORDER
-    from annealscope.evaluate.tasks import prepare_tasks
-
-    for name in ("x", "y"):
-        write_jsonl(tmp_path / f"{name}.jsonl", ({"text": f"{name} document {i} " * 5} for i in range(30)))
-    heldout = {"y": [str(tmp_path / "y.jsonl")], "x": [str(tmp_path / "x.jsonl")]}
-    folders = {order: tmp_path / order for order in ("given", "reversed")}
-    prepare_tasks(["mmlu_math", "arith_mc"], ROOT / "resources", folders["given"], heldout, heldout_documents=20)
-    prepare_tasks(["arith_mc", "mmlu_math"], ROOT / "resources", folders["reversed"], dict(reversed(heldout.items())),
-                  heldout_documents=20)
-    written = {order: {path.relative_to(folder): path.read_bytes().replace(bytes(folder), b"")
-                       for path in folder.rglob("*") if path.is_file() and path.name != PREPARED_ORDER}
-               for order, folder in folders.items()}
-    assert written["given"] == written["reversed"] and len(written["given"]) == 8
-
-    evaluation = {"tasks": ["arith_mc", "mmlu_math"], "heldout": {"x": heldout["x"], "y": heldout["y"]},
-                  "decontaminate": None}
-    names = ["arith_mc", "mmlu_math", "heldout_x", "heldout_y"]
-    prepared = prepared_subset(evaluation, names, folders["given"])
-    assert prepared == (["mmlu_math", "arith_mc"], heldout) and list(prepared[1]) == ["y", "x"]
-    configured = (["arith_mc", "mmlu_math"], evaluation["heldout"])
-    assert prepared_subset(evaluation, names[:3], folders["given"]) == (configured[0], {"x": heldout["x"]})
-    evaluation["heldout"]["x"] = [heldout["x"][0], heldout["y"][0]]
-    assert prepared_subset(evaluation, names, folders["given"]) == configured
-    evaluation["heldout"]["x"] = heldout["x"]
-    (folders["given"] / PREPARED_ORDER).unlink()
-    assert list(prepared_subset(evaluation, names, folders["given"])[1]) == ["x", "y"]

@@ -1,6 +1,7 @@
 # Config validation, paths and every input function; rules never build paths inline. The settings a rule's
 # params carry are assembled in annealscope.core.settings, the jobs' code lives in the package.
 import hashlib
+import json
 import os
 import shlex
 import sys
@@ -28,7 +29,7 @@ from annealscope.core.shards import replay_shards, shard_name, source_shards
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
-from annealscope.evaluate.tasks import LOCAL_TASKS, read_task_file
+from annealscope.evaluate.tasks import LOCAL_TASKS, TASK_FILES_VARIABLE, read_task_file, task_file_inputs
 from annealscope.validation import validate_config
 
 
@@ -95,8 +96,15 @@ WHOLE_CORPORA = "pretrain|replay" if WHOLE_REPLAY else "pretrain"  # the corpora
 
 
 # prepare_tasks' parameters, in the order the tasks were prepared in: reordering eval.tasks reruns nothing
-DECONTAMINATED_TASKS, DECONTAMINATED_HELDOUT = prepared_subset(config["eval"], DECONTAMINATED, path(layout.TASKS))
-SCREENED_EVAL_TASKS, SCREENED_HELDOUT = prepared_subset(config["eval"], SCREENED, path(layout.SCREENED_TASKS))
+TASKS_DIR, SCREENED_TASKS_DIR = path(layout.TASKS), path(layout.SCREENED_TASKS)
+DECONTAMINATED_TASKS, DECONTAMINATED_HELDOUT = prepared_subset(config["eval"], DECONTAMINATED, TASKS_DIR)
+SCREENED_EVAL_TASKS, SCREENED_HELDOUT = prepared_subset(config["eval"], SCREENED, SCREENED_TASKS_DIR)
+# the evaluated tasks in that order too, where one folder holds them all
+EVALUATED_ORDER = None if SCREENED else [*DECONTAMINATED_TASKS, *layout.heldout_task_names(DECONTAMINATED_HELDOUT)]
+# the task YAMLs each reads, which its job records (read at run time): a YAML added for another task reruns neither
+TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR),
+                    SCREENED_TASKS_DIR: task_file_inputs(USER_TASK_FILES, SCREENED, SCREENED_TASKS_DIR)}
+os.environ[TASK_FILES_VARIABLE] = json.dumps(TASK_FILE_INPUTS)
 
 
 def log_path(name):

@@ -3,9 +3,9 @@
 
 rule prepare_tasks:
     input:
-        **task_inputs(DECONTAMINATED, DECONTAMINATION_TASK_FILES),
+        **task_inputs(DECONTAMINATED, TASK_FILE_INPUTS[TASKS_DIR]),
     output:
-        directory(path(layout.TASKS)),
+        directory(TASKS_DIR),
     params:
         tasks=DECONTAMINATED_TASKS,
         resources=RESOURCES,
@@ -29,9 +29,9 @@ if SCREENED:
 
     use rule prepare_tasks as prepare_screened_tasks with:
         input:
-            **task_inputs(SCREENED, USER_TASK_FILES),
+            **task_inputs(SCREENED, TASK_FILE_INPUTS[SCREENED_TASKS_DIR]),
         output:
-            directory(path(layout.SCREENED_TASKS)),
+            directory(SCREENED_TASKS_DIR),
         params:
             tasks=SCREENED_EVAL_TASKS,
             resources=RESOURCES,
@@ -52,7 +52,7 @@ rule evaluate:
         scores=path(layout.SCORES),
         per_item=path(layout.ITEMS),
     params:
-        settings=SETTINGS.evaluation(),
+        settings=SETTINGS.evaluation(EVALUATED_ORDER),
         checkpoint=input_or_base("checkpoint"),
         trust=config["base_model"]["trust_remote_code"],
         hf_home=HF_HOME,

@@ -124,12 +124,14 @@ class RuleSettings:
         """A budget's cooldown from its stable phase's checkpoint folder at the branch point."""
         return self.cell(source, budget, seed, branch_from=checkpoints)
 
-    def evaluation(self) -> str:
-        """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list. Which
+    def evaluation(self, order: list[str] | None = None) -> str:
+        """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list, in
+        `order` where it lists the same tasks (the order they were prepared in: scores do not depend on it). Which
         tasks are decontaminated or screened changes no evaluation (`collect` leaves screened items out)."""
         evaluation = result_part("eval", self.config["eval"])
         del evaluation["decontaminate"]
-        return as_json({**evaluation, "tasks": evaluated_task_names(evaluation)})
+        tasks = evaluated_task_names(evaluation)
+        return as_json({**evaluation, "tasks": order if order and sorted(order) == sorted(tasks) else tasks})
 
     def source(self, name: str, models: dict[str, str]) -> str:
         """A source's curation settings without execution keys, its models resolved to `models` (by block)."""

@@ -7,8 +7,10 @@ file's absolute path filled in, into one directory that lm-eval reads with ``inc
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import yaml
 
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import read_corpora, resolve_package_path
-from annealscope.core.io import atomic_path, read_jsonl, write_json, write_jsonl
+from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
 from annealscope.core.layout import HELDOUT_PREFIX, PREPARED_ORDER, evaluated_task_names
 from annealscope.core.wordproblems import evaluation_item
 from annealscope.evaluate.contamination import write_decontamination_texts
@@ -65,15 +67,21 @@ def heldout_task(name: str, items_path: Path) -> dict:
             "metadata": {"version": 1.0}}
 
 
+TASK_FILES_VARIABLE = "ANNEALSCOPE_TASK_FILES"  # JSON {prepared folder: the YAMLs of eval.include_path it reads}
+
+
 def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
                   heldout: dict[str, list[str]] | None = None, heldout_documents: int = 200,
                   cache_dir: str | Path | None = None, include_path: str | Path | None = None) -> dict[str, int]:
     """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
     documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`),
-    with the tasks and held-out corpora in the order given (`PREPARED_ORDER`); return item counts."""
+    with the tasks and held-out corpora in the order given and the task YAMLs the workflow gave as the job's
+    inputs (`PREPARED_ORDER`, `task_file_inputs`); return item counts."""
     counts = {}
+    task_files = json.loads(os.environ.get(TASK_FILES_VARIABLE, "{}")).get(str(out_dir))
     with atomic_path(out_dir, directory=True) as tmp:
-        write_json(tmp / PREPARED_ORDER, {"tasks": names, "heldout": heldout or {}})
+        write_json(tmp / PREPARED_ORDER, {"tasks": names, "heldout": heldout or {}}
+                   | ({"task_files": task_files} if task_files is not None else {}))
         for name, references in (heldout or {}).items():
             task = f"{HELDOUT_PREFIX}{name}"
             documents = islice(read_corpora(references, cache_dir), heldout_documents)
@@ -186,13 +194,62 @@ def check_user_groups(tasks: list[str], include_path: str | Path | None, local: 
         pending += [member for member in groups[group] if member in groups and member not in seen]
 
 
+def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path) -> list[str]:
+    """The YAMLs of `eval.include_path` (among `candidates`) that preparing `names` into `folder` reads, as its
+    rule's inputs: those it was prepared from, as its record lists them (`prepare_tasks`), and of the others each
+    that may define one of `names` (or a member of one of their groups, or a task of one of their tags) or that an
+    input includes; every candidate where the folder records none. So a YAML added for another task reruns no
+    decontamination, while one that may change how these tasks are built does."""
+    record = Path(folder, PREPARED_ORDER)
+    known = read_json(record).get("task_files") if record.is_file() else None
+    if known is None:
+        return candidates
+    specs = {file: _task_spec(Path(file)) for file in candidates}
+    needed, pending = set(names), list(names)
+    groups = _groups(spec for spec in specs.values() if spec is not None)
+    while pending:
+        members = [member for member in groups.get(pending.pop(), []) if member not in needed]
+        needed.update(members)
+        pending += members
+    inputs = {file for file, spec in specs.items()
+              if file in known or spec is None or _defined_names(spec) & needed}
+    while included := {file for file in candidates
+                       if file not in inputs and Path(file).resolve() in _includes(inputs, specs)}:
+        inputs |= included
+    return [file for file in candidates if file in inputs]
+
+
+def _task_spec(path: Path) -> dict | None:
+    """A task YAML, or None where it is no mapping (a file whose tasks cannot be told, so always an input)."""
+    try:
+        spec = read_task_file(path)
+    except (ConfigError, UnicodeDecodeError):
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
+def _defined_names(spec: dict) -> set[str]:
+    """The names a task YAML defines: its task or group, its tags, and the tasks it defines inline."""
+    tags, task = spec.get("tag", []), spec.get("task")
+    inline = [member.get("task") for member in task if isinstance(member, dict)] if isinstance(task, list) else []
+    names = [task, spec.get("group"), *(tags if isinstance(tags, list) else [tags]), *inline]
+    return {name for name in names if isinstance(name, str)}
+
+
+def _includes(files: set[str], specs: dict[str, dict | None]) -> set[Path]:
+    """The files the YAMLs `files` include (lm-eval's `include:`, relative to the including file)."""
+    return {(Path(file).parent / spec["include"]).resolve() for file in files
+            if (spec := specs.get(file)) and isinstance(spec.get("include"), str)}
+
+
 def user_groups(include_path: str | Path | None) -> dict[str, list[str]]:
     """The groups that the YAMLs under `eval.include_path` define, each with the names it lists (a task defined
     inline, as a mapping, is not a name)."""
-    groups = {}
-    for path in sorted(Path(include_path).rglob("*.yaml")) if include_path else []:
-        spec = read_task_file(path)
-        if isinstance(spec.get("group"), str) and isinstance(spec.get("task"), list):
-            groups[spec["group"]] = [member for member in spec["task"] if isinstance(member, str)]
-    return groups
+    paths = sorted(Path(include_path).rglob("*.yaml")) if include_path else []
+    return _groups(read_task_file(path) for path in paths)
+
+
+def _groups(specs: Iterable[dict]) -> dict[str, list[str]]:
+    return {spec["group"]: [member for member in spec["task"] if isinstance(member, str)] for spec in specs
+            if isinstance(spec.get("group"), str) and isinstance(spec.get("task"), list)}
 

@@ -1,0 +1,135 @@
+"""The prepared tasks' record of what they were prepared from: the order of the tasks, which the rules that
+prepare and score them keep while the tasks are the same, and the task YAMLs of eval.include_path they read."""
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from annealscope.core.io import read_json, write_json, write_jsonl
+from annealscope.core.layout import PREPARED_ORDER
+from annealscope.evaluate.tasks import prepare_tasks, task_file_inputs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_prepared_tasks_keep_the_order_they_were_prepared_in_while_the_tasks_are_the_same(tmp_path):
+    """What prepare_tasks writes does not depend on the order of its tasks and held-out corpora, so the rule's
+    parameters take the order the folder was prepared in: reordering eval.tasks or eval.heldout reruns nothing,
+    while any other change, or a folder prepared before the order was recorded, takes the configured order."""
+    from annealscope.core.decontamination import prepared_subset
+
+    for name in ("x", "y"):
+        write_jsonl(tmp_path / f"{name}.jsonl", ({"text": f"{name} document {i} " * 5} for i in range(30)))
+    heldout = {"y": [str(tmp_path / "y.jsonl")], "x": [str(tmp_path / "x.jsonl")]}
+    folders = {order: tmp_path / order for order in ("given", "reversed")}
+    prepare_tasks(["mmlu_math", "arith_mc"], ROOT / "resources", folders["given"], heldout, heldout_documents=20)
+    prepare_tasks(["arith_mc", "mmlu_math"], ROOT / "resources", folders["reversed"], dict(reversed(heldout.items())),
+                  heldout_documents=20)
+    written = {order: {path.relative_to(folder): path.read_bytes().replace(bytes(folder), b"")
+                       for path in folder.rglob("*") if path.is_file() and path.name != PREPARED_ORDER}
+               for order, folder in folders.items()}
+    assert written["given"] == written["reversed"] and len(written["given"]) == 8
+
+    evaluation = {"tasks": ["arith_mc", "mmlu_math"], "heldout": {"x": heldout["x"], "y": heldout["y"]},
+                  "decontaminate": None}
+    names = ["arith_mc", "mmlu_math", "heldout_x", "heldout_y"]
+    prepared = prepared_subset(evaluation, names, folders["given"])
+    assert prepared == (["mmlu_math", "arith_mc"], heldout) and list(prepared[1]) == ["y", "x"]
+    configured = (["arith_mc", "mmlu_math"], evaluation["heldout"])
+    assert prepared_subset(evaluation, names[:3], folders["given"]) == (configured[0], {"x": heldout["x"]})
+    evaluation["heldout"]["x"] = [heldout["x"][0], heldout["y"][0]]
+    assert prepared_subset(evaluation, names, folders["given"]) == configured
+    evaluation["heldout"]["x"] = heldout["x"]
+    (folders["given"] / PREPARED_ORDER).unlink()
+    assert list(prepared_subset(evaluation, names, folders["given"])[1]) == ["x", "y"]
+
+
+def test_the_evaluation_settings_of_reordered_tasks_are_those_of_the_order_they_were_prepared_in(demo_config):
+    from annealscope.core.layout import evaluated_task_names
+    from annealscope.core.settings import RuleSettings
+    from annealscope.validation import validate_config
+
+    demo_config["eval"]["tasks"] = ["arith_mc", "mmlu_math"]
+    validate_config(demo_config, ROOT / "resources", tasks=False)
+    before = RuleSettings(copy.deepcopy(demo_config))
+    prepared = evaluated_task_names(demo_config["eval"])
+    demo_config["eval"]["tasks"].reverse()
+    after = RuleSettings(demo_config)
+    assert after.evaluation(prepared) == before.evaluation() != after.evaluation()
+    assert after.evaluation(prepared[:2]) == after.evaluation()  # other tasks: the configured order
+
+
+def task_yaml(folder: Path, name: str, **fields) -> str:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(fields))
+    return str(path)
+
+
+def test_a_folder_reads_the_yamls_it_was_prepared_from_and_each_new_one_that_may_build_its_tasks(tmp_path):
+    """Without a record every candidate is an input, as before the record existed; with one, the recorded files
+    and, of the new ones, each that defines a task, group member or tag the folder prepares, or that an input
+    includes, or that cannot be read. A YAML for another task is none."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    recorded = [task_yaml(mine, "a", task="a", include="common.yaml"), task_yaml(mine, "common", output_type="x"),
+                task_yaml(mine, "g", group="g", task=["b", {"task": "inline"}]), task_yaml(mine, "b", task="b")]
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    new = [task_yaml(mine, "other", task="other"), task_yaml(mine, "other_group", group="og", task=["a", "other"]),
+           task_yaml(mine, "b_moved", task="b"), task_yaml(mine, "tagged", task="c", tag=["a_tag", "g"]),
+           task_yaml(mine, "uses_base", task="d", include="base.yaml"), task_yaml(mine, "base", output_type="y")]
+    (mine / "broken.yaml").write_text("task: [unclosed\n")
+    candidates = sorted([*recorded, *new, str(mine / "broken.yaml")])
+    assert task_file_inputs(candidates, ["a", "g"], folder) == candidates
+    write_json(folder / PREPARED_ORDER, {"tasks": ["a", "g"], "heldout": {}, "task_files": recorded})
+    inputs = task_file_inputs(candidates, ["a", "g"], folder)
+    assert inputs == sorted([*recorded, str(mine / "b_moved.yaml"), str(mine / "tagged.yaml"),
+                             str(mine / "broken.yaml")])
+    (mine / "b_moved.yaml").write_text(yaml.safe_dump({"task": "d2", "include": "base.yaml"}))
+    assert str(mine / "base.yaml") not in task_file_inputs(candidates, ["a", "g"], folder)
+    (mine / "a.yaml").write_text(yaml.safe_dump({"task": "a", "include": "base.yaml"}))
+    assert str(mine / "base.yaml") in task_file_inputs(candidates, ["a", "g"], folder)
+
+
+@pytest.mark.slow
+def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and_an_edited_one_does(
+        demo_config, tmp_path):
+    """Through Snakemake: the prepared tasks' rule runs once, then plans nothing when a YAML for a task it does
+    not prepare is added, and runs again when a YAML it reads changes."""
+    data = tmp_path / "capitals.jsonl"
+    write_jsonl(data, [{"country": country, "capital": capital}
+                       for country, capital in [("France", "Paris"), ("Italy", "Rome"), ("Peru", "Lima")]])
+    mine = tmp_path / "my_tasks"
+    mine.mkdir()
+    spec = {"task": "capitals", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
+            "test_split": "test", "output_type": "generate_until", "doc_to_text": "The capital of {{country}} is",
+            "doc_to_target": "{{capital}}", "metric_list": [{"metric": "exact_match"}]}
+    task_yaml(mine, "capitals", **spec)
+    demo_config["eval"] |= {"tasks": ["arith_mc", "capitals"], "include_path": str(mine), "heldout": {}}
+    demo_config |= {"run": "test-prepared-tasks", "cache_dir": str(tmp_path / "cache")}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(demo_config))
+    target = ROOT / "results" / demo_config["run"] / "tasks"
+
+    def snakemake(*args: str) -> str:
+        command = [sys.executable, "-m", "snakemake", "--configfile", str(config), "--directory", str(ROOT),
+                   "--cores", "2", *args, str(target.relative_to(ROOT))]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    shutil.rmtree(target.parent, ignore_errors=True)
+    try:
+        snakemake()
+        assert read_json(target / PREPARED_ORDER)["task_files"] == [str(mine / "capitals.yaml")]
+        task_yaml(mine, "later", **{**spec, "task": "later"})
+        assert "Nothing to be done" in snakemake("-n")
+        task_yaml(mine, "capitals", **{**spec, "doc_to_text": "{{country}}'s capital is"})
+        assert "rule prepare_tasks:" in snakemake("-n")
+    finally:
+        shutil.rmtree(target.parent, ignore_errors=True)
