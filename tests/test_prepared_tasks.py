@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from annealscope.core.io import read_json, write_json, write_jsonl
-from annealscope.core.layout import PREPARED_ORDER
+from annealscope.core.layout import PREPARED_RECORD
 from annealscope.evaluate.tasks import prepare_tasks, task_file_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ def test_prepared_tasks_keep_the_order_they_were_prepared_in_while_the_tasks_are
     prepare_tasks(["arith_mc", "mmlu_math"], ROOT / "resources", folders["reversed"], dict(reversed(heldout.items())),
                   heldout_documents=20)
     written = {order: {path.relative_to(folder): path.read_bytes().replace(bytes(folder), b"")
-                       for path in folder.rglob("*") if path.is_file() and path.name != PREPARED_ORDER}
+                       for path in folder.rglob("*") if path.is_file() and path.name != PREPARED_RECORD}
                for order, folder in folders.items()}
     assert written["given"] == written["reversed"] and len(written["given"]) == 8
 
@@ -45,7 +45,7 @@ def test_prepared_tasks_keep_the_order_they_were_prepared_in_while_the_tasks_are
     evaluation["heldout"]["x"] = [heldout["x"][0], heldout["y"][0]]
     assert prepared_subset(evaluation, names, folders["given"]) == configured
     evaluation["heldout"]["x"] = heldout["x"]
-    (folders["given"] / PREPARED_ORDER).unlink()
+    (folders["given"] / PREPARED_RECORD).unlink()
     assert list(prepared_subset(evaluation, names, folders["given"])[1]) == ["x", "y"]
 
 
@@ -86,7 +86,7 @@ def test_a_folder_reads_the_yamls_it_was_prepared_from_and_each_new_one_that_may
     (mine / "broken.yaml").write_text("task: [unclosed\n")
     candidates = sorted([*recorded, *new, str(mine / "broken.yaml")])
     assert task_file_inputs(candidates, ["a", "g"], folder) == candidates
-    write_json(folder / PREPARED_ORDER, {"tasks": ["a", "g"], "heldout": {}, "task_files": recorded})
+    write_json(folder / PREPARED_RECORD, {"tasks": ["a", "g"], "heldout": {}, "task_files": recorded})
     inputs = task_file_inputs(candidates, ["a", "g"], folder)
     assert inputs == sorted([*recorded, str(mine / "b_moved.yaml"), str(mine / "tagged.yaml"),
                              str(mine / "broken.yaml")])
@@ -126,7 +126,7 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     shutil.rmtree(target.parent, ignore_errors=True)
     try:
         snakemake()
-        assert read_json(target / PREPARED_ORDER)["task_files"] == [str(mine / "capitals.yaml")]
+        assert read_json(target / PREPARED_RECORD)["task_files"] == [str(mine / "capitals.yaml")]
         task_yaml(mine, "later", **{**spec, "task": "later"})
         assert "Nothing to be done" in snakemake("-n")
         task_yaml(mine, "capitals", **{**spec, "doc_to_text": "{{country}}'s capital is"})

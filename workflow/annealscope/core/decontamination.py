@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from annealscope.core.io import read_json
-from annealscope.core.layout import HELDOUT_PREFIX, MANIFEST, PREPARED_ORDER, evaluated_task_names, run_path
+from annealscope.core.layout import HELDOUT_PREFIX, MANIFEST, PREPARED_RECORD, evaluated_task_names, run_path
 
 
 def decontaminated_names(evaluation: dict) -> list[str]:
@@ -43,9 +43,9 @@ def prepared_subset(evaluation: dict, names: list[str], folder: str | Path) -> t
     """`task_subset`, in the order the tasks in `folder` were prepared in where they are the same tasks and
     held-out corpora: what `prepare_tasks` writes does not depend on the order, so reordering `eval.tasks` or
     `eval.heldout` reruns nothing (each is a parameter of the rule). A folder prepared before it recorded its
-    order (`PREPARED_ORDER`) takes the configured order."""
+    order (`PREPARED_RECORD`) takes the configured order."""
     tasks, heldout = task_subset(evaluation, names)
-    record = Path(folder, PREPARED_ORDER)
+    record = Path(folder, PREPARED_RECORD)
     if record.is_file():
         prepared = read_json(record)
         if sorted(prepared["tasks"]) == sorted(tasks) and prepared["heldout"] == heldout:

@@ -62,7 +62,7 @@ LOGS = "results/{run}/logs"
 
 HELDOUT_PREFIX = "heldout_"  # the task of held-out domain D is heldout_D
 DECONTAMINATION_TEXTS = "decontamination"  # in a prepared tasks folder: {"task", "doc_id", "text"} per lm-eval task
-PREPARED_ORDER = "prepared.json"  # in a prepared tasks folder: the tasks and held-out corpora, in the order given
+PREPARED_RECORD = "prepared.json"  # in a prepared tasks folder: its tasks and held-out corpora in order, its YAMLs
 
 
 def heldout_task_names(heldout: dict[str, list[str]]) -> list[str]:

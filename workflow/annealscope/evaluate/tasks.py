@@ -19,7 +19,7 @@ import yaml
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import read_corpora, resolve_package_path
 from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
-from annealscope.core.layout import HELDOUT_PREFIX, PREPARED_ORDER, evaluated_task_names
+from annealscope.core.layout import HELDOUT_PREFIX, PREPARED_RECORD, evaluated_task_names
 from annealscope.core.wordproblems import evaluation_item
 from annealscope.evaluate.contamination import write_decontamination_texts
 from annealscope.evaluate.registry import registered_task_names
@@ -76,11 +76,11 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
     """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
     documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`),
     with the tasks and held-out corpora in the order given and the task YAMLs the workflow gave as the job's
-    inputs (`PREPARED_ORDER`, `task_file_inputs`); return item counts."""
+    inputs (`PREPARED_RECORD`, `task_file_inputs`); return item counts."""
     counts = {}
     task_files = json.loads(os.environ.get(TASK_FILES_VARIABLE, "{}")).get(str(out_dir))
     with atomic_path(out_dir, directory=True) as tmp:
-        write_json(tmp / PREPARED_ORDER, {"tasks": names, "heldout": heldout or {}}
+        write_json(tmp / PREPARED_RECORD, {"tasks": names, "heldout": heldout or {}}
                    | ({"task_files": task_files} if task_files is not None else {}))
         for name, references in (heldout or {}).items():
             task = f"{HELDOUT_PREFIX}{name}"
@@ -200,7 +200,7 @@ def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path
     that may define one of `names` (or a member of one of their groups, or a task of one of their tags) or that an
     input includes; every candidate where the folder records none. So a YAML added for another task reruns no
     decontamination, while one that may change how these tasks are built does."""
-    record = Path(folder, PREPARED_ORDER)
+    record = Path(folder, PREPARED_RECORD)
     known = read_json(record).get("task_files") if record.is_file() else None
     if known is None:
         return candidates
