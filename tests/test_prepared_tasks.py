@@ -2,6 +2,7 @@
 prepare and score them keep while the tasks are the same, and the task YAMLs of eval.include_path they read."""
 
 import copy
+import json
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import yaml
 
 from annealscope.core.io import read_json, write_json, write_jsonl
 from annealscope.core.layout import PREPARED_RECORD
-from annealscope.evaluate.tasks import prepare_tasks, task_file_inputs
+from annealscope.evaluate.tasks import UNREAD_VARIABLE, prepare_tasks, task_file_inputs, unread_task_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,15 +86,35 @@ def test_a_folder_reads_the_yamls_it_was_prepared_from_and_each_new_one_that_may
            task_yaml(mine, "uses_base", task="d", include="base.yaml"), task_yaml(mine, "base", output_type="y")]
     (mine / "broken.yaml").write_text("task: [unclosed\n")
     candidates = sorted([*recorded, *new, str(mine / "broken.yaml")])
-    assert task_file_inputs(candidates, ["a", "g"], folder) == candidates
-    write_json(folder / PREPARED_RECORD, {"tasks": ["a", "g"], "heldout": {}, "task_files": recorded})
-    inputs = task_file_inputs(candidates, ["a", "g"], folder)
+    assert task_file_inputs(candidates, ["a", "g"], folder, mine) == candidates
+    write_json(folder / PREPARED_RECORD, {"tasks": ["a", "g"], "heldout": {},
+                                          "task_files": [Path(file).name for file in recorded]})
+    inputs = task_file_inputs(candidates, ["a", "g"], folder, mine)
     assert inputs == sorted([*recorded, str(mine / "b_moved.yaml"), str(mine / "tagged.yaml"),
                              str(mine / "broken.yaml")])
+    assert unread_task_files(inputs, mine) == ["base.yaml", "other.yaml", "other_group.yaml", "uses_base.yaml"]
     (mine / "b_moved.yaml").write_text(yaml.safe_dump({"task": "d2", "include": "base.yaml"}))
-    assert str(mine / "base.yaml") not in task_file_inputs(candidates, ["a", "g"], folder)
+    assert str(mine / "base.yaml") not in task_file_inputs(candidates, ["a", "g"], folder, mine)
     (mine / "a.yaml").write_text(yaml.safe_dump({"task": "a", "include": "base.yaml"}))
-    assert str(mine / "base.yaml") in task_file_inputs(candidates, ["a", "g"], folder)
+    assert str(mine / "base.yaml") in task_file_inputs(candidates, ["a", "g"], folder, mine)
+
+
+def test_the_prepared_record_lists_every_yaml_of_include_path_but_those_the_workflow_says_it_does_not_read(
+        tmp_path, monkeypatch):
+    """What the next plan reads as the folder's inputs must be what Snakemake recorded as this job's inputs,
+    else everything downstream would rerun: the job lists the folder, less the YAMLs the workflow passed as
+    unread (a listing alone would count a YAML added for another task as read)."""
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    for name in ("a", "other", "sub/b"):
+        task_yaml(mine, name, task=name.split("/")[-1])
+    out = tmp_path / "tasks"
+    monkeypatch.setenv(UNREAD_VARIABLE, json.dumps({str(out): ["other.yaml"], str(tmp_path / "elsewhere"): ["a.yaml"]}))
+    prepare_tasks(["arith_mc"], ROOT / "resources", out, include_path=mine)
+    assert read_json(out / PREPARED_RECORD)["task_files"] == ["a.yaml", "sub/b.yaml"]
+    monkeypatch.delenv(UNREAD_VARIABLE)
+    prepare_tasks(["arith_mc"], ROOT / "resources", out, include_path=mine)
+    assert read_json(out / PREPARED_RECORD)["task_files"] == ["a.yaml", "other.yaml", "sub/b.yaml"]
 
 
 @pytest.mark.slow
@@ -126,7 +147,7 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     shutil.rmtree(target.parent, ignore_errors=True)
     try:
         snakemake()
-        assert read_json(target / PREPARED_RECORD)["task_files"] == [str(mine / "capitals.yaml")]
+        assert read_json(target / PREPARED_RECORD)["task_files"] == ["capitals.yaml"]
         task_yaml(mine, "later", **{**spec, "task": "later"})
         assert "Nothing to be done" in snakemake("-n")
         task_yaml(mine, "capitals", **{**spec, "doc_to_text": "{{country}}'s capital is"})

@@ -29,7 +29,13 @@ from annealscope.core.shards import replay_shards, shard_name, source_shards
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
-from annealscope.evaluate.tasks import LOCAL_TASKS, TASK_FILES_VARIABLE, read_task_file, task_file_inputs
+from annealscope.evaluate.tasks import (
+    LOCAL_TASKS,
+    UNREAD_VARIABLE,
+    read_task_file,
+    task_file_inputs,
+    unread_task_files,
+)
 from annealscope.validation import validate_config
 
 
@@ -101,10 +107,15 @@ DECONTAMINATED_TASKS, DECONTAMINATED_HELDOUT = prepared_subset(config["eval"], D
 SCREENED_EVAL_TASKS, SCREENED_HELDOUT = prepared_subset(config["eval"], SCREENED, SCREENED_TASKS_DIR)
 # the evaluated tasks in that order too, where one folder holds them all
 EVALUATED_ORDER = None if SCREENED else [*DECONTAMINATED_TASKS, *layout.heldout_task_names(DECONTAMINATED_HELDOUT)]
-# the task YAMLs each reads, which its job records (read at run time): a YAML added for another task reruns neither
-TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR),
-                    SCREENED_TASKS_DIR: task_file_inputs(USER_TASK_FILES, SCREENED, SCREENED_TASKS_DIR)}
-os.environ[TASK_FILES_VARIABLE] = json.dumps(TASK_FILE_INPUTS)
+# the task YAMLs each reads: a YAML added for another task reruns neither. Its job records them: all but those
+# this variable lists, read at run time
+TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR, INCLUDE_PATH),
+                    SCREENED_TASKS_DIR: task_file_inputs(USER_TASK_FILES, SCREENED, SCREENED_TASKS_DIR, INCLUDE_PATH)}
+os.environ[UNREAD_VARIABLE] = json.dumps({folder: unread_task_files(inputs, INCLUDE_PATH)
+                                          for folder, inputs in TASK_FILE_INPUTS.items()})
+if len(os.environ[UNREAD_VARIABLE]) > 100_000:  # an environment string over 128 kB fails every job's start
+    raise WorkflowError(f"eval.include_path: {INCLUDE_PATH} holds too many YAMLs the prepared tasks do not read "
+                        "(every job is given their names); move those of tasks the grid does not evaluate elsewhere")
 
 
 def log_path(name):

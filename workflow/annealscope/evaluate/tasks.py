@@ -67,7 +67,7 @@ def heldout_task(name: str, items_path: Path) -> dict:
             "metadata": {"version": 1.0}}
 
 
-TASK_FILES_VARIABLE = "ANNEALSCOPE_TASK_FILES"  # JSON {prepared folder: the YAMLs of eval.include_path it reads}
+UNREAD_VARIABLE = "ANNEALSCOPE_UNREAD_TASK_FILES"  # JSON {prepared folder: YAMLs of eval.include_path not its inputs}
 
 
 def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
@@ -75,13 +75,14 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
                   cache_dir: str | Path | None = None, include_path: str | Path | None = None) -> dict[str, int]:
     """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
     documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`),
-    with the tasks and held-out corpora in the order given and the task YAMLs the workflow gave as the job's
-    inputs (`PREPARED_RECORD`, `task_file_inputs`); return item counts."""
+    with the tasks and held-out corpora in the order given and the YAMLs of `include_path` that were the job's
+    inputs: all but those the workflow says are not (`UNREAD_VARIABLE`, `task_file_inputs`); return item
+    counts."""
     counts = {}
-    task_files = json.loads(os.environ.get(TASK_FILES_VARIABLE, "{}")).get(str(out_dir))
+    unread = set(json.loads(os.environ.get(UNREAD_VARIABLE, "{}")).get(str(out_dir), []))
+    task_files = [file for file in _relative_yamls(include_path) if file not in unread]
     with atomic_path(out_dir, directory=True) as tmp:
-        write_json(tmp / PREPARED_RECORD, {"tasks": names, "heldout": heldout or {}}
-                   | ({"task_files": task_files} if task_files is not None else {}))
+        write_json(tmp / PREPARED_RECORD, {"tasks": names, "heldout": heldout or {}, "task_files": task_files})
         for name, references in (heldout or {}).items():
             task = f"{HELDOUT_PREFIX}{name}"
             documents = islice(read_corpora(references, cache_dir), heldout_documents)
@@ -194,16 +195,18 @@ def check_user_groups(tasks: list[str], include_path: str | Path | None, local: 
         pending += [member for member in groups[group] if member in groups and member not in seen]
 
 
-def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path) -> list[str]:
-    """The YAMLs of `eval.include_path` (among `candidates`) that preparing `names` into `folder` reads, as its
-    rule's inputs: those it was prepared from, as its record lists them (`prepare_tasks`), and of the others each
-    that may define one of `names` (or a member of one of their groups, or a task of one of their tags) or that an
-    input includes; every candidate where the folder records none. So a YAML added for another task reruns no
+def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path, include_path: str | Path | None
+                     ) -> list[str]:
+    """The YAMLs of `include_path` (among `candidates`) that preparing `names` into `folder` reads, as its rule's
+    inputs: those it was prepared from, as its record lists them (`prepare_tasks`), and of the others each that may
+    define one of `names` (or a member of one of their groups, or a task of one of their tags) or that an input
+    includes; every candidate where the folder records none. So a YAML added for another task reruns no
     decontamination, while one that may change how these tasks are built does."""
     record = Path(folder, PREPARED_RECORD)
-    known = read_json(record).get("task_files") if record.is_file() else None
-    if known is None:
+    recorded = read_json(record).get("task_files") if record.is_file() else None
+    if recorded is None:
         return candidates
+    known = {str(Path(include_path, file)) for file in recorded}
     specs = {file: _task_spec(Path(file)) for file in candidates}
     needed, pending = set(names), list(names)
     groups = _groups(spec for spec in specs.values() if spec is not None)
@@ -217,6 +220,17 @@ def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path
                        if file not in inputs and Path(file).resolve() in _includes(inputs, specs)}:
         inputs |= included
     return [file for file in candidates if file in inputs]
+
+
+def unread_task_files(inputs: list[str], include_path: str | Path | None) -> list[str]:
+    """The YAMLs of `include_path` that are no inputs of a prepared folder, relative to it (as its job records)."""
+    read = {str(Path(file).relative_to(include_path)) for file in inputs}
+    return [file for file in _relative_yamls(include_path) if file not in read]
+
+
+def _relative_yamls(include_path: str | Path | None) -> list[str]:
+    paths = Path(include_path).rglob("*.yaml") if include_path else []
+    return sorted(str(path.relative_to(include_path)) for path in paths)
 
 
 def _task_spec(path: Path) -> dict | None:
