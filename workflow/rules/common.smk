@@ -105,8 +105,9 @@ WHOLE_CORPORA = "pretrain|replay" if WHOLE_REPLAY else "pretrain"  # the corpora
 TASKS_DIR, SCREENED_TASKS_DIR = path(layout.TASKS), path(layout.SCREENED_TASKS)
 DECONTAMINATED_TASKS, DECONTAMINATED_HELDOUT = prepared_subset(config["eval"], DECONTAMINATED, TASKS_DIR)
 SCREENED_EVAL_TASKS, SCREENED_HELDOUT = prepared_subset(config["eval"], SCREENED, SCREENED_TASKS_DIR)
-# the evaluated tasks in that order too, where one folder holds them all
-EVALUATED_ORDER = None if SCREENED else [*DECONTAMINATED_TASKS, *layout.heldout_task_names(DECONTAMINATED_HELDOUT)]
+# the evaluated tasks in those orders too, the decontaminated before the screened, as eval.tasks lists a task added
+EVALUATED_ORDER = [*DECONTAMINATED_TASKS, *SCREENED_EVAL_TASKS,
+                   *layout.heldout_task_names({**DECONTAMINATED_HELDOUT, **SCREENED_HELDOUT})]
 # the task YAMLs each reads: a YAML added for another task reruns neither. Its job records them: all but those
 # this variable lists, read at run time
 TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR, INCLUDE_PATH),

@@ -127,11 +127,11 @@ class RuleSettings:
     def evaluation(self, order: list[str] | None = None) -> str:
         """The evaluation settings, with the held-out domains' bits-per-byte tasks added to the task list, in
         `order` where it lists the same tasks (the order they were prepared in: scores do not depend on it). Which
-        tasks are decontaminated or screened changes no evaluation (`collect` leaves screened items out)."""
+        tasks are decontaminated or screened changes no score (`collect` leaves screened items out)."""
         evaluation = result_part("eval", self.config["eval"])
         del evaluation["decontaminate"]
         tasks = evaluated_task_names(evaluation)
-        return as_json({**evaluation, "tasks": order if order and sorted(order) == sorted(tasks) else tasks})
+        return as_json({**evaluation, "tasks": order if sorted(order or []) == sorted(tasks) else tasks})
 
     def source(self, name: str, models: dict[str, str]) -> str:
         """A source's curation settings without execution keys, its models resolved to `models` (by block)."""
