@@ -207,6 +207,8 @@ def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path
     if recorded is None:
         return candidates
     known = {str(Path(include_path, file)) for file in recorded}
+    if all(file in known for file in candidates):  # nothing added: no YAML is read (every job parses this)
+        return candidates
     specs = {file: _task_spec(Path(file)) for file in candidates}
     needed, pending = set(names), list(names)
     groups = _groups(spec for spec in specs.values() if spec is not None)
@@ -216,9 +218,10 @@ def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path
         pending += members
     inputs = {file for file, spec in specs.items()
               if file in known or spec is None or _defined_names(spec) & needed}
-    while included := {file for file in candidates
-                       if file not in inputs and Path(file).resolve() in _includes(inputs, specs)}:
+    resolved, targets = {file: Path(file).resolve() for file in candidates}, _includes(inputs, specs)
+    while included := {file for file, path in resolved.items() if file not in inputs and path in targets}:
         inputs |= included
+        targets = _includes(inputs, specs)
     return [file for file in candidates if file in inputs]
 
 
