@@ -92,7 +92,8 @@ def test_a_folder_reads_the_yamls_it_was_prepared_from_and_each_new_one_that_may
     inputs = task_file_inputs(candidates, ["a", "g"], folder, mine)
     assert inputs == sorted([*recorded, str(mine / "b_moved.yaml"), str(mine / "tagged.yaml"),
                              str(mine / "broken.yaml")])
-    assert unread_task_files(inputs, mine) == ["base.yaml", "other.yaml", "other_group.yaml", "uses_base.yaml"]
+    assert unread_task_files(candidates, inputs, mine) == ["base.yaml", "other.yaml", "other_group.yaml",
+                                                          "uses_base.yaml"]
     (mine / "b_moved.yaml").write_text(yaml.safe_dump({"task": "d2", "include": "base.yaml"}))
     assert str(mine / "base.yaml") not in task_file_inputs(candidates, ["a", "g"], folder, mine)
     (mine / "a.yaml").write_text(yaml.safe_dump({"task": "a", "include": "base.yaml"}))

@@ -112,7 +112,7 @@ EVALUATED_ORDER = [*DECONTAMINATED_TASKS, *SCREENED_EVAL_TASKS,
 # this variable lists, read at run time
 TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR, INCLUDE_PATH),
                     SCREENED_TASKS_DIR: task_file_inputs(USER_TASK_FILES, SCREENED, SCREENED_TASKS_DIR, INCLUDE_PATH)}
-os.environ[UNREAD_VARIABLE] = json.dumps({folder: unread_task_files(inputs, INCLUDE_PATH)
+os.environ[UNREAD_VARIABLE] = json.dumps({folder: unread_task_files(USER_TASK_FILES, inputs, INCLUDE_PATH)
                                           for folder, inputs in TASK_FILE_INPUTS.items()})
 if len(os.environ[UNREAD_VARIABLE]) > 100_000:  # an environment string over 128 kB fails every job's start
     raise WorkflowError(f"eval.include_path: {INCLUDE_PATH} holds too many YAMLs the prepared tasks do not read "

@@ -225,10 +225,11 @@ def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path
     return [file for file in candidates if file in inputs]
 
 
-def unread_task_files(inputs: list[str], include_path: str | Path | None) -> list[str]:
-    """The YAMLs of `include_path` that are no inputs of a prepared folder, relative to it (as its job records)."""
-    read = {str(Path(file).relative_to(include_path)) for file in inputs}
-    return [file for file in _relative_yamls(include_path) if file not in read]
+def unread_task_files(every: list[str], inputs: list[str], include_path: str | Path | None) -> list[str]:
+    """Of `every` YAML of `include_path`, those that are no inputs of a prepared folder, relative to it (as its job
+    records them)."""
+    read = set(inputs)
+    return [str(Path(file).relative_to(include_path)) for file in every if file not in read]
 
 
 def _relative_yamls(include_path: str | Path | None) -> list[str]:
