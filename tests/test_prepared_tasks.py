@@ -1,5 +1,6 @@
 """The prepared tasks' record of what they were prepared from: the order of the tasks, which the rules that
-prepare and score them keep while the tasks are the same, and the task YAMLs of eval.include_path they read."""
+prepare and score them keep while the tasks are the same, and the task YAMLs of eval.include_path and their
+Python helpers that they read."""
 
 import copy
 import json
@@ -13,7 +14,15 @@ import yaml
 
 from annealscope.core.io import read_json, write_json, write_jsonl
 from annealscope.core.layout import PREPARED_RECORD
-from annealscope.evaluate.tasks import UNREAD_VARIABLE, prepare_tasks, task_file_inputs, unread_task_files
+from annealscope.evaluate.tasks import (
+    HELPERS_VARIABLE,
+    UNREAD_VARIABLE,
+    prepare_tasks,
+    task_file_inputs,
+    task_helpers,
+    tracks_helpers,
+    unread_task_files,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +95,9 @@ def test_a_folder_reads_the_yamls_it_was_prepared_from_and_each_new_one_that_may
            task_yaml(mine, "uses_base", task="d", include="base.yaml"), task_yaml(mine, "base", output_type="y")]
     (mine / "broken.yaml").write_text("task: [unclosed\n")
     candidates = sorted([*recorded, *new, str(mine / "broken.yaml")])
-    assert task_file_inputs(candidates, ["a", "g"], folder, mine) == candidates
+    assert task_file_inputs(candidates, ["a", "g"], folder, mine) == candidates  # prepared before the record
+    assert task_file_inputs(candidates, ["a", "g"], tmp_path / "unprepared", mine) == sorted(
+        [*recorded, str(mine / "b_moved.yaml"), str(mine / "tagged.yaml"), str(mine / "broken.yaml")])
     write_json(folder / PREPARED_RECORD, {"tasks": ["a", "g"], "heldout": {},
                                           "task_files": [Path(file).name for file in recorded]})
     inputs = task_file_inputs(candidates, ["a", "g"], folder, mine)
@@ -118,11 +129,61 @@ def test_the_prepared_record_lists_every_yaml_of_include_path_but_those_the_work
     assert read_json(out / PREPARED_RECORD)["task_files"] == ["a.yaml", "other.yaml", "sub/b.yaml"]
 
 
+def test_the_helpers_a_yaml_names_are_told_apart_by_whether_they_build_documents_or_only_score(tmp_path):
+    """lm-eval imports `module.py` beside the YAML for `!function module.name`, at any depth of any key. A file
+    named by a document-building key (and by a scoring one) can change the decontamination texts; one named only
+    by process_results, metric_list, filter_list or aggregate_metric_list changes only the scores."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "task.yaml").write_text("""
+task: t
+class: !function custom.MyTask
+process_docs: !function docs.clean
+doc_to_text: !function shared.prompt
+dataset_kwargs: {data_files: {test: x.jsonl}}
+process_results: !function shared.score
+metric_list:
+  - metric: !function metrics.exact
+    aggregation: !function metrics.mean
+filter_list:
+  - name: strict
+    filter: [{function: custom, filter_fn: !function filters.pick}]
+aggregate_metric_list: [{metric: acc, aggregation: !function groups.mean}]
+""")
+    (tmp_path / "other.yaml").write_text("task: o\ndoc_to_target: !function deep.pkg.target\n")
+    (tmp_path / "broken.yaml").write_text("task: [!function docs.x\n")
+    files = [str(tmp_path / name) for name in ("sub/task.yaml", "other.yaml", "broken.yaml")]
+    building, scoring = task_helpers(files)
+    assert building == sorted(str(tmp_path / name) for name in
+                              ("sub/custom.py", "sub/docs.py", "sub/shared.py", "deep.pkg.py"))
+    assert scoring == sorted(str(tmp_path / "sub" / name) for name in ("filters.py", "groups.py", "metrics.py"))
+    assert task_helpers(files[1:]) == ([str(tmp_path / "deep.pkg.py")], [])
+
+
+def test_helpers_are_inputs_of_folders_not_yet_prepared_or_prepared_with_them_and_the_job_records_them(
+        tmp_path, monkeypatch):
+    """A folder prepared before its record listed helpers keeps the inputs Snakemake recorded for its job (adding
+    the helpers would retrain every cell once); the job records the helpers the workflow made its inputs."""
+    out = tmp_path / "tasks"
+    assert tracks_helpers(out)
+    prepare_tasks(["arith_mc"], ROOT / "resources", out)
+    assert "helpers" not in read_json(out / PREPARED_RECORD) and not tracks_helpers(out)
+    monkeypatch.setenv(HELPERS_VARIABLE, json.dumps({str(out): ["utils.py"], str(tmp_path / "other"): ["x.py"]}))
+    prepare_tasks(["arith_mc"], ROOT / "resources", out)
+    assert read_json(out / PREPARED_RECORD)["helpers"] == ["utils.py"] and tracks_helpers(out)
+    (out / PREPARED_RECORD).unlink()
+    assert not tracks_helpers(out)
+
+
+HELPERS = {"helpers.py": "def documents(dataset):\n    return dataset.map(lambda doc: {'country': doc['country']})\n",
+           "scoring.py": "def score(doc, results):\n    return {'exact_match': float(results[0] == doc['capital'])}\n"}
+
+
 @pytest.mark.slow
-def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and_an_edited_one_does(
+def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and_an_edited_one_or_helper_does(
         demo_config, tmp_path):
     """Through Snakemake: the prepared tasks' rule runs once, then plans nothing when a YAML for a task it does
-    not prepare is added, and runs again when a YAML it reads changes."""
+    not prepare is added or a helper that only scores is edited, and runs again when a YAML it reads or a helper
+    that builds its documents changes. The scoring helper is an input of the evaluations."""
     data = tmp_path / "capitals.jsonl"
     write_jsonl(data, [{"country": country, "capital": capital}
                        for country, capital in [("France", "Paris"), ("Italy", "Rome"), ("Peru", "Lima")]])
@@ -131,14 +192,17 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     spec = {"task": "capitals", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
             "test_split": "test", "output_type": "generate_until", "doc_to_text": "The capital of {{country}} is",
             "doc_to_target": "{{capital}}", "metric_list": [{"metric": "exact_match"}]}
-    task_yaml(mine, "capitals", **spec)
+    tags = "process_docs: !function helpers.documents\nprocess_results: !function scoring.score\n"
+    (mine / "capitals.yaml").write_text(yaml.safe_dump(spec) + tags)
+    for name, text in HELPERS.items():
+        (mine / name).write_text(text)
     demo_config["eval"] |= {"tasks": ["arith_mc", "capitals"], "include_path": str(mine), "heldout": {}}
     demo_config |= {"run": "test-prepared-tasks", "cache_dir": str(tmp_path / "cache")}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(demo_config))
     target = ROOT / "results" / demo_config["run"] / "tasks"
 
-    def snakemake(*args: str) -> str:
+    def snakemake(*args: str, target: Path = target) -> str:
         command = [sys.executable, "-m", "snakemake", "--configfile", str(config), "--directory", str(ROOT),
                    "--cores", "2", *args, str(target.relative_to(ROOT))]
         result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
@@ -148,10 +212,19 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     shutil.rmtree(target.parent, ignore_errors=True)
     try:
         snakemake()
-        assert read_json(target / PREPARED_RECORD)["task_files"] == ["capitals.yaml"]
+        assert read_json(target / PREPARED_RECORD) | {"heldout": None} == {
+            "tasks": ["arith_mc", "capitals"], "heldout": None, "task_files": ["capitals.yaml"],
+            "helpers": ["helpers.py"]}
         task_yaml(mine, "later", **{**spec, "task": "later"})
+        (mine / "scoring.py").write_text(HELPERS["scoring.py"] + "# the evaluations rerun\n")
         assert "Nothing to be done" in snakemake("-n")
-        task_yaml(mine, "capitals", **{**spec, "doc_to_text": "{{country}}'s capital is"})
+        base_scores = target.parent / "eval" / "base" / "0" / "seed0" / "scores.json"
+        evaluation = snakemake("-n", target=base_scores).split("rule evaluate:")[1].split("\n\n")[0]
+        assert str(mine / "scoring.py") in evaluation and "helpers.py" not in evaluation
+        (mine / "helpers.py").write_text(HELPERS["helpers.py"] + "# decontamination reruns\n")
+        assert "rule prepare_tasks:" in snakemake("-n")
+        (mine / "helpers.py").write_text(HELPERS["helpers.py"])
+        (mine / "capitals.yaml").write_text(yaml.safe_dump({**spec, "doc_to_text": "{{country}}'s capital is"}) + tags)
         assert "rule prepare_tasks:" in snakemake("-n")
     finally:
         shutil.rmtree(target.parent, ignore_errors=True)

@@ -31,9 +31,12 @@ from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
 from annealscope.evaluate.tasks import (
     LOCAL_TASKS,
+    HELPERS_VARIABLE,
     UNREAD_VARIABLE,
     read_task_file,
     task_file_inputs,
+    task_helpers,
+    tracks_helpers,
     unread_task_files,
 )
 from annealscope.validation import validate_config
@@ -108,15 +111,22 @@ SCREENED_EVAL_TASKS, SCREENED_HELDOUT = prepared_subset(config["eval"], SCREENED
 # the evaluated tasks in those orders too, the decontaminated before the screened, as eval.tasks lists a task added
 EVALUATED_ORDER = [*DECONTAMINATED_TASKS, *SCREENED_EVAL_TASKS,
                    *layout.heldout_task_names({**DECONTAMINATED_HELDOUT, **SCREENED_HELDOUT})]
-# the task YAMLs each reads: a YAML added for another task reruns neither. Its job records them: all but those
-# this variable lists, read at run time
-TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR, INCLUDE_PATH),
-                    SCREENED_TASKS_DIR: task_file_inputs(USER_TASK_FILES, SCREENED, SCREENED_TASKS_DIR, INCLUDE_PATH)}
+# the task YAMLs each reads: one added or edited for another task reruns neither. Its job records them: all but
+# those this variable lists, read at run time
+TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR, INCLUDE_PATH)}
+if SCREENED:
+    TASK_FILE_INPUTS[SCREENED_TASKS_DIR] = task_file_inputs(USER_TASK_FILES, SCREENED, SCREENED_TASKS_DIR, INCLUDE_PATH)
 os.environ[UNREAD_VARIABLE] = json.dumps({folder: unread_task_files(USER_TASK_FILES, inputs, INCLUDE_PATH)
                                           for folder, inputs in TASK_FILE_INPUTS.items()})
 if len(os.environ[UNREAD_VARIABLE]) > 100_000:  # an environment string over 128 kB fails every job's start
     raise WorkflowError(f"eval.include_path: {INCLUDE_PATH} holds too many YAMLs the prepared tasks do not read "
                         "(every job is given their names); move those of tasks the grid does not evaluate elsewhere")
+# and the Python helpers those YAMLs name: those that build documents are inputs of preparing them, those that only
+# score are inputs of every evaluation; none of a folder prepared before its record listed them (tracks_helpers)
+TASK_HELPERS = {folder: task_helpers(inputs) for folder, inputs in TASK_FILE_INPUTS.items() if tracks_helpers(folder)}
+os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in building]
+                                           for folder, (building, scoring) in TASK_HELPERS.items()})
+SCORING_HELPERS = sorted({file for building, scoring in TASK_HELPERS.values() for file in scoring})
 
 
 def log_path(name):
@@ -307,12 +317,13 @@ def evaluation_fetches(wildcards):
     return fetched_tasks(DECONTAMINATED) + fetched_tasks(SCREENED)
 
 
-def task_inputs(names, user_tasks):
-    """The inputs of preparing the tasks among `names`: their held-out corpora, their lm-eval datasets, and
-    `user_tasks` (the YAMLs under eval.include_path they may need)."""
+def task_inputs(names, folder):
+    """The inputs of preparing the tasks among `names` into `folder`: their held-out corpora, their lm-eval
+    datasets, the YAMLs under eval.include_path they may need and the Python helpers that build their documents."""
     heldout = task_subset(config["eval"], names)[1]
     return {"datasets": cached_datasets([reference for references in heldout.values() for reference in references]),
-            "fetched": fetched_tasks(names), "user_tasks": user_tasks}
+            "fetched": fetched_tasks(names), "user_tasks": TASK_FILE_INPUTS[folder],
+            "helpers": TASK_HELPERS.get(folder, ([], []))[0]}
 
 
 def screened_shards(wildcards):

@@ -3,7 +3,7 @@
 
 rule prepare_tasks:
     input:
-        **task_inputs(DECONTAMINATED, TASK_FILE_INPUTS[TASKS_DIR]),
+        **task_inputs(DECONTAMINATED, TASKS_DIR),
     output:
         directory(TASKS_DIR),
     params:
@@ -29,7 +29,7 @@ if SCREENED:
 
     use rule prepare_tasks as prepare_screened_tasks with:
         input:
-            **task_inputs(SCREENED, TASK_FILE_INPUTS[SCREENED_TASKS_DIR]),
+            **task_inputs(SCREENED, SCREENED_TASKS_DIR),
         output:
             directory(SCREENED_TASKS_DIR),
         params:
@@ -48,6 +48,7 @@ rule evaluate:
         checkpoint=checkpoint_input,
         tasks=evaluation_tasks,
         fetched=evaluation_fetches,
+        helpers=SCORING_HELPERS,  # those that build documents are inputs of the prepared tasks
     output:
         scores=path(layout.SCORES),
         per_item=path(layout.ITEMS),

@@ -45,12 +45,16 @@ def prepared_subset(evaluation: dict, names: list[str], folder: str | Path) -> t
     `eval.heldout` reruns nothing (each is a parameter of the rule). A folder prepared before it recorded its
     order (`PREPARED_RECORD`) takes the configured order."""
     tasks, heldout = task_subset(evaluation, names)
-    record = Path(folder, PREPARED_RECORD)
-    if record.is_file():
-        prepared = read_json(record)
-        if sorted(prepared["tasks"]) == sorted(tasks) and prepared["heldout"] == heldout:
-            return prepared["tasks"], prepared["heldout"]
+    prepared = prepared_record(folder)
+    if prepared and sorted(prepared["tasks"]) == sorted(tasks) and prepared["heldout"] == heldout:
+        return prepared["tasks"], prepared["heldout"]
     return tasks, heldout
+
+
+def prepared_record(folder: str | Path) -> dict | None:
+    """What the tasks in `folder` were prepared from (`prepare_tasks`), or None before they recorded it."""
+    record = Path(folder, PREPARED_RECORD)
+    return read_json(record) if record.is_file() else None
 
 
 def curated_against(manifest: dict) -> list[str] | None:

@@ -18,7 +18,8 @@ import yaml
 
 from annealscope.core.config import ConfigError
 from annealscope.core.corpora import read_corpora, resolve_package_path
-from annealscope.core.io import atomic_path, read_json, read_jsonl, write_json, write_jsonl
+from annealscope.core.decontamination import prepared_record
+from annealscope.core.io import atomic_path, read_jsonl, write_json, write_jsonl
 from annealscope.core.layout import HELDOUT_PREFIX, PREPARED_RECORD, evaluated_task_names
 from annealscope.core.wordproblems import evaluation_item
 from annealscope.evaluate.contamination import write_decontamination_texts
@@ -68,6 +69,8 @@ def heldout_task(name: str, items_path: Path) -> dict:
 
 
 UNREAD_VARIABLE = "ANNEALSCOPE_UNREAD_TASK_FILES"  # JSON {prepared folder: YAMLs of eval.include_path not its inputs}
+HELPERS_VARIABLE = "ANNEALSCOPE_TASK_HELPERS"  # JSON {prepared folder: its inputs among the YAMLs' Python helpers}
+SCORING_KEYS = frozenset({"process_results", "metric_list", "filter_list", "aggregate_metric_list"})  # build no document
 
 
 def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
@@ -75,14 +78,16 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
                   cache_dir: str | Path | None = None, include_path: str | Path | None = None) -> dict[str, int]:
     """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
     documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`),
-    with the tasks and held-out corpora in the order given and the YAMLs of `include_path` that were the job's
-    inputs: all but those the workflow says are not (`UNREAD_VARIABLE`, `task_file_inputs`); return item
-    counts."""
+    with the tasks and held-out corpora in the order given, the YAMLs of `include_path` that were the job's
+    inputs (all but those the workflow says are not: `UNREAD_VARIABLE`, `task_file_inputs`) and, where the
+    workflow made them inputs (`HELPERS_VARIABLE`, `tracks_helpers`), the Python helpers; return item counts."""
     counts = {}
     unread = set(json.loads(os.environ.get(UNREAD_VARIABLE, "{}")).get(str(out_dir), []))
-    task_files = [file for file in _relative_yamls(include_path) if file not in unread]
+    record = {"tasks": names, "heldout": heldout or {},
+              "task_files": [file for file in _relative_yamls(include_path) if file not in unread]}
+    helpers = json.loads(os.environ.get(HELPERS_VARIABLE, "{}")).get(str(out_dir))
     with atomic_path(out_dir, directory=True) as tmp:
-        write_json(tmp / PREPARED_RECORD, {"tasks": names, "heldout": heldout or {}, "task_files": task_files})
+        write_json(tmp / PREPARED_RECORD, record if helpers is None else record | {"helpers": helpers})
         for name, references in (heldout or {}).items():
             task = f"{HELDOUT_PREFIX}{name}"
             documents = islice(read_corpora(references, cache_dir), heldout_documents)
@@ -200,13 +205,12 @@ def task_file_inputs(candidates: list[str], names: list[str], folder: str | Path
     """The YAMLs of `include_path` (among `candidates`) that preparing `names` into `folder` reads, as its rule's
     inputs: those it was prepared from, as its record lists them (`prepare_tasks`), and of the others each that may
     define one of `names` (or a member of one of their groups, or a task of one of their tags) or that an input
-    includes; every candidate where the folder records none. So a YAML added for another task reruns no
-    decontamination, while one that may change how these tasks are built does."""
-    record = Path(folder, PREPARED_RECORD)
-    recorded = read_json(record).get("task_files") if record.is_file() else None
-    if recorded is None:
+    includes; every candidate where the folder was prepared before it recorded them. So a YAML added or edited
+    for another task reruns no decontamination, while one that may change how these tasks are built does."""
+    record = prepared_record(folder)
+    if record is None and Path(folder).exists():  # Snakemake recorded every YAML as its job's inputs
         return candidates
-    known = {str(Path(include_path, file)) for file in recorded}
+    known = {str(Path(include_path, file)) for file in (record or {}).get("task_files", [])}
     if all(file in known for file in candidates):  # nothing added: no YAML is read (every job parses this)
         return candidates
     specs = {file: _task_spec(Path(file)) for file in candidates}
@@ -230,6 +234,35 @@ def unread_task_files(every: list[str], inputs: list[str], include_path: str | P
     records them)."""
     read = set(inputs)
     return [str(Path(file).relative_to(include_path)) for file in every if file not in read]
+
+
+def tracks_helpers(folder: str | Path) -> bool:
+    """Whether the Python helpers of the task YAMLs (`task_helpers`) are inputs of preparing the tasks into
+    `folder` and of scoring them: for a folder not yet prepared, or one whose record lists its helpers. Not for
+    one prepared before annealscope recorded them, whose jobs Snakemake recorded without these inputs: adding
+    them would rerun every decontamination and training once."""
+    return not Path(folder).exists() or "helpers" in (prepared_record(folder) or {})
+
+
+def task_helpers(files: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The Python files that the task YAMLs `files` name in lm-eval's `!function module.name` tags (`module.py`
+    beside the YAML): those that may build an evaluation document, and those that only the keys scoring a
+    model's outputs name (`SCORING_KEYS`). A helper's edit changes what the former build or the latter score."""
+    building, scoring = set(), set()
+    for file in files:
+        for key, value in (_task_spec(Path(file)) or {}).items():
+            helpers = {str(Path(file).parent / f"{name.rsplit('.', 1)[0]}.py") for name in _functions(value)}
+            (scoring if key in SCORING_KEYS else building).update(helpers)
+    return sorted(building), sorted(scoring - building)
+
+
+def _functions(value) -> Iterator[str]:
+    """The `module.name` of each `!function` tag in a task YAML's value (`read_task_file` keeps tags as text)."""
+    if isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _functions(item)
+    elif isinstance(value, str) and value.startswith("!function "):
+        yield value.removeprefix("!function ").strip()
 
 
 def _relative_yamls(include_path: str | Path | None) -> list[str]:
