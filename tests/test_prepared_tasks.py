@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from annealscope.core.config import ConfigError
 from annealscope.core.io import read_json, write_json, write_jsonl
 from annealscope.core.layout import PREPARED_RECORD
 from annealscope.evaluate.tasks import (
@@ -150,6 +151,8 @@ filter_list:
 aggregate_metric_list: [{metric: acc, aggregation: !function groups.mean}]
 """)
     (tmp_path / "other.yaml").write_text("task: o\ndoc_to_target: !function deep.pkg.target\n")
+    for name in ("sub/custom", "sub/docs", "sub/shared", "sub/metrics", "sub/filters", "sub/groups", "deep.pkg"):
+        (tmp_path / f"{name}.py").write_text("")
     (tmp_path / "broken.yaml").write_text("task: [!function docs.x\n")
     files = [str(tmp_path / name) for name in ("sub/task.yaml", "other.yaml", "broken.yaml")]
     building, scoring = task_helpers(files)
@@ -157,6 +160,9 @@ aggregate_metric_list: [{metric: acc, aggregation: !function groups.mean}]
                               ("sub/custom.py", "sub/docs.py", "sub/shared.py", "deep.pkg.py"))
     assert scoring == sorted(str(tmp_path / "sub" / name) for name in ("filters.py", "groups.py", "metrics.py"))
     assert task_helpers(files[1:]) == ([str(tmp_path / "deep.pkg.py")], [])
+    (tmp_path / "sub" / "metrics.py").unlink()
+    with pytest.raises(ConfigError, match=r"task.yaml: metric_list names !function metrics.exact, but .*metrics.py"):
+        task_helpers(files)
 
 
 def test_helpers_are_inputs_of_folders_not_yet_prepared_or_prepared_with_them_and_the_job_records_them(

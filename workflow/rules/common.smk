@@ -123,7 +123,11 @@ if len(os.environ[UNREAD_VARIABLE]) > 100_000:  # an environment string over 128
                         "(every job is given their names); move those of tasks the grid does not evaluate elsewhere")
 # and the Python helpers those YAMLs name: those that build documents are inputs of preparing them, those that only
 # score are inputs of every evaluation; none of a folder prepared before its record listed them (tracks_helpers)
-TASK_HELPERS = {folder: task_helpers(inputs) for folder, inputs in TASK_FILE_INPUTS.items() if tracks_helpers(folder)}
+try:
+    TASK_HELPERS = {folder: task_helpers(inputs) for folder, inputs in TASK_FILE_INPUTS.items()
+                    if tracks_helpers(folder)}
+except ConfigError as error:
+    raise WorkflowError(f"invalid task: {error}") from None
 os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in building]
                                            for folder, (building, scoring) in TASK_HELPERS.items()})
 SCORING_HELPERS = sorted({file for building, scoring in TASK_HELPERS.values() for file in scoring})

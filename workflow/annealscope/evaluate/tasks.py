@@ -70,7 +70,8 @@ def heldout_task(name: str, items_path: Path) -> dict:
 
 UNREAD_VARIABLE = "ANNEALSCOPE_UNREAD_TASK_FILES"  # JSON {prepared folder: YAMLs of eval.include_path not its inputs}
 HELPERS_VARIABLE = "ANNEALSCOPE_TASK_HELPERS"  # JSON {prepared folder: its inputs among the YAMLs' Python helpers}
-SCORING_KEYS = frozenset({"process_results", "metric_list", "filter_list", "aggregate_metric_list"})  # build no document
+# the keys of a task YAML whose functions score a model's outputs and build no evaluation document
+SCORING_KEYS = frozenset({"process_results", "metric_list", "filter_list", "aggregate_metric_list"})
 
 
 def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
@@ -247,12 +248,17 @@ def tracks_helpers(folder: str | Path) -> bool:
 def task_helpers(files: Iterable[str]) -> tuple[list[str], list[str]]:
     """The Python files that the task YAMLs `files` name in lm-eval's `!function module.name` tags (`module.py`
     beside the YAML): those that may build an evaluation document, and those that only the keys scoring a
-    model's outputs name (`SCORING_KEYS`). A helper's edit changes what the former build or the latter score."""
+    model's outputs name (`SCORING_KEYS`). A helper's edit changes what the former build or the latter score; a
+    missing one is a ConfigError naming the YAML."""
     building, scoring = set(), set()
     for file in files:
         for key, value in (_task_spec(Path(file)) or {}).items():
-            helpers = {str(Path(file).parent / f"{name.rsplit('.', 1)[0]}.py") for name in _functions(value)}
-            (scoring if key in SCORING_KEYS else building).update(helpers)
+            for name in _functions(value):
+                helper = Path(file).parent / f"{name.rsplit('.', 1)[0]}.py"
+                if not helper.is_file():
+                    raise ConfigError(f"{file}: {key} names !function {name}, but {helper} is not there; lm-eval "
+                                      "imports a helper from beside the YAML: add the file or fix the name")
+                (scoring if key in SCORING_KEYS else building).add(str(helper))
     return sorted(building), sorted(scoring - building)
 
 
