@@ -188,7 +188,7 @@ HELPERS = {"helpers.py": "def documents(dataset):\n    return dataset.map(lambda
 def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and_an_edited_one_or_helper_does(
         demo_config, tmp_path):
     """Through Snakemake: the prepared tasks' rule runs once, then plans nothing when a YAML for a task it does
-    not prepare is added or a helper that only scores is edited, and runs again when a YAML it reads or a helper
+    not prepare is added or edited or a helper that only scores is edited, and runs again when a YAML it reads or a helper
     that builds its documents changes. The scoring helper is an input of the evaluations."""
     data = tmp_path / "capitals.jsonl"
     write_jsonl(data, [{"country": country, "capital": capital}
@@ -202,6 +202,7 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     (mine / "capitals.yaml").write_text(yaml.safe_dump(spec) + tags)
     for name, text in HELPERS.items():
         (mine / name).write_text(text)
+    task_yaml(mine, "unrelated", **{**spec, "task": "unrelated"})
     demo_config["eval"] |= {"tasks": ["arith_mc", "capitals"], "include_path": str(mine), "heldout": {}}
     demo_config |= {"run": "test-prepared-tasks", "cache_dir": str(tmp_path / "cache")}
     config = tmp_path / "config.yaml"
@@ -222,6 +223,7 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
             "tasks": ["arith_mc", "capitals"], "heldout": None, "task_files": ["capitals.yaml"],
             "helpers": ["helpers.py"]}
         task_yaml(mine, "later", **{**spec, "task": "later"})
+        task_yaml(mine, "unrelated", **{**spec, "task": "unrelated", "doc_to_text": "Capital of {{country}}:"})
         (mine / "scoring.py").write_text(HELPERS["scoring.py"] + "# the evaluations rerun\n")
         assert "Nothing to be done" in snakemake("-n")
         base_scores = target.parent / "eval" / "base" / "0" / "seed0" / "scores.json"
