@@ -19,6 +19,7 @@ from annealscope.evaluate.tasks import (
     HELPERS_VARIABLE,
     UNREAD_VARIABLE,
     prepare_tasks,
+    task_datasets,
     task_file_inputs,
     task_helpers,
     tracks_helpers,
@@ -165,6 +166,16 @@ aggregate_metric_list: [{metric: acc, aggregation: !function groups.mean}]
         task_helpers(files)
 
 
+def test_the_datasets_of_task_yamls_are_told_by_file_relative_to_include_path(tmp_path):
+    (tmp_path / "sub").mkdir()
+    files = [task_yaml(tmp_path / "sub", "a", task="a", dataset_path="org/bench", dataset_name="x"),
+             task_yaml(tmp_path, "b", task="b", doc_to_text="{{q}}"), str(tmp_path / "broken.yaml")]
+    (tmp_path / "broken.yaml").write_text("task: [\n")
+    assert json.loads(task_datasets(files, tmp_path)) == {"sub/a.yaml": {"dataset_path": "org/bench",
+                                                                          "dataset_name": "x"}}
+    assert task_datasets(files[1:], tmp_path) == ""
+
+
 def test_helpers_are_inputs_of_folders_not_yet_prepared_or_prepared_with_them_and_the_job_records_them(
         tmp_path, monkeypatch):
     """A folder prepared before its record listed helpers keeps the inputs Snakemake recorded for its job (adding
@@ -188,8 +199,9 @@ HELPERS = {"helpers.py": "def documents(dataset):\n    return dataset.map(lambda
 def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and_an_edited_one_or_helper_does(
         demo_config, tmp_path):
     """Through Snakemake: the prepared tasks' rule runs once, then plans nothing when a YAML for a task it does
-    not prepare is added or edited or a helper that only scores is edited, and runs again when a YAML it reads or a helper
-    that builds its documents changes. The scoring helper is an input of the evaluations."""
+    not prepare is added or edited or a helper that only scores is edited, and runs again when a YAML it reads or
+    a helper that builds its documents changes. The scoring helper is an input of the evaluations. A task's
+    dataset, changed, is fetched again; its prompt, changed, is not."""
     data = tmp_path / "capitals.jsonl"
     write_jsonl(data, [{"country": country, "capital": capital}
                        for country, capital in [("France", "Paris"), ("Italy", "Rome"), ("Peru", "Lima")]])
@@ -233,6 +245,10 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
         assert "rule prepare_tasks:" in snakemake("-n")
         (mine / "helpers.py").write_text(HELPERS["helpers.py"])
         (mine / "capitals.yaml").write_text(yaml.safe_dump({**spec, "doc_to_text": "{{country}}'s capital is"}) + tags)
-        assert "rule prepare_tasks:" in snakemake("-n")
+        planned = snakemake("-n")
+        assert "rule prepare_tasks:" in planned and "rule fetch_tasks:" not in planned
+        moved = {"data_files": {"test": str(shutil.copy(data, tmp_path / "moved.jsonl"))}}
+        (mine / "capitals.yaml").write_text(yaml.safe_dump({**spec, "dataset_kwargs": moved}) + tags)
+        assert "rule fetch_tasks:" in snakemake("-n")  # the jobs that read it run offline
     finally:
         shutil.rmtree(target.parent, ignore_errors=True)

@@ -34,6 +34,7 @@ from annealscope.evaluate.tasks import (
     HELPERS_VARIABLE,
     UNREAD_VARIABLE,
     read_task_file,
+    task_datasets,
     task_file_inputs,
     task_helpers,
     tracks_helpers,
@@ -128,6 +129,7 @@ try:
                     if tracks_helpers(folder)}
 except ConfigError as error:
     raise WorkflowError(f"invalid task: {error}") from None
+TASK_DATASETS = {folder: task_datasets(TASK_FILE_INPUTS[folder], INCLUDE_PATH) for folder in TASK_HELPERS}  # fetch_key
 os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in building]
                                            for folder, (building, scoring) in TASK_HELPERS.items()})
 SCORING_HELPERS = sorted({file for building, scoring in TASK_HELPERS.values() for file in scoring})
@@ -302,23 +304,27 @@ def checkpoint_input(wildcards):
     return [path(layout.ANNEAL_MODEL, **wildcards)]
 
 
-def fetched_tasks(names):
-    """The fetch_tasks marker of the lm-eval (non-local) tasks among `names`, if there are any."""
+def fetched_tasks(names, folder):
+    """The fetch_tasks marker of the lm-eval (non-local) tasks among `names`, prepared into `folder`, if any."""
     tasks = [task for task in LM_EVAL_TASKS if task in names]
-    return [f"{CACHE}/lm-eval/tasks-{fetch_key(tasks)}"] if tasks else []
+    return [f"{CACHE}/lm-eval/tasks-{fetch_key(tasks, folder)}"] if tasks else []
 
 
-def fetch_key(tasks):
-    key = " ".join([*tasks, INCLUDE_OPTION])
+def fetch_key(tasks, folder):
+    """The tasks, eval.include_path and, where the folder tracks them, the datasets its user YAMLs name: editing
+    those fetches them again, as the jobs that prepare and score the tasks read the cache offline."""
+    datasets = TASK_DATASETS.get(folder)
+    key = " ".join([*tasks, INCLUDE_OPTION, *([datasets] if datasets else [])])
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
-FETCHES = {fetch_key(tasks): tasks for tasks in ([task for task in LM_EVAL_TASKS if task in names]
-                                                  for names in (DECONTAMINATED, SCREENED)) if tasks}
+FETCHES = {fetch_key(tasks, folder): tasks for folder, tasks in
+           ((folder, [task for task in LM_EVAL_TASKS if task in names])
+            for folder, names in ((TASKS_DIR, DECONTAMINATED), (SCREENED_TASKS_DIR, SCREENED))) if tasks}
 
 
 def evaluation_fetches(wildcards):
-    return fetched_tasks(DECONTAMINATED) + fetched_tasks(SCREENED)
+    return fetched_tasks(DECONTAMINATED, TASKS_DIR) + fetched_tasks(SCREENED, SCREENED_TASKS_DIR)
 
 
 def task_inputs(names, folder):
@@ -326,7 +332,7 @@ def task_inputs(names, folder):
     datasets, the YAMLs under eval.include_path they may need and the Python helpers that build their documents."""
     heldout = task_subset(config["eval"], names)[1]
     return {"datasets": cached_datasets([reference for references in heldout.values() for reference in references]),
-            "fetched": fetched_tasks(names), "user_tasks": TASK_FILE_INPUTS[folder],
+            "fetched": fetched_tasks(names, folder), "user_tasks": TASK_FILE_INPUTS[folder],
             "helpers": TASK_HELPERS.get(folder, ([], []))[0]}
 
 

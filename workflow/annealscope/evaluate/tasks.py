@@ -70,6 +70,7 @@ def heldout_task(name: str, items_path: Path) -> dict:
 
 UNREAD_VARIABLE = "ANNEALSCOPE_UNREAD_TASK_FILES"  # JSON {prepared folder: YAMLs of eval.include_path not its inputs}
 HELPERS_VARIABLE = "ANNEALSCOPE_TASK_HELPERS"  # JSON {prepared folder: its inputs among the YAMLs' Python helpers}
+DATASET_KEYS = ("dataset_path", "dataset_name", "dataset_kwargs", "custom_dataset")  # where a task's documents are
 # the keys of a task YAML whose functions score a model's outputs and build no evaluation document
 SCORING_KEYS = frozenset({"process_results", "metric_list", "filter_list", "aggregate_metric_list"})
 
@@ -260,6 +261,15 @@ def task_helpers(files: Iterable[str]) -> tuple[list[str], list[str]]:
                                       "imports a helper from beside the YAML: add the file or fix the name")
                 (scoring if key in SCORING_KEYS else building).add(str(helper))
     return sorted(building), sorted(scoring - building)
+
+
+def task_datasets(files: Iterable[str], include_path: str | Path | None) -> str:
+    """The datasets that the task YAMLs `files` of `include_path` name (their `DATASET_KEYS`), as canonical JSON
+    by file; empty where none does. Fetching their tasks downloads these."""
+    named = {os.path.relpath(file, include_path): {key: spec[key] for key in DATASET_KEYS if key in spec}
+             for file in files if (spec := _task_spec(Path(file)))}
+    named = {file: keys for file, keys in named.items() if keys}
+    return json.dumps(named, sort_keys=True) if named else ""
 
 
 def _functions(value) -> Iterator[str]:
