@@ -201,7 +201,8 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     """Through Snakemake: the prepared tasks' rule runs once, then plans nothing when a YAML for a task it does
     not prepare is added or edited or a helper that only scores is edited, and runs again when a YAML it reads or
     a helper that builds its documents changes. The scoring helper is an input of the evaluations. A task's
-    dataset, changed, is fetched again; its prompt, changed, is not."""
+    dataset, changed, is fetched again; its prompt, changed, is not. A folder an earlier annealscope prepared
+    is named in the plan."""
     data = tmp_path / "capitals.jsonl"
     write_jsonl(data, [{"country": country, "capital": capital}
                        for country, capital in [("France", "Paris"), ("Italy", "Rome"), ("Peru", "Lima")]])
@@ -250,5 +251,9 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
         moved = {"data_files": {"test": str(shutil.copy(data, tmp_path / "moved.jsonl"))}}
         (mine / "capitals.yaml").write_text(yaml.safe_dump({**spec, "dataset_kwargs": moved}) + tags)
         assert "rule fetch_tasks:" in snakemake("-n")  # the jobs that read it run offline
+        record = read_json(target / PREPARED_RECORD)
+        del record["helpers"]  # as an earlier annealscope wrote it
+        write_json(target / PREPARED_RECORD, record)
+        assert f"tasks: {target.relative_to(ROOT)} was prepared by an earlier annealscope" in snakemake("-n")
     finally:
         shutil.rmtree(target.parent, ignore_errors=True)

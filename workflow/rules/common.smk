@@ -421,3 +421,8 @@ def evaluate_in_process(*arguments):
 
 if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run
     print_plan(config, sys.stderr)
+    for folder in sorted(TASK_FILE_INPUTS.keys() - TASK_HELPERS.keys()) if INCLUDE_PATH else []:
+        print(f"tasks: {folder} was prepared by an earlier annealscope, which tracked no Python helper of its task "
+              "YAMLs: editing one reruns nothing there, and a task pointed at other data is not fetched again "
+              "(delete the folder to track both, which reruns what was decontaminated or screened against it)",
+              file=sys.stderr)
