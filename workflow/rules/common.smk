@@ -30,8 +30,8 @@ from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
 from annealscope.evaluate.tasks import (
-    LOCAL_TASKS,
     HELPERS_VARIABLE,
+    LOCAL_TASKS,
     UNREAD_VARIABLE,
     read_task_file,
     task_datasets,

@@ -240,9 +240,9 @@ def unread_task_files(every: list[str], inputs: list[str], include_path: str | P
 
 def tracks_helpers(folder: str | Path) -> bool:
     """Whether the Python helpers of the task YAMLs (`task_helpers`) are inputs of preparing the tasks into
-    `folder` and of scoring them: for a folder not yet prepared, or one whose record lists its helpers. Not for
-    one prepared before annealscope recorded them, whose jobs Snakemake recorded without these inputs: adding
-    them would rerun every decontamination and training once."""
+    `folder` and of scoring them, and their datasets (`task_datasets`) key the tasks' fetch: for a folder not yet
+    prepared, or one whose record lists its helpers. Not for one prepared before annealscope recorded them, whose
+    jobs Snakemake recorded without these inputs: adding them would rerun every decontamination and training."""
     return not Path(folder).exists() or "helpers" in (prepared_record(folder) or {})
 
 
