@@ -18,10 +18,10 @@ from annealscope.core.layout import PREPARED_RECORD
 from annealscope.evaluate.tasks import (
     HELPERS_VARIABLE,
     UNREAD_VARIABLE,
+    TaskSources,
     prepare_tasks,
-    task_datasets,
     task_file_inputs,
-    task_helpers,
+    task_sources,
     tracks_helpers,
     unread_task_files,
 )
@@ -156,14 +156,15 @@ aggregate_metric_list: [{metric: acc, aggregation: !function groups.mean}]
         (tmp_path / f"{name}.py").write_text("")
     (tmp_path / "broken.yaml").write_text("task: [!function docs.x\n")
     files = [str(tmp_path / name) for name in ("sub/task.yaml", "other.yaml", "broken.yaml")]
-    building, scoring = task_helpers(files)
+    sources = task_sources(files, tmp_path)
+    building, scoring = sources.building, sources.scoring
     assert building == sorted(str(tmp_path / name) for name in
                               ("sub/custom.py", "sub/docs.py", "sub/shared.py", "deep.pkg.py"))
     assert scoring == sorted(str(tmp_path / "sub" / name) for name in ("filters.py", "groups.py", "metrics.py"))
-    assert task_helpers(files[1:]) == ([str(tmp_path / "deep.pkg.py")], [])
+    assert task_sources(files[1:], tmp_path) == TaskSources([str(tmp_path / "deep.pkg.py")], [], "")
     (tmp_path / "sub" / "metrics.py").unlink()
     with pytest.raises(ConfigError, match=r"task.yaml: metric_list names !function metrics.exact, but .*metrics.py"):
-        task_helpers(files)
+        task_sources(files, tmp_path)
 
 
 def test_the_datasets_of_task_yamls_are_told_by_file_relative_to_include_path(tmp_path):
@@ -171,9 +172,9 @@ def test_the_datasets_of_task_yamls_are_told_by_file_relative_to_include_path(tm
     files = [task_yaml(tmp_path / "sub", "a", task="a", dataset_path="org/bench", dataset_name="x"),
              task_yaml(tmp_path, "b", task="b", doc_to_text="{{q}}"), str(tmp_path / "broken.yaml")]
     (tmp_path / "broken.yaml").write_text("task: [\n")
-    assert json.loads(task_datasets(files, tmp_path)) == {"sub/a.yaml": {"dataset_path": "org/bench",
-                                                                          "dataset_name": "x"}}
-    assert task_datasets(files[1:], tmp_path) == ""
+    assert json.loads(task_sources(files, tmp_path).datasets) == {"sub/a.yaml": {"dataset_path": "org/bench",
+                                                                               "dataset_name": "x"}}
+    assert task_sources(files[1:], tmp_path).datasets == ""
 
 
 def test_helpers_are_inputs_of_folders_not_yet_prepared_or_prepared_with_them_and_the_job_records_them(

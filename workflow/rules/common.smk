@@ -34,9 +34,8 @@ from annealscope.evaluate.tasks import (
     LOCAL_TASKS,
     UNREAD_VARIABLE,
     read_task_file,
-    task_datasets,
     task_file_inputs,
-    task_helpers,
+    task_sources,
     tracks_helpers,
     unread_task_files,
 )
@@ -122,17 +121,17 @@ os.environ[UNREAD_VARIABLE] = json.dumps({folder: unread_task_files(USER_TASK_FI
 if len(os.environ[UNREAD_VARIABLE]) > 100_000:  # an environment string over 128 kB fails every job's start
     raise WorkflowError(f"eval.include_path: {INCLUDE_PATH} holds too many YAMLs the prepared tasks do not read "
                         "(every job is given their names); move those of tasks the grid does not evaluate elsewhere")
-# and the Python helpers those YAMLs name: those that build documents are inputs of preparing them, those that only
-# score are inputs of every evaluation; none of a folder prepared before its record listed them (tracks_helpers)
+# and what those YAMLs read: the Python helpers that build documents are inputs of preparing them, those that only
+# score of every evaluation, and the datasets key their fetch (fetch_key); none of it for a folder prepared before
+# its record listed helpers (tracks_helpers)
 try:
-    TASK_HELPERS = {folder: task_helpers(inputs) for folder, inputs in TASK_FILE_INPUTS.items()
+    TASK_SOURCES = {folder: task_sources(inputs, INCLUDE_PATH) for folder, inputs in TASK_FILE_INPUTS.items()
                     if tracks_helpers(folder)}
 except ConfigError as error:
     raise WorkflowError(f"invalid task: {error}") from None
-TASK_DATASETS = {folder: task_datasets(TASK_FILE_INPUTS[folder], INCLUDE_PATH) for folder in TASK_HELPERS}  # fetch_key
-os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in building]
-                                           for folder, (building, scoring) in TASK_HELPERS.items()})
-SCORING_HELPERS = sorted({file for building, scoring in TASK_HELPERS.values() for file in scoring})
+os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in sources.building]
+                                           for folder, sources in TASK_SOURCES.items()})
+SCORING_HELPERS = sorted({file for sources in TASK_SOURCES.values() for file in sources.scoring})
 
 
 def log_path(name):
@@ -313,7 +312,7 @@ def fetched_tasks(names, folder):
 def fetch_key(tasks, folder):
     """The tasks, eval.include_path and, where the folder tracks them, the datasets its user YAMLs name: editing
     those fetches them again, as the jobs that prepare and score the tasks read the cache offline."""
-    datasets = TASK_DATASETS.get(folder)
+    datasets = TASK_SOURCES[folder].datasets if folder in TASK_SOURCES else ""
     key = " ".join([*tasks, INCLUDE_OPTION, *([datasets] if datasets else [])])
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
@@ -333,7 +332,7 @@ def task_inputs(names, folder):
     heldout = task_subset(config["eval"], names)[1]
     return {"datasets": cached_datasets([reference for references in heldout.values() for reference in references]),
             "fetched": fetched_tasks(names, folder), "user_tasks": TASK_FILE_INPUTS[folder],
-            "helpers": TASK_HELPERS.get(folder, ([], []))[0]}
+            "helpers": TASK_SOURCES[folder].building if folder in TASK_SOURCES else []}
 
 
 def screened_shards(wildcards):
@@ -421,7 +420,7 @@ def evaluate_in_process(*arguments):
 
 if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run
     print_plan(config, sys.stderr)
-    for folder in sorted(TASK_FILE_INPUTS.keys() - TASK_HELPERS.keys()) if INCLUDE_PATH else []:
+    for folder in sorted(TASK_FILE_INPUTS.keys() - TASK_SOURCES.keys()) if INCLUDE_PATH else []:
         print(f"tasks: {folder} was prepared by an earlier annealscope, which tracked no Python helper of its task "
               "YAMLs: editing one reruns nothing there, and a task pointed at other data is not fetched again "
               "(delete the folder to track both, which reruns what was decontaminated or screened against it)",

@@ -11,6 +11,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -239,37 +240,40 @@ def unread_task_files(every: list[str], inputs: list[str], include_path: str | P
 
 
 def tracks_helpers(folder: str | Path) -> bool:
-    """Whether the Python helpers of the task YAMLs (`task_helpers`) are inputs of preparing the tasks into
-    `folder` and of scoring them, and their datasets (`task_datasets`) key the tasks' fetch: for a folder not yet
+    """Whether the Python helpers of the task YAMLs (`task_sources`) are inputs of preparing the tasks into
+    `folder` and of scoring them, and the datasets they name key the tasks' fetch: for a folder not yet
     prepared, or one whose record lists its helpers. Not for one prepared before annealscope recorded them, whose
     jobs Snakemake recorded without these inputs: adding them would rerun every decontamination and training."""
     return not Path(folder).exists() or "helpers" in (prepared_record(folder) or {})
 
 
-def task_helpers(files: Iterable[str]) -> tuple[list[str], list[str]]:
-    """The Python files that the task YAMLs `files` name in lm-eval's `!function module.name` tags (`module.py`
-    beside the YAML): those that may build an evaluation document, and those that only the keys scoring a
-    model's outputs name (`SCORING_KEYS`). A helper's edit changes what the former build or the latter score; a
-    missing one is a ConfigError naming the YAML."""
-    building, scoring = set(), set()
+@dataclass(frozen=True)
+class TaskSources:
+    """What a folder's task YAMLs read beyond themselves (`task_sources`)."""
+
+    building: list[str]  # Python helpers that may build an evaluation document: inputs of preparing the tasks
+    scoring: list[str]  # helpers only the keys scoring a model's outputs name (`SCORING_KEYS`): of every evaluation
+    datasets: str  # the `DATASET_KEYS` of each YAML naming any, as canonical JSON by file ("" where none): fetched
+
+
+def task_sources(files: Iterable[str], include_path: str | Path | None) -> TaskSources:
+    """The Python files that the task YAMLs `files` of `include_path` name in lm-eval's `!function module.name`
+    tags (`module.py` beside the YAML), by whether they may build documents or only score, and the datasets the
+    YAMLs name; each YAML read once. A missing helper is a ConfigError naming the YAML."""
+    building, scoring, datasets = set(), set(), {}
     for file in files:
-        for key, value in (_task_spec(Path(file)) or {}).items():
+        spec = _task_spec(Path(file)) or {}
+        if named := {key: spec[key] for key in DATASET_KEYS if key in spec}:
+            datasets[os.path.relpath(file, include_path)] = named
+        for key, value in spec.items():
             for name in _functions(value):
                 helper = Path(file).parent / f"{name.rsplit('.', 1)[0]}.py"
                 if not helper.is_file():
                     raise ConfigError(f"{file}: {key} names !function {name}, but {helper} is not there; lm-eval "
                                       "imports a helper from beside the YAML: add the file or fix the name")
                 (scoring if key in SCORING_KEYS else building).add(str(helper))
-    return sorted(building), sorted(scoring - building)
-
-
-def task_datasets(files: Iterable[str], include_path: str | Path | None) -> str:
-    """The datasets that the task YAMLs `files` of `include_path` name (their `DATASET_KEYS`), as canonical JSON
-    by file; empty where none does. Fetching their tasks downloads these."""
-    named = {os.path.relpath(file, include_path): {key: spec[key] for key in DATASET_KEYS if key in spec}
-             for file in files if (spec := _task_spec(Path(file)))}
-    named = {file: keys for file, keys in named.items() if keys}
-    return json.dumps(named, sort_keys=True) if named else ""
+    return TaskSources(sorted(building), sorted(scoring - building),
+                       json.dumps(datasets, sort_keys=True) if datasets else "")
 
 
 def _functions(value) -> Iterator[str]:
