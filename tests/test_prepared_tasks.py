@@ -111,6 +111,8 @@ def test_a_folder_reads_the_yamls_it_was_prepared_from_and_each_new_one_that_may
     assert str(mine / "base.yaml") not in task_file_inputs(candidates, ["a", "g"], folder, mine)
     (mine / "a.yaml").write_text(yaml.safe_dump({"task": "a", "include": "base.yaml"}))
     assert str(mine / "base.yaml") in task_file_inputs(candidates, ["a", "g"], folder, mine)
+    (mine / "a.yaml").write_text(yaml.safe_dump({"task": "a", "include": ["common.yaml", "base.yaml"]}))
+    assert str(mine / "base.yaml") in task_file_inputs(candidates, ["a", "g"], folder, mine)
 
 
 def test_the_prepared_record_lists_every_yaml_of_include_path_but_those_the_workflow_says_it_does_not_read(
@@ -132,9 +134,10 @@ def test_the_prepared_record_lists_every_yaml_of_include_path_but_those_the_work
 
 
 def test_the_helpers_a_yaml_names_are_told_apart_by_whether_they_build_documents_or_only_score(tmp_path):
-    """lm-eval imports `module.py` beside the YAML for `!function module.name`, at any depth of any key. A file
-    named by a document-building key (and by a scoring one) can change the decontamination texts; one named only
-    by process_results, metric_list, filter_list or aggregate_metric_list changes only the scores."""
+    """lm-eval imports `module.py` beside the YAML for `!function module.name` (`a/b.py` for `a.b.name`), at any
+    depth of any key, else an installed module. A file named by a document-building key (and by a scoring one)
+    can change the decontamination texts; one named only by process_results, metric_list, filter_list or
+    aggregate_metric_list changes only the scores."""
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "task.yaml").write_text("""
 task: t
@@ -151,30 +154,45 @@ filter_list:
     filter: [{function: custom, filter_fn: !function filters.pick}]
 aggregate_metric_list: [{metric: acc, aggregation: !function groups.mean}]
 """)
-    (tmp_path / "other.yaml").write_text("task: o\ndoc_to_target: !function deep.pkg.target\n")
-    for name in ("sub/custom", "sub/docs", "sub/shared", "sub/metrics", "sub/filters", "sub/groups", "deep.pkg"):
+    (tmp_path / "other.yaml").write_text("task: o\ndoc_to_target: !function deep.pkg.target\n"
+                                         "process_results: !function json.loads\n")  # an installed module
+    (tmp_path / "deep").mkdir()
+    for name in ("sub/custom", "sub/docs", "sub/shared", "sub/metrics", "sub/filters", "sub/groups", "deep/pkg"):
         (tmp_path / f"{name}.py").write_text("")
     (tmp_path / "broken.yaml").write_text("task: [!function docs.x\n")
     files = [str(tmp_path / name) for name in ("sub/task.yaml", "other.yaml", "broken.yaml")]
     sources = task_sources(files, tmp_path)
-    building, scoring = sources.building, sources.scoring
-    assert building == sorted(str(tmp_path / name) for name in
-                              ("sub/custom.py", "sub/docs.py", "sub/shared.py", "deep.pkg.py"))
-    assert scoring == sorted(str(tmp_path / "sub" / name) for name in ("filters.py", "groups.py", "metrics.py"))
-    assert task_sources(files[1:], tmp_path) == TaskSources([str(tmp_path / "deep.pkg.py")], [], "")
+    assert sources.building == sorted(str(tmp_path / name) for name in
+                                      ("sub/custom.py", "sub/docs.py", "sub/shared.py", "deep/pkg.py"))
+    assert sources.scoring == sorted(str(tmp_path / "sub" / name) for name in ("filters.py", "groups.py", "metrics.py"))
+    assert task_sources(files[1:], tmp_path) == TaskSources([str(tmp_path / "deep/pkg.py")], [], "", [])
     (tmp_path / "sub" / "metrics.py").unlink()
-    with pytest.raises(ConfigError, match=r"task.yaml: metric_list names !function metrics.exact, but .*metrics.py"):
+    with pytest.raises(ConfigError, match=r"task.yaml: metric_list names !function metrics.exact, but .*metrics.py "
+                                          r"is not there nor is metrics an installed module"):
         task_sources(files, tmp_path)
 
 
-def test_the_datasets_of_task_yamls_are_told_by_file_relative_to_include_path(tmp_path):
+def test_the_templates_a_yaml_includes_are_read_with_their_helpers_and_datasets(tmp_path):
+    """lm-eval's own task folders keep shared keys in a template without the .yaml suffix, which no listing of
+    task YAMLs finds: the include (one or a list, relative to the including file) is followed, to its helpers and
+    its dataset, and an include of a missing file is refused naming the YAML. Datasets are told by file, relative
+    to include_path."""
     (tmp_path / "sub").mkdir()
-    files = [task_yaml(tmp_path / "sub", "a", task="a", dataset_path="org/bench", dataset_name="x"),
-             task_yaml(tmp_path, "b", task="b", doc_to_text="{{q}}"), str(tmp_path / "broken.yaml")]
-    (tmp_path / "broken.yaml").write_text("task: [\n")
-    assert json.loads(task_sources(files, tmp_path).datasets) == {"sub/a.yaml": {"dataset_path": "org/bench",
-                                                                               "dataset_name": "x"}}
+    (tmp_path / "sub" / "_default_template_yaml").write_text(
+        "dataset_path: org/bench\ndataset_name: x\ndoc_to_text: !function utils.prompt\ninclude: ../base.yaml\n")
+    (tmp_path / "sub" / "utils.py").write_text("")
+    (tmp_path / "base.yaml").write_text("output_type: multiple_choice\n")
+    files = [str(tmp_path / "sub" / "a.yaml"), task_yaml(tmp_path, "b", task="b", doc_to_text="{{q}}")]
+    (tmp_path / "sub" / "a.yaml").write_text("task: a\ninclude: [_default_template_yaml]\n")
+    sources = task_sources(files, tmp_path)
+    assert sources.templates == sorted([str(tmp_path / "sub" / "_default_template_yaml"), str(tmp_path / "base.yaml")])
+    assert sources.prepared == sorted([*sources.templates, str(tmp_path / "sub" / "utils.py")])
+    assert json.loads(sources.datasets) == {"sub/_default_template_yaml": {"dataset_path": "org/bench",
+                                                                         "dataset_name": "x"}}
     assert task_sources(files[1:], tmp_path).datasets == ""
+    (tmp_path / "base.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"_default_template_yaml: include names .*base.yaml, which is not there"):
+        task_sources(files, tmp_path)
 
 
 def test_helpers_are_inputs_of_folders_not_yet_prepared_or_prepared_with_them_and_the_job_records_them(
@@ -200,10 +218,10 @@ HELPERS = {"helpers.py": "def documents(dataset):\n    return dataset.map(lambda
 def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and_an_edited_one_or_helper_does(
         demo_config, tmp_path):
     """Through Snakemake: the prepared tasks' rule runs once, then plans nothing when a YAML for a task it does
-    not prepare is added or edited or a helper that only scores is edited, and runs again when a YAML it reads or
-    a helper that builds its documents changes. The scoring helper is an input of the evaluations. A task's
-    dataset, changed, is fetched again; its prompt, changed, is not. A folder an earlier annealscope prepared
-    is named in the plan."""
+    not prepare is added or edited or a helper that only scores is edited, and runs again when a YAML it reads, a
+    helper that builds its documents or a template it includes changes. The scoring helper is an input of the
+    evaluations. A task's dataset, changed, is fetched again; its prompt, changed, is not. A folder an earlier
+    annealscope prepared is named in the plan."""
     data = tmp_path / "capitals.jsonl"
     write_jsonl(data, [{"country": country, "capital": capital}
                        for country, capital in [("France", "Paris"), ("Italy", "Rome"), ("Peru", "Lima")]])
@@ -212,8 +230,10 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     spec = {"task": "capitals", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
             "test_split": "test", "output_type": "generate_until", "doc_to_text": "The capital of {{country}} is",
             "doc_to_target": "{{capital}}", "metric_list": [{"metric": "exact_match"}]}
-    tags = "process_docs: !function helpers.documents\nprocess_results: !function scoring.score\n"
+    tags = ("process_docs: !function helpers.documents\nprocess_results: !function scoring.score\n"
+            "include: _capitals_template_yaml\n")  # as lm-eval's own task folders share keys
     (mine / "capitals.yaml").write_text(yaml.safe_dump(spec) + tags)
+    (mine / "_capitals_template_yaml").write_text("metadata: {version: 1.0}\n")
     for name, text in HELPERS.items():
         (mine / name).write_text(text)
     task_yaml(mine, "unrelated", **{**spec, "task": "unrelated"})
@@ -235,7 +255,7 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
         snakemake()
         assert read_json(target / PREPARED_RECORD) | {"heldout": None} == {
             "tasks": ["arith_mc", "capitals"], "heldout": None, "task_files": ["capitals.yaml"],
-            "helpers": ["helpers.py"]}
+            "helpers": ["_capitals_template_yaml", "helpers.py"]}
         task_yaml(mine, "later", **{**spec, "task": "later"})
         task_yaml(mine, "unrelated", **{**spec, "task": "unrelated", "doc_to_text": "Capital of {{country}}:"})
         (mine / "scoring.py").write_text(HELPERS["scoring.py"] + "# the evaluations rerun\n")
@@ -246,6 +266,8 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
         (mine / "helpers.py").write_text(HELPERS["helpers.py"] + "# decontamination reruns\n")
         assert "rule prepare_tasks:" in snakemake("-n")
         (mine / "helpers.py").write_text(HELPERS["helpers.py"])
+        (mine / "_capitals_template_yaml").write_text("metadata: {version: 2.0}\n")
+        assert "rule prepare_tasks:" in snakemake("-n")
         (mine / "capitals.yaml").write_text(yaml.safe_dump({**spec, "doc_to_text": "{{country}}'s capital is"}) + tags)
         planned = snakemake("-n")
         assert "rule prepare_tasks:" in planned and "rule fetch_tasks:" not in planned

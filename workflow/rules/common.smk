@@ -121,15 +121,15 @@ os.environ[UNREAD_VARIABLE] = json.dumps({folder: unread_task_files(USER_TASK_FI
 if len(os.environ[UNREAD_VARIABLE]) > 100_000:  # an environment string over 128 kB fails every job's start
     raise WorkflowError(f"eval.include_path: {INCLUDE_PATH} holds too many YAMLs the prepared tasks do not read "
                         "(every job is given their names); move those of tasks the grid does not evaluate elsewhere")
-# and what those YAMLs read: the Python helpers that build documents are inputs of preparing them, those that only
-# score of every evaluation, and the datasets key their fetch (fetch_key); none of it for a folder prepared before
-# its record listed helpers (tracks_helpers)
+# and what those YAMLs read: the templates they include and the Python helpers that build documents are inputs of
+# preparing them, the helpers that only score of every evaluation, and the datasets key their fetch (fetch_key);
+# none of it for a folder prepared before its record listed helpers (tracks_helpers)
 try:
     TASK_SOURCES = {folder: task_sources(inputs, INCLUDE_PATH) for folder, inputs in TASK_FILE_INPUTS.items()
                     if tracks_helpers(folder)}
 except ConfigError as error:
     raise WorkflowError(f"invalid task: {error}") from None
-os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in sources.building]
+os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in sources.prepared]
                                            for folder, sources in TASK_SOURCES.items()})
 SCORING_HELPERS = sorted({file for sources in TASK_SOURCES.values() for file in sources.scoring})
 
@@ -332,7 +332,7 @@ def task_inputs(names, folder):
     heldout = task_subset(config["eval"], names)[1]
     return {"datasets": cached_datasets([reference for references in heldout.values() for reference in references]),
             "fetched": fetched_tasks(names, folder), "user_tasks": TASK_FILE_INPUTS[folder],
-            "helpers": TASK_SOURCES[folder].building if folder in TASK_SOURCES else []}
+            "helpers": TASK_SOURCES[folder].prepared if folder in TASK_SOURCES else []}
 
 
 def screened_shards(wildcards):
@@ -421,7 +421,7 @@ def evaluate_in_process(*arguments):
 if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run
     print_plan(config, sys.stderr)
     for folder in sorted(TASK_FILE_INPUTS.keys() - TASK_SOURCES.keys()) if INCLUDE_PATH else []:
-        print(f"tasks: {folder} was prepared by an earlier annealscope, which tracked no Python helper of its task "
-              "YAMLs: editing one reruns nothing there, and a task pointed at other data is not fetched again "
-              "(delete the folder to track both, which reruns what was decontaminated or screened against it)",
-              file=sys.stderr)
+        print(f"tasks: {folder} was prepared by an earlier annealscope, which tracked neither the Python helpers "
+              "nor the included templates of its task YAMLs: editing one reruns nothing there, and a task pointed "
+              "at other data is not fetched again (delete the folder to track them, which reruns what was "
+              "decontaminated or screened against it)", file=sys.stderr)

@@ -7,6 +7,7 @@ file's absolute path filled in, into one directory that lm-eval reads with ``inc
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import os
 import random
@@ -254,26 +255,46 @@ class TaskSources:
     building: list[str]  # Python helpers that may build an evaluation document: inputs of preparing the tasks
     scoring: list[str]  # helpers only the keys scoring a model's outputs name (`SCORING_KEYS`): of every evaluation
     datasets: str  # the `DATASET_KEYS` of each YAML naming any, as canonical JSON by file ("" where none): fetched
+    templates: list[str]  # files they include that are no other input (lm-eval's `_default_template_yaml`)
+
+    @property
+    def prepared(self) -> list[str]:
+        """What preparing the tasks reads beside their YAMLs: the building helpers and the templates."""
+        return sorted(self.building + self.templates)
 
 
-def task_sources(files: Iterable[str], include_path: str | Path | None) -> TaskSources:
-    """The Python files that the task YAMLs `files` of `include_path` name in lm-eval's `!function module.name`
-    tags (`module.py` beside the YAML), by whether they may build documents or only score, and the datasets the
-    YAMLs name; each YAML read once. A missing helper is a ConfigError naming the YAML."""
-    building, scoring, datasets = set(), set(), {}
-    for file in files:
+def task_sources(files: list[str], include_path: str | Path | None) -> TaskSources:
+    """What the task YAMLs `files` of `include_path` read, each file once: the files they include, and of all
+    these the Python modules that lm-eval's `!function module.name` tags import from beside the YAML (`module.py`,
+    `a/b.py` for `a.b`), by whether they may build documents or only score, and the datasets they name. A tag
+    naming no such file imports an installed module, which is not tracked; an include or module that is neither
+    is a ConfigError naming the YAML."""
+    building, scoring, datasets, templates = set(), set(), {}, []
+    pending, seen = list(files), set(files)
+    while pending:
+        file = pending.pop(0)
         spec = _task_spec(Path(file)) or {}
+        for target in _included_files(file, spec):
+            if not Path(target).is_file():
+                raise ConfigError(f"{file}: include names {target}, which is not there; fix the path (relative to "
+                                  "the including YAML)")
+            if target not in seen:
+                seen.add(target)
+                templates.append(target)
+                pending.append(target)
         if named := {key: spec[key] for key in DATASET_KEYS if key in spec}:
             datasets[os.path.relpath(file, include_path)] = named
         for key, value in spec.items():
             for name in _functions(value):
-                helper = Path(file).parent / f"{name.rsplit('.', 1)[0]}.py"
-                if not helper.is_file():
-                    raise ConfigError(f"{file}: {key} names !function {name}, but {helper} is not there; lm-eval "
-                                      "imports a helper from beside the YAML: add the file or fix the name")
-                (scoring if key in SCORING_KEYS else building).add(str(helper))
+                module = name.rpartition(".")[0]
+                helper = Path(file).parent / f"{module.replace('.', '/')}.py"
+                if helper.is_file():
+                    (scoring if key in SCORING_KEYS else building).add(str(helper))
+                elif importlib.util.find_spec(module.split(".")[0]) is None:
+                    raise ConfigError(f"{file}: {key} names !function {name}, but {helper} is not there nor is "
+                                      f"{module} an installed module; add the file beside the YAML or fix the name")
     return TaskSources(sorted(building), sorted(scoring - building),
-                       json.dumps(datasets, sort_keys=True) if datasets else "")
+                       json.dumps(datasets, sort_keys=True) if datasets else "", sorted(templates))
 
 
 def _functions(value) -> Iterator[str]:
@@ -308,9 +329,16 @@ def _defined_names(spec: dict) -> set[str]:
 
 
 def _includes(files: set[str], specs: dict[str, dict | None]) -> set[Path]:
-    """The files the YAMLs `files` include (lm-eval's `include:`, relative to the including file)."""
-    return {(Path(file).parent / spec["include"]).resolve() for file in files
-            if (spec := specs.get(file)) and isinstance(spec.get("include"), str)}
+    """The files the YAMLs `files` include, resolved."""
+    return {Path(target).resolve() for file in files if (spec := specs.get(file))
+            for target in _included_files(file, spec)}
+
+
+def _included_files(file: str, spec: dict) -> list[str]:
+    """The files a task YAML includes (lm-eval's `include:`, one or a list, relative to the including file)."""
+    include = spec.get("include")
+    names = [include] if isinstance(include, str) else include if isinstance(include, list) else []
+    return [os.path.normpath(Path(file).parent / name) for name in names if isinstance(name, str)]
 
 
 def user_groups(include_path: str | Path | None) -> dict[str, list[str]]:
