@@ -112,8 +112,9 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
     return counts
 
 
-class _TaskLoader(yaml.SafeLoader):
-    """YAML's safe loader, keeping lm-eval's tags (``!function``) as plain strings."""
+class _TaskLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):
+    """YAML's safe loader (libyaml's where PyYAML has it, 11x faster on lm-eval's task YAMLs), keeping lm-eval's tags
+    (``!function``) as plain strings."""
 
 
 _TaskLoader.add_multi_constructor("!", lambda loader, suffix, node: f"!{suffix} {loader.construct_scalar(node)}")
