@@ -221,7 +221,7 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
     not prepare is added or edited or a helper that only scores is edited, and runs again when a YAML it reads, a
     helper that builds its documents or a template it includes changes. The scoring helper is an input of the
     evaluations. A task's dataset, changed, is fetched again; its prompt, changed, is not. A folder an earlier
-    annealscope prepared is named in the plan."""
+    annealscope prepared is named in the plan, with what it does not track."""
     data = tmp_path / "capitals.jsonl"
     write_jsonl(data, [{"country": country, "capital": capital}
                        for country, capital in [("France", "Paris"), ("Italy", "Rome"), ("Peru", "Lima")]])
@@ -278,5 +278,7 @@ def test_a_yaml_added_to_include_path_for_another_task_reruns_no_preparation_and
         del record["helpers"]  # as an earlier annealscope wrote it
         write_json(target / PREPARED_RECORD, record)
         assert f"tasks: {target.relative_to(ROOT)} was prepared by an earlier annealscope" in snakemake("-n")
+        (target / PREPARED_RECORD).unlink()
+        assert f"tasks: {target.relative_to(ROOT)} was prepared before annealscope recorded" in snakemake("-n")
     finally:
         shutil.rmtree(target.parent, ignore_errors=True)

@@ -15,7 +15,13 @@ from annealscope.core.branches import is_branched
 from annealscope.core.code_digest import code_digest
 from annealscope.core.config import ConfigError, read_config_file
 from annealscope.core.corpora import dataset_slug
-from annealscope.core.decontamination import decontaminated_names, prepared_subset, screened_names, task_subset
+from annealscope.core.decontamination import (
+    decontaminated_names,
+    prepared_record,
+    prepared_subset,
+    screened_names,
+    task_subset,
+)
 from annealscope.core.grid import check_epoch_limits, print_plan
 from annealscope.core.integrity import missing_collected_files
 from annealscope.core.references import (
@@ -420,8 +426,13 @@ def evaluate_in_process(*arguments):
 
 if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run
     print_plan(config, sys.stderr)
-    for folder in sorted(TASK_FILE_INPUTS.keys() - TASK_SOURCES.keys()) if INCLUDE_PATH else []:
-        print(f"tasks: {folder} was prepared by an earlier annealscope, which tracked neither the Python helpers "
-              "nor the included templates of its task YAMLs: editing one reruns nothing there, and a task pointed "
-              "at other data is not fetched again (delete the folder to track them, which reruns what was "
-              "decontaminated or screened against it)", file=sys.stderr)
+    for folder in sorted(TASK_FILE_INPUTS.keys() - TASK_SOURCES.keys()):  # prepared by an earlier annealscope
+        if prepared_record(folder) is None:
+            print(f"tasks: {folder} was prepared before annealscope recorded what it was prepared from "
+                  "(prepared.json): reordering eval.tasks or eval.heldout reruns it, and all that was decontaminated "
+                  "or screened against it", file=sys.stderr)
+        if INCLUDE_PATH:
+            print(f"tasks: {folder} was prepared by an earlier annealscope, which tracked neither the Python helpers "
+                  "nor the included templates of its task YAMLs: editing one reruns nothing there, and a task "
+                  "pointed at other data is not fetched again (delete the folder to track them, which reruns what "
+                  "was decontaminated or screened against it)", file=sys.stderr)
