@@ -266,10 +266,10 @@ class TaskSources:
 
 def task_sources(files: list[str], include_path: str | Path | None) -> TaskSources:
     """What the task YAMLs `files` of `include_path` read, each file once: the files they include, and of all
-    these the Python modules that lm-eval's `!function module.name` tags import from beside the YAML (the module's
-    file, a dotted module's in a subfolder), by whether they may build documents or only score, and the datasets they name. A tag
-    naming no such file imports an installed module, which is not tracked; an include or module that is neither
-    is a ConfigError naming the YAML."""
+    these the Python modules that lm-eval's `!function module.name` tags import from beside the YAML (the
+    module's file, a dotted module's in a subfolder), by whether they may build documents or only score, and the
+    datasets they name. A tag naming no such file imports an installed module, which is not tracked; an include
+    or module that is neither is a ConfigError naming the YAML."""
     building, scoring, datasets, templates = set(), set(), {}, []
     pending, seen = list(files), set(files)
     while pending:
