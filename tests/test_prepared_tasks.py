@@ -170,6 +170,9 @@ aggregate_metric_list: [{metric: acc, aggregation: !function groups.mean}]
     with pytest.raises(ConfigError, match=r"task.yaml: metric_list names !function metrics.exact, but .*metrics.py "
                                           r"is not there nor is metrics an installed module"):
         task_sources(files, tmp_path)
+    (tmp_path / "other.yaml").write_text("task: o\ndoc_to_target: !function target\n")
+    with pytest.raises(ConfigError, match=r"other.yaml: doc_to_target names !function target, without its module"):
+        task_sources(files[1:], tmp_path)
 
 
 def test_the_templates_a_yaml_includes_are_read_with_their_helpers_and_datasets(tmp_path):

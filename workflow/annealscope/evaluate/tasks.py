@@ -289,6 +289,9 @@ def task_sources(files: list[str], include_path: str | Path | None) -> TaskSourc
             for name in _functions(value):
                 module = name.rpartition(".")[0]
                 helper = Path(file).parent / f"{module.replace('.', '/')}.py"
+                if not module:
+                    raise ConfigError(f"{file}: {key} names !function {name}, without its module; write "
+                                      "!function module.function")
                 if helper.is_file():
                     (scoring if key in SCORING_KEYS else building).add(str(helper))
                 elif importlib.util.find_spec(module.split(".")[0]) is None:
