@@ -213,6 +213,28 @@ def test_helpers_are_inputs_of_folders_not_yet_prepared_or_prepared_with_them_an
     assert not tracks_helpers(out)
 
 
+def test_a_screened_task_s_own_yaml_and_helper_are_inputs_of_its_preparation_not_of_decontamination(
+        demo_config, tmp_path):
+    """A dry run: the decontaminated tasks' preparation reads neither the screened task's YAML nor its helper,
+    which its own preparation reads, so editing them reruns no curation."""
+    mine = tmp_path / "my_tasks"
+    mine.mkdir()
+    (mine / "capitals.yaml").write_text("task: capitals\ndataset_path: json\nprocess_docs: !function helpers.docs\n")
+    (mine / "helpers.py").write_text("")
+    demo_config["eval"] |= {"tasks": ["arith_mc", "capitals"], "include_path": str(mine), "heldout": {},
+                            "decontaminate": ["arith_mc"]}
+    demo_config |= {"run": "test-screened-yaml", "cache_dir": str(tmp_path / "cache")}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(demo_config))
+    folders = ["results/test-screened-yaml/tasks", "results/test-screened-yaml/tasks_screened"]
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(config), "--directory", str(ROOT),
+                             "-n", *folders], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {block.split(":", 1)[0]: block for block in result.stdout.split("\nrule ")[1:]}
+    assert "my_tasks" not in jobs["prepare_tasks"]
+    assert all(str(mine / name) in jobs["prepare_screened_tasks"] for name in ("capitals.yaml", "helpers.py"))
+
+
 HELPERS = {"helpers.py": "def documents(dataset):\n    return dataset.map(lambda doc: {'country': doc['country']})\n",
            "scoring.py": "def score(doc, results):\n    return {'exact_match': float(results[0] == doc['capital'])}\n"}
 
