@@ -16,8 +16,7 @@ from annealscope.core.config import ConfigError
 from annealscope.core.io import read_json, write_json, write_jsonl
 from annealscope.core.layout import PREPARED_RECORD
 from annealscope.evaluate.tasks import (
-    HELPERS_VARIABLE,
-    UNREAD_VARIABLE,
+    PREPARING_VARIABLE,
     TaskSources,
     prepare_tasks,
     task_file_inputs,
@@ -125,10 +124,11 @@ def test_the_prepared_record_lists_every_yaml_of_include_path_but_those_the_work
     for name in ("a", "other", "sub/b"):
         task_yaml(mine, name, task=name.split("/")[-1])
     out = tmp_path / "tasks"
-    monkeypatch.setenv(UNREAD_VARIABLE, json.dumps({str(out): ["other.yaml"], str(tmp_path / "elsewhere"): ["a.yaml"]}))
+    monkeypatch.setenv(PREPARING_VARIABLE, json.dumps({str(out): {"unread": ["other.yaml"]},
+                                                       str(tmp_path / "elsewhere"): {"unread": ["a.yaml"]}}))
     prepare_tasks(["arith_mc"], ROOT / "resources", out, include_path=mine)
     assert read_json(out / PREPARED_RECORD)["task_files"] == ["a.yaml", "sub/b.yaml"]
-    monkeypatch.delenv(UNREAD_VARIABLE)
+    monkeypatch.delenv(PREPARING_VARIABLE)
     prepare_tasks(["arith_mc"], ROOT / "resources", out, include_path=mine)
     assert read_json(out / PREPARED_RECORD)["task_files"] == ["a.yaml", "other.yaml", "sub/b.yaml"]
 
@@ -206,7 +206,8 @@ def test_helpers_are_inputs_of_folders_not_yet_prepared_or_prepared_with_them_an
     assert tracks_helpers(out)
     prepare_tasks(["arith_mc"], ROOT / "resources", out)
     assert "helpers" not in read_json(out / PREPARED_RECORD) and not tracks_helpers(out)
-    monkeypatch.setenv(HELPERS_VARIABLE, json.dumps({str(out): ["utils.py"], str(tmp_path / "other"): ["x.py"]}))
+    monkeypatch.setenv(PREPARING_VARIABLE, json.dumps({str(out): {"unread": [], "helpers": ["utils.py"]},
+                                                       str(tmp_path / "other"): {"unread": [], "helpers": ["x.py"]}}))
     prepare_tasks(["arith_mc"], ROOT / "resources", out)
     assert read_json(out / PREPARED_RECORD)["helpers"] == ["utils.py"] and tracks_helpers(out)
     (out / PREPARED_RECORD).unlink()

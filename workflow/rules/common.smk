@@ -36,14 +36,14 @@ from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
 from annealscope.evaluate.tasks import (
-    HELPERS_VARIABLE,
     LOCAL_TASKS,
-    UNREAD_VARIABLE,
+    PREPARING_VARIABLE,
+    TaskSources,
+    preparing,
     read_task_file,
     task_file_inputs,
     task_sources,
     tracks_helpers,
-    unread_task_files,
 )
 from annealscope.validation import validate_config
 
@@ -117,16 +117,10 @@ SCREENED_EVAL_TASKS, SCREENED_HELDOUT = prepared_subset(config["eval"], SCREENED
 # the evaluated tasks in those orders too, the decontaminated before the screened, as eval.tasks lists a task added
 EVALUATED_ORDER = [*DECONTAMINATED_TASKS, *SCREENED_EVAL_TASKS,
                    *layout.heldout_task_names({**DECONTAMINATED_HELDOUT, **SCREENED_HELDOUT})]
-# the task YAMLs each reads: one added or edited for another task reruns neither. Its job records them: all but
-# those this variable lists, read at run time
+# the task YAMLs each reads: one added or edited for another task reruns neither
 TASK_FILE_INPUTS = {TASKS_DIR: task_file_inputs(DECONTAMINATION_TASK_FILES, DECONTAMINATED, TASKS_DIR, INCLUDE_PATH)}
 if SCREENED:
     TASK_FILE_INPUTS[SCREENED_TASKS_DIR] = task_file_inputs(USER_TASK_FILES, SCREENED, SCREENED_TASKS_DIR, INCLUDE_PATH)
-os.environ[UNREAD_VARIABLE] = json.dumps({folder: unread_task_files(USER_TASK_FILES, inputs, INCLUDE_PATH)
-                                          for folder, inputs in TASK_FILE_INPUTS.items()})
-if len(os.environ[UNREAD_VARIABLE]) > 100_000:  # an environment string over 128 kB fails every job's start
-    raise WorkflowError(f"eval.include_path: {INCLUDE_PATH} holds too many YAMLs the prepared tasks do not read "
-                        "(every job is given their names); move those of tasks the grid does not evaluate elsewhere")
 # and what those YAMLs read: the templates they include and the Python helpers that build documents are inputs of
 # preparing them, the helpers that only score of every evaluation, and the datasets key their fetch (fetch_key);
 # none of it for a folder prepared before its record listed helpers (tracks_helpers)
@@ -135,8 +129,13 @@ try:
                     if tracks_helpers(folder)}
 except ConfigError as error:
     raise WorkflowError(f"invalid task: {error}") from None
-os.environ[HELPERS_VARIABLE] = json.dumps({folder: [os.path.relpath(file, INCLUDE_PATH) for file in sources.prepared]
-                                           for folder, sources in TASK_SOURCES.items()})
+# what each job records, read at run time: the YAMLs it does not read and, where tracked, the other files it does
+os.environ[PREPARING_VARIABLE] = json.dumps({
+    folder: preparing(USER_TASK_FILES, inputs, INCLUDE_PATH, TASK_SOURCES.get(folder))
+    for folder, inputs in TASK_FILE_INPUTS.items()})
+if len(os.environ[PREPARING_VARIABLE]) > 100_000:  # an environment string over 128 kB fails every job's start
+    raise WorkflowError(f"eval.include_path: {INCLUDE_PATH} holds too many YAMLs the prepared tasks do not read "
+                        "(every job is given their names); move those of tasks the grid does not evaluate elsewhere")
 SCORING_HELPERS = sorted({file for sources in TASK_SOURCES.values() for file in sources.scoring})
 
 
@@ -318,7 +317,7 @@ def fetched_tasks(names, folder):
 def fetch_key(tasks, folder):
     """The tasks, eval.include_path and, where the folder tracks them, the datasets its user YAMLs name: editing
     those fetches them again, as the jobs that prepare and score the tasks read the cache offline."""
-    datasets = TASK_SOURCES[folder].datasets if folder in TASK_SOURCES else ""
+    datasets = TASK_SOURCES.get(folder, TaskSources.untracked()).datasets
     key = " ".join([*tasks, INCLUDE_OPTION, *([datasets] if datasets else [])])
     return hashlib.sha1(key.encode()).hexdigest()[:10]
 
@@ -338,7 +337,7 @@ def task_inputs(names, folder):
     heldout = task_subset(config["eval"], names)[1]
     return {"datasets": cached_datasets([reference for references in heldout.values() for reference in references]),
             "fetched": fetched_tasks(names, folder), "user_tasks": TASK_FILE_INPUTS[folder],
-            "helpers": TASK_SOURCES[folder].prepared if folder in TASK_SOURCES else []}
+            "helpers": TASK_SOURCES.get(folder, TaskSources.untracked()).prepared}
 
 
 def screened_shards(wildcards):

@@ -70,8 +70,9 @@ def heldout_task(name: str, items_path: Path) -> dict:
             "metadata": {"version": 1.0}}
 
 
-UNREAD_VARIABLE = "ANNEALSCOPE_UNREAD_TASK_FILES"  # JSON {prepared folder: YAMLs of eval.include_path not its inputs}
-HELPERS_VARIABLE = "ANNEALSCOPE_TASK_HELPERS"  # JSON {prepared folder: its inputs among the YAMLs' Python helpers}
+# JSON {prepared folder: {"unread": the YAMLs of eval.include_path that are no inputs of it, "helpers": its inputs
+# among the files those YAMLs read, where it tracks them}}: what the workflow tells `prepare_tasks` to record
+PREPARING_VARIABLE = "ANNEALSCOPE_PREPARING"
 DATASET_KEYS = ("dataset_path", "dataset_name", "dataset_kwargs", "custom_dataset")  # where a task's documents are
 # the keys of a task YAML whose functions score a model's outputs and build no evaluation document
 SCORING_KEYS = frozenset({"process_results", "metric_list", "filter_list", "aggregate_metric_list"})
@@ -83,15 +84,15 @@ def prepare_tasks(names: list[str], resources: str | Path, out_dir: str | Path,
     """Write the items and YAML of each local task and of each held-out domain (its first `heldout_documents`
     documents), and the decontamination texts of each of lm-eval's own tasks and the user's (`include_path`),
     with the tasks and held-out corpora in the order given, the YAMLs of `include_path` that were the job's
-    inputs (all but those the workflow says are not: `UNREAD_VARIABLE`, `task_file_inputs`) and, where the
-    workflow made them inputs (`HELPERS_VARIABLE`, `tracks_helpers`), the Python helpers; return item counts."""
+    inputs (all but those the workflow says are not: `PREPARING_VARIABLE`, `task_file_inputs`) and, where the
+    workflow made them inputs (`tracks_helpers`), the Python helpers and templates; return item counts."""
     counts = {}
-    unread = set(json.loads(os.environ.get(UNREAD_VARIABLE, "{}")).get(str(out_dir), []))
+    told = json.loads(os.environ.get(PREPARING_VARIABLE, "{}")).get(str(out_dir), {})
+    unread = set(told.get("unread", []))
     record = {"tasks": names, "heldout": heldout or {},
               "task_files": [file for file in _relative_yamls(include_path) if file not in unread]}
-    helpers = json.loads(os.environ.get(HELPERS_VARIABLE, "{}")).get(str(out_dir))
     with atomic_path(out_dir, directory=True) as tmp:
-        write_json(tmp / PREPARED_RECORD, record if helpers is None else record | {"helpers": helpers})
+        write_json(tmp / PREPARED_RECORD, record | ({"helpers": told["helpers"]} if "helpers" in told else {}))
         for name, references in (heldout or {}).items():
             task = f"{HELDOUT_PREFIX}{name}"
             documents = islice(read_corpora(references, cache_dir), heldout_documents)
@@ -241,6 +242,15 @@ def unread_task_files(every: list[str], inputs: list[str], include_path: str | P
     return [str(Path(file).relative_to(include_path)) for file in every if file not in read]
 
 
+def preparing(every: list[str], inputs: list[str], include_path: str | Path | None, sources: TaskSources | None
+              ) -> dict:
+    """What the workflow tells the job preparing a folder to record (`PREPARING_VARIABLE`): the YAMLs among
+    `every` that are no `inputs` of it and, where it tracks them, the files its YAMLs read (`sources`), each
+    relative to `include_path`."""
+    told = {"unread": unread_task_files(every, inputs, include_path)}
+    return told | ({"helpers": [os.path.relpath(file, include_path) for file in sources.prepared]} if sources else {})
+
+
 def tracks_helpers(folder: str | Path) -> bool:
     """Whether the Python helpers of the task YAMLs (`task_sources`) are inputs of preparing the tasks into
     `folder` and of scoring them, and the datasets they name key the tasks' fetch: for a folder not yet
@@ -257,6 +267,11 @@ class TaskSources:
     scoring: list[str]  # helpers only the keys scoring a model's outputs name (`SCORING_KEYS`): of every evaluation
     datasets: str  # the `DATASET_KEYS` of each YAML naming any, as canonical JSON by file ("" where none): fetched
     templates: list[str]  # files they include that are no other input (lm-eval's `_default_template_yaml`)
+
+    @classmethod
+    def untracked(cls) -> TaskSources:
+        """None of it: a folder prepared before annealscope tracked it (`tracks_helpers`)."""
+        return cls([], [], "", [])
 
     @property
     def prepared(self) -> list[str]:
