@@ -4,6 +4,7 @@ added up into the manifest a whole source would have, with memory bounded per sh
 import itertools
 import json
 import random
+import re
 import subprocess
 import sys
 import tracemalloc
@@ -13,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import few_open_files
 
-from annealscope.core import corpora
-from annealscope.core.corpora import parquet_row_group_bytes, read_corpus, read_piece
+from annealscope.core import compressed, corpora
+from annealscope.core.corpora import parquet_row_groups, read_corpus, read_piece
 from annealscope.core.io import write_jsonl
 from annealscope.core.shards import describe_piece, replay_shards, source_shards
 from annealscope.core.tokens import TokenArray, write_token_index
@@ -152,7 +153,7 @@ def test_a_parquet_file_larger_than_a_shard_splits_by_row_groups_read_once_with_
     reference = f"{path}?text=content"
     whole = [(document.id, document.text) for document in read_corpus(reference)]
     assert len(whole) == first and whole[-1][0] == f"pool.parquet/{first - 1}"
-    groups = parquet_row_group_bytes(path)
+    groups = [size for size, _ in parquet_row_groups(path)]
     size = path.stat().st_size
     for limit in (size, size - 1, size // 2, size // 9):
         pieces = [piece for shard in source_shards(given([reference], {"bytes": limit})) for piece in shard]
@@ -167,9 +168,145 @@ def test_a_parquet_file_larger_than_a_shard_splits_by_row_groups_read_once_with_
         assert len(ranges) == -(-sum(groups) // limit)  # as many as equal shares need
         assert all(sum(groups[slice(*span)]) <= limit + max(groups) for span in ranges)
     assert describe_piece(pieces[0]) == f"{path} row groups [0, {ranges[0][1]})"
-    one = tmp_path / "one.parquet"
-    parquet.write_table(parquet.read_table(path), one, row_group_size=first)
-    assert len(source_shards(given([str(one)], {"bytes": 100}))) == 1  # a single row group is never cut
+
+
+def test_a_parquet_row_group_larger_than_a_shard_splits_by_rows_read_once_with_the_ids_of_the_whole(tmp_path):
+    """One row group, or a large one between small ones: cut into slices of rows, read once, in order, numbered
+    as the whole file numbers them; only the first piece hashes the file; a shard planned before row groups
+    were cut keeps each whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    from annealscope.core.corpora import piece_hashes
+
+    rng = random.Random(1)
+    texts = [f"record {index} " + "y" * rng.randint(0, 300) for index in range(1000)]
+    one, mixed = tmp_path / "one.parquet", tmp_path / "mixed.parquet"
+    parquet.write_table(pa.table({"text": texts}), one, row_group_size=len(texts))
+    with parquet.ParquetWriter(mixed, pa.schema([("text", pa.string())])) as writer:
+        for span in ((0, 40), (40, 900), (900, 1000)):
+            writer.write_table(pa.table({"text": texts[slice(*span)]}))
+    for path in (one, mixed):
+        whole = [(document.id, document.text) for document in read_corpus(str(path))]
+        assert [text for _, text in whole] == texts
+        size = path.stat().st_size
+        for limit in (size // 2, size // 7, size // 50):
+            pieces = [piece for shard in source_shards(given([str(path)], {"bytes": limit})) for piece in shard]
+            read = [(document.id, document.text) for piece in pieces for document in read_piece(piece)]
+            assert read == whole, (path.name, limit)
+            rows = [piece["rows"] for piece in pieces]
+            assert rows[0][0] == 0 and rows[-1][1] == len(texts)
+            shares = -(-sum(group for group, _ in parquet_row_groups(path)) // limit)
+            assert shares - 1 <= len(pieces) <= shares  # two cuts may snap to one boundary
+            assert all(left[1] == right[0] for left, right in itertools.pairwise(rows))
+            assert list(piece_hashes(pieces)) == [str(path)]
+        assert describe_piece(pieces[1]) == f"{path} rows [{rows[1][0]}, {rows[1][1]})"
+    assert len(source_shards(given([str(one)], {"bytes": 1}))) == len(texts)  # a row a slice at most
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"shards": [{"path": "0.bin"}]}))
+    assert source_shards(given([str(one)], {"bytes": 100}), index) == [
+        [{"reference": str(one), "path": str(one), "row_groups": [0, 1]}]]
+
+
+def test_a_parquet_row_group_streams_a_page_at_a_time(tmp_path):
+    """A shard job reading a row group of 48 MB of text holds a few batches in pyarrow's memory, not the group's
+    column chunk (the default read held it whole)."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ", dtype=np.uint8)
+    texts = [letters[rng.integers(0, 27, 1200)].tobytes().decode() for _ in range(40_000)]
+    path = tmp_path / "big.parquet"
+    parquet.write_table(pa.table({"text": texts}), path, row_group_size=len(texts), compression="snappy")
+    chunk = parquet_row_groups(path)[0][0]
+    script = (f"import pyarrow as pa; from annealscope.core.corpora import read_piece; "
+              f"count = sum(1 for _ in read_piece({{'reference': {str(path)!r}, 'path': {str(path)!r}, "
+              f"'row_groups': [0, 1], 'rows': [30000, 40000]}})); "
+              f"print(count, pa.default_memory_pool().max_memory())")
+    count, peak = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                          check=True).stdout.split())
+    assert count == 10_000 and chunk > 40e6
+    assert peak < chunk / 2, (peak, chunk)  # read whole, the chunk alone took more than the group
+
+
+def compressed_pool(path: Path, records: list[dict]) -> None:
+    """`records` as JSON lines with blank lines between some, compressed by the file's suffix into three
+    members (gzip, zero-padded after the first) or frames (Zstandard), as concatenated or parallel writers do."""
+    import gzip
+
+    import zstandard
+
+    lines = [json.dumps(record).encode() + (b"\n\n" if index % 97 == 0 else b"\n")
+             for index, record in enumerate(records)]
+    thirds = [b"".join(lines[part * len(lines) // 3:(part + 1) * len(lines) // 3]) for part in range(3)]
+    if path.suffix == ".gz":
+        compressed = [gzip.compress(third, compresslevel=1) for third in thirds]
+        compressed[0] += b"\0" * 9
+    else:
+        compressed = [zstandard.ZstdCompressor(level=1).compress(third) for third in thirds]
+    path.write_bytes(b"".join(compressed))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".json.zst"])
+def test_a_compressed_jsonl_file_larger_than_a_shard_splits_by_compressed_bytes_read_once_with_the_ids_of_the_whole(
+        tmp_path, suffix):
+    """Whatever the shard size, down to a third of the block a range is cut in, the pieces read every record
+    once, in order, numbered as the whole file numbers them, across members or frames and blank lines; a range
+    is whole blocks, so none is empty."""
+    rng = random.Random(0)
+    vocabulary = [f"w{index}" for index in range(4000)]
+    records = [{"text": " ".join(rng.choices(vocabulary, k=rng.randint(1, 250))), "id": None if index % 5 else
+                f"doc-{index}"} for index in range(6000)]
+    path = tmp_path / f"pool{suffix}"
+    compressed_pool(path, records)
+    size = path.stat().st_size
+    whole = [(document.id, document.text) for document in read_corpus(str(path))]
+    assert [text for _, text in whole] == [record["text"] for record in records]
+    assert whole[1] == (f"{path.name}/1", records[1]["text"]) and whole[5][0] == "doc-5"
+    for limit in (size, size - 1, size // 4, compressed.READ // 3):
+        pieces = [piece for shard in source_shards(given([str(path)], {"bytes": limit})) for piece in shard]
+        assert len(pieces) == min(-(-size // limit), size // compressed.READ)  # whole blocks: none is empty
+        assert all(piece["start"] % compressed.READ == 0 for piece in pieces)
+        read = [(document.id, document.text) for piece in pieces for document in read_piece(piece)]
+        assert read == whole, limit
+    assert describe_piece(pieces[1]).startswith(f"{path} compressed bytes [")
+    path.write_bytes(path.read_bytes()[:size * 2 // 3])  # a copy cut short fails the piece that reads to its end
+    cut = source_shards(given([str(path)], {"bytes": size // 3}))
+    assert sum(1 for _ in read_piece(cut[0][0])) > 0
+    with pytest.raises(corpora.CorpusError, match=rf"pool{re.escape(suffix)}: cannot read this shard .*cut short"):
+        list(read_piece(cut[-1][0]))
+
+
+def test_a_corpus_tokenized_before_compressed_files_were_split_keeps_them_whole_until_its_index_goes(tmp_path):
+    """A token index counting the shards of the plan that read a compressed file whole keeps that plan, for a
+    source and for the replay corpus; one counting the split plan's, or none, gets the split plan."""
+    write_jsonl(tmp_path / "a.jsonl", pool(100))
+    compressed_pool(tmp_path / "b.jsonl.zst", pool(1500, seed=1))
+    references = [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl.zst")]
+    sharding = {"bytes": (tmp_path / "b.jsonl.zst").stat().st_size // 3 + 1}
+    split = source_shards(given(references, sharding))
+    old = [[{"reference": str(tmp_path / "a.jsonl"), "path": str(tmp_path / "a.jsonl"), "start": 0,
+             "end": (tmp_path / "a.jsonl").stat().st_size}],
+           [{"reference": references[1], "path": references[1], "start": 0,
+             "end": (tmp_path / "b.jsonl.zst").stat().st_size}]]
+    assert len(split) == 4 and split[0] == old[0]
+    index = tmp_path / "index.json"
+    for recorded, expected in ((2, old), (4, split), (3, split)):
+        index.write_text(json.dumps({"shards": [{"path": f"{k}.bin", "tokens": 1} for k in range(recorded)]}))
+        assert source_shards(given(references, sharding), index) == expected, recorded
+    index.write_text(json.dumps({"tokens": 5}))  # a whole array's sidecar
+    assert source_shards(given(references, sharding), index) == split
+    config = {"run": "upgraded", "replay": {"corpus": references, "fraction": 0.5, "sharding": {**SHARDING,
+                                                                                            **sharding}}}
+    replay_index = tmp_path / "results/upgraded/tokens/replay.json"
+    replay_index.parent.mkdir(parents=True)
+    replay_index.write_text(json.dumps({"shards": [{"path": "0.bin"}, {"path": "1.bin"}]}))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert replay_shards(config) == old
+        replay_index.unlink()
+        assert replay_shards(config) == split
 
 
 def test_a_capped_hub_reference_splits_into_runs_of_rows_each_read_from_the_files_that_hold_them(tmp_path,
@@ -597,7 +734,7 @@ def test_the_replay_corpus_tokenized_in_shard_jobs_streams_what_one_job_tokenizi
     references = [str(tmp_path / "web.jsonl"), capped, "pydoc:topics"]
     sharding = {**SHARDING, "bytes": (tmp_path / "web.jsonl").stat().st_size // 3 + 1, "documents": 2}
     replay = {"corpus": references, "fraction": 0.5, "sharding": sharding}
-    shards = replay_shards({"replay": replay})
+    shards = replay_shards({"run": "test", "replay": replay})
     assert [len(shard) for shard in shards] == [1, 1, 1, 1, 1, 1, 1] and shards[-1] == [{"reference": "pydoc:topics"}]
     bins = [tmp_path / "replay" / f"shard{index}.bin" for index in range(len(shards))]
     metas = [tokenize_pieces(pieces, tiny_base, out, tmp_path) for pieces, out in zip(shards, bins, strict=True)]
@@ -608,10 +745,10 @@ def test_the_replay_corpus_tokenized_in_shard_jobs_streams_what_one_job_tokenizi
     sharded, whole = TokenArray.open(tmp_path / "replay.json"), TokenArray.open(tmp_path / "whole.bin")
     assert sharded.size == whole.size > 0
     assert np.array_equal(sharded.window(0, sharded.size), whole.window(0, whole.size))
-    assert replay_shards({"replay": {**replay, "fraction": 0}}) == []
+    assert replay_shards({"run": "test", "replay": {**replay, "fraction": 0}}) == []
     (tmp_path / "empty.jsonl").touch()
-    empty = tokenize_pieces(replay_shards({"replay": {**replay, "corpus": [str(tmp_path / "empty.jsonl")]}})[0],
-                            tiny_base, tmp_path / "empty.bin")
+    empty_corpus = {"run": "test", "replay": {**replay, "corpus": [str(tmp_path / "empty.jsonl")]}}
+    empty = tokenize_pieces(replay_shards(empty_corpus)[0], tiny_base, tmp_path / "empty.bin")
     assert empty["tokens"] == 0
     with pytest.raises(ValueError, match="hold no tokens"):
         write_token_index(tmp_path / "empty-index.json", [tmp_path / "empty.bin"])

@@ -31,7 +31,7 @@ from annealscope.core.references import (
     model_slug,
     source_corpus_references,
 )
-from annealscope.core.shards import replay_shards, shard_name, source_shards
+from annealscope.core.shards import grid_shards, replay_shards, shard_name
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
@@ -69,7 +69,7 @@ os.environ[EXECUTION_VARIABLE] = SETTINGS.execution()  # how jobs run, read at r
 RESOURCES = Path(workflow.basedir) / "resources"
 REPORT_CAPTIONS = sorted(str(path.resolve()) for path in layout.CAPTIONS.glob("*.rst"))  # what the report reads
 SOURCE_NAMES = "|".join(config["sources"])
-SOURCE_SHARDS = {name: source_shards(source) for name, source in config["sources"].items()}
+SOURCE_SHARDS = grid_shards(config)
 SHARD_FAMILIES = {name: shard_family(source) for name, source in config["sources"].items()}
 TRAINED_CLASSIFIERS = [name for name, source in config["sources"].items()
                        if source["curation"] == "filter" and is_trained_here(source["classifier"])]

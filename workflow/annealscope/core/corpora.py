@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from annealscope.core.compressed import lines_in_range
 from annealscope.core.docstrings import PACKAGES, library_docstrings
 from annealscope.core.io import open_binary, parse_json, read_jsonl
 
@@ -54,6 +55,7 @@ HUB_BATCH = 1024  # rows a hub dataset is streamed in
 CHECKED_SHARDS, CHECKED_LINES = 16, 5  # what a dry run parses of a local corpus
 CACHED_DOCUMENTS = "documents.jsonl.gz"  # a cache fetched before chunking: one file
 CHUNK_TEXT = 1 << 26  # characters of text a fetched dataset's file holds, so a shard reads little but its own
+PARQUET_BUFFER = 1 << 20  # bytes of a column chunk read at a time: a row group streams, page by page
 CHUNK_LEVEL = 1  # gzip level of the fetched files: at level 9, compressing was the fetch's slowest step
 CACHED_PROVENANCE = "fetch.json"
 TokenCounter = Callable[[list[str]], list[int]]
@@ -237,7 +239,8 @@ def piece_hashes(pieces: list[dict]) -> dict[str, str]:
     """SHA-256 of each local file whose first piece is among `pieces`, so the shard jobs hash every file once,
     in parallel, and the manifest job none (at 1.4 GB/s, a 5 TB pool would be an hour in that one job)."""
     return {piece["path"]: file_sha256(Path(piece["path"])) for piece in pieces
-            if "path" in piece and piece.get("start", 0) == 0 and piece.get("row_groups", [0])[0] == 0}
+            if "path" in piece and piece.get("start", 0) == 0 and piece.get("row_groups", [0])[0] == 0
+            and piece.get("rows", [0])[0] == 0}
 
 
 def file_sha256(path: Path) -> str:
@@ -330,8 +333,8 @@ def local_text_bytes(reference: str) -> int | None:
     return total
 
 
-def parquet_row_group_bytes(path: Path) -> list[int]:
-    """The bytes each row group of a Parquet file takes on disk, from its footer."""
+def parquet_row_groups(path: Path) -> list[tuple[int, int]]:
+    """The bytes each row group of a Parquet file takes on disk, and its rows, from its footer."""
     import pyarrow as pa
     import pyarrow.parquet as parquet
 
@@ -339,7 +342,7 @@ def parquet_row_group_bytes(path: Path) -> list[int]:
         metadata = parquet.ParquetFile(path).metadata
     except (OSError, pa.ArrowException) as error:
         raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from None
-    return [sum(group.column(index).total_compressed_size for index in range(group.num_columns))
+    return [(sum(group.column(index).total_compressed_size for index in range(group.num_columns)), group.num_rows)
             for group in map(metadata.row_group, range(metadata.num_row_groups))]
 
 
@@ -389,11 +392,13 @@ def hub_dataset_rows(reference: str) -> Iterator[Document]:
         yield hub_document(dataset, index, record)
 
 
-def _local_file(path: Path, fields: Fields, row_groups: Sequence[int] | None = None) -> Iterator[Document]:
-    """The documents of one shard, or of row groups [first, end) of a Parquet shard, each numbered by its record
-    in the whole file; a shard that cannot be read is a CorpusError naming it."""
+def _local_file(path: Path, fields: Fields, row_groups: Sequence[int] | None = None,
+                rows: Sequence[int] | None = None) -> Iterator[Document]:
+    """The documents of one shard, or of row groups [first, end) of a Parquet shard (only its rows [first, end)
+    where given), each numbered by its record in the whole file; a shard that cannot be read is a CorpusError
+    naming it."""
     try:
-        for index, record in _records(path, fields, row_groups):
+        for index, record in _records(path, fields, row_groups, rows):
             yield fields.document(record, f"{path}, record {index + 1}", f"{path.name}/{index}")
     except (OSError, ValueError, EOFError, gzip.BadGzipFile) as error:
         if isinstance(error, CorpusError):
@@ -401,21 +406,37 @@ def _local_file(path: Path, fields: Fields, row_groups: Sequence[int] | None = N
         raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from error
 
 
-def _records(path: Path, fields: Fields, row_groups: Sequence[int] | None) -> Iterator[tuple[int, dict]]:
+def _records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
+             rows: Sequence[int] | None = None) -> Iterator[tuple[int, dict]]:
     if path.name.endswith(JSON_LINES):
         yield from enumerate(read_jsonl(path))
     elif path.suffix == ".parquet":
-        import pyarrow.parquet as parquet
-
-        shard = parquet.ParquetFile(path)
-        first, end = row_groups or (0, shard.metadata.num_row_groups)
-        columns = [name for name in (fields.text, fields.id, fields.label) if name in shard.schema_arrow.names]
-        batches = shard.iter_batches(batch_size=4096, row_groups=range(first, end), columns=columns)  # no other
-        records = (record for batch in batches for record in batch.to_pylist())
-        yield from enumerate(records, sum(shard.metadata.row_group(group).num_rows for group in range(first)))
+        yield from _parquet_records(path, fields, row_groups, rows)
     else:
         blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
         yield from enumerate({fields.text: block} for block in blocks if block)
+
+
+def _parquet_records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
+                     rows: Sequence[int] | None) -> Iterator[tuple[int, dict]]:
+    """(row of the file, record) of row groups [first, end) of a Parquet file, only its rows [first, end) where
+    given: the rows before them in their first group are decoded and skipped, not made into records. Read a
+    page at a time (`buffer_size`), so a row group larger than memory streams like a small one."""
+    import pyarrow.parquet as parquet
+
+    shard = parquet.ParquetFile(path, buffer_size=PARQUET_BUFFER, pre_buffer=False)
+    first, end = row_groups or (0, shard.metadata.num_row_groups)
+    position = sum(shard.metadata.row_group(group).num_rows for group in range(first))
+    start, stop = rows or (position, position + sum(shard.metadata.row_group(group).num_rows
+                                                    for group in range(first, end)))
+    columns = [name for name in (fields.text, fields.id, fields.label) if name in shard.schema_arrow.names]
+    for batch in shard.iter_batches(batch_size=4096, row_groups=range(first, end), columns=columns):  # no other
+        if position >= stop:
+            return
+        if position + batch.num_rows > start:
+            skip = max(start - position, 0)
+            yield from enumerate(batch.slice(skip, stop - position - skip).to_pylist(), position + skip)
+        position += batch.num_rows
 
 
 @dataclass(frozen=True)
@@ -485,8 +506,10 @@ def read_piece(piece: dict, cache_dir: str | Path | None = None,
         path, fields = Path(piece["path"]), local_reference(reference)[1]
         if path.suffix == ".jsonl":  # read by byte range, split or not, so a record's id is the same either way
             yield from _local_range(path, piece["start"], piece["end"], fields)
+        elif path.name.endswith(JSON_LINES):  # compressed: by compressed bytes, each record numbered in the file
+            yield from _compressed_range(path, piece["start"], piece["end"], fields)
         else:
-            yield from _local_file(path, fields, piece.get("row_groups"))
+            yield from _local_file(path, fields, piece.get("row_groups"), piece.get("rows"))
     else:
         yield from read_corpus(reference, cache_dir, count_tokens)
 
@@ -552,6 +575,21 @@ def _local_range(path: Path, start: int, end: int, fields: Fields) -> Iterator[D
                 raise CorpusError(f"{path}, byte {offset}: not a JSON record ({error}); fix or remove the line") \
                     from None
             yield fields.document(record, f"{path}, byte {offset}", f"{path.name}@{offset}")
+
+
+def _compressed_range(path: Path, start: int, end: int, fields: Fields) -> Iterator[Document]:
+    """The records of a compressed JSON-lines file whose lines begin in compressed bytes [start, end)
+    (`core/compressed.lines_in_range`), each numbered as the whole file numbers it."""
+    try:
+        for index, line in lines_in_range(path, start, end):
+            try:
+                record = parse_json(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise CorpusError(f"{path}, record {index + 1}: not a JSON record ({error}); fix or remove the "
+                                  "line") from None
+            yield fields.document(record, f"{path}, record {index + 1}", f"{path.name}/{index}")
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot read this shard ({error}); replace or remove it") from error
 
 
 CORPUS_KINDS = {

@@ -19,7 +19,7 @@ from annealscope.core.layout import MANIFEST, RUN_DIR, run_path
 from annealscope.core.precision import cpu_precision
 from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
-from annealscope.core.shards import source_shards
+from annealscope.core.shards import grid_shards
 from annealscope.core.submission import anneal_on_gpus, family_resources, shard_family, submission_table
 
 
@@ -253,8 +253,9 @@ def acquisition_table(config: dict):
     table = Table(title="acquisition, planned (manifests record what was spent)")
     for column in ("source", "curation", "shard jobs", "GPU-hours reserved", "estimate"):
         table.add_column(column, justify="right" if column in ("shard jobs", "GPU-hours reserved") else "left")
+    counts = {name: len(shards) for name, shards in grid_shards(config).items()}
     for name, source in config["sources"].items():
-        shards = len(source_shards(source))
+        shards = counts[name]
         resources = family_resources(config, shard_family(source))
         reserved = shards * resources["gpus"] * resources["runtime"] / 60
         table.add_row(name, source["curation"], f"{shards:,}", f"{reserved:,.0f}", acquisition_estimate(config, source))

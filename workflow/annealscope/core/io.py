@@ -16,7 +16,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-ZSTD_READ = 1 << 20  # compressed bytes read at a time
+from annealscope.core.compressed import decompressed_blocks
+
+ZSTD_READ = 1 << 20  # decompressed bytes buffered
 
 
 @contextlib.contextmanager
@@ -131,26 +133,9 @@ class _ZstdReader(io.RawIOBase):
     frame (a copy cut short), raises OSError, as gzip does."""
 
     def __init__(self, path: str | Path):
-        import zstandard
-
         self._file = open(path, "rb")  # noqa: SIM115 (closed with the reader)
-        self._chunks = self._decompressed(zstandard)
+        self._chunks = (output for _, output in decompressed_blocks(self._file, str(path)))
         self._pending, self._offset = memoryview(b""), 0
-
-    def _decompressed(self, zstandard) -> Iterator[bytes]:
-        data = b""
-        while data := data or self._file.read(ZSTD_READ):
-            frame = zstandard.ZstdDecompressor().decompressobj()
-            while True:
-                try:
-                    yield frame.decompress(data)
-                except zstandard.ZstdError as error:
-                    raise OSError(f"{self._file.name}: not a valid Zstandard file ({error})") from None
-                if frame.eof:
-                    data = frame.unused_data
-                    break
-                if not (data := self._file.read(ZSTD_READ)):
-                    raise OSError(f"{self._file.name}: the file ends inside a Zstandard frame (cut short?)")
 
     def readable(self) -> bool:
         return True

@@ -6,9 +6,12 @@ A shard is a list of pieces, read in order:
 
 - ``{"reference": R}``: a whole corpus (a built-in corpus, an uncapped hub reference, a small local file);
 - ``{"reference": R, "path": P, "start": B0, "end": B1}``: the lines of a local JSONL file that start in the
-  byte range [B0, B1), so a large file splits without reading it (or a whole other local file);
+  byte range [B0, B1), so a large file splits without reading it (or a whole other local file); of a gzip or
+  Zstandard JSONL file, the lines that begin in its compressed bytes [B0, B1) (`core/compressed.py`): each
+  such piece decompresses the file up to its range, and counts the lines before it unparsed;
 - ``{"reference": R, "path": P, "row_groups": [G0, G1]}``: row groups [G0, G1) of a local Parquet file larger
-  than a shard, cut from its footer;
+  than a shard, cut from its footer; with ``"rows": [R0, R1]``, rows [R0, R1) of the file, in those groups,
+  where a row group larger than a shard is cut into slices of rows;
 - ``{"reference": R, "part": K, "parts": S}``: the K-th of S runs of consecutive rows of a capped hub reference's
   fetched cache, up to 1/S of its cap (``max_tokens`` or ``max_documents``; `corpora.part_rows`);
 - ``{"program": [FIRST, COUNT]}`` / ``{"prompts": [FIRST, COUNT]}``: a generator's documents or prompts.
@@ -21,21 +24,39 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import math
 from pathlib import Path
 
-from annealscope.core.corpora import LOCAL_CORPUS, corpus_kind, hub_options, local_shards, parquet_row_group_bytes
+from annealscope.core.compressed import READ, is_compressed
+from annealscope.core.corpora import (
+    JSON_LINES,
+    LOCAL_CORPUS,
+    corpus_kind,
+    hub_options,
+    local_shards,
+    parquet_row_groups,
+)
+from annealscope.core.layout import RUN_DIR, TOKENS_META, run_path
 from annealscope.core.references import acquisition_kind
-
-SPLITTABLE = ".jsonl"  # uncompressed JSON lines split at byte offsets (Parquet by row groups; others read whole)
 
 
 def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def source_shards(settings: dict) -> list[list[dict]]:
-    """The shards of one source (validated settings), in order; at least one."""
+def grid_shards(config: dict) -> dict[str, list[list[dict]]]:
+    """Every source's shards, by name, each kept as its token index records where that differs (`corpus_shards`)."""
+    return {name: source_shards(source, token_index(config, name)) for name, source in config["sources"].items()}
+
+
+def token_index(config: dict, name: str) -> Path:
+    """The token index of a source, or of the replay corpus, in the grid's results."""
+    return run_path(TOKENS_META, RUN_DIR.format(run=config["run"]), source=name)
+
+
+def source_shards(settings: dict, index: str | Path | None = None) -> list[list[dict]]:
+    """The shards of one source (validated settings), in order; at least one. `index`: its token index."""
     sharding = settings["sharding"]
     kind = acquisition_kind(settings)
     if kind == "program":
@@ -43,26 +64,49 @@ def source_shards(settings: dict) -> list[list[dict]]:
     if kind == "teacher":
         generator = settings["generator"]
         return _ranges("prompts", generator["prompts"], generator["shard_prompts"])
-    return corpus_shards(settings["pool"] if kind == "filter" else settings["corpus"], sharding)
+    return corpus_shards(settings["pool"] if kind == "filter" else settings["corpus"], sharding, index)
 
 
-def corpus_shards(references: list[str], sharding: dict) -> list[list[dict]]:
-    """The shards of a list of corpus references (a source's pool or corpus, the replay corpus), in order."""
-    return _pack([piece for reference in references for piece in _pieces(reference, sharding)], sharding["bytes"])
+def corpus_shards(references: list[str], sharding: dict, index: str | Path | None = None) -> list[list[dict]]:
+    """The shards of a list of corpus references (a source's pool or corpus, the replay corpus), in order.
+
+    A corpus tokenized before compressed files and large row groups were split keeps each of them whole: where
+    its token index (`index`) counts the shards of that plan and not of this one. Its arrays are what its
+    anneals recorded, and new ones would rerun them all; deleting the index moves the corpus to the split
+    plan."""
+    shards = _pack([piece for reference in references for piece in _pieces(reference, sharding)], sharding["bytes"])
+    recorded = _recorded_shards(index)
+    if recorded is not None and recorded != len(shards):
+        before = _pack([piece for reference in references for piece in _pieces(reference, sharding, whole=True)],
+                       sharding["bytes"])
+        if recorded == len(before):
+            return before
+    return shards
 
 
 def replay_shards(config: dict) -> list[list[dict]]:
     """The replay corpus's shards, each tokenized by its own job; none when replay is off."""
     replay = config["replay"]
-    return corpus_shards(replay["corpus"], replay["sharding"]) if replay["fraction"] > 0 else []
+    if replay["fraction"] == 0:
+        return []
+    return corpus_shards(replay["corpus"], replay["sharding"], token_index(config, "replay"))
+
+
+def _recorded_shards(index: str | Path | None) -> int | None:
+    """How many shards a token index lists; None where there is none (or a whole array's sidecar)."""
+    if index is None or not Path(index).is_file():
+        return None
+    shards = json.loads(Path(index).read_text()).get("shards")
+    return None if shards is None else len(shards)
 
 
 def _ranges(key: str, total: int, size: int) -> list[list[dict]]:
     return [[{key: [first, min(size, total - first)]}] for first in range(0, total, size)]
 
 
-def _pieces(reference: str, sharding: dict) -> list[tuple[int | None, dict]]:
-    """(bytes, piece) of one reference; bytes None for a piece that is a shard of its own."""
+def _pieces(reference: str, sharding: dict, whole: bool = False) -> list[tuple[int | None, dict]]:
+    """(bytes, piece) of one reference; bytes None for a piece that is a shard of its own. `whole`: as planned
+    before compressed files and row groups split, each read whole."""
     kind, _ = corpus_kind(reference)
     if reference.startswith("hf:"):
         parts = hub_parts(reference, sharding)
@@ -74,31 +118,56 @@ def _pieces(reference: str, sharding: dict) -> list[tuple[int | None, dict]]:
     pieces = []
     for path in local_shards(reference):
         size = path.stat().st_size
-        if path.name.endswith(SPLITTABLE) and size > sharding["bytes"]:
-            parts = math.ceil(size / sharding["bytes"])  # equal ranges: no sliver of a shard at the end
-            bounds = [size * part // parts for part in range(parts + 1)]
+        splits = path.name.endswith(JSON_LINES) and not (whole and is_compressed(path))
+        if splits and len(bounds := _byte_ranges(path, size, sharding["bytes"])) > 2:
             pieces += [(end - start, {"reference": reference, "path": str(path), "start": start, "end": end})
                        for start, end in itertools.pairwise(bounds)]
         elif path.suffix == ".parquet" and size > sharding["bytes"]:
-            pieces += [(bytes_, {"reference": reference, "path": str(path), "row_groups": groups})
-                       for groups, bytes_ in _row_group_ranges(parquet_row_group_bytes(path), sharding["bytes"])]
+            pieces += [(bytes_, {"reference": reference, "path": str(path), **rows})
+                       for rows, bytes_ in _row_ranges(parquet_row_groups(path), sharding["bytes"], whole)]
         else:
             pieces.append((size, {"reference": reference, "path": str(path), "start": 0, "end": size}))
     return pieces
 
 
-def _row_group_ranges(sizes: list[int], limit: int) -> list[tuple[list[int], int]]:
-    """Row groups [first, end) of a Parquet file, and their bytes, in about equal ranges of at most about `limit`
-    bytes each: each cut at the row group nearest an equal share. A row group is never split."""
-    ends = list(itertools.accumulate(sizes, initial=0))
+def _byte_ranges(path: Path, size: int, limit: int) -> list[int]:
+    """The bounds of about equal byte ranges of a JSON-lines file, each at most `limit` bytes, no sliver of a
+    shard at the end; a compressed file's are whole blocks of `compressed.READ` bytes, so none is empty."""
+    parts = max(1, math.ceil(size / limit))
+    if not is_compressed(path):
+        return [size * part // parts for part in range(parts + 1)]
+    parts = max(1, min(parts, size // READ))
+    return [size * part // parts // READ * READ for part in range(parts)] + [size]
+
+
+def _row_ranges(groups: list[tuple[int, int]], limit: int, whole: bool) -> list[tuple[dict, int]]:
+    """A Parquet file's (bytes, rows) row groups in about equal ranges of at most about `limit` bytes, each cut
+    at the row group nearest an equal share, and their bytes. A row group larger than `limit` is cut into
+    slices of equal rows first (unless `whole`), and then every range names its rows of the file too: a job
+    reading a slice decodes its group up to it, at far less cost than curating it. Each range as a piece's
+    keys: `row_groups` [first, end), and with slices `rows` [first, end)."""
+    units = []  # (group, first row of the file, rows, bytes)
+    first_row = 0
+    for group, (size, rows) in enumerate(groups):
+        slices = 1 if whole else max(1, min(math.ceil(size / limit), rows))
+        units += [(group, first_row + rows * part // slices, rows * (part + 1) // slices - rows * part // slices,
+                   size * (part + 1) // slices - size * part // slices) for part in range(slices)]
+        first_row += rows
+    ends = list(itertools.accumulate((unit[3] for unit in units), initial=0))
     parts = math.ceil(ends[-1] / limit)
-    cuts = {0, len(sizes)}
+    cuts = {0, len(units)}
     for part in range(1, parts):
         share = ends[-1] * part / parts
         after = bisect.bisect_left(ends, share)
         cuts.add(after if ends[after] - share <= share - ends[after - 1] else after - 1)
-    bounds = sorted(cuts)
-    return [([first, end], ends[end] - ends[first]) for first, end in itertools.pairwise(bounds)]
+    sliced = len(units) > len(groups)
+    ranges = []
+    for first, end in itertools.pairwise(sorted(cuts)):
+        keys = {"row_groups": [units[first][0], units[end - 1][0] + 1]}
+        if sliced:
+            keys["rows"] = [units[first][1], units[end - 1][1] + units[end - 1][2]]
+        ranges.append((keys, ends[end] - ends[first]))
+    return ranges
 
 
 def hub_parts(reference: str, sharding: dict) -> int:
@@ -136,11 +205,14 @@ def describe_piece(piece: dict) -> str:
         key = "program" if "program" in piece else "prompts"
         first, count = piece[key]
         return f"{'documents' if key == 'program' else 'prompts'} {first}..{first + count - 1}"
+    if "rows" in piece:
+        return f"{piece['path']} rows [{piece['rows'][0]}, {piece['rows'][1]})"
     if "row_groups" in piece:
         return f"{piece['path']} row groups [{piece['row_groups'][0]}, {piece['row_groups'][1]})"
     if "path" in piece:
         whole = piece["start"] == 0 and piece["end"] == Path(piece["path"]).stat().st_size
-        return piece["path"] if whole else f"{piece['path']} bytes [{piece['start']}, {piece['end']})"
+        unit = "compressed bytes" if is_compressed(piece["path"]) else "bytes"
+        return piece["path"] if whole else f"{piece['path']} {unit} [{piece['start']}, {piece['end']})"
     if "part" in piece:
         return f"{piece['reference']} part {piece['part']} of {piece['parts']}"
     return piece["reference"]

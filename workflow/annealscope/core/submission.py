@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from annealscope.core.decontamination import screened_names
 from annealscope.core.references import acquisition_kind, is_trained_here
-from annealscope.core.shards import replay_shards, source_shards
+from annealscope.core.shards import grid_shards, replay_shards
 
 SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
 FALLBACK = {"classify": "curate"}  # a family the config may leave out, and the one its jobs then take
@@ -55,7 +55,7 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
     sources = len(config["sources"])
     built = "build" in config["base_model"]
     stable = sources * len(config["grid"]["seeds"]) if config["grid"]["schedule"] == "branched-wsd" else 0
-    shards = {name: len(source_shards(source)) for name, source in config["sources"].items()}
+    shards = {name: len(shards) for name, shards in grid_shards(config).items()}
     by_family = {family: sum(count for name, count in shards.items()
                              if shard_family(config["sources"][name]) == family) for family in ("generate", "classify")}
     trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])

@@ -1,0 +1,115 @@
+"""A large compressed JSON-lines file, or a Parquet file of one row group, curated in parallel shard jobs,
+through the workflow.
+
+It writes one pool file of recombined Wikipedia sentences (`curate_scale.write_pool`), compresses a copy of it in
+one stream (one Zstandard frame, or one gzip member) or writes its records as one Parquet row group
+(`--format parquet`, zstd pages), and curates it as `curate_scale` does, with `snakemake --cores N`, three ways:
+
+- the plain file, split at byte offsets into as many shard jobs as the compressed one (the baseline);
+- the compressed file, split into shard jobs of about `--shard-mb` on disk, each decompressing the file (or
+  decoding the row group) up to its range (what the workflow plans now);
+- the compressed file in one shard job (what it planned before: such a file was read whole).
+
+It prints each run's wall time, its curation jobs' summed seconds (Snakemake's benchmark files) and its
+documents and tokens kept (the three must keep the same), and the ratios of the compressed split to the
+baseline and to the single job.
+
+Run: python benchmarks/compressed_shards.py [--pool-mb 268] [--shard-mb 12] [--format zst|gz|parquet] [--cores 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from curate_scale import ROOT, SOURCE, config, curation_jobs, snakemake, write_pool
+
+
+def compress(plain: Path, form: str) -> Path:
+    """`plain` compressed in one stream beside it, or its records as one Parquet row group."""
+    if form == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as parquet
+
+        from annealscope.core.io import read_jsonl
+
+        target = plain.with_suffix(".parquet")
+        table = pa.table({"text": [record["text"] for record in read_jsonl(plain)]})
+        parquet.write_table(table, target, row_group_size=len(table), compression="zstd")
+        return target
+    target = plain.with_name(plain.name + (".zst" if form == "zst" else ".gz"))
+    with open(plain, "rb") as source, open(target, "wb") as sink:
+        if form == "zst":
+            import zstandard
+
+            zstandard.ZstdCompressor(level=3).copy_stream(source, sink)
+        else:
+            with gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6) as stream:
+                shutil.copyfileobj(source, stream, 1 << 20)
+    return target
+
+
+def curate(name: str, pool: Path, shard_bytes: int, cores: int, work: Path) -> dict:
+    """Curate `pool` as run `name`, its setup (base model, tasks) untimed; wall time, jobs' seconds, output."""
+    import yaml
+
+    run_dir = ROOT / "results" / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    config_path = work / f"{name}.yaml"
+    config_path.write_text(yaml.safe_dump(config(name, pool, work / "cache", shard_bytes)))
+    snakemake(config_path, [f"results/{name}/base/init", f"results/{name}/tasks"], cores)
+    wall = snakemake(config_path, [f"results/{name}/curate/{SOURCE}/manifest.json"], cores)
+    manifest = json.loads((run_dir / "curate" / SOURCE / "manifest.json").read_text())
+    jobs = curation_jobs(run_dir)
+    curate_seconds = sum(float(row["s"]) for rule, _, row in jobs if rule == "curate")
+    result = {"wall_s": wall, "shards": len(manifest["shards"]), "curate_job_s": curate_seconds,
+              "documents": manifest["documents"], "tokens": manifest["tokens"]}
+    shutil.rmtree(run_dir)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool-mb", type=int, default=268)
+    parser.add_argument("--shard-mb", type=int, default=12, help="compressed bytes a shard job of the split file")
+    parser.add_argument("--format", choices=("zst", "gz", "parquet"), default="zst")
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="compressed-shards-") as scratch:
+        work = Path(scratch)
+        written = write_pool(work / "pool", args.pool_mb << 20, args.pool_mb << 21)
+        plain = next((work / "pool").glob("*.jsonl"))
+        packed = compress(plain, args.format)
+        ratio = plain.stat().st_size / packed.stat().st_size
+        split = max(2, -(-packed.stat().st_size // (args.shard_mb << 20)))
+        plain.rename(work / "plain.jsonl")
+        (work / "plain").mkdir()
+        (work / "plain.jsonl").rename(work / "plain" / "pool.jsonl")
+        runs = {
+            "plain, split": curate("compressed-shards-plain", work / "plain", -(-written // split), args.cores, work),
+            "compressed, split": curate("compressed-shards-split", packed, -(-packed.stat().st_size // split),
+                                        args.cores, work),
+            "compressed, one job": curate("compressed-shards-whole", packed, packed.stat().st_size, args.cores, work),
+        }
+    print(f"pool: {written / 1e6:,.0f} MB of JSON lines in one file, {args.format} {ratio:.2f}x smaller; "
+          f"--cores {args.cores}")
+    for name, run in runs.items():
+        print(f"{name:20s} {run['shards']:3d} shard jobs  {run['wall_s']:7.1f} s wall  curate jobs "
+              f"{run['curate_job_s']:7.1f} s  kept {run['documents']:,} documents, {run['tokens']:,} tokens")
+    baseline, split_run, whole = runs["plain, split"], runs["compressed, split"], runs["compressed, one job"]
+    same = len({(run["documents"], run["tokens"]) for run in runs.values()}) == 1
+    print(f"compressed split / plain split: {split_run['wall_s'] / baseline['wall_s']:.2f}x wall, "
+          f"{split_run['curate_job_s'] / baseline['curate_job_s']:.2f}x curate-job seconds; "
+          f"compressed split / one job: {split_run['wall_s'] / whole['wall_s']:.2f}x wall; "
+          f"same documents and tokens kept: {same}")
+
+
+if __name__ == "__main__":
+    main()
