@@ -222,3 +222,26 @@ def test_a_missing_data_package_says_how_to_install_it():
     with pytest.raises(CorpusError, match="pip install --no-deps no-such-dist"):
         resolve_package_path("pkgdata:no-such-dist/file.json")
 
+
+
+def test_a_text_file_splits_at_blank_lines_as_its_whole_text_would_and_streams(tmp_path):
+    """Runs of newlines, blank lines holding spaces, Windows line ends and no final newline: the documents are
+    those of splitting the whole text at each blank line, stripped, blanks dropped; reading a 23 MB file holds
+    a document at a time, not the file."""
+    import tracemalloc
+
+    rng = random.Random(0)
+    pieces = ["a", "b c", " ", "\n", "\n\n", "\n\n\n", "\r\n", "\r\n\r\n", "\t", "x\ny", "é"]
+    path = tmp_path / "docs.txt"
+    for _ in range(500):
+        path.write_bytes("".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))).encode())
+        whole = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
+        piece = {"reference": str(path), "path": str(path), "start": 0, "end": path.stat().st_size}
+        assert [document.text for document in read_piece(piece)] == [block for block in whole if block]
+    paragraph = " ".join(rng.choices(["alpha", "beta", "gamma", "delta"], k=400))
+    path.write_text("\n\n".join(f"{index} {paragraph}" for index in range(10_000)), encoding="utf-8")
+    tracemalloc.start()
+    count = sum(1 for _ in read_corpus(str(path)))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == 10_000 and path.stat().st_size > 20e6 and peak < 1e6, peak

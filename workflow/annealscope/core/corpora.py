@@ -413,8 +413,22 @@ def _records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
     elif path.suffix == ".parquet":
         yield from _parquet_records(path, fields, row_groups, rows)
     else:
-        blocks = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
-        yield from enumerate({fields.text: block} for block in blocks if block)
+        yield from enumerate({fields.text: block} for block in _text_blocks(path))
+
+
+def _text_blocks(path: Path) -> Iterator[str]:
+    """The documents of a text file, separated by blank lines, each stripped, read a line at a time (a file
+    larger than memory streams): what splitting its whole text at every blank line and dropping what is blank
+    gives."""
+    with open(path, encoding="utf-8") as handle:
+        lines: list[str] = []
+        for line in itertools.chain(handle, ["\n"]):
+            if line != "\n":
+                lines.append(line)
+            elif lines:
+                if block := "".join(lines).strip():
+                    yield block
+                lines = []
 
 
 def _parquet_records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
