@@ -116,3 +116,8 @@ def test_attribution_counts_each_shared_prefix_once():
     assert table.loc["grid", "cells"] == 4
     assert table.loc["grid", "train_flops_as_run"] == pytest.approx(46 + 10)
     assert table.loc["b", "as_run_over_charged"] == 1.0
+    retrained = metrics.assign(retrained_flops=[0.0, 16.0, 0.0, None, 0.0])  # a's second cooldown, pruned branch
+    table = attribution_table(retrained).set_index("source")
+    assert table.loc["a", "train_flops_as_run"] == pytest.approx(46 + 16)
+    assert table.loc["grid", "train_flops_as_run"] == pytest.approx(46 + 16 + 10)
+    assert table.loc["a", "shared_prefix_flops"] == 32

@@ -264,6 +264,8 @@ def _anneal(job: _Job) -> None:
             "train_flops": training_flops(job.parameters, data.source_tokens),
             "replay_flops": training_flops(job.parameters, data.replay_tokens),
             "branch_step": branch.step if branch else None, "stable_steps_retrained": retrained,
+            "retrained_flops": training_flops(job.parameters, data.source_tokens_before(branch.step)
+                                              - data.source_tokens_before(branch.step - retrained)) if branch else 0.0,
             "shared_flops": training_flops(job.parameters, data.source_tokens_before(branch.step)) if branch else 0.0,
             "final_loss": log_records[-1]["loss"], "wall_seconds": wall, "tokens_per_s": tokens_done / wall,
             "mfu": job.mfu(tokens_done / wall), "peak_flops": spec.peak_flops, **memory,

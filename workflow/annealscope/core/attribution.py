@@ -1,5 +1,6 @@
 """Grid compute as charged and as run: under a branched schedule every cell is charged its whole stable
-prefix (what an independent run would need), but the grid trains each (source, seed)'s prefix once."""
+prefix (what an independent run would need), but the grid trains each (source, seed)'s prefix once, and a
+cooldown whose branch checkpoint was pruned trains its stretch of the prefix again (`retrained_flops`)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,19 @@ def longest_prefixes(cells: pd.DataFrame, shared: str) -> float:
 
 def attribution_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per source and in total: cells, train FLOPs charged to them, the shared prefixes trained once, the
-    FLOPs as run, and as run ÷ charged (1 for independent anneals)."""
+    FLOPs as run (with the stretches cooldowns trained again), and as run ÷ charged (1 for independent
+    anneals)."""
     cells = metrics[metrics["budget_tokens"] > 0].drop_duplicates(CELL)
-    if "shared_flops" not in cells:
-        cells = cells.assign(shared_flops=0.0)
-    cells = cells.fillna({"shared_flops": 0.0})
+    cells = cells.assign(**{column: cells[column].fillna(0.0) if column in cells else 0.0  # or collected before
+                            for column in ("shared_flops", "retrained_flops")})
     rows = [{"source": name, **_totals(group)} for name, group in cells.groupby("source", sort=False)]
     rows.append({"source": "grid", **_totals(cells)})
     return pd.DataFrame(rows)
 
 
 def _totals(cells: pd.DataFrame) -> dict:
-    charged, run = float(cells["train_flops"].sum()), as_run(cells, "train_flops", "shared_flops")
+    charged = float(cells["train_flops"].sum())
+    run = as_run(cells, "train_flops", "shared_flops") + float(cells["retrained_flops"].sum())
     return {"cells": len(cells), "train_flops_charged": charged,
             "shared_prefix_flops": longest_prefixes(cells, "shared_flops"),
             "train_flops_as_run": run, "as_run_over_charged": run / charged if charged else float("nan")}

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 METRICS_COLUMNS = ["source", "curation", "budget_tokens", "seed", "train_tokens", "unique_tokens", "epochs",
                    "train_flops", "acquisition_flops", "total_flops", "task", "metric", "value", "stderr", "n_items",
                    "checkpoint", "replay_tokens", "replay_flops", "acquisition_usd", "total_usd", "available_tokens",
-                   "shared_flops", "dtype", "dtype_reason"]
+                   "shared_flops", "retrained_flops", "dtype", "dtype_reason"]
 ITEM_COLUMNS = ("source", "budget_tokens", "seed", "task", "metric", "item", "value")
 
 

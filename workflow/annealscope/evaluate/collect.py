@@ -32,7 +32,8 @@ def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
     if source == BASE_SOURCE:
         return {"curation": BASE_SOURCE, "train_tokens": 0, "unique_tokens": 0, "epochs": 0.0, "train_flops": 0.0,
                 "acquisition_flops": 0.0, "replay_tokens": 0, "replay_flops": 0.0, "acquisition_usd": 0.0,
-                "available_tokens": 0, "shared_flops": 0.0, "dtype": None, "dtype_reason": None, "software": None}
+                "available_tokens": 0, "shared_flops": 0.0, "retrained_flops": 0.0, "dtype": None, "dtype_reason": None,
+                "software": None}
     summary = read_json(run_path(ANNEAL_SUMMARY, run_dir, source=source, budget=budget, seed=seed))
     manifest = read_json(run_path(MANIFEST, run_dir, source=source))
     share = summary["unique_source_tokens"] / manifest["tokens"] if manifest["tokens"] else 0.0
@@ -43,6 +44,7 @@ def cell_costs(run_dir: Path, source: str, budget: int, seed: int) -> dict:
             "replay_tokens": summary["replay_tokens"], "replay_flops": summary["replay_flops"],
             "acquisition_usd": usd * min(share, 1.0) if usd is not None else None,
             "available_tokens": manifest["tokens"], "shared_flops": summary.get("shared_flops", 0.0),
+            "retrained_flops": summary.get("retrained_flops", 0.0),
             "dtype": summary["dtype"], "dtype_reason": summary.get("dtype_reason", "recorded before dtype_reason"),
             "software": summary.get("software")}
 

@@ -33,7 +33,7 @@ CELL_COLUMNS = ("model", "source", "curation", "budget_tokens", "seed", "train_t
                 "train_flops", "acquisition_flops")
 SOFTWARE_KEYS = {"lm_eval": "lm_eval_version", "transformers": "transformers_version"}  # in a results file
 OPTIONAL_COLUMNS = {"acquisition_usd": None, "available_tokens": None, "replay_tokens": 0, "replay_flops": 0.0,
-                    "shared_flops": 0.0}
+                    "shared_flops": 0.0, "retrained_flops": 0.0}
 
 
 @dataclass
@@ -250,7 +250,8 @@ def cell_costs(cell: dict, run: ModelResults, plan: dict) -> dict:
              "train_flops": float(cell["train_flops"]), "acquisition_flops": float(cell["acquisition_flops"]),
              "replay_tokens": cell["replay_tokens"], "replay_flops": cell["replay_flops"],
              "acquisition_usd": None if pd.isna(usd) else float(usd), "available_tokens": cell["available_tokens"],
-             "shared_flops": cell["shared_flops"], "dtype": run.dtype, "dtype_reason": "imported from lm-eval"}
+             "shared_flops": cell["shared_flops"], "retrained_flops": cell["retrained_flops"], "dtype": run.dtype,
+             "dtype_reason": "imported from lm-eval"}
     costs["total_flops"] = costs["train_flops"] + costs["acquisition_flops"]
     costs["total_usd"] = total_dollars(costs, plan)
     return costs
