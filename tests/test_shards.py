@@ -309,6 +309,24 @@ def test_a_corpus_tokenized_before_compressed_files_were_split_keeps_them_whole_
         assert replay_shards(config) == split
 
 
+def test_the_plan_names_a_compressed_file_split_into_so_many_jobs_that_their_skipping_adds_up(tmp_path):
+    from annealscope.core.shards import SKIPPING_SHARDS, skipping_lines
+
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ", dtype=np.uint8)
+    path = tmp_path / "big.jsonl.zst"
+    compressed_pool(path, [{"text": letters[rng.integers(0, 27, 1000)].tobytes().decode()} for _ in range(4000)])
+    blocks = path.stat().st_size // compressed.READ
+    assert blocks > SKIPPING_SHARDS
+    config = {"run": "skipping", "replay": {"corpus": [], "fraction": 0.0, "sharding": SHARDING}}
+    for limit, expected in ((compressed.READ, blocks), (path.stat().st_size // SKIPPING_SHARDS + 1, None)):
+        lines = skipping_lines({**config, "sources": {"big": given([str(path)], {"bytes": limit})}})
+        assert lines == ([f"curation: {path} (big) splits into {expected} shard jobs, each decompressing the file "
+                          f"from its start up to its own range ({(expected - 1) / 2:.0f} shards' worth on average); "
+                          "split it into files of a few GB to spare that (docs/design.md, \"Curation at scale\")"]
+                         if expected else [])
+
+
 def test_a_capped_hub_reference_splits_into_runs_of_rows_each_read_from_the_files_that_hold_them(tmp_path,
                                                                                                   monkeypatch):
     """8 rows of about 66 characters fetched in files of 160 characters of text (3, 3 and 2 rows): each of 3

@@ -19,7 +19,7 @@ from annealscope.core.layout import MANIFEST, RUN_DIR, run_path
 from annealscope.core.precision import cpu_precision
 from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
-from annealscope.core.shards import grid_shards
+from annealscope.core.shards import grid_shards, skipping_lines
 from annealscope.core.submission import anneal_on_gpus, family_resources, shard_family, submission_table
 
 
@@ -173,6 +173,8 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
     console = Console(file=stream, width=140)
     console.print(plan_table(config, every_cell))
     console.print(acquisition_table(config))
+    for line in skipping_lines(config):
+        console.print(line, highlight=False)
     stored = planned_storage(config)
     console.print(storage_table(stored))
     for line in free_space_lines(config, stored) + prune_lines(config, stored):

@@ -40,6 +40,8 @@ from annealscope.core.corpora import (
 from annealscope.core.layout import RUN_DIR, TOKENS_META, run_path
 from annealscope.core.references import acquisition_kind
 
+SKIPPING_SHARDS = 32  # more shard jobs of one compressed file than this: the plan says what their skipping costs
+
 
 def shard_name(index: int) -> str:
     return f"{index:05d}"
@@ -90,6 +92,23 @@ def replay_shards(config: dict) -> list[list[dict]]:
     if replay["fraction"] == 0:
         return []
     return corpus_shards(replay["corpus"], replay["sharding"], token_index(config, "replay"))
+
+
+def skipping_lines(config: dict) -> list[str]:
+    """For each compressed file split into more than SKIPPING_SHARDS shard jobs, a line of the plan: each job
+    decompresses the file from its start, so their decompressing grows with the square of the file's size."""
+    corpora = {**grid_shards(config), "replay": replay_shards(config)}
+    lines = []
+    for name, shards in corpora.items():
+        counts: dict[str, int] = {}
+        for piece in (piece for shard in shards for piece in shard):
+            if is_compressed(piece.get("path", "")) and "start" in piece:
+                counts[piece["path"]] = counts.get(piece["path"], 0) + 1
+        lines += [f"curation: {path} ({name}) splits into {count} shard jobs, each decompressing the file from its "
+                  f"start up to its own range ({(count - 1) / 2:.0f} shards' worth on average); split it into files "
+                  "of a few GB to spare that (docs/design.md, \"Curation at scale\")"
+                  for path, count in counts.items() if count > SKIPPING_SHARDS]
+    return lines
 
 
 def _recorded_shards(index: str | Path | None) -> int | None:
