@@ -26,6 +26,7 @@ import bisect
 import itertools
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 from annealscope.core.compressed import READ, is_compressed
@@ -100,10 +101,7 @@ def skipping_lines(config: dict) -> list[str]:
     corpora = {**grid_shards(config), "replay": replay_shards(config)}
     lines = []
     for name, shards in corpora.items():
-        counts: dict[str, int] = {}
-        for piece in (piece for shard in shards for piece in shard):
-            if is_compressed(piece.get("path", "")) and "start" in piece:
-                counts[piece["path"]] = counts.get(piece["path"], 0) + 1
+        counts = Counter(piece["path"] for shard in shards for piece in shard if is_compressed(piece.get("path", "")))
         lines += [f"curation: {path} ({name}) splits into {count} shard jobs, each decompressing the file from its "
                   f"start up to its own range ({(count - 1) / 2:.0f} shards' worth on average); split it into files "
                   "of a few GB to spare that (docs/design.md, \"Curation at scale\")"
