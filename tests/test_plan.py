@@ -12,6 +12,7 @@ from annealscope.base.build import build_model, train_tokenizer
 from annealscope.core.config import check_config, validate_schema
 from annealscope.core.corpora import local_text_bytes
 from annealscope.core.grid import acquisition_estimate, base_parameters, cells, planned_cells
+from annealscope.core.shards import planned_shards
 from annealscope.core.storage import free_space_lines, planned_storage
 from annealscope.core.submission import family_jobs, family_resources, shard_family, submission_table
 from annealscope.validation import load_config
@@ -192,14 +193,14 @@ def test_a_pool_a_transformers_classifier_scores_takes_the_classify_family_else_
     validate_schema(config)
     assert {name: shard_family(source) for name, source in config["sources"].items()} == {
         "pubmed_abstracts": "curate", "edu_web": "classify", "mind_dialogues": "generate", "textbook_qa": "generate"}
-    planned = family_jobs(config, 32)
+    planned = family_jobs(config, 32, planned_shards(config))
     assert planned["classify"] == 895 and family_resources(config, "classify")["gpus"] == 1
     del config["resources"]["classify"]
     assert family_resources(config, "classify") == config["resources"]["curate"]
-    assert family_jobs(config, 32) == planned
+    assert family_jobs(config, 32, planned_shards(config)) == planned
     del config["sources"]["edu_web"]
-    assert family_jobs(config, 24)["classify"] == 0
-    assert "classify" not in [row for row in submission_table(config, 24).columns[0].cells]
+    assert family_jobs(config, 24, planned_shards(config))["classify"] == 0
+    assert "classify" not in [row for row in submission_table(config, 24, planned_shards(config)).columns[0].cells]
 
 
 def test_the_dry_run_warns_where_the_disk_the_grid_keeps_does_not_fit(root, monkeypatch, tmp_path):

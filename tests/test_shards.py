@@ -310,7 +310,7 @@ def test_a_corpus_tokenized_before_compressed_files_were_split_keeps_them_whole_
 
 
 def test_the_plan_names_a_compressed_file_split_into_so_many_jobs_that_their_skipping_adds_up(tmp_path):
-    from annealscope.core.shards import SKIPPING_SHARDS, skipping_lines
+    from annealscope.core.shards import SKIPPING_SHARDS, planned_shards, skipping_lines
 
     rng = np.random.default_rng(0)
     letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ", dtype=np.uint8)
@@ -320,7 +320,7 @@ def test_the_plan_names_a_compressed_file_split_into_so_many_jobs_that_their_ski
     assert blocks > SKIPPING_SHARDS
     config = {"run": "skipping", "replay": {"corpus": [], "fraction": 0.0, "sharding": SHARDING}}
     for limit, expected in ((compressed.READ, blocks), (path.stat().st_size // SKIPPING_SHARDS + 1, None)):
-        lines = skipping_lines({**config, "sources": {"big": given([str(path)], {"bytes": limit})}})
+        lines = skipping_lines(planned_shards({**config, "sources": {"big": given([str(path)], {"bytes": limit})}}))
         assert lines == ([f"curation: {path} (big) splits into {expected} shard jobs, each decompressing the file "
                           f"from its start up to its own range ({(expected - 1) / 2:.0f} shards' worth on average); "
                           "split it into files of a few GB to spare that (docs/design.md, \"Curation at scale\")"]

@@ -19,7 +19,7 @@ from annealscope.core.layout import MANIFEST, RUN_DIR, run_path
 from annealscope.core.precision import cpu_precision
 from annealscope.core.references import acquisition_kind
 from annealscope.core.sampling import check_epochs
-from annealscope.core.shards import grid_shards, skipping_lines
+from annealscope.core.shards import planned_shards, skipping_lines
 from annealscope.core.submission import anneal_on_gpus, family_resources, shard_family, submission_table
 
 
@@ -172,14 +172,15 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
 
     console = Console(file=stream, width=140)
     console.print(plan_table(config, every_cell))
-    console.print(acquisition_table(config))
-    for line in skipping_lines(config):
+    corpora = planned_shards(config)
+    console.print(acquisition_table(config, corpora))
+    for line in skipping_lines(corpora):
         console.print(line, highlight=False)
     stored = planned_storage(config)
     console.print(storage_table(stored))
     for line in free_space_lines(config, stored) + prune_lines(config, stored):
         console.print(line, highlight=False)
-    console.print(submission_table(config, len(cells(config))))
+    console.print(submission_table(config, len(cells(config)), corpora))
     console.print(precision_line(config), highlight=False)
     for line in retraining_lines(config, RUN_DIR.format(run=config["run"])):
         console.print(line, highlight=False)
@@ -249,15 +250,14 @@ ESTIMATES = {"program": lambda config, source: "0 FLOPs (a program)", "teacher":
              "filter": _filter_estimate, "given": _given_estimate}
 
 
-def acquisition_table(config: dict):
+def acquisition_table(config: dict, corpora: dict[str, list[list[dict]]]):
     from rich.table import Table
 
     table = Table(title="acquisition, planned (manifests record what was spent)")
     for column in ("source", "curation", "shard jobs", "GPU-hours reserved", "estimate"):
         table.add_column(column, justify="right" if column in ("shard jobs", "GPU-hours reserved") else "left")
-    counts = {name: len(shards) for name, shards in grid_shards(config).items()}
     for name, source in config["sources"].items():
-        shards = counts[name]
+        shards = len(corpora[name])
         resources = family_resources(config, shard_family(source))
         reserved = shards * resources["gpus"] * resources["runtime"] / 60
         table.add_row(name, source["curation"], f"{shards:,}", f"{reserved:,.0f}", acquisition_estimate(config, source))

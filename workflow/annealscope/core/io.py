@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from annealscope.core.compressed import decompressed_blocks
+from annealscope.core.compressed import GZIP_SUFFIX, ZSTD_SUFFIX, decompressed_blocks
 
 ZSTD_READ = 1 << 20  # decompressed bytes buffered
 
@@ -123,9 +123,9 @@ def parse_json(text: str | bytes) -> Any:
 def open_binary(path: str | Path) -> BinaryIO:
     """A file for reading in bytes, decompressed as it is read where its name ends in ``.gz`` or ``.zst``; a
     corrupt file raises OSError, whichever the compression."""
-    if str(path).endswith(".zst"):
+    if str(path).endswith(ZSTD_SUFFIX):
         return io.BufferedReader(_ZstdReader(path), buffer_size=ZSTD_READ)
-    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    return gzip.open(path, "rb") if str(path).endswith(GZIP_SUFFIX) else open(path, "rb")
 
 
 class _ZstdReader(io.RawIOBase):

@@ -53,6 +53,12 @@ def grid_shards(config: dict) -> dict[str, list[list[dict]]]:
     return {name: source_shards(source, token_index(config, name)) for name, source in config["sources"].items()}
 
 
+def planned_shards(config: dict) -> dict[str, list[list[dict]]]:
+    """Every source's shards and, under "replay" (a name no source may take), the replay corpus's: what the plan's
+    tables count, planned once for them all."""
+    return {**grid_shards(config), "replay": replay_shards(config)}
+
+
 def token_index(config: dict, name: str) -> Path:
     """The token index of a source, or of the replay corpus, in the grid's results."""
     return run_path(TOKENS_META, RUN_DIR.format(run=config["run"]), source=name)
@@ -95,10 +101,10 @@ def replay_shards(config: dict) -> list[list[dict]]:
     return corpus_shards(replay["corpus"], replay["sharding"], token_index(config, "replay"))
 
 
-def skipping_lines(config: dict) -> list[str]:
-    """For each compressed file split into more than SKIPPING_SHARDS shard jobs, a line of the plan: each job
-    decompresses the file from its start, so their decompressing grows with the square of the file's size."""
-    corpora = {**grid_shards(config), "replay": replay_shards(config)}
+def skipping_lines(corpora: dict[str, list[list[dict]]]) -> list[str]:
+    """For each compressed file of `corpora` (`planned_shards`) split into more than SKIPPING_SHARDS shard jobs, a
+    line of the plan: each job decompresses the file from its start, so their decompressing grows with the
+    square of the file's size."""
     lines = []
     for name, shards in corpora.items():
         counts = Counter(piece["path"] for shard in shards for piece in shard if is_compressed(piece.get("path", "")))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from annealscope.core.decontamination import screened_names
 from annealscope.core.references import acquisition_kind, is_trained_here
-from annealscope.core.shards import grid_shards, replay_shards
 
 SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
 FALLBACK = {"classify": "curate"}  # a family the config may leave out, and the one its jobs then take
@@ -50,17 +49,18 @@ def slurm_resources(resources: dict, nodes: int = 1) -> dict:
     return chosen
 
 
-def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
-    """How many jobs of each resource family a grid of `grid_cells` anneals submits (done or not)."""
+def family_jobs(config: dict, grid_cells: int, corpora: dict[str, list[list[dict]]]) -> dict[str, int]:
+    """How many jobs of each resource family a grid of `grid_cells` anneals submits (done or not), its sources' and
+    replay's shards being `corpora` (`shards.planned_shards`)."""
     sources = len(config["sources"])
     built = "build" in config["base_model"]
     stable = sources * len(config["grid"]["seeds"]) if config["grid"]["schedule"] == "branched-wsd" else 0
-    shards = {name: len(shards) for name, shards in grid_shards(config).items()}
+    shards = {name: len(corpora[name]) for name in config["sources"]}
     by_family = {family: sum(count for name, count in shards.items()
                              if shard_family(config["sources"][name]) == family) for family in ("generate", "classify")}
     trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])
                   for source in config["sources"].values())
-    replay = len(replay_shards(config))
+    replay = len(corpora["replay"])
     screened = bool(screened_names(config["eval"]))
     return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
             # per shard: curate (unless generated or classified), finish and, with screened tasks, screen; per
@@ -76,7 +76,7 @@ def family_jobs(config: dict, grid_cells: int) -> dict[str, int]:
             "default": 5 + (replay > 0) + 2 * built + 2 * screened}
 
 
-def submission_table(config: dict, grid_cells: int):
+def submission_table(config: dict, grid_cells: int, corpora: dict[str, list[list[dict]]]):
     """Per resource family: jobs, what each asks SLURM for, and the GPU-hours the requests reserve."""
     from rich.table import Table
 
@@ -85,7 +85,7 @@ def submission_table(config: dict, grid_cells: int):
                    "GPU-hours reserved"):
         table.add_column(column, justify="left" if column in ("family", "partition / account") else "right")
     total = 0.0
-    for family, jobs in family_jobs(config, grid_cells).items():
+    for family, jobs in family_jobs(config, grid_cells, corpora).items():
         if not jobs and family in FALLBACK:
             continue
         resources = family_resources(config, family)
