@@ -2,6 +2,7 @@
 with real DeepSpeed and Snakemake; then how the grid grows (Snakemake's own plan) and what it costs."""
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -158,16 +159,22 @@ def test_pruned_branch_points_are_not_trained_again_and_a_cooldown_rebuilds_its_
 
     rebuilt = TrainSpec.load(cell(results, 4096) / "train_spec.json")
     rebuilt = TrainSpec(**{**rebuilt.__dict__, "out_dir": str(tmp_path / "model"), "log_path": str(
-        tmp_path / "train_log.jsonl"), "summary_path": str(tmp_path / "summary.json")})
-    run_training(rebuilt)
+        tmp_path / "train_log.jsonl"), "summary_path": str(tmp_path / "summary.json"), "checkpoint_every": 5,
+        "keep_checkpoints": True})
     original = (cell(results, 4096) / "train_log.jsonl").read_text().splitlines()
-    again = (tmp_path / "train_log.jsonl").read_text().splitlines()
-    assert [json.loads(line)["loss"] for line in again] == [json.loads(line)["loss"] for line in original]
-    assert (tmp_path / "model" / "model.safetensors").read_bytes() == \
-        (cell(results, 4096) / "model" / "model.safetensors").read_bytes()
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["stable_steps_retrained"] == branch(config, 4096).step
-    assert summary["shared_flops"] > 0 and summary["retrained_flops"] == pytest.approx(summary["shared_flops"])
+    for attempt in ("rebuilt", "resumed"):  # the second resumes from the first's last checkpoint, as after a kill
+        if attempt == "resumed":
+            shutil.rmtree(tmp_path / "model")
+            (tmp_path / "summary.json").unlink()
+        run_training(rebuilt)
+        again = (tmp_path / "train_log.jsonl").read_text().splitlines()
+        assert [json.loads(line)["loss"] for line in again] == [json.loads(line)["loss"] for line in original]
+        assert (tmp_path / "model" / "model.safetensors").read_bytes() == \
+            (cell(results, 4096) / "model" / "model.safetensors").read_bytes()
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        assert summary["resumed_from_step"] == (15 if attempt == "resumed" else None)
+        assert summary["stable_steps_retrained"] == branch(config, 4096).step
+        assert summary["shared_flops"] > 0 and summary["retrained_flops"] == pytest.approx(summary["shared_flops"])
 
     inserted = {**config, "grid": {**config["grid"], "budgets": sorted({*budgets, 5120})}}
     path = write_config(inserted, tmp_path / "inserted.yaml")

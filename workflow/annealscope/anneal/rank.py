@@ -161,11 +161,12 @@ class _Job:
         dist.barrier()
         if self.rank == 0:
             print(f"resuming from {directory / tag} at step {client_state['step']}", flush=True)
-        return {"step": client_state["step"], "log": client_state["log"], "seconds": client_state["seconds"]}
+        return {"step": client_state["step"], "log": client_state["log"], "seconds": client_state["seconds"],
+                "began": client_state.get("began")}
 
     def run(self, state: dict, stop: int, keep: set[str] = frozenset()) -> dict:
-        """Train from `state` (step, log, seconds) up to step `stop`, checkpointing every `checkpoint_every`
-        steps (and keeping the tags in `keep`); returns the new state."""
+        """Train from `state` (step, log, seconds, and the step this cell's training began at) up to step `stop`,
+        checkpointing every `checkpoint_every` steps (and keeping the tags in `keep`); returns the new state."""
         import torch.distributed as dist
 
         spec, engine, data = self.spec, self.engine, self.data
@@ -197,11 +198,11 @@ class _Job:
                 progress.update()
             done = step + 1
             if spec.checkpoint_every and done % spec.checkpoint_every == 0 and done < stop:
-                self.save({"step": done, "log": log_records,
+                self.save({**state, "step": done, "log": log_records,
                            "seconds": state["seconds"] + time.perf_counter() - started}, keep)
         if progress is not None:
             progress.close()
-        return {"step": stop, "log": log_records, "seconds": state["seconds"] + time.perf_counter() - started}
+        return {**state, "step": stop, "log": log_records, "seconds": state["seconds"] + time.perf_counter() - started}
 
     def save(self, state: dict, keep: set[str] = frozenset()) -> str:
         """Checkpoint on every rank, then record it complete and drop the older tags not in `keep`."""
@@ -238,8 +239,10 @@ def _anneal(job: _Job) -> None:
         dist.barrier()
         start = _branch_checkpoint(spec, branch.step) if branch else None
         state = job.load(*start) if start else {"step": 0, "log": [], "seconds": 0.0}
+        state["began"] = state["step"]  # saved in its checkpoints: a resumed cooldown counts what it retrained
     resumed_from = state["step"] if resumable else None
-    retrained = max(branch.step - state["step"], 0) if branch and not resumable else 0  # its branch was pruned
+    began = state["began"]  # None in a checkpoint written before it was recorded
+    retrained = max(branch.step - began, 0) if branch and began is not None else 0  # its branch was pruned
     state = job.run(state, data.steps)
     memory = peak_memory(job.held)  # loading and training, before the export
     log_records, wall = state["log"], state["seconds"]
