@@ -31,7 +31,7 @@ from annealscope.core.references import (
     model_slug,
     source_corpus_references,
 )
-from annealscope.core.shards import grid_shards, replay_shards, shard_name
+from annealscope.core.shards import planned_shards, shard_name
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
@@ -69,11 +69,12 @@ os.environ[EXECUTION_VARIABLE] = SETTINGS.execution()  # how jobs run, read at r
 RESOURCES = Path(workflow.basedir) / "resources"
 REPORT_CAPTIONS = sorted(str(path.resolve()) for path in layout.CAPTIONS.glob("*.rst"))  # what the report reads
 SOURCE_NAMES = "|".join(config["sources"])
-SOURCE_SHARDS = grid_shards(config)
+PLANNED_SHARDS = planned_shards(config)  # planned once, for the rules and the printed plan
+SOURCE_SHARDS = {name: PLANNED_SHARDS[name] for name in config["sources"]}
 SHARD_FAMILIES = {name: shard_family(source) for name, source in config["sources"].items()}
 TRAINED_CLASSIFIERS = [name for name, source in config["sources"].items()
                        if source["curation"] == "filter" and is_trained_here(source["classifier"])]
-REPLAY_SHARDS = replay_shards(config)
+REPLAY_SHARDS = PLANNED_SHARDS["replay"]
 CACHE = config["cache_dir"]
 HUB_DATASETS = {dataset_slug(reference): reference for reference in hub_datasets(config)}
 HUB_MODELS = {model_slug(name, revision): (name, revision) for name, revision in hub_models(config)}
@@ -424,7 +425,7 @@ def evaluate_in_process(*arguments):
 
 
 if workflow.is_main_process:  # the plan table, on `snakemake -n` and at the start of every run
-    print_plan(config, sys.stderr)
+    print_plan(config, sys.stderr, shards=PLANNED_SHARDS)
     for folder in sorted(TASK_FILE_INPUTS.keys() - TASK_SOURCES.keys()):  # prepared by an earlier annealscope
         if prepared_record(folder) is None:
             print(f"tasks: {folder} was prepared before annealscope recorded what it was prepared from "

@@ -157,9 +157,9 @@ def _total(rows: list[PlannedCell], name: str) -> float | None:
     return sum(values) if values else None
 
 
-def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
+def print_plan(config: dict, stream=None, every_cell: bool = False, shards: dict | None = None) -> None:
     """Print the plan, acquisition, disk and submission tables, wide enough for 7B-scale numbers, to `stream`
-    (stdout by default)."""
+    (stdout by default); `shards` are the `planned_shards` where the caller has them."""
     from rich.console import Console
 
     from annealscope.core.decontamination import retraining_lines  # they use its cells
@@ -172,7 +172,7 @@ def print_plan(config: dict, stream=None, every_cell: bool = False) -> None:
 
     console = Console(file=stream, width=140)
     console.print(plan_table(config, every_cell))
-    corpora = planned_shards(config)
+    corpora = planned_shards(config) if shards is None else shards
     console.print(acquisition_table(config, corpora))
     for line in skipping_lines(corpora):
         console.print(line, highlight=False)

@@ -48,15 +48,12 @@ def shard_name(index: int) -> str:
     return f"{index:05d}"
 
 
-def grid_shards(config: dict) -> dict[str, list[list[dict]]]:
-    """Every source's shards, by name, each kept as its token index records where that differs (`corpus_shards`)."""
-    return {name: source_shards(source, token_index(config, name)) for name, source in config["sources"].items()}
-
-
 def planned_shards(config: dict) -> dict[str, list[list[dict]]]:
-    """Every source's shards and, under "replay" (a name no source may take), the replay corpus's: what the plan's
-    tables count, planned once for them all."""
-    return {**grid_shards(config), "replay": replay_shards(config)}
+    """Every source's shards, by name, each kept as its token index records where that differs (`corpus_shards`),
+    and under "replay" (a name no source may take) the replay corpus's: planned once for the rules and the plan's
+    tables."""
+    sources = {name: source_shards(source, token_index(config, name)) for name, source in config["sources"].items()}
+    return {**sources, "replay": replay_shards(config)}
 
 
 def token_index(config: dict, name: str) -> Path:
