@@ -33,6 +33,18 @@ def test_a_negative_or_missing_stderr_is_refused_naming_the_rows(tmp_path, capsy
     assert not (tmp_path / "fit").exists()
 
 
+@pytest.mark.parametrize("column", ["value", "total_flops", "seed"])
+def test_text_in_a_number_column_is_refused_naming_the_column_and_row(tmp_path, capsys, column):
+    frame = table().astype({column: object})
+    frame.loc[5, column] = "1e9 (est.)"
+    with pytest.raises(SystemExit):
+        fit(frame, tmp_path)
+    error = capsys.readouterr().err
+    assert f"column {column} has 1 entries that are not numbers, e.g. '1e9 (est.)' at source=b budget_tokens=2000" \
+        in error
+    assert not (tmp_path / "fit").exists()
+
+
 def test_zero_stderr_everywhere_is_flagged_on_the_console(tmp_path, capsys):
     fit(table(stderr=0.0), tmp_path)
     assert "8 row(s) have stderr 0 and no per-item results to resample (every row" in capsys.readouterr().err

@@ -37,6 +37,7 @@ from annealscope.fit.solver import huber, huber_lm
 from annealscope.fit.suites import with_suites
 
 REQUIRED_COLUMNS = ("source", "budget_tokens", "seed", "total_flops", "task", "metric", "value", "stderr")
+NUMERIC_COLUMNS = ("budget_tokens", "seed", "total_flops", "value", "stderr")
 INTERVAL = (5.0, 95.0)
 DEFAULT_DECISION_POINTS = 8
 DENSE_POINTS = 60  # per curve, for the figures
@@ -169,6 +170,12 @@ def check_table(table: pd.DataFrame) -> None:
         raise ValueError(f"metrics table lacks column(s) {missing}; see docs/design.md, 'The tidy results table'")
     if table.empty:
         raise ValueError("metrics table has no rows")
+    for column in NUMERIC_COLUMNS:
+        wrong = table[pd.to_numeric(table[column], errors="coerce").isna() & table[column].notna()]
+        if len(wrong):
+            raise ValueError(f"metrics table column {column} has {len(wrong)} entries that are not numbers, e.g. "
+                             f"{wrong[column].iloc[0]!r} at {describe_rows(wrong)}; write a number there (or leave "
+                             "a value empty for a missing score)")
     if (table["source"] == BASE_SOURCE).all():
         raise ValueError(f"metrics table has only the base model's rows (source '{BASE_SOURCE}'); a fit needs the "
                          "rows of annealed cells")
