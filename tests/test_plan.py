@@ -42,8 +42,12 @@ def test_dry_run_lists_the_planned_cells_with_their_cost(root, demo_config, tmp_
 def test_a_grid_whose_replay_was_tokenized_whole_keeps_reading_that_array(root, demo_config, tmp_path):
     """A grid made before replay was sharded trained on tokens/replay.bin, the input its anneals recorded: while
     that array is there they read it and no replay shard job is planned (another input would rerun every
-    anneal); without it, replay is tokenized in shard jobs whose index the anneals read."""
+    anneal), nor counted in the submission plan; without it, replay is tokenized in shard jobs whose index the
+    anneals read."""
     demo_config["run"] = "replay-check"
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text("".join(json.dumps({"text": f"replay document {index} " * 8}) + "\n" for index in range(30)))
+    demo_config["replay"] |= {"corpus": [str(replay)], "sharding": {"bytes": replay.stat().st_size // 3 + 1}}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(demo_config))
     tokens = root / "results" / "replay-check" / "tokens"
@@ -52,11 +56,12 @@ def test_a_grid_whose_replay_was_tokenized_whole_keeps_reading_that_array(root, 
         result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--configfile", str(config),
                                  "--directory", str(root)], capture_output=True, text=True, cwd=root)
         assert result.returncode == 0, result.stderr[-3000:]
+        the_submission_plan_counts_the_jobs_snakemake_plans(result.stdout + result.stderr)
         jobs = {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE)}
         return jobs, set(re.findall(r"--replay (\S+)", result.stdout))
 
     jobs, replay = planned()
-    assert jobs["tokenize_replay_shard"] == 1 and jobs["index_replay"] == 1 and jobs["tokenize"] == 1  # pretrain
+    assert jobs["tokenize_replay_shard"] == 3 and jobs["index_replay"] == 1 and jobs["tokenize"] == 1  # pretrain
     assert replay == {"results/replay-check/tokens/replay.json"}
     try:
         tokens.mkdir(parents=True)

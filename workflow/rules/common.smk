@@ -31,7 +31,7 @@ from annealscope.core.references import (
     model_slug,
     source_corpus_references,
 )
-from annealscope.core.shards import planned_shards, shard_name
+from annealscope.core.shards import planned_shards, shard_name, whole_replay
 from annealscope.core.sampling import EpochLimitError
 from annealscope.core.settings import EXECUTION_VARIABLE, RuleSettings, as_json
 from annealscope.core.submission import family_resources, shard_family, slurm_resources
@@ -105,9 +105,7 @@ class _Keep(dict):
         return f"{{{key}}}"
 
 
-# A grid whose replay corpus was tokenized whole, before replay was sharded, keeps that array: it is the input
-# its anneals recorded, and another would rerun them all. Deleting tokens/replay.bin moves a grid to the shards.
-WHOLE_REPLAY = bool(REPLAY_SHARDS) and Path(path(layout.TOKENS, source="replay")).is_file()
+WHOLE_REPLAY = whole_replay(config)  # a grid whose replay was tokenized whole, before replay was sharded
 WHOLE_CORPORA = "pretrain|replay" if WHOLE_REPLAY else "pretrain"  # the corpora tokenized whole, in one job
 
 
@@ -285,7 +283,7 @@ def cooldown_settings(wildcards):
 
 def replay_input(wildcards):
     """What an anneal mixes in: the replay shards' index, or the one array of a grid that predates them."""
-    if not REPLAY_SHARDS:
+    if not REPLAY_SHARDS and not WHOLE_REPLAY:
         return []
     return [path(layout.TOKENS if WHOLE_REPLAY else layout.TOKENS_META, source="replay")]
 

@@ -38,7 +38,7 @@ from annealscope.core.corpora import (
     local_shards,
     parquet_row_groups,
 )
-from annealscope.core.layout import RUN_DIR, TOKENS_META, run_path
+from annealscope.core.layout import RUN_DIR, TOKENS, TOKENS_META, run_path
 from annealscope.core.references import acquisition_kind
 
 SKIPPING_SHARDS = 32  # more shard jobs of one compressed file than this: the plan says what their skipping costs
@@ -91,11 +91,20 @@ def corpus_shards(references: list[str], sharding: dict, index: str | Path | Non
 
 
 def replay_shards(config: dict) -> list[list[dict]]:
-    """The replay corpus's shards, each tokenized by its own job; none when replay is off."""
+    """The replay corpus's shards, each tokenized by its own job; none when replay is off or tokenized whole
+    (`whole_replay`)."""
     replay = config["replay"]
-    if replay["fraction"] == 0:
+    if replay["fraction"] == 0 or whole_replay(config):
         return []
     return corpus_shards(replay["corpus"], replay["sharding"], token_index(config, "replay"))
+
+
+def whole_replay(config: dict) -> bool:
+    """Whether the grid's replay corpus was tokenized whole, in one job, before replay was sharded: it keeps that
+    array (tokens/replay.bin), the input its anneals recorded, since another would rerun them all. Deleting the
+    array moves the grid to the shards."""
+    replay = run_path(TOKENS, RUN_DIR.format(run=config["run"]), source="replay")
+    return config["replay"]["fraction"] > 0 and replay.is_file()
 
 
 def skipping_lines(corpora: dict[str, list[list[dict]]]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from annealscope.core.decontamination import screened_names
 from annealscope.core.references import acquisition_kind, is_trained_here
+from annealscope.core.shards import whole_replay
 
 SLURM_NAMES = {"partition": "slurm_partition", "account": "slurm_account", "constraint": "constraint"}
 FALLBACK = {"classify": "curate"}  # a family the config may leave out, and the one its jobs then take
@@ -60,7 +61,7 @@ def family_jobs(config: dict, grid_cells: int, corpora: dict[str, list[list[dict
                              if shard_family(config["sources"][name]) == family) for family in ("generate", "classify")}
     trained = sum(source["curation"] == "filter" and is_trained_here(source["classifier"])
                   for source in config["sources"].values())
-    replay = len(corpora["replay"])
+    replay = len(corpora["replay"]) or int(whole_replay(config))  # tokenized whole: one job, after its documents
     screened = bool(screened_names(config["eval"]))
     return {"anneal": grid_cells + built + stable,  # pre-training a built base; stable phases of a branched grid
             # per shard: curate (unless generated or classified), finish and, with screened tasks, screen; per
@@ -71,8 +72,8 @@ def family_jobs(config: dict, grid_cells: int, corpora: dict[str, list[list[dict
             "classify": by_family["classify"],  # shard jobs of a pool a transformers classifier scores
             "generate": by_family["generate"],  # a teacher's shard jobs
             "evaluate": grid_cells + 1,
-            # prepare_tasks, collect, fit, backtest, report; the replay index; base_init and the base corpus; with
-            # screened tasks, preparing them and merging the screening
+            # prepare_tasks, collect, fit, backtest, report; the replay index (or documents, when whole); base_init
+            # and the base corpus; with screened tasks, preparing them and merging the screening
             "default": 5 + (replay > 0) + 2 * built + 2 * screened}
 
 
