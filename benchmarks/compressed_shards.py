@@ -1,9 +1,10 @@
-"""A large compressed JSON-lines file, or a Parquet file of one row group, curated in parallel shard jobs,
-through the workflow.
+"""A large compressed JSON-lines file, a Parquet file of one row group, or a large text file, curated in parallel
+shard jobs, through the workflow.
 
 It writes one pool file of recombined Wikipedia sentences (`curate_scale.write_pool`), compresses a copy of it in
-one stream (one Zstandard frame, or one gzip member) or writes its records as one Parquet row group
-(`--format parquet`, zstd pages), and curates it as `curate_scale` does, with `snakemake --cores N`, three ways:
+one stream (one Zstandard frame, or one gzip member), writes its records as one Parquet row group (`--format
+parquet`, zstd pages) or as a text file of documents separated by blank lines (`--format txt`), and curates it
+as `curate_scale` does, with `snakemake --cores N`, three ways:
 
 - the plain file, split at byte offsets into as many shard jobs as the compressed one (the baseline);
 - the compressed file, split into shard jobs of about `--shard-mb` on disk, each decompressing the file (or
@@ -13,9 +14,11 @@ one stream (one Zstandard frame, or one gzip member) or writes its records as on
 It prints each run's wall time, its curation jobs' summed seconds (Snakemake's benchmark files) and its
 documents and tokens kept (the three must keep the same), the ratios of the compressed split to the baseline
 and to the single job, and how fast a job skips what comes before its range: the time `read_piece` takes for
-a piece holding only the file's last block (or row), in MB of text skipped a second.
+a piece holding only the file's last block (or row), in MB of text skipped a second (a text file's job seeks
+to its range instead).
 
-Run: python benchmarks/compressed_shards.py [--pool-mb 268] [--shard-mb 12] [--format zst|gz|parquet] [--cores 2]
+Run: python benchmarks/compressed_shards.py [--pool-mb 268] [--shard-mb 12] [--format zst|gz|parquet|txt]
+[--cores 2]
 """
 
 from __future__ import annotations
@@ -35,16 +38,21 @@ from curate_scale import ROOT, SOURCE, config, curation_jobs, snakemake, write_p
 
 
 def compress(plain: Path, form: str) -> Path:
-    """`plain` compressed in one stream beside it, or its records as one Parquet row group."""
+    """`plain` compressed in one stream beside it, or its records as one Parquet row group, or as a text file."""
+    from annealscope.core.io import read_jsonl
+
     if form == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as parquet
 
-        from annealscope.core.io import read_jsonl
-
         target = plain.with_suffix(".parquet")
         table = pa.table({"text": [record["text"] for record in read_jsonl(plain)]})
         parquet.write_table(table, target, row_group_size=len(table), compression="zstd")
+        return target
+    if form == "txt":
+        target = plain.with_suffix(".txt")
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.writelines(record["text"] + "\n\n" for record in read_jsonl(plain))
         return target
     target = plain.with_name(plain.name + (".zst" if form == "zst" else ".gz"))
     with open(plain, "rb") as source, open(target, "wb") as sink:
@@ -102,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool-mb", type=int, default=268)
     parser.add_argument("--shard-mb", type=int, default=12, help="compressed bytes a shard job of the split file")
-    parser.add_argument("--format", choices=("zst", "gz", "parquet"), default="zst")
+    parser.add_argument("--format", choices=("zst", "gz", "parquet", "txt"), default="zst")
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="compressed-shards-") as scratch:
@@ -111,29 +119,31 @@ def main() -> None:
         plain = next((work / "pool").glob("*.jsonl"))
         packed = compress(plain, args.format)
         ratio = plain.stat().st_size / packed.stat().st_size
-        skipping = skip_mb_per_s(packed, plain.stat().st_size)
+        skipping = skip_mb_per_s(packed, plain.stat().st_size) if args.format != "txt" else None
         split = max(2, -(-packed.stat().st_size // (args.shard_mb << 20)))
         plain.rename(work / "plain.jsonl")
         (work / "plain").mkdir()
         (work / "plain.jsonl").rename(work / "plain" / "pool.jsonl")
         runs = {
             "plain, split": curate("compressed-shards-plain", work / "plain", -(-written // split), args.cores, work),
-            "compressed, split": curate("compressed-shards-split", packed, -(-packed.stat().st_size // split),
-                                        args.cores, work),
-            "compressed, one job": curate("compressed-shards-whole", packed, packed.stat().st_size, args.cores, work),
+            f"{args.format}, split": curate("compressed-shards-split", packed, -(-packed.stat().st_size // split),
+                                            args.cores, work),
+            f"{args.format}, one job": curate("compressed-shards-whole", packed, packed.stat().st_size, args.cores,
+                                              work),
         }
     print(f"pool: {written / 1e6:,.0f} MB of JSON lines in one file, {args.format} {ratio:.2f}x smaller; "
-          f"--cores {args.cores}")
+          f"--cores {args.cores}")  # a text file is smaller by the JSON markup it lacks
     for name, run in runs.items():
         print(f"{name:20s} {run['shards']:3d} shard jobs  {run['wall_s']:7.1f} s wall  curate jobs "
               f"{run['curate_job_s']:7.1f} s  kept {run['documents']:,} documents, {run['tokens']:,} tokens")
-    baseline, split_run, whole = runs["plain, split"], runs["compressed, split"], runs["compressed, one job"]
+    baseline, split_run, whole = runs.values()
     same = len({(run["documents"], run["tokens"]) for run in runs.values()}) == 1
-    print(f"compressed split / plain split: {split_run['wall_s'] / baseline['wall_s']:.2f}x wall, "
+    print(f"{args.format} split / plain split: {split_run['wall_s'] / baseline['wall_s']:.2f}x wall, "
           f"{split_run['curate_job_s'] / baseline['curate_job_s']:.2f}x curate-job seconds; "
-          f"compressed split / one job: {split_run['wall_s'] / whole['wall_s']:.2f}x wall; "
+          f"{args.format} split / one job: {split_run['wall_s'] / whole['wall_s']:.2f}x wall; "
           f"same documents and tokens kept: {same}")
-    print(f"a job skips what comes before its range at {skipping:.0f} MB of text a second")
+    if skipping is not None:
+        print(f"a job skips what comes before its range at {skipping:.0f} MB of text a second")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import gzip
+import itertools
 import json
 import os
 import random
@@ -224,10 +225,11 @@ def test_a_missing_data_package_says_how_to_install_it():
 
 
 
-def test_a_text_file_splits_at_blank_lines_as_its_whole_text_would_and_streams(tmp_path):
+def test_a_text_file_splits_at_blank_lines_as_its_whole_text_would_in_any_byte_ranges_and_streams(tmp_path):
     """Runs of newlines, blank lines holding spaces, Windows line ends and no final newline: the documents are
-    those of splitting the whole text at each blank line, stripped, blanks dropped; reading a 23 MB file holds
-    a document at a time, not the file."""
+    those of splitting the whole text at each blank line, stripped, blanks dropped, read whole or in byte
+    ranges cut anywhere (within a line end, a character's bytes, a document), each document once, with the
+    offset of its first line as id; reading a 23 MB file holds a document at a time, not the file."""
     import tracemalloc
 
     rng = random.Random(0)
@@ -236,8 +238,19 @@ def test_a_text_file_splits_at_blank_lines_as_its_whole_text_would_and_streams(t
     for _ in range(500):
         path.write_bytes("".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))).encode())
         whole = [block.strip() for block in path.read_text(encoding="utf-8").split("\n\n")]
-        piece = {"reference": str(path), "path": str(path), "start": 0, "end": path.stat().st_size}
-        assert [document.text for document in read_piece(piece)] == [block for block in whole if block]
+        size = path.stat().st_size
+        if any(whole):  # read whole (a file without documents is refused)
+            assert [document.text for document in read_corpus(str(path))] == [block for block in whole if block]
+        cuts = sorted({0, size, *rng.sample(range(size + 1), min(size + 1, rng.randint(0, 6)))})
+        documents = [document for start, end in itertools.pairwise(cuts)
+                     for document in read_piece({"reference": str(path), "path": str(path), "start": start,
+                                                 "end": end})]
+        assert [document.text for document in documents] == [block for block in whole if block], cuts
+        text = path.read_bytes()
+        for document in documents:
+            offset = int(document.id.removeprefix("docs.txt@"))
+            assert text[offset:].decode("utf-8").lstrip().startswith(document.text[:1])
+            assert offset == 0 or text[:offset].endswith(b"\n")
     paragraph = " ".join(rng.choices(["alpha", "beta", "gamma", "delta"], k=400))
     path.write_text("\n\n".join(f"{index} {paragraph}" for index in range(10_000)), encoding="utf-8")
     tracemalloc.start()

@@ -3,6 +3,7 @@ added up into the manifest a whole source would have, with memory bounded per sh
 
 import itertools
 import json
+import math
 import random
 import re
 import subprocess
@@ -133,6 +134,24 @@ def test_byte_ranges_of_a_jsonl_file_read_every_record_once_in_order(tmp_path):
                  for document in read_piece({"reference": str(path), "path": str(path), "start": start,
                                              "end": min(start + step, size)})]
         assert texts == [record["text"] for record in records], step
+
+
+def test_a_text_file_larger_than_a_shard_splits_at_byte_offsets_read_once_with_the_ids_of_the_whole(tmp_path):
+    """Documents of one line or many, and runs of blank lines between them: a `.txt` file larger than a shard
+    splits into byte ranges whose pieces read every document once, in order, with the id it has whole."""
+    rng = random.Random(0)
+    texts = ["\n".join(f"line {index}.{line} " + "x" * rng.randint(1, 60) for line in range(rng.randint(1, 5)))
+             for index in range(400)]
+    path = tmp_path / "pool.txt"
+    path.write_text("".join(text + "\n" * rng.randint(2, 4) for text in texts), encoding="utf-8")
+    whole = [(document.id, document.text) for document in read_piece(
+        {"reference": str(path), "path": str(path), "start": 0, "end": path.stat().st_size})]
+    assert [text for _, text in whole] == texts
+    for limit in (997, 5000, path.stat().st_size // 3):
+        shards = source_shards(given([str(path)], {"bytes": limit}))
+        assert len(shards) == math.ceil(path.stat().st_size / limit) > 1, limit
+        read = [(document.id, document.text) for shard in shards for piece in shard for document in read_piece(piece)]
+        assert read == whole, limit
 
 
 def test_a_parquet_file_larger_than_a_shard_splits_by_row_groups_read_once_with_the_ids_of_the_whole(tmp_path):
@@ -283,16 +302,16 @@ def test_a_corpus_tokenized_before_compressed_files_were_split_keeps_them_whole_
     source and for the replay corpus; one counting the split plan's, or none, gets the split plan."""
     write_jsonl(tmp_path / "a.jsonl", pool(100))
     compressed_pool(tmp_path / "b.jsonl.zst", pool(1500, seed=1))
-    references = [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl.zst")]
     sharding = {"bytes": (tmp_path / "b.jsonl.zst").stat().st_size // 3 + 1}
+    (tmp_path / "c.txt").write_text("\n\n".join(record["text"] for record in pool(200, seed=2)))
+    assert sharding["bytes"] < (tmp_path / "c.txt").stat().st_size <= 2 * sharding["bytes"]
+    references = [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl.zst"), str(tmp_path / "c.txt")]
     split = source_shards(given(references, sharding))
-    old = [[{"reference": str(tmp_path / "a.jsonl"), "path": str(tmp_path / "a.jsonl"), "start": 0,
-             "end": (tmp_path / "a.jsonl").stat().st_size}],
-           [{"reference": references[1], "path": references[1], "start": 0,
-             "end": (tmp_path / "b.jsonl.zst").stat().st_size}]]
-    assert len(split) == 4 and split[0] == old[0]
+    old = [[{"reference": reference, "path": reference, "start": 0, "end": Path(reference).stat().st_size}]
+           for reference in references]
+    assert len(split) == 6 and split[0] == old[0]
     index = tmp_path / "index.json"
-    for recorded, expected in ((2, old), (4, split), (3, split)):
+    for recorded, expected in ((3, old), (6, split), (4, split)):
         index.write_text(json.dumps({"shards": [{"path": f"{k}.bin", "tokens": 1} for k in range(recorded)]}))
         assert source_shards(given(references, sharding), index) == expected, recorded
     index.write_text(json.dumps({"tokens": 5}))  # a whole array's sidecar
@@ -301,7 +320,7 @@ def test_a_corpus_tokenized_before_compressed_files_were_split_keeps_them_whole_
                                                                                             **sharding}}}
     replay_index = tmp_path / "results/upgraded/tokens/replay.json"
     replay_index.parent.mkdir(parents=True)
-    replay_index.write_text(json.dumps({"shards": [{"path": "0.bin"}, {"path": "1.bin"}]}))
+    replay_index.write_text(json.dumps({"shards": [{"path": f"{k}.bin"} for k in range(3)]}))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
         assert replay_shards(config) == old

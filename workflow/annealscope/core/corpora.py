@@ -50,6 +50,7 @@ HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", 
 JSON_LINES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".json.zst")  # Dolma's .json.gz hold JSON lines too
 LOCAL_SUFFIXES = (*JSON_LINES, ".parquet", ".txt")
 FETCH_BYTES_PER_TOKEN = 8
+BLANK_LINES = frozenset({b"\n", b"\r\n", b"\r"})  # what separates the documents of a text file (`\r`: a last line)
 CAP_BATCH = 1024
 HUB_BATCH = 1024  # rows a hub dataset is streamed in
 CHECKED_SHARDS, CHECKED_LINES = 16, 5  # what a dry run parses of a local corpus
@@ -413,22 +414,51 @@ def _records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
     elif path.suffix == ".parquet":
         yield from _parquet_records(path, fields, row_groups, rows)
     else:
-        yield from enumerate({fields.text: block} for block in _text_blocks(path))
+        yield from enumerate({fields.text: text} for _, text in _text_documents(path, 0, path.stat().st_size))
 
 
-def _text_blocks(path: Path) -> Iterator[str]:
-    """The documents of a text file, separated by blank lines, each stripped, read a line at a time (a file
-    larger than memory streams): what splitting its whole text at every blank line and dropping what is blank
-    gives."""
-    with open(path, encoding="utf-8") as handle:
-        lines: list[str] = []
-        for line in itertools.chain(handle, ["\n"]):
-            if line != "\n":
-                lines.append(line)
-            elif lines:
-                if block := "".join(lines).strip():
-                    yield block
+def _text_documents(path: Path, start: int, end: int) -> Iterator[tuple[int, str]]:
+    """(byte offset, text) of the documents of a text file that begin in bytes [start, end), read a line at a
+    time (a file larger than memory streams). A document is a run of lines that are not blank (a blank line is
+    empty but for its line end, `\\n` or `\\r\\n`), its line ends made `\\n`, stripped, and dropped if nothing is
+    left: what splitting the whole text at every blank line gives. A document that begins before `start` is
+    the previous range's, read to its end however far past `end` it goes."""
+    with open(path, "rb") as handle:
+        inside = False  # in a document that began before this range, whose lines are skipped
+        if start:
+            handle.seek(start - 1)
+            handle.readline()  # the rest of the line that holds byte start - 1
+            line_start = handle.tell()
+            handle.seek(max(line_start - 3, 0))
+            before = handle.read(line_start - handle.tell())  # the end of the line before, to tell if it is blank
+            content = before[:-1]
+            inside = not (content.endswith((b"\n", b"\n\r")) or (line_start == len(before) and content in (b"", b"\r")))
+        lines: list[bytes] = []
+        offset = first = handle.tell()
+        for line in handle:
+            if line in BLANK_LINES:
+                if lines and (text := _document_text(path, first, lines)):
+                    yield first, text
                 lines = []
+                inside = False
+            elif not inside:
+                if not lines:
+                    if offset >= end:
+                        return
+                    first = offset
+                lines.append(line)
+            offset += len(line)
+        if lines and (text := _document_text(path, first, lines)):
+            yield first, text
+
+
+def _document_text(path: Path, offset: int, lines: list[bytes]) -> str:
+    """A text file's document from its lines: line ends made `\\n`, stripped."""
+    try:
+        text = b"".join(lines).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CorpusError(f"{path}, byte {offset}: not UTF-8 text ({error}); convert the file to UTF-8") from None
+    return (text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text).strip()
 
 
 def _parquet_records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
@@ -522,6 +552,9 @@ def read_piece(piece: dict, cache_dir: str | Path | None = None,
             yield from _local_range(path, piece["start"], piece["end"], fields)
         elif path.name.endswith(JSON_LINES):  # compressed: by compressed bytes, each record numbered in the file
             yield from _compressed_range(path, piece["start"], piece["end"], fields)
+        elif path.suffix == ".txt":  # by byte range, as a .jsonl file is
+            for offset, text in _text_documents(path, piece["start"], piece["end"]):
+                yield fields.document({fields.text: text}, f"{path}, byte {offset}", f"{path.name}@{offset}")
         else:
             yield from _local_file(path, fields, piece.get("row_groups"), piece.get("rows"))
     else:

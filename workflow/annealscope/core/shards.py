@@ -6,7 +6,8 @@ A shard is a list of pieces, read in order:
 
 - ``{"reference": R}``: a whole corpus (a built-in corpus, an uncapped hub reference, a small local file);
 - ``{"reference": R, "path": P, "start": B0, "end": B1}``: the lines of a local JSONL file that start in the
-  byte range [B0, B1), so a large file splits without reading it (or a whole other local file); of a gzip or
+  byte range [B0, B1), so a large file splits without reading it (or a whole other local file); of a text
+  file, the documents whose first line starts there (`corpora._text_documents`); of a gzip or
   Zstandard JSONL file, the lines that begin in its compressed bytes [B0, B1) (`core/compressed.py`): each
   such piece decompresses the file up to its range, and counts the lines before it unparsed;
 - ``{"reference": R, "path": P, "row_groups": [G0, G1]}``: row groups [G0, G1) of a local Parquet file larger
@@ -76,10 +77,10 @@ def source_shards(settings: dict, index: str | Path | None = None) -> list[list[
 def corpus_shards(references: list[str], sharding: dict, index: str | Path | None = None) -> list[list[dict]]:
     """The shards of a list of corpus references (a source's pool or corpus, the replay corpus), in order.
 
-    A corpus tokenized before compressed files and large row groups were split keeps each of them whole: where
-    its token index (`index`) counts the shards of that plan and not of this one. Its arrays are what its
-    anneals recorded, and new ones would rerun them all; deleting the index moves the corpus to the split
-    plan."""
+    A corpus tokenized before compressed files, text files and large row groups were split keeps each of them
+    whole: where its token index (`index`) counts the shards of that plan and not of this one. Its arrays are
+    what its anneals recorded, and new ones would rerun them all; deleting the index moves the corpus to the
+    split plan."""
     shards = _pack([piece for reference in references for piece in _pieces(reference, sharding)], sharding["bytes"])
     recorded = _recorded_shards(index)
     if recorded is not None and recorded != len(shards):
@@ -135,7 +136,7 @@ def _ranges(key: str, total: int, size: int) -> list[list[dict]]:
 
 def _pieces(reference: str, sharding: dict, whole: bool = False) -> list[tuple[int | None, dict]]:
     """(bytes, piece) of one reference; bytes None for a piece that is a shard of its own. `whole`: as planned
-    before compressed files and row groups split, each read whole."""
+    before compressed files, text files and row groups split, each read whole."""
     kind, _ = corpus_kind(reference)
     if reference.startswith("hf:"):
         parts = hub_parts(reference, sharding)
@@ -147,7 +148,7 @@ def _pieces(reference: str, sharding: dict, whole: bool = False) -> list[tuple[i
     pieces = []
     for path in local_shards(reference):
         size = path.stat().st_size
-        splits = path.name.endswith(JSON_LINES) and not (whole and is_compressed(path))
+        splits = (path.name.endswith(JSON_LINES) or path.suffix == ".txt") and not (whole and path.suffix != ".jsonl")
         if splits and len(bounds := _byte_ranges(path, size, sharding["bytes"])) > 2:
             pieces += [(end - start, {"reference": reference, "path": str(path), "start": start, "end": end})
                        for start, end in itertools.pairwise(bounds)]
