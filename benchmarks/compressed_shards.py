@@ -49,10 +49,14 @@ def compress(plain: Path, form: str) -> Path:
         table = pa.table({"text": [record["text"] for record in read_jsonl(plain)]})
         parquet.write_table(table, target, row_group_size=len(table), compression="zstd")
         return target
-    if form == "txt":
+    if form == "txt":  # `plain` rewritten to hold the text file's documents: a text with a blank line is two
+        from annealscope.core.corpora import read_corpus
+        from annealscope.core.io import write_jsonl
+
         target = plain.with_suffix(".txt")
         with open(target, "w", encoding="utf-8") as handle:
             handle.writelines(record["text"] + "\n\n" for record in read_jsonl(plain))
+        write_jsonl(plain, ({"text": document.text} for document in read_corpus(str(target))))
         return target
     target = plain.with_name(plain.name + (".zst" if form == "zst" else ".gz"))
     with open(plain, "rb") as source, open(target, "wb") as sink:
@@ -118,14 +122,16 @@ def main() -> None:
         written = write_pool(work / "pool", args.pool_mb << 20, args.pool_mb << 21)
         plain = next((work / "pool").glob("*.jsonl"))
         packed = compress(plain, args.format)
-        ratio = plain.stat().st_size / packed.stat().st_size
-        skipping = skip_mb_per_s(packed, plain.stat().st_size) if args.format != "txt" else None
+        plain_bytes = plain.stat().st_size
+        ratio = plain_bytes / packed.stat().st_size
+        skipping = skip_mb_per_s(packed, plain_bytes) if args.format != "txt" else None
         split = max(2, -(-packed.stat().st_size // (args.shard_mb << 20)))
         plain.rename(work / "plain.jsonl")
         (work / "plain").mkdir()
         (work / "plain.jsonl").rename(work / "plain" / "pool.jsonl")
         runs = {
-            "plain, split": curate("compressed-shards-plain", work / "plain", -(-written // split), args.cores, work),
+            "plain, split": curate("compressed-shards-plain", work / "plain", -(-plain_bytes // split), args.cores,
+                                   work),
             f"{args.format}, split": curate("compressed-shards-split", packed, -(-packed.stat().st_size // split),
                                             args.cores, work),
             f"{args.format}, one job": curate("compressed-shards-whole", packed, packed.stat().st_size, args.cores,
