@@ -161,8 +161,8 @@ def _pieces(reference: str, sharding: dict, whole: bool = False) -> list[tuple[i
 
 
 def _byte_ranges(path: Path, size: int, limit: int) -> list[int]:
-    """The bounds of about equal byte ranges of a JSON-lines file, each at most `limit` bytes, no sliver of a
-    shard at the end; a compressed file's are whole blocks of `compressed.READ` bytes, so none is empty."""
+    """The bounds of about equal byte ranges of a JSON-lines or text file, each at most `limit` bytes, no sliver
+    of a shard at the end; a compressed file's are whole blocks of `compressed.READ` bytes, so none is empty."""
     parts = max(1, math.ceil(size / limit))
     if not is_compressed(path):
         return [size * part // parts for part in range(parts + 1)]
