@@ -33,12 +33,13 @@ def test_a_negative_or_missing_stderr_is_refused_naming_the_rows(tmp_path, capsy
     assert not (tmp_path / "fit").exists()
 
 
+@pytest.mark.parametrize("options", [(), ("--seeds", "0")])  # seeds are chosen from a checked table
 @pytest.mark.parametrize("column", ["value", "total_flops", "seed"])
-def test_text_in_a_number_column_is_refused_naming_the_column_and_row(tmp_path, capsys, column):
+def test_text_in_a_number_column_is_refused_naming_the_column_and_row(tmp_path, capsys, column, options):
     frame = table().astype({column: object})
     frame.loc[5, column] = "1e9 (est.)"
     with pytest.raises(SystemExit):
-        fit(frame, tmp_path)
+        fit(frame, tmp_path, *options)
     error = capsys.readouterr().err
     assert f"column {column} has 1 entries that are not numbers, e.g. '1e9 (est.)' at source=b budget_tokens=2000" \
         in error

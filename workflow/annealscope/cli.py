@@ -515,7 +515,8 @@ def _warn_about_inputs(metrics, items) -> None:
     """Say on the console what the fit leaves out or cannot see, not only in fits.csv."""
     import numpy as np
 
-    from annealscope.fit.curves import describe_rows, zero_stderr_rows
+    from annealscope.core.tables import describe_rows
+    from annealscope.fit.curves import zero_stderr_rows
 
     dropped = metrics[~np.isfinite(metrics["value"].to_numpy(float))]
     if len(dropped):

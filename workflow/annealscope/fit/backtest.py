@@ -25,7 +25,8 @@ import pandas as pd
 
 from annealscope.core.io import atomic_path
 from annealscope.core.layout import BACKTEST_OUTPUTS, BASE_SOURCE
-from annealscope.fit.curves import CurveFit, FitSettings, check_table, fit_table, interval
+from annealscope.core.tables import check_table
+from annealscope.fit.curves import CurveFit, FitSettings, fit_table, interval
 from annealscope.fit.forms import higher_is_better
 from annealscope.fit.suites import with_suites
 

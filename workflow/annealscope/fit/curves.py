@@ -20,6 +20,7 @@ import pandas as pd
 
 from annealscope.core.config import schema_default
 from annealscope.core.layout import BASE_SOURCE
+from annealscope.core.tables import ROW_KEY, check_table
 from annealscope.fit.forms import FORMS, Form, higher_is_better
 from annealscope.fit.mixture import (
     MIN_WEIGHT,
@@ -36,8 +37,6 @@ from annealscope.fit.resample import Points, budget_points, check_items, replica
 from annealscope.fit.solver import huber, huber_lm
 from annealscope.fit.suites import with_suites
 
-REQUIRED_COLUMNS = ("source", "budget_tokens", "seed", "total_flops", "task", "metric", "value", "stderr")
-NUMERIC_COLUMNS = ("budget_tokens", "seed", "total_flops", "value", "stderr")
 INTERVAL = (5.0, 95.0)
 DEFAULT_DECISION_POINTS = 8
 DENSE_POINTS = 60  # per curve, for the figures
@@ -159,40 +158,6 @@ class FitResult:
     table: pd.DataFrame  # the rows fitted, those of suites and groups included
 
 
-ROW_KEY = ["source", "budget_tokens", "seed", "task", "metric"]
-
-
-def check_table(table: pd.DataFrame) -> None:
-    """Refuse a table the fit would answer wrongly from: missing columns, no rows, a row repeated or given twice
-    with different values (it would count as a second seed, or be averaged), or an invalid standard error."""
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing:
-        raise ValueError(f"metrics table lacks column(s) {missing}; see docs/design.md, 'The tidy results table'")
-    if table.empty:
-        raise ValueError("metrics table has no rows")
-    for column in NUMERIC_COLUMNS:
-        wrong = table[pd.to_numeric(table[column], errors="coerce").isna() & table[column].notna()]
-        if len(wrong):
-            raise ValueError(f"metrics table column {column} has {len(wrong)} entries that are not numbers, e.g. "
-                             f"{wrong[column].iloc[0]!r} at {describe_rows(wrong)}; write a number there (or leave "
-                             "a value empty for a missing score)")
-    if (table["source"] == BASE_SOURCE).all():
-        raise ValueError(f"metrics table has only the base model's rows (source '{BASE_SOURCE}'); a fit needs the "
-                         "rows of annealed cells")
-    repeated = table[table.duplicated(ROW_KEY, keep=False)]
-    if len(repeated):
-        conflicting = repeated.groupby(ROW_KEY)["value"].nunique(dropna=False).gt(1).any()
-        raise ValueError(f"metrics table has {len(repeated)} rows sharing their (source, budget_tokens, seed, task, "
-                         f"metric) {'with different values' if conflicting else 'twice'}, e.g. "
-                         f"{describe_rows(repeated)}; keep one row per cell, task and metric (several seeds need "
-                         "distinct seed numbers)")
-    stderr = table["stderr"].to_numpy(float)
-    invalid = table[~(np.isfinite(stderr) & (stderr >= 0))]
-    if len(invalid):
-        raise ValueError(f"metrics table has {len(invalid)} rows whose stderr is negative or not a number, e.g. "
-                         f"{describe_rows(invalid)}; a standard error is a finite number >= 0")
-
-
 def zero_stderr_rows(table: pd.DataFrame, items: pd.DataFrame | None) -> pd.DataFrame:
     """Rows whose standard error is zero and whose items the bootstrap cannot redraw: they carry no evaluation
     noise into the intervals, which then understate it."""
@@ -201,12 +166,6 @@ def zero_stderr_rows(table: pd.DataFrame, items: pd.DataFrame | None) -> pd.Data
         return zero
     itemised = items[ROW_KEY].drop_duplicates()
     return zero.merge(itemised, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
-
-
-def describe_rows(rows: pd.DataFrame, shown: int = 3) -> str:
-    """The first rows of a table by their key, for a message."""
-    names = [" ".join(f"{key}={row[key]}" for key in ROW_KEY) for _, row in rows.head(shown).iterrows()]
-    return "; ".join(names) + (f"; and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
 def check_settings(settings: FitSettings) -> None:
