@@ -11,9 +11,10 @@ from scipy.optimize import brentq
 from annealscope.core.layout import FIT_OUTPUTS
 from annealscope.fit.allocation import best_split
 from annealscope.fit.analysis import analyse
-from annealscope.fit.curves import FitSettings, fit_table
+from annealscope.fit.curves import FitSettings, fit_table, flat_trend
 from annealscope.fit.decisions import outward_percentiles
 from annealscope.fit.forms import FORMS
+from annealscope.fit.resample import Points
 
 BUDGETS = (1, 2, 4, 8, 16, 32)
 
@@ -384,3 +385,19 @@ def test_a_source_is_never_chosen_below_its_acquisition_compute():
     predictions = analysis.result.predictions
     assert predictions.loc[predictions["source"] == "costly", "total_flops"].min() >= 8e12  # nothing it can't buy
     assert predictions.loc[predictions["source"] == "cheap", "total_flops"].min() == 1e12
+
+
+def test_a_curve_that_falls_and_rises_again_is_not_flat_and_noise_alone_mostly_is():
+    rng, flops = np.random.default_rng(0), np.array(BUDGETS) * 1e12
+    middle = np.log(flops).mean()
+
+    def points(truth: np.ndarray, noise: float = 0.005) -> Points:
+        value = truth + rng.normal(0, noise, len(truth))
+        return Points(flops, value, np.full(len(flops), noise), value + rng.normal(0, noise, (400, len(flops))),
+                      np.ones(len(flops)))
+
+    valley = 0.5 + 0.02 * (np.log(flops) - middle) ** 2  # 0.06 (12 noise units) above its floor at both ends
+    assert flat_trend(points(valley)) is None
+    assert flat_trend(points(0.5 - 0.01 * np.log(flops / 1e12))) is None
+    flat = [flat_trend(points(np.full(len(flops), 0.5))) is not None for _ in range(300)]
+    assert 0.72 <= np.mean(flat) <= 0.9  # a 90% interval each for the trend and the curvature

@@ -4,10 +4,10 @@ Per (source, task, metric): seeds are averaged per budget; every configured form
 squares (Huber loss, residuals in units of each point's standard error, several starts), and refitted without
 the largest budget and without the two largest. The forms are then averaged, not chosen, and two error terms
 are estimated per curve, with the median over the sources of its (task, metric) as their floor (see
-`mixture`). A curve whose trend over the grid is within noise is reported as flat, and a constant joins its
-forms. Uncertainty: every replicate of the paired bootstrap (items, and seeds where present; see `resample`)
-follows one form drawn by weight and is refitted in it, its scatter added, all of a form's replicates in one
-batch; beyond the data each replicate also carries its extrapolation error.
+`mixture`). A curve whose trend and curvature over the grid are both within noise is reported as flat,
+and a constant joins its forms. Uncertainty: every replicate of the paired bootstrap (items, and seeds where
+present; see `resample`) follows one form drawn by weight and is refitted in it, its scatter added, all of a
+form's replicates in one batch; beyond the data each replicate also carries its extrapolation error.
 """
 
 from __future__ import annotations
@@ -399,7 +399,9 @@ def _held_out(form: Form, x: np.ndarray, y: np.ndarray, sigma: np.ndarray, keep:
 
 
 def flat_trend(points: Points) -> str | None:
-    """Why the curve is flat (its weighted log-linear trend's 90% bootstrap interval contains zero), else None."""
+    """Why the curve is flat, else None. Flat: the 90% bootstrap intervals of its weighted log-linear trend and
+    of the curvature of its weighted quadratic in log compute both contain zero, so a curve that falls and
+    rises again, with no trend from end to end, is not flat."""
     if len(points.flops) < 2 or not len(points.replicates):
         return None
     log_flops = np.log(points.flops)
@@ -407,11 +409,22 @@ def flat_trend(points: Points) -> str | None:
     centred = log_flops - (weights @ log_flops) / weights.sum()
     slopes = (points.replicates @ (weights * centred)) / (weights @ centred**2)
     lower, upper = np.percentile(slopes, INTERVAL)
-    if lower <= 0.0 <= upper:
+    if lower <= 0.0 <= upper and not _curved(centred, weights, points.replicates):
         span = float(np.ptp(log_flops))
-        return (f"change over the grid {lower * span:+.3g} to {upper * span:+.3g} (90% interval) includes zero; "
-                "no trend beyond evaluation noise")
+        return (f"change over the grid {lower * span:+.3g} to {upper * span:+.3g} (90% interval) includes zero, "
+                "and so does the curvature; no trend beyond evaluation noise")
     return None
+
+
+def _curved(x: np.ndarray, weights: np.ndarray, replicates: np.ndarray) -> bool:
+    """Whether the 90% bootstrap interval of the quadratic term of a weighted fit a + b·x + c·x² excludes zero
+    (never with fewer than 4 distinct x, where a quadratic leaves no residual)."""
+    if len(np.unique(x)) < 4:
+        return False
+    design = np.stack([np.ones_like(x), x, x**2], axis=1) * np.sqrt(weights)[:, None]
+    curvature = (replicates * np.sqrt(weights)) @ np.linalg.pinv(design)[2]
+    lower, upper = np.percentile(curvature, INTERVAL)
+    return not lower <= 0.0 <= upper
 
 
 def bootstrap(form: Form, theta: np.ndarray, points: Points, base: Points | None, reference: float,
