@@ -226,14 +226,15 @@ def test_a_missing_data_package_says_how_to_install_it():
 
 
 def test_a_text_file_splits_at_blank_lines_as_its_whole_text_would_in_any_byte_ranges_and_streams(tmp_path):
-    """Runs of newlines, blank lines holding spaces, Windows line ends and no final newline: the documents are
-    those of splitting the whole text at each blank line, stripped, blanks dropped, read whole or in byte
-    ranges cut anywhere (within a line end, a character's bytes, a document), each document once, with the
-    offset of its first line as id; reading a 23 MB file holds a document at a time, not the file."""
+    """Runs of newlines, blank lines holding spaces, Windows line ends, lone carriage returns (old Mac line ends)
+    and no final newline: the documents are those of splitting the whole text, read as Python's text mode does,
+    at each blank line, stripped, blanks dropped, read whole or in byte ranges cut anywhere (within a line end,
+    a character's bytes, a document), each document once, with the offset of its first line as id; reading a
+    23 MB file holds a document at a time, not the file."""
     import tracemalloc
 
     rng = random.Random(0)
-    pieces = ["a", "b c", " ", "\n", "\n\n", "\n\n\n", "\r\n", "\r\n\r\n", "\t", "x\ny", "é"]
+    pieces = ["a", "b c", " ", "\n", "\n\n", "\n\n\n", "\r\n", "\r\n\r\n", "\t", "x\ny", "é", "\r", "\r\r", "u\rv"]
     path = tmp_path / "docs.txt"
     for _ in range(500):
         path.write_bytes("".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))).encode())
@@ -250,7 +251,7 @@ def test_a_text_file_splits_at_blank_lines_as_its_whole_text_would_in_any_byte_r
         for document in documents:
             offset = int(document.id.removeprefix("docs.txt@"))
             assert text[offset:].decode("utf-8").lstrip().startswith(document.text[:1])
-            assert offset == 0 or text[:offset].endswith(b"\n")
+            assert offset == 0 or text[:offset].endswith((b"\n", b"\r"))
     paragraph = " ".join(rng.choices(["alpha", "beta", "gamma", "delta"], k=400))
     path.write_text("\n\n".join(f"{index} {paragraph}" for index in range(10_000)), encoding="utf-8")
     tracemalloc.start()

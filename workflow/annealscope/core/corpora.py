@@ -50,7 +50,8 @@ HUB_OPTIONS = {"name", "split", "text", "label", "max_documents", "max_tokens", 
 JSON_LINES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".json.zst")  # Dolma's .json.gz hold JSON lines too
 LOCAL_SUFFIXES = (*JSON_LINES, ".parquet", ".txt")
 FETCH_BYTES_PER_TOKEN = 8
-BLANK_LINES = frozenset({b"\n", b"\r\n", b"\r"})  # a text file's document separators (`\r`: its last line, alone)
+BLANK_LINES = frozenset({b"\n", b"\r\n", b"\r"})  # a text file's document separators: its blank lines
+NEWLINE = ord("\n")
 CAP_BATCH = 1024
 HUB_BATCH = 1024  # rows a hub dataset is streamed in
 CHECKED_SHARDS, CHECKED_LINES = 16, 5  # what a dry run parses of a local corpus
@@ -419,10 +420,12 @@ def _records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
 
 def _text_documents(path: Path, start: int, end: int) -> Iterator[tuple[int, str]]:
     """(byte offset, text) of the documents of a text file that begin in bytes [start, end), read a line at a
-    time (a file larger than memory streams). A document is a run of lines that are not blank (a blank line is
-    empty but for its line end, `\\n` or `\\r\\n`), its line ends made `\\n`, stripped, and dropped if nothing is
-    left: what splitting the whole text at every blank line gives. A document that begins before `start` is
-    the previous range's, read to its end however far past `end` it goes."""
+    time (a file larger than memory streams). A document is a run of lines that are not blank (a line ends in
+    `\n`, `\r\n` or a lone `\r`, as Python's text mode reads it; a blank line is empty but for its line end),
+    its line ends made `\n`, stripped, and dropped if nothing is left: what splitting the whole text at every
+    blank line gives. A document belongs to the range in which the `\n`-ended line holding its first byte
+    starts (a file whose lines all end in a lone `\r` is one such line: one range reads it, whole); one that
+    begins before `start` is the previous range's, read to its end however far past `end` it goes."""
     with open(path, "rb") as handle:
         inside = False  # in a document that began before this range, whose lines are skipped
         if start:
@@ -430,12 +433,10 @@ def _text_documents(path: Path, start: int, end: int) -> Iterator[tuple[int, str
             handle.readline()  # the rest of the line that holds byte start - 1
             line_start = handle.tell()
             handle.seek(max(line_start - 3, 0))
-            before = handle.read(line_start - handle.tell())  # the end of the line before, to tell if it is blank
-            content = before[:-1]
-            inside = not (content.endswith((b"\n", b"\n\r")) or (line_start == len(before) and content in (b"", b"\r")))
+            inside = not _after_blank_line(handle.read(line_start - handle.tell()), line_start)
         lines: list[bytes] = []
-        offset = first = handle.tell()
-        for line in handle:
+        offset = first = raw_start = handle.tell()  # raw_start: where the `\n`-ended line holding `offset` starts
+        for line in itertools.chain.from_iterable(map(bytes.splitlines, handle, itertools.repeat(True))):
             if line in BLANK_LINES:
                 if lines and (text := _document_text(path, first, lines)):
                     yield first, text
@@ -443,13 +444,23 @@ def _text_documents(path: Path, start: int, end: int) -> Iterator[tuple[int, str
                 inside = False
             elif not inside:
                 if not lines:
-                    if offset >= end:
+                    if raw_start >= end:
                         return
                     first = offset
                 lines.append(line)
             offset += len(line)
+            if line[-1] == NEWLINE:
+                raw_start = offset
         if lines and (text := _document_text(path, first, lines)):
             yield first, text
+
+
+def _after_blank_line(before: bytes, line_start: int) -> bool:
+    """Whether the line that starts at `line_start` starts a document: the line before it is blank, or there is
+    none. `before`: the up to 3 bytes before `line_start`, which end in `\n` or `\r\n`."""
+    content = before[:-1]
+    content = content[:-1] if content.endswith(b"\r") else content
+    return content.endswith((b"\n", b"\r")) or (line_start == len(before) and not content)
 
 
 def _document_text(path: Path, offset: int, lines: list[bytes]) -> str:
