@@ -421,10 +421,10 @@ def _records(path: Path, fields: Fields, row_groups: Sequence[int] | None,
 def _text_documents(path: Path, start: int, end: int) -> Iterator[tuple[int, str]]:
     """(byte offset, text) of the documents of a text file that begin in bytes [start, end), read a line at a
     time (a file larger than memory streams). A document is a run of lines that are not blank (a line ends in
-    `\n`, `\r\n` or a lone `\r`, as Python's text mode reads it; a blank line is empty but for its line end),
-    its line ends made `\n`, stripped, and dropped if nothing is left: what splitting the whole text at every
-    blank line gives. A document belongs to the range in which the `\n`-ended line holding its first byte
-    starts (a file whose lines all end in a lone `\r` is one such line: one range reads it, whole); one that
+    `\\n`, `\\r\\n` or a lone `\\r`, as Python's text mode reads it; a blank line is empty but for its line end),
+    its line ends made `\\n`, stripped, and dropped if nothing is left: what splitting the whole text at every
+    blank line gives. A document belongs to the range in which the `\\n`-ended line holding its first byte
+    starts (a file whose lines all end in a lone `\\r` is one such line: one range reads it, whole); one that
     begins before `start` is the previous range's, read to its end however far past `end` it goes."""
     with open(path, "rb") as handle:
         inside = False  # in a document that began before this range, whose lines are skipped
@@ -457,7 +457,7 @@ def _text_documents(path: Path, start: int, end: int) -> Iterator[tuple[int, str
 
 def _after_blank_line(before: bytes, line_start: int) -> bool:
     """Whether the line that starts at `line_start` starts a document: the line before it is blank, or there is
-    none. `before`: the up to 3 bytes before `line_start`, which end in `\n` or `\r\n`."""
+    none. `before`: the up to 3 bytes before `line_start`, which end in `\\n` or `\\r\\n`."""
     content = before[:-1]
     content = content[:-1] if content.endswith(b"\r") else content
     return content.endswith((b"\n", b"\r")) or (line_start == len(before) and not content)

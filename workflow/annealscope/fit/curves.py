@@ -418,8 +418,8 @@ def flat_trend(points: Points) -> str | None:
 
 def _curved(x: np.ndarray, weights: np.ndarray, replicates: np.ndarray) -> bool:
     """Whether the 90% bootstrap interval of the quadratic term of a weighted fit a + b·x + c·x² excludes zero
-    (never with fewer than 4 distinct x, where a quadratic leaves no residual)."""
-    if len(np.unique(x)) < 4:
+    (never with fewer than 3 distinct x, which do not determine it)."""
+    if len(np.unique(x)) < 3:
         return False
     design = np.stack([np.ones_like(x), x, x**2], axis=1) * np.sqrt(weights)[:, None]
     curvature = (replicates * np.sqrt(weights)) @ np.linalg.pinv(design)[2]
