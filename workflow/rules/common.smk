@@ -283,7 +283,7 @@ def cooldown_settings(wildcards):
 
 def replay_input(wildcards):
     """What an anneal mixes in: the replay shards' index, or the one array of a grid that predates them."""
-    if not REPLAY_SHARDS and not WHOLE_REPLAY:
+    if config["replay"]["fraction"] == 0:
         return []
     return [path(layout.TOKENS if WHOLE_REPLAY else layout.TOKENS_META, source="replay")]
 

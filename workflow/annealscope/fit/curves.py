@@ -406,25 +406,21 @@ def flat_trend(points: Points) -> str | None:
         return None
     log_flops = np.log(points.flops)
     weights = points.sigma**-2.0
-    centred = log_flops - (weights @ log_flops) / weights.sum()
-    slopes = (points.replicates @ (weights * centred)) / (weights @ centred**2)
-    lower, upper = np.percentile(slopes, INTERVAL)
-    if lower <= 0.0 <= upper and not _curved(centred, weights, points.replicates):
+    slope = _top_term(log_flops, weights, points.replicates, 1)
+    curvature = _top_term(log_flops, weights, points.replicates, 2) if len(np.unique(log_flops)) >= 3 else (0, 0)
+    if all(lower <= 0.0 <= upper for lower, upper in (slope, curvature)):
         span = float(np.ptp(log_flops))
-        return (f"change over the grid {lower * span:+.3g} to {upper * span:+.3g} (90% interval) includes zero, "
-                "and so does the curvature; no trend beyond evaluation noise")
+        return (f"change over the grid {slope[0] * span:+.3g} to {slope[1] * span:+.3g} (90% interval) includes "
+                "zero, and so does the curvature; no trend beyond evaluation noise")
     return None
 
 
-def _curved(x: np.ndarray, weights: np.ndarray, replicates: np.ndarray) -> bool:
-    """Whether the 90% bootstrap interval of the quadratic term of a weighted fit a + b·x + c·x² excludes zero
-    (never with fewer than 3 distinct x, which do not determine it)."""
-    if len(np.unique(x)) < 3:
-        return False
-    design = np.stack([np.ones_like(x), x, x**2], axis=1) * np.sqrt(weights)[:, None]
-    curvature = (replicates * np.sqrt(weights)) @ np.linalg.pinv(design)[2]
-    lower, upper = np.percentile(curvature, INTERVAL)
-    return not lower <= 0.0 <= upper
+def _top_term(x: np.ndarray, weights: np.ndarray, replicates: np.ndarray, degree: int) -> np.ndarray:
+    """The 90% bootstrap interval of the highest term of a weighted polynomial of `degree` in x (centred), fitted
+    to each replicate: the slope for degree 1, the curvature for 2."""
+    root = np.sqrt(weights)
+    design = np.vander(x - (weights @ x) / weights.sum(), degree + 1) * root[:, None]
+    return np.percentile((replicates * root) @ np.linalg.pinv(design)[0], INTERVAL)
 
 
 def bootstrap(form: Form, theta: np.ndarray, points: Points, base: Points | None, reference: float,
